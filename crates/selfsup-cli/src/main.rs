@@ -1,0 +1,225 @@
+//! `selfsup`: train, inspect, convert, extract and benchmark MMSelfSup
+//! configs. Run `selfsup --help`.
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use selfsup::{
+    algorithms::key_map_rows,
+    config::Config,
+    train::{bench::bench, extract::extract, LoadedConfig, Resume, TrainOptions},
+    weights::{export_state_dict, load_into, read_checkpoint, write_safetensors, KeyMap, LoadOptions},
+    with_backend,
+};
+
+#[derive(Parser)]
+#[command(name = "selfsup", version, about = "Self-supervised visual pre-training (MMSelfSup) in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct BackendArgs {
+    /// Backend: flex (pure-Rust CPU), tch (libtorch), wgpu, cuda; compiled ones only.
+    #[arg(long, default_value_t = default_backend())]
+    backend: String,
+    /// Device: `cpu`, or `cuda:N` for tch and cuda.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn default_backend() -> String {
+    selfsup::backend::available().first().copied().unwrap_or("flex").to_string()
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a config (MMSelfSup's `tools/train.py`).
+    Train {
+        /// The config file (TOML, JSON or YAML).
+        config: PathBuf,
+        /// Output folder; default `work_dirs/<config name>`.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Override config keys: `train_cfg.max_iters=20 model.backbone.arch=b`.
+        #[arg(long, num_args = 1..)]
+        cfg_options: Vec<String>,
+        /// Resume: `auto` (newest checkpoint of the work dir) or a checkpoint path.
+        #[arg(long, num_args = 0..=1, default_missing_value = "auto")]
+        resume: Option<String>,
+        /// No progress bar: print a log line every logger interval instead.
+        #[arg(long)]
+        no_progress: bool,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Print the resolved config (bases merged, options applied).
+    Config {
+        /// The config file.
+        config: PathBuf,
+        /// Override config keys.
+        #[arg(long, num_args = 1..)]
+        cfg_options: Vec<String>,
+        /// Output format: toml, json or yaml.
+        #[arg(long, default_value = "toml")]
+        format: String,
+    },
+    /// Convert a checkpoint (MMSelfSup `.pth` or ours) to safetensors with
+    /// PyTorch key names; with `--config`, check it against the model first.
+    Convert {
+        /// Input checkpoint (.pth or .safetensors).
+        input: PathBuf,
+        /// Output .safetensors.
+        output: PathBuf,
+        /// Check the keys and shapes against this config's model (strict).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Keep only this sub-tree, prefix stripped (`backbone.` for downstream use).
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// Extract features of a folder of images with the config's test pipeline.
+    Extract {
+        /// The config file.
+        config: PathBuf,
+        /// Weights: an MMSelfSup `.pth` or a selfsup checkpoint.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Folder of images (searched recursively).
+        #[arg(long)]
+        images: PathBuf,
+        /// Output .safetensors (`feats`, plus the file names in the metadata).
+        #[arg(long)]
+        out: PathBuf,
+        /// Override config keys.
+        #[arg(long, num_args = 1..)]
+        cfg_options: Vec<String>,
+        /// Images per batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Training throughput (img/s, ms/step) of a config on synthetic input.
+    Bench {
+        /// The config file.
+        config: PathBuf,
+        /// Images per step.
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Untimed warm-up steps.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Override config keys.
+        #[arg(long, num_args = 1..)]
+        cfg_options: Vec<String>,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+}
+
+fn config_name(path: &Path) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "config".into());
+    format!("{stem}.toml")
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Train { config, work_dir, cfg_options, resume, no_progress, backend } => {
+            let cfg = LoadedConfig::load(&config, &cfg_options)?;
+            let work_dir = work_dir
+                .or_else(|| cfg.run.work_dir.as_ref().map(PathBuf::from))
+                .unwrap_or_else(|| {
+                    PathBuf::from("work_dirs").join(config.file_stem().map(|s| s.to_os_string()).unwrap_or_default())
+                });
+            let resume = match resume.as_deref() {
+                None => Resume::No,
+                Some("auto") => Resume::Auto,
+                Some(p) => Resume::From(PathBuf::from(p)),
+            };
+            let opts = TrainOptions { work_dir: work_dir.clone(), resume, progress: !no_progress, config_name: config_name(&config) };
+            let summary = with_backend!(&backend.backend, &backend.device, |B, device| {
+                selfsup::train::train::<B>(&cfg, &opts, &device)
+            })
+            .map_err(|e| anyhow!(e))??;
+            let first = summary.losses.first().copied().unwrap_or(f64::NAN);
+            let last = summary.losses.last().copied().unwrap_or(f64::NAN);
+            println!(
+                "done: {} iterations ({} this run), loss {first:.4} -> {last:.4}, {:.1} img/s, {} unreadable images skipped",
+                summary.iters, summary.iters_this_run, summary.images_per_sec, summary.skipped_images
+            );
+            println!("checkpoint: {}", summary.checkpoint.display());
+            println!("log: {}", work_dir.join("scalars.json").display());
+        }
+        Command::Config { config, cfg_options, format } => {
+            let mut tree = Config::from_file(&config)?;
+            tree.merge_options(&cfg_options)?;
+            // Decode too, so an unknown key or type is reported here.
+            LoadedConfig::from_tree(tree.clone())?;
+            let text = match format.as_str() {
+                "toml" => tree.to_toml_string()?,
+                "json" => tree.to_json_string_pretty()?,
+                "yaml" => tree.to_yaml_string()?,
+                other => bail!("unknown format `{other}`; use toml, json or yaml"),
+            };
+            print!("{text}");
+        }
+        Command::Convert { input, output, config, prefix } => {
+            let state = read_checkpoint(&input)?;
+            let state = match &prefix {
+                Some(p) => state.sub(p),
+                None => state,
+            };
+            let tensors = match config {
+                Some(cfg_path) => {
+                    let cfg = LoadedConfig::load(&cfg_path, &[])?;
+                    let keymap = KeyMap::new().rows(&key_map_rows());
+                    type B = selfsup::backend::Autodiff<selfsup::backend::Flex>;
+                    let device = Default::default();
+                    let model = cfg.run.model.init::<B>(&device);
+                    let (model, report) = load_into(model, &state, &keymap, &LoadOptions::default())
+                        .with_context(|| format!("{} does not fit {}", input.display(), cfg_path.display()))?;
+                    eprintln!("checked against {}: {report}", cfg_path.display());
+                    export_state_dict(&model, &keymap)?
+                }
+                None => state.tensors,
+            };
+            let n = tensors.len();
+            write_safetensors(&output, &tensors, &Default::default())?;
+            println!("wrote {n} tensors to {}", output.display());
+        }
+        Command::Extract { config, checkpoint, images, out, cfg_options, batch_size, backend } => {
+            let cfg = LoadedConfig::load(&config, &cfg_options)?;
+            let n = with_backend!(&backend.backend, &backend.device, |B, device| {
+                extract::<B>(&cfg, &checkpoint, &images, &out, batch_size, &device)
+            })
+            .map_err(|e| anyhow!(e))??;
+            println!("wrote features of {n} images to {}", out.display());
+        }
+        Command::Bench { config, batch_size, steps, warmup, cfg_options, json, backend } => {
+            let cfg = LoadedConfig::load(&config, &cfg_options)?;
+            let r = with_backend!(&backend.backend, &backend.device, |B, device| {
+                bench::<B>(&cfg, batch_size, warmup, steps, &device)
+            })
+            .map_err(|e| anyhow!(e))??;
+            if json {
+                let mut v = serde_json::to_value(&r)?;
+                v["backend"] = serde_json::json!(backend.backend);
+                println!("{v}");
+            } else {
+                println!(
+                    "{} on {}: batch {}, {:.1} ms/step, {:.2} img/s ({} steps after {} warm-up)",
+                    r.algorithm, backend.backend, r.batch_size, r.ms_per_step, r.images_per_sec, r.steps, warmup
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! Shared building blocks of selfsup's backbones and necks: the mmcls/mmcv
+//! transformer layer (fused `qkv` attention, FFN), patch embedding, fixed
+//! 2-D sin-cos position embeddings and MMSelfSup's initialisers.
+//!
+//! Field names are the PyTorch attribute names, so checkpoint keys match
+//! MMSelfSup's; where `nn.Sequential` leaves index names, the remap rows sit
+//! next to the component ([`transformer::FFN_KEY_REMAP`]).
+//!
+//! This crate holds no backbone, neck or algorithm.
+#![warn(missing_docs)]
+
+pub mod attention;
+pub mod init;
+pub mod norm;
+pub mod patch_embed;
+pub mod pos_embed;
+pub mod transformer;
+
+pub use attention::MultiheadAttention;
+pub use norm::NormCfg;
+pub use patch_embed::PatchEmbed;
+pub use pos_embed::build_2d_sincos_position_embedding;
+pub use transformer::{Ffn, TransformerEncoderLayer, TransformerEncoderLayerConfig};

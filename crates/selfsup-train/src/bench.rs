@@ -1,0 +1,72 @@
+//! Training throughput of a config, on synthetic batches (no data loading).
+use std::time::Instant;
+
+use burn::{
+    optim::GradientsParams,
+    tensor::{backend::AutodiffBackend, Tensor, TensorData},
+};
+use selfsup_algorithms::{key_map_rows, Algorithm};
+use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
+use selfsup_weights::KeyMap;
+
+use crate::{config::LoadedConfig, optim::AdamW, TrainError};
+
+/// One benchmark's result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchResult {
+    /// `model.type`.
+    pub algorithm: String,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Mean milliseconds per training step (forward, backward, optimiser).
+    pub ms_per_step: f64,
+    /// Images per second.
+    pub images_per_sec: f64,
+}
+
+/// Times `steps` full training steps (after `warmup` untimed ones) at
+/// `batch_size`, on random inputs of the model's input size.
+pub fn bench<B: AutodiffBackend>(
+    cfg: &LoadedConfig,
+    batch_size: usize,
+    warmup: usize,
+    steps: usize,
+    device: &B::Device,
+) -> Result<BenchResult, TrainError> {
+    let run = &cfg.run;
+    let size = run.model.input_size().unwrap_or(224);
+    let views = run.model.num_views();
+    let mut model: Algorithm<B> = run.model.init(device);
+    let keymap = KeyMap::new().rows(&key_map_rows());
+    let mut optim = AdamW::<B>::new(&run.optim_wrapper, &model, &keymap);
+    let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| run.optim_wrapper.lr() * m).collect();
+    let mut draws = Draws::seeded(0);
+    let n = batch_size * 3 * size * size;
+    let data: Vec<f32> = draws.uniform("bench_input", n).into_iter().map(|v| v * 255.0).collect();
+    let raw = Tensor::<B, 4>::from_data(TensorData::new(data, [batch_size, 3, size, size]), device);
+    let inputs = SelfSupInputs { views: (0..views).map(|_| model.data_preprocessor().apply(raw.clone())).collect() };
+    let mut elapsed = 0.0;
+    for i in 0..warmup + steps {
+        let t = Instant::now();
+        let (out, state) = model.loss(&inputs, &mut draws)?;
+        let total = out.total().ok_or_else(|| TrainError::Other("no loss".into()))?;
+        let grads = GradientsParams::from_grads(total.backward(), &model);
+        let (m, _) = optim.step(&lrs, model, grads);
+        model = m.after_step(state, &StepContext { iter: i, max_iters: warmup + steps, epoch: 0 });
+        // Wait for the device: read one value of the updated model.
+        let _ = B::sync(device);
+        if i >= warmup {
+            elapsed += t.elapsed().as_secs_f64();
+        }
+    }
+    let ms = 1000.0 * elapsed / steps.max(1) as f64;
+    Ok(BenchResult {
+        algorithm: model.name().to_string(),
+        batch_size,
+        steps,
+        ms_per_step: ms,
+        images_per_sec: batch_size as f64 * 1000.0 / ms.max(1e-9),
+    })
+}

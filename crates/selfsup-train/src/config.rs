@@ -1,0 +1,273 @@
+//! The run config: MMSelfSup's top-level layout, typed.
+use std::path::Path;
+
+use selfsup_algorithms::AlgorithmConfig;
+use selfsup_config::{Config, ConfigError};
+use selfsup_data::DataLoaderConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::{optim::OptimWrapperConfig, schedule::SchedulerConfig};
+
+/// `train_cfg`: MMEngine's loops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainCfg {
+    /// `EpochBasedTrainLoop` or `IterBasedTrainLoop`.
+    #[serde(rename = "type", default = "epoch_loop")]
+    pub kind: String,
+    /// Epochs (epoch-based loops).
+    #[serde(default)]
+    pub max_epochs: Option<usize>,
+    /// Iterations: the length of an iteration-based loop, or a cap on an
+    /// epoch-based one (`--cfg-options train_cfg.max_iters=20`).
+    #[serde(default)]
+    pub max_iters: Option<usize>,
+    /// Validation interval (no validation loop in pre-training; accepted).
+    #[serde(default)]
+    pub val_interval: Option<usize>,
+}
+
+fn epoch_loop() -> String {
+    "EpochBasedTrainLoop".into()
+}
+
+/// `default_hooks` that the engine honours; the other MMEngine hooks
+/// (`runtime_info`, `timer`, `param_scheduler`, `sampler_seed`) are built in.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DefaultHooks {
+    /// `logger = dict(type='LoggerHook', interval=50)`.
+    #[serde(default)]
+    pub logger: Option<LoggerHook>,
+    /// `checkpoint = dict(type='CheckpointHook', interval=10, max_keep_ckpts=3)`.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointHook>,
+    /// Built in; accepted.
+    #[serde(default)]
+    pub runtime_info: Option<serde_json::Value>,
+    /// Built in; accepted.
+    #[serde(default)]
+    pub timer: Option<serde_json::Value>,
+    /// Built in; accepted.
+    #[serde(default)]
+    pub param_scheduler: Option<serde_json::Value>,
+    /// Built in; accepted.
+    #[serde(default)]
+    pub sampler_seed: Option<serde_json::Value>,
+    /// Visualisation hook; accepted.
+    #[serde(default)]
+    pub visualization: Option<serde_json::Value>,
+}
+
+/// `LoggerHook`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggerHook {
+    /// Hook type.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Log every `interval` iterations.
+    #[serde(default = "fifty")]
+    pub interval: usize,
+}
+
+fn fifty() -> usize {
+    50
+}
+
+/// `CheckpointHook`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointHook {
+    /// Hook type.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Save every `interval` epochs (or iterations when `by_epoch = false`).
+    #[serde(default = "minus_one")]
+    pub interval: i64,
+    /// Count `interval` in epochs.
+    #[serde(default = "yes")]
+    pub by_epoch: bool,
+    /// Keep only the newest K checkpoints (-1: all).
+    #[serde(default = "minus_one")]
+    pub max_keep_ckpts: i64,
+}
+
+fn minus_one() -> i64 {
+    -1
+}
+fn yes() -> bool {
+    true
+}
+
+/// `randomness = dict(seed=0, diff_rank_seed=True)`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Randomness {
+    /// The run's seed (0 when absent).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Different seeds per rank (single-device runs: no effect).
+    #[serde(default)]
+    pub diff_rank_seed: bool,
+    /// Deterministic kernels (the CPU backends always are).
+    #[serde(default)]
+    pub deterministic: bool,
+}
+
+/// A whole run config in MMSelfSup's layout.
+///
+/// Keys that only steer MMEngine's runtime (`env_cfg`, `visualizer`,
+/// `log_processor`, ...) are accepted and have no effect here; the same
+/// goes for the Python variables MMSelfSup's config files define at top
+/// level (`dataset_type`, `data_root`, `train_pipeline`, `optimizer`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// `model = dict(type=..., ...)`.
+    pub model: AlgorithmConfig,
+    /// The training data.
+    pub train_dataloader: DataLoaderConfig,
+    /// The feature-extraction data (resize, center crop); optional.
+    #[serde(default)]
+    pub test_dataloader: Option<DataLoaderConfig>,
+    /// The optimiser.
+    pub optim_wrapper: OptimWrapperConfig,
+    /// The schedules.
+    #[serde(default)]
+    pub param_scheduler: Vec<SchedulerConfig>,
+    /// The loop.
+    pub train_cfg: TrainCfg,
+    /// Logging and checkpoint hooks.
+    #[serde(default)]
+    pub default_hooks: DefaultHooks,
+    /// Seeds.
+    #[serde(default)]
+    pub randomness: Randomness,
+    /// Where outputs go (the CLI's `--work-dir` wins).
+    #[serde(default)]
+    pub work_dir: Option<String>,
+    /// Weights to load before training (an MMSelfSup `.pth` or ours).
+    #[serde(default)]
+    pub load_from: Option<String>,
+    /// Resume from the latest checkpoint in the work dir.
+    #[serde(default)]
+    pub resume: bool,
+    /// `auto_scale_lr = dict(base_batch_size=..., enable=...)`; only
+    /// `enable = false` is honoured.
+    #[serde(default)]
+    pub auto_scale_lr: Option<serde_json::Value>,
+    /// MMEngine runtime keys, accepted without effect.
+    #[serde(default)]
+    pub default_scope: Option<String>,
+    /// Accepted without effect.
+    #[serde(default)]
+    pub env_cfg: Option<serde_json::Value>,
+    /// Accepted without effect.
+    #[serde(default)]
+    pub log_processor: Option<serde_json::Value>,
+    /// Accepted without effect.
+    #[serde(default)]
+    pub vis_backends: Option<serde_json::Value>,
+    /// Accepted without effect.
+    #[serde(default)]
+    pub visualizer: Option<serde_json::Value>,
+    /// Accepted without effect.
+    #[serde(default)]
+    pub log_level: Option<String>,
+    /// Accepted without effect.
+    #[serde(default)]
+    pub launcher: Option<String>,
+    /// Accepted without effect.
+    #[serde(default)]
+    pub custom_hooks: Option<serde_json::Value>,
+    /// Config-file variable, accepted without effect.
+    #[serde(default)]
+    pub dataset_type: Option<String>,
+    /// Config-file variable, accepted without effect.
+    #[serde(default)]
+    pub data_root: Option<String>,
+    /// Config-file variable, accepted without effect.
+    #[serde(default)]
+    pub train_pipeline: Option<serde_json::Value>,
+    /// Config-file variable, accepted without effect.
+    #[serde(default)]
+    pub test_pipeline: Option<serde_json::Value>,
+    /// Config-file variable, accepted without effect.
+    #[serde(default)]
+    pub optimizer: Option<serde_json::Value>,
+    /// Config-file variable, accepted without effect.
+    #[serde(default)]
+    pub file_client_args: Option<serde_json::Value>,
+}
+
+/// A loaded, decoded and validated run config, with the tree it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The resolved tree (bases merged, options applied).
+    pub tree: Config,
+    /// The typed config.
+    pub run: RunConfig,
+}
+
+/// Errors of loading a run config.
+#[derive(Debug, thiserror::Error)]
+pub enum RunConfigError {
+    /// Reading, merging or decoding failed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A field cannot be honoured.
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        /// The config file.
+        file: String,
+        /// The key path.
+        key: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl LoadedConfig {
+    /// Loads `path` (TOML, JSON or YAML with `_base_`), applies
+    /// `--cfg-options`, decodes and validates everything the engine must
+    /// honour, so a bad field fails now and not at iteration 1000.
+    pub fn load(path: &Path, options: &[String]) -> Result<Self, RunConfigError> {
+        let mut tree = Config::from_file(path)?;
+        tree.merge_options(options)?;
+        Self::from_tree(tree)
+    }
+
+    /// Decodes and validates an already resolved tree.
+    pub fn from_tree(tree: Config) -> Result<Self, RunConfigError> {
+        let run: RunConfig = tree.decode()?;
+        let file = tree.file().display().to_string();
+        let invalid = |key: String, message: String| RunConfigError::Invalid { file: file.clone(), key, message };
+        run.model.validate().map_err(|i| invalid(format!("model.{}", i.key), i.message))?;
+        run.optim_wrapper.validate().map_err(|(k, m)| invalid(k, m))?;
+        for (i, s) in run.param_scheduler.iter().enumerate() {
+            s.validate().map_err(|m| invalid(format!("param_scheduler.{i}"), m))?;
+        }
+        match run.train_cfg.kind.as_str() {
+            "EpochBasedTrainLoop" => {
+                if run.train_cfg.max_epochs.is_none() && run.train_cfg.max_iters.is_none() {
+                    return Err(invalid("train_cfg.max_epochs".into(), "an EpochBasedTrainLoop needs max_epochs".into()));
+                }
+            }
+            "IterBasedTrainLoop" => {
+                if run.train_cfg.max_iters.is_none() {
+                    return Err(invalid("train_cfg.max_iters".into(), "an IterBasedTrainLoop needs max_iters".into()));
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "train_cfg.type".into(),
+                    format!("unknown loop `{other}`; known: EpochBasedTrainLoop, IterBasedTrainLoop"),
+                ))
+            }
+        }
+        if let Some(v) = &run.auto_scale_lr {
+            if v.get("enable").and_then(|e| e.as_bool()).unwrap_or(false) {
+                return Err(invalid("auto_scale_lr.enable".into(), "automatic lr scaling is not supported; scale lr yourself".into()));
+            }
+        }
+        Ok(Self { tree, run })
+    }
+}

@@ -1,0 +1,63 @@
+//! The selfsup training engine: MMEngine's runner, for one device.
+//!
+//! - [`config`]: the run config in MMSelfSup's layout (`model`,
+//!   `train_dataloader`, `optim_wrapper`, `param_scheduler`, `train_cfg`,
+//!   `default_hooks`, ...), validated at load time.
+//! - [`optim`]: AdamW with PyTorch semantics and MMEngine's `paramwise_cfg`.
+//! - [`schedule`]: MMEngine's parameter schedulers in their chainable form.
+//! - [`runner`]: the loop, with a progress bar, a JSON-lines log
+//!   (`scalars.json`), checkpoints and resume.
+//! - [`checkpoint`]: atomic safetensors checkpoints with PyTorch keys.
+//! - [`bench`] and [`extract`]: throughput measurement and feature extraction.
+//!
+//! It is generic over burn's `AutodiffBackend`; the CLI picks the backend.
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod checkpoint;
+pub mod config;
+pub mod extract;
+pub mod optim;
+pub mod runner;
+pub mod schedule;
+
+use std::path::PathBuf;
+
+pub use config::{LoadedConfig, RunConfig, RunConfigError};
+pub use runner::{train, Resume, TrainOptions, TrainSummary};
+
+/// Errors that stop a run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] RunConfigError),
+    /// Reading or writing weights failed.
+    #[error(transparent)]
+    Weights(#[from] selfsup_weights::WeightsError),
+    /// The data pipeline failed.
+    #[error(transparent)]
+    Data(#[from] selfsup_data::DataError),
+    /// The model rejected a batch.
+    #[error(transparent)]
+    Model(#[from] selfsup_core::ModelError),
+    /// A file could not be written.
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    /// The loss became NaN or infinite; nothing after the last good
+    /// checkpoint was saved.
+    #[error("non-finite loss at iteration {iter}: {}; last good checkpoint: {}",
+        parts.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(", "),
+        last_checkpoint.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none (no checkpoint written yet)".into()))]
+    NonFinite {
+        /// The iteration (0-based).
+        iter: usize,
+        /// The loss parts.
+        parts: Vec<(String, f64)>,
+        /// The newest checkpoint, untouched.
+        last_checkpoint: Option<PathBuf>,
+    },
+    /// Anything else, described.
+    #[error("{0}")]
+    Other(String),
+}

@@ -1,0 +1,345 @@
+//! The training loop: MMEngine's runner for one device.
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use burn::{
+    module::AutodiffModule,
+    optim::GradientsParams,
+    tensor::{backend::AutodiffBackend, Tensor, TensorData},
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use selfsup_algorithms::{key_map_rows, Algorithm};
+use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
+use selfsup_data::{Batch, DataLoader};
+use selfsup_weights::{export_state_dict, load_into, KeyMap, LoadOptions};
+
+use crate::{
+    checkpoint::{self, CheckpointMeta},
+    config::LoadedConfig,
+    optim::AdamW,
+    schedule::{LrSchedule, StepUnit},
+    TrainError,
+};
+
+/// How to resume.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resume {
+    /// Start fresh (unless the config says `resume = true`).
+    No,
+    /// The newest checkpoint in the work dir, if any.
+    Auto,
+    /// This checkpoint.
+    From(PathBuf),
+}
+
+/// Options that come from the command line rather than the config.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Output folder: checkpoints, logs, the resolved config.
+    pub work_dir: PathBuf,
+    /// Resume mode.
+    pub resume: Resume,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Name of the config file written to the work dir.
+    pub config_name: String,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// Iterations run in total (including before a resume).
+    pub iters: usize,
+    /// Iterations run by this invocation.
+    pub iters_this_run: usize,
+    /// The losses of every iteration of this invocation (total).
+    pub losses: Vec<f64>,
+    /// Images per second over this invocation.
+    pub images_per_sec: f64,
+    /// Images skipped because they could not be read.
+    pub skipped_images: usize,
+    /// The final checkpoint.
+    pub checkpoint: PathBuf,
+}
+
+/// Uploads a batch of RGB values (0–255) and applies the data preprocessor.
+pub fn batch_to_inputs<B: burn::tensor::backend::Backend>(
+    batch: &Batch,
+    model: &Algorithm<B>,
+    device: &B::Device,
+) -> SelfSupInputs<B> {
+    let views = batch
+        .views
+        .iter()
+        .map(|v| {
+            let raw = Tensor::<B, 4>::from_data(TensorData::new(v.data.clone(), v.shape), device);
+            model.data_preprocessor().apply(raw)
+        })
+        .collect();
+    SelfSupInputs { views }
+}
+
+fn keymap() -> KeyMap {
+    KeyMap::new().rows(&key_map_rows())
+}
+
+struct Log {
+    file: fs::File,
+}
+
+impl Log {
+    fn open(path: &Path) -> Result<Self, TrainError> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| TrainError::Io(path.to_path_buf(), e))?;
+        Ok(Self { file })
+    }
+
+    fn write(&mut self, value: &serde_json::Value) {
+        // A log line that cannot be written must not stop a run of days.
+        let _ = writeln!(self.file, "{value}");
+    }
+}
+
+/// Trains the config's algorithm on backend `B`. See the crate docs.
+pub fn train<B: AutodiffBackend>(
+    cfg: &LoadedConfig,
+    opts: &TrainOptions,
+    device: &B::Device,
+) -> Result<TrainSummary, TrainError> {
+    let run = &cfg.run;
+    let work_dir = &opts.work_dir;
+    fs::create_dir_all(work_dir).map_err(|e| TrainError::Io(work_dir.clone(), e))?;
+    cfg.tree
+        .dump(work_dir.join(&opts.config_name))
+        .map_err(|e| TrainError::Other(format!("writing the resolved config: {e}")))?;
+
+    for w in run.optim_wrapper.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let seed = run.randomness.seed.unwrap_or(0);
+    B::seed(device, seed);
+    let keymap = keymap();
+    let mut model: Algorithm<B> = run.model.init(device);
+
+    if let Some(path) = &run.load_from {
+        let ckpt = checkpoint::load(Path::new(path))?;
+        let (m, report) = load_into(model, &ckpt.model, &keymap, &LoadOptions::default())?;
+        model = m;
+        eprintln!("load_from {path}: {} tensors", report.loaded.len());
+    }
+
+    let loader = DataLoader::from_config(&run.train_dataloader, seed)?;
+    let epoch_length = loader.batches_per_epoch();
+    if epoch_length == 0 {
+        return Err(TrainError::Other("the training data gives no full batch (dataset smaller than batch_size with drop_last?)".into()));
+    }
+    let batch_size = run.train_dataloader.batch_size;
+    let max_iters = match run.train_cfg.kind.as_str() {
+        "IterBasedTrainLoop" => run.train_cfg.max_iters.unwrap_or(0),
+        _ => {
+            let by_epochs = run.train_cfg.max_epochs.map(|e| e * epoch_length).unwrap_or(usize::MAX);
+            by_epochs.min(run.train_cfg.max_iters.unwrap_or(usize::MAX))
+        }
+    };
+
+    let mut optim = AdamW::<B>::new(&run.optim_wrapper, &model, &keymap);
+    let base_lr = run.optim_wrapper.lr();
+    let base: Vec<f64> = optim.group_lr_mults().iter().map(|m| base_lr * m).collect();
+    let mut schedule = LrSchedule::new(&run.param_scheduler, base, epoch_length).map_err(TrainError::Other)?;
+
+    let mut draws = Draws::seeded(seed ^ 0x5eed_5e1f);
+    let (mut iter, mut epoch, mut batch_in_epoch) = (0usize, 0usize, 0usize);
+
+    let resume_from = match &opts.resume {
+        Resume::From(p) => Some(p.clone()),
+        Resume::Auto => checkpoint::find_latest(work_dir),
+        Resume::No if run.resume => checkpoint::find_latest(work_dir),
+        Resume::No => None,
+    };
+    if let Some(path) = &resume_from {
+        let ckpt = checkpoint::load(path)?;
+        let meta = ckpt.meta.ok_or_else(|| TrainError::Other(format!("{}: not a selfsup training checkpoint", path.display())))?;
+        let (m, _) = load_into(model, &ckpt.model, &keymap, &LoadOptions::default())?;
+        model = m;
+        let unknown = optim.load_state(meta.optimizer_steps, ckpt.optimizer, device);
+        if !unknown.is_empty() {
+            return Err(TrainError::Other(format!("optimizer state for unknown parameters: {}", unknown.join(", "))));
+        }
+        let seed_bytes: [u8; 32] = meta
+            .draws_seed
+            .clone()
+            .try_into()
+            .map_err(|_| TrainError::Other("bad generator state in checkpoint".into()))?;
+        let word_pos: u128 = meta.draws_word_pos.parse().map_err(|_| TrainError::Other("bad generator state in checkpoint".into()))?;
+        draws = Draws::from_state(seed_bytes, word_pos);
+        iter = meta.iter;
+        epoch = meta.epoch;
+        batch_in_epoch = meta.batch_in_epoch;
+        schedule.fast_forward(iter, epoch);
+        eprintln!("resumed from {} at iteration {iter} (epoch {epoch})", path.display());
+    }
+
+    let mut log = Log::open(&work_dir.join("scalars.json"))?;
+    let log_interval = run.default_hooks.logger.as_ref().map(|l| l.interval.max(1)).unwrap_or(50);
+    let ckpt_hook = run.default_hooks.checkpoint.clone();
+
+    let bar = if opts.progress {
+        let bar = ProgressBar::with_draw_target(Some(max_iters as u64), ProgressDrawTarget::stderr_with_hz(4));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} eta {eta} | {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(run.model.name());
+        bar.set_position(iter as u64);
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let mut ckpts: Vec<PathBuf> = Vec::new();
+    let mut last_ckpt: Option<PathBuf> = resume_from.clone();
+    let mut losses = Vec::new();
+    let start_iter = iter;
+    let t_start = Instant::now();
+    let mut t_last = Instant::now();
+    let mut data_time = 0.0f64;
+
+    let save = |model: &Algorithm<B>,
+                optim: &AdamW<B>,
+                draws: &Draws,
+                iter: usize,
+                epoch: usize,
+                batch_in_epoch: usize,
+                name: String|
+     -> Result<PathBuf, TrainError> {
+        let path = work_dir.join(name);
+        let (seed_bytes, word_pos) = draws.state();
+        let meta = CheckpointMeta {
+            iter,
+            epoch,
+            batch_in_epoch,
+            optimizer_steps: optim.steps(),
+            draws_seed: seed_bytes.to_vec(),
+            draws_word_pos: word_pos.to_string(),
+            algorithm: model.name().to_string(),
+            config: cfg.tree.value().clone(),
+        };
+        let state = export_state_dict(&model.valid(), &keymap)?;
+        checkpoint::save(&path, state, optim.state_tensors(), &meta)?;
+        let rel = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        fs::write(checkpoint::last_checkpoint_file(work_dir), rel).map_err(|e| TrainError::Io(work_dir.clone(), e))?;
+        Ok(path)
+    };
+
+    'epochs: while iter < max_iters {
+        let mut batches = loader.iter_epoch(epoch, batch_in_epoch);
+        loop {
+            if iter >= max_iters {
+                break 'epochs;
+            }
+            let t_data = Instant::now();
+            let Some(batch) = batches.next() else { break };
+            let batch = batch?;
+            data_time += t_data.elapsed().as_secs_f64();
+            let inputs = batch_to_inputs(&batch, &model, device);
+            let (output, state) = model.loss(&inputs, &mut draws)?;
+            let parts = output.to_f64();
+            let total = output.total().ok_or_else(|| TrainError::Other("the algorithm returned no loss".into()))?;
+            let total_value: f64 = parts.iter().filter(|(n, _)| n.contains("loss")).map(|(_, v)| v).sum();
+            if !total_value.is_finite() {
+                return Err(TrainError::NonFinite { iter, parts, last_checkpoint: last_ckpt.clone() });
+            }
+            let grads = GradientsParams::from_grads(total.backward(), &model);
+            let lrs = schedule.lrs().to_vec();
+            let (m, grad_norm) = optim.step(&lrs, model, grads);
+            model = m.after_step(state, &StepContext { iter, max_iters, epoch });
+            schedule.step(StepUnit::Iter);
+            iter += 1;
+            batch_in_epoch += 1;
+            losses.push(total_value);
+
+            let lr = lrs.first().copied().unwrap_or(0.0);
+            let elapsed = t_last.elapsed().as_secs_f64();
+            let imgs_per_s = (iter - start_iter) as f64 * batch_size as f64 / t_start.elapsed().as_secs_f64().max(1e-9);
+            bar.set_position(iter as u64);
+            bar.set_message(format!(
+                "loss {total_value:.4} lr {lr:.3e} {imgs_per_s:.1} img/s data {:.0}%",
+                100.0 * data_time / t_start.elapsed().as_secs_f64().max(1e-9)
+            ));
+            if iter % log_interval == 0 || iter == max_iters {
+                let mut line = serde_json::json!({
+                    "iter": iter, "epoch": epoch + 1, "lr": lr, "loss": total_value,
+                    "grad_norm": grad_norm, "time": elapsed, "data_time": data_time / (iter - start_iter) as f64,
+                    "img_per_s": imgs_per_s,
+                });
+                for (name, v) in &parts {
+                    line[name.as_str()] = serde_json::json!(v);
+                }
+                log.write(&line);
+                if !opts.progress {
+                    eprintln!("Iter(train) [{iter:>6}/{max_iters}] epoch {} lr {lr:.4e} loss {total_value:.4} {imgs_per_s:.1} img/s", epoch + 1);
+                }
+            }
+            t_last = Instant::now();
+
+            if let Some(hook) = &ckpt_hook {
+                if !hook.by_epoch && hook.interval > 0 && iter % hook.interval as usize == 0 && iter < max_iters {
+                    let p = save(&model, &optim, &draws, iter, epoch, batch_in_epoch, format!("iter_{iter}.safetensors"))?;
+                    ckpts.push(p.clone());
+                    last_ckpt = Some(p);
+                    prune(&mut ckpts, hook.max_keep_ckpts);
+                }
+            }
+        }
+        // End of an epoch (the data ran out).
+        epoch += 1;
+        batch_in_epoch = 0;
+        schedule.step(StepUnit::Epoch);
+        if let Some(hook) = &ckpt_hook {
+            if hook.by_epoch && hook.interval > 0 && epoch % hook.interval as usize == 0 && iter < max_iters {
+                let p = save(&model, &optim, &draws, iter, epoch, 0, format!("epoch_{epoch}.safetensors"))?;
+                ckpts.push(p.clone());
+                last_ckpt = Some(p);
+                prune(&mut ckpts, hook.max_keep_ckpts);
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    let (e, b) = if batch_in_epoch >= epoch_length { (epoch + 1, 0) } else { (epoch, batch_in_epoch) };
+    let final_name = match &ckpt_hook {
+        Some(h) if h.by_epoch && b == 0 => format!("epoch_{e}.safetensors"),
+        _ => format!("iter_{iter}.safetensors"),
+    };
+    let final_ckpt = save(&model, &optim, &draws, iter, e, b, final_name)?;
+    ckpts.push(final_ckpt.clone());
+    if let Some(h) = &ckpt_hook {
+        prune(&mut ckpts, h.max_keep_ckpts);
+    }
+    let secs = t_start.elapsed().as_secs_f64().max(1e-9);
+    Ok(TrainSummary {
+        iters: iter,
+        iters_this_run: iter - start_iter,
+        losses,
+        images_per_sec: (iter - start_iter) as f64 * batch_size as f64 / secs,
+        skipped_images: loader.skipped(),
+        checkpoint: final_ckpt,
+    })
+}
+
+fn prune(ckpts: &mut Vec<PathBuf>, keep: i64) {
+    if keep <= 0 {
+        return;
+    }
+    while ckpts.len() > keep as usize {
+        let old = ckpts.remove(0);
+        let _ = fs::remove_file(old);
+    }
+}

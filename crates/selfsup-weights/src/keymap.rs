@@ -1,0 +1,55 @@
+//! Renaming rows between PyTorch checkpoint keys and selfsup field paths.
+use regex::Regex;
+
+/// Regex rows that rename keys both ways: `(pytorch_pattern, ours_template,
+/// ours_pattern, pytorch_template)`, applied in order, all that match.
+#[derive(Debug, Clone, Default)]
+pub struct KeyMap {
+    to_ours: Vec<(Regex, String)>,
+    to_pytorch: Vec<(Regex, String)>,
+}
+
+impl KeyMap {
+    /// An identity map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a row. Patterns are regular expressions on the full key;
+    /// templates use `$1`-style groups.
+    ///
+    /// # Panics
+    /// On an invalid pattern: rows are compile-time constants of the
+    /// components, and a bad one is a bug caught by their tests.
+    pub fn row(mut self, pytorch_pattern: &str, ours: &str, ours_pattern: &str, pytorch: &str) -> Self {
+        let re = |p: &str| Regex::new(p).unwrap_or_else(|e| panic!("bad key-map pattern `{p}`: {e}"));
+        self.to_ours.push((re(pytorch_pattern), ours.to_string()));
+        self.to_pytorch.push((re(ours_pattern), pytorch.to_string()));
+        self
+    }
+
+    /// Adds every row of `rows`.
+    pub fn rows(self, rows: &[(&str, &str, &str, &str)]) -> Self {
+        rows.iter().fold(self, |m, (a, b, c, d)| m.row(a, b, c, d))
+    }
+
+    fn apply(rows: &[(Regex, String)], key: &str) -> String {
+        let mut key = key.to_string();
+        for (re, template) in rows {
+            if re.is_match(&key) {
+                key = re.replace_all(&key, template.as_str()).into_owned();
+            }
+        }
+        key
+    }
+
+    /// A PyTorch key as a selfsup path.
+    pub fn to_ours(&self, key: &str) -> String {
+        Self::apply(&self.to_ours, key)
+    }
+
+    /// A selfsup path as a PyTorch key.
+    pub fn to_pytorch(&self, key: &str) -> String {
+        Self::apply(&self.to_pytorch, key)
+    }
+}

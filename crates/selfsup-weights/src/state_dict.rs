@@ -1,0 +1,414 @@
+//! State dicts: reading, strict loading, exporting.
+use std::{
+    collections::{BTreeMap, HashMap},
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use burn::{
+    module::ParamId,
+    tensor::{backend::Backend, DType, TensorData},
+};
+use burn_store::{
+    pytorch::PytorchReader, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, TensorSnapshot,
+};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+
+use crate::KeyMap;
+
+/// A host tensor of a state dict (burn's `TensorData`: shape, dtype, bytes).
+pub type Tensor = TensorData;
+
+/// Errors of checkpoint interop. Each names the file or key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a checkpoint selfsup can read.
+    #[error("{path}: not a readable checkpoint: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The checkpoint does not fit the model (strict loading).
+    #[error("the checkpoint does not fit the model:\n{0}")]
+    Mismatch(LoadReport),
+    /// A tensor could not be applied.
+    #[error("{key}: {message}")]
+    Apply {
+        /// The key, in PyTorch naming.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A checkpoint's tensors by PyTorch key, in key order.
+#[derive(Debug, Clone, Default)]
+pub struct StateDict {
+    /// Tensors by key.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// Metadata stored beside the tensors (safetensors `__metadata__`).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl StateDict {
+    /// Keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// The tensor under `key`.
+    pub fn get(&self, key: &str) -> Option<&Tensor> {
+        self.tensors.get(key)
+    }
+
+    /// The tensors under `prefix`, with the prefix stripped
+    /// (`backbone.` for a backbone-only load).
+    pub fn sub(&self, prefix: &str) -> StateDict {
+        StateDict {
+            tensors: self
+                .tensors
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
+                .collect(),
+            metadata: self.metadata.clone(),
+        }
+    }
+
+    /// The same tensors with `prefix` put in front of every key.
+    pub fn prefixed(&self, prefix: &str) -> StateDict {
+        StateDict {
+            tensors: self.tensors.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+/// Reads a checkpoint: an MMSelfSup/PyTorch `.pth` (its `state_dict` entry
+/// when present, else the top-level dict) or a `.safetensors` file.
+pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<StateDict, WeightsError> {
+    let path = path.as_ref();
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    if is_safetensors {
+        return read_safetensors(path);
+    }
+    let reader = match PytorchReader::with_top_level_key(path, "state_dict") {
+        Ok(r) => r,
+        Err(_) => PytorchReader::new(path).map_err(|e| WeightsError::Format {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?,
+    };
+    let mut tensors = BTreeMap::new();
+    for (key, snapshot) in reader.into_tensors() {
+        let data = snapshot.to_data().map_err(|e| WeightsError::Format {
+            path: path.to_path_buf(),
+            message: format!("{key}: {e}"),
+        })?;
+        tensors.insert(key, data);
+    }
+    if tensors.is_empty() {
+        return Err(WeightsError::Format { path: path.to_path_buf(), message: "no tensors found".into() });
+    }
+    Ok(StateDict { tensors, metadata: BTreeMap::new() })
+}
+
+fn dtype_from_safetensors(d: Dtype) -> Option<DType> {
+    Some(match d {
+        Dtype::F64 => DType::F64,
+        Dtype::F32 => DType::F32,
+        Dtype::F16 => DType::F16,
+        Dtype::BF16 => DType::BF16,
+        Dtype::I64 => DType::I64,
+        Dtype::I32 => DType::I32,
+        Dtype::I16 => DType::I16,
+        Dtype::I8 => DType::I8,
+        Dtype::U8 => DType::U8,
+        Dtype::BOOL => DType::Bool(burn::tensor::BoolStore::Native),
+        _ => return None,
+    })
+}
+
+fn dtype_to_safetensors(d: DType) -> Option<Dtype> {
+    Some(match d {
+        DType::F64 => Dtype::F64,
+        DType::F32 => Dtype::F32,
+        DType::F16 => Dtype::F16,
+        DType::BF16 => Dtype::BF16,
+        DType::I64 => Dtype::I64,
+        DType::I32 => Dtype::I32,
+        DType::I16 => Dtype::I16,
+        DType::I8 => Dtype::I8,
+        DType::U8 => Dtype::U8,
+        DType::Bool(_) => Dtype::BOOL,
+        _ => return None,
+    })
+}
+
+fn read_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
+    let bytes = fs::read(path).map_err(|source| WeightsError::Io { path: path.to_path_buf(), source })?;
+    let format = |message: String| WeightsError::Format { path: path.to_path_buf(), message };
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let dtype = dtype_from_safetensors(view.dtype())
+            .ok_or_else(|| format(format!("{name}: unsupported dtype {:?}", view.dtype())))?;
+        tensors.insert(name, TensorData::from_bytes_vec(view.data().to_vec(), view.shape().to_vec(), dtype));
+    }
+    let metadata = meta.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default();
+    Ok(StateDict { tensors, metadata })
+}
+
+/// Writes tensors (and string metadata) to a safetensors file atomically:
+/// to a temporary file in the same folder, then renamed over `path`.
+pub fn write_safetensors(
+    path: impl AsRef<Path>,
+    tensors: &BTreeMap<String, Tensor>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), WeightsError> {
+    let path = path.as_ref();
+    let mut views = Vec::with_capacity(tensors.len());
+    for (name, data) in tensors {
+        let dtype = dtype_to_safetensors(data.dtype).ok_or_else(|| WeightsError::Format {
+            path: path.to_path_buf(),
+            message: format!("{name}: dtype {:?} cannot be stored in safetensors", data.dtype),
+        })?;
+        let view = TensorView::new(dtype, data.shape.to_vec(), data.as_bytes()).map_err(|e| WeightsError::Format {
+            path: path.to_path_buf(),
+            message: format!("{name}: {e}"),
+        })?;
+        views.push((name.clone(), view));
+    }
+    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| WeightsError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a
+/// crash or a full disk never leaves a half-written file under `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
+    let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io)?;
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Options of [`load_into`].
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Refuse any missing key, unexpected key or shape mismatch (default).
+    pub strict: bool,
+    /// Load only the keys under this prefix, stripped (`"backbone."`).
+    pub prefix: Option<String>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { strict: true, prefix: None }
+    }
+}
+
+/// What a load did, in PyTorch key names and layouts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// Keys loaded.
+    pub loaded: Vec<String>,
+    /// Keys the model has and the checkpoint lacks.
+    pub missing: Vec<String>,
+    /// Keys the checkpoint has and the model lacks.
+    pub unexpected: Vec<String>,
+    /// `(key, model shape, checkpoint shape)`.
+    pub shape_mismatches: Vec<(String, Vec<usize>, Vec<usize>)>,
+}
+
+impl LoadReport {
+    /// No missing or unexpected key and no shape mismatch.
+    pub fn is_exact(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.shape_mismatches.is_empty()
+    }
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "loaded {} tensors", self.loaded.len())?;
+        if !self.missing.is_empty() {
+            writeln!(f, "missing keys ({}): {}", self.missing.len(), self.missing.join(", "))?;
+        }
+        if !self.unexpected.is_empty() {
+            writeln!(f, "unexpected keys ({}): {}", self.unexpected.len(), self.unexpected.join(", "))?;
+        }
+        for (k, model, ckpt) in &self.shape_mismatches {
+            writeln!(f, "shape mismatch for {k}: model {model:?}, checkpoint {ckpt:?}")?;
+        }
+        Ok(())
+    }
+}
+
+fn pytorch_name(snapshot: &TensorSnapshot, keymap: &KeyMap) -> String {
+    let mut path = snapshot.path_stack.clone().unwrap_or_default();
+    let is_norm = snapshot
+        .module_type()
+        .is_some_and(|t| matches!(t.as_str(), "Struct:LayerNorm" | "Struct:BatchNorm" | "Struct:GroupNorm"));
+    if is_norm {
+        if let Some(last) = path.last_mut() {
+            match last.as_str() {
+                "gamma" => *last = "weight".into(),
+                "beta" => *last = "bias".into(),
+                _ => {}
+            }
+        }
+    }
+    keymap.to_pytorch(&path.join("."))
+}
+
+/// A module's state dict with PyTorch key names and layouts, as
+/// `model.state_dict()` would give for the same MMSelfSup model.
+pub fn export_state_dict<B: Backend, M: ModuleSnapshot<B>>(
+    module: &M,
+    keymap: &KeyMap,
+) -> Result<BTreeMap<String, Tensor>, WeightsError> {
+    let mut out = BTreeMap::new();
+    for snapshot in module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
+        let key = pytorch_name(&snapshot, keymap);
+        let data = snapshot.to_data().map_err(|e| WeightsError::Apply { key: key.clone(), message: e.to_string() })?;
+        out.insert(key, data);
+    }
+    Ok(out)
+}
+
+/// The model's keys and shapes in PyTorch naming and layout, without
+/// materialising lazily initialised parameters (cheap even for ViT-H).
+pub fn model_keys<B: Backend, M: burn::module::Module<B>>(module: &M, keymap: &KeyMap) -> BTreeMap<String, Vec<usize>> {
+    let mut v = KeyVisitor { path: vec![], types: vec![], keymap, out: BTreeMap::new() };
+    module.visit(&mut v);
+    v.out
+}
+
+struct KeyVisitor<'a> {
+    path: Vec<String>,
+    types: Vec<String>,
+    keymap: &'a KeyMap,
+    out: BTreeMap<String, Vec<usize>>,
+}
+
+impl KeyVisitor<'_> {
+    fn record(&mut self, mut shape: Vec<usize>) {
+        let module = self.types.iter().rev().find(|t| t.starts_with("Struct:")).cloned().unwrap_or_default();
+        let mut path = self.path.clone();
+        let last = path.last().cloned().unwrap_or_default();
+        if matches!(module.as_str(), "Struct:LayerNorm" | "Struct:BatchNorm" | "Struct:GroupNorm") {
+            if let Some(l) = path.last_mut() {
+                match l.as_str() {
+                    "gamma" => *l = "weight".into(),
+                    "beta" => *l = "bias".into(),
+                    _ => {}
+                }
+            }
+        }
+        if module == "Struct:Linear" && last == "weight" && shape.len() == 2 {
+            shape.swap(0, 1);
+        }
+        self.out.insert(self.keymap.to_pytorch(&path.join(".")), shape);
+    }
+}
+
+impl<B: Backend> burn::module::ModuleVisitor<B> for KeyVisitor<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.types.push(container_type.to_string());
+        if !container_type.starts_with("Enum:") {
+            self.path.push(name.to_string());
+        }
+    }
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        self.types.pop();
+        if !container_type.starts_with("Enum:") {
+            self.path.pop();
+        }
+    }
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<B, D>>) {
+        self.record(param.lazy_shape().to_vec());
+    }
+    fn visit_int<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<B, D, burn::tensor::Int>>) {
+        self.record(param.lazy_shape().to_vec());
+    }
+    fn visit_bool<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<B, D, burn::tensor::Bool>>) {
+        self.record(param.lazy_shape().to_vec());
+    }
+}
+
+/// Loads `state` into `module`.
+///
+/// Keys and shapes are compared in PyTorch naming and layout first; with
+/// `strict` any difference is an error carrying the full [`LoadReport`].
+/// Without it, the matching tensors load and the report lists the rest.
+pub fn load_into<B: Backend, M: ModuleSnapshot<B>>(
+    mut module: M,
+    state: &StateDict,
+    keymap: &KeyMap,
+    options: &LoadOptions,
+) -> Result<(M, LoadReport), WeightsError> {
+    let state = match &options.prefix {
+        Some(p) => state.sub(p),
+        None => state.clone(),
+    };
+    let expected = model_keys(&module, keymap);
+    let mut report = LoadReport::default();
+    let mut snapshots = Vec::new();
+    for (key, shape) in &expected {
+        match state.tensors.get(key) {
+            None => report.missing.push(key.clone()),
+            Some(data) if data.shape.to_vec() != *shape => {
+                report.shape_mismatches.push((key.clone(), shape.clone(), data.shape.to_vec()))
+            }
+            Some(data) => {
+                let ours = keymap.to_ours(key);
+                let path: Vec<String> = ours.split('.').map(str::to_string).collect();
+                let data = if data.dtype == DType::F64 || data.dtype == DType::F16 || data.dtype == DType::BF16 {
+                    data.clone().convert_dtype(DType::F32)
+                } else {
+                    data.clone()
+                };
+                snapshots.push(TensorSnapshot::from_data(data, path, Vec::new(), ParamId::new()));
+                report.loaded.push(key.clone());
+            }
+        }
+    }
+    report.unexpected = state.tensors.keys().filter(|k| !expected.contains_key(*k)).cloned().collect();
+    if options.strict && !report.is_exact() {
+        return Err(WeightsError::Mismatch(report));
+    }
+    let result = module.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), true);
+    if let Some(e) = result.errors.first() {
+        return Err(WeightsError::Apply { key: format!("{e}"), message: "could not be applied".into() });
+    }
+    if !result.unused.is_empty() {
+        return Err(WeightsError::Apply {
+            key: result.unused.join(", "),
+            message: "matched no model tensor (key map out of date?)".into(),
+        });
+    }
+    Ok((module, report))
+}

@@ -1,0 +1,119 @@
+//! Shared helpers of the selfsup test suite: the backend under test,
+//! fixture loading and tolerance checks.
+//!
+//! The suite runs once per backend: `cargo test -p selfsup-tests` (flex),
+//! `--no-default-features --features tch`, `... wgpu`. Failures name the
+//! backend.
+use std::path::PathBuf;
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use selfsup::weights::{read_checkpoint, StateDict};
+
+#[cfg(feature = "flex")]
+mod chosen {
+    /// The inner backend under test.
+    pub type Inner = selfsup::backend::Flex;
+    /// Its name.
+    pub const NAME: &str = "flex";
+}
+#[cfg(all(feature = "tch", not(feature = "flex")))]
+mod chosen {
+    /// The inner backend under test.
+    pub type Inner = selfsup::backend::Tch;
+    /// Its name.
+    pub const NAME: &str = "tch";
+}
+#[cfg(all(feature = "wgpu", not(any(feature = "flex", feature = "tch"))))]
+mod chosen {
+    /// The inner backend under test.
+    pub type Inner = selfsup::backend::Wgpu;
+    /// Its name.
+    pub const NAME: &str = "wgpu";
+}
+#[cfg(all(feature = "cuda", not(any(feature = "flex", feature = "tch", feature = "wgpu"))))]
+mod chosen {
+    /// The inner backend under test.
+    pub type Inner = selfsup::backend::Cuda;
+    /// Its name.
+    pub const NAME: &str = "cuda";
+}
+
+pub use chosen::{Inner, NAME as BACKEND};
+
+/// The autodiff backend under test.
+pub type B = selfsup::backend::Autodiff<Inner>;
+
+/// The device under test.
+pub fn device() -> <B as Backend>::Device {
+    Default::default()
+}
+
+/// `tests/fixtures` of the workspace.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A fixture case folder, e.g. `mae_tiny_normpix`.
+pub struct Case {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// `io.safetensors`.
+    pub io: StateDict,
+    /// `config.json`.
+    pub config: serde_json::Value,
+}
+
+impl Case {
+    /// Loads a case.
+    pub fn load(name: &str) -> Self {
+        let dir = fixtures().join(name);
+        let io = read_checkpoint(dir.join("io.safetensors")).expect("fixture io.safetensors");
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).expect("fixture config.json"))
+                .expect("fixture config.json is JSON");
+        Self { dir, io, config }
+    }
+
+    /// A float fixture tensor as f32 values and shape.
+    pub fn f32(&self, name: &str) -> (Vec<f32>, Vec<usize>) {
+        let t = self.io.get(name).unwrap_or_else(|| panic!("fixture tensor `{name}` missing"));
+        let t = t.clone().convert::<f32>();
+        (t.to_vec::<f32>().expect("f32 data"), t.shape.to_vec())
+    }
+
+    /// A fixture tensor on the device under test.
+    pub fn tensor<const D: usize, BB: Backend>(&self, name: &str) -> Tensor<BB, D> {
+        let (v, s) = self.f32(name);
+        Tensor::from_data(TensorData::new(v, s), &Default::default())
+    }
+}
+
+/// Values of a tensor on the host.
+pub fn values<BB: Backend, const D: usize>(t: Tensor<BB, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data")
+}
+
+/// Asserts `|a − b| ≤ atol + rtol·|b|` elementwise, naming the backend,
+/// the tensor and the worst element.
+pub fn assert_close(what: &str, ours: &[f32], reference: &[f32], rtol: f32, atol: f32) {
+    assert_eq!(ours.len(), reference.len(), "[{BACKEND}] {what}: length {} vs {}", ours.len(), reference.len());
+    let mut worst = (0usize, 0f32);
+    for (i, (a, b)) in ours.iter().zip(reference).enumerate() {
+        let excess = (a - b).abs() - (atol + rtol * b.abs());
+        if excess > worst.1 || !a.is_finite() {
+            worst = (i, excess.max(f32::MIN_POSITIVE));
+        }
+    }
+    if worst.1 > 0.0 {
+        let i = worst.0;
+        panic!(
+            "[{BACKEND}] {what}: element {i}: ours {} vs reference {} (rtol {rtol}, atol {atol})",
+            ours[i], reference[i]
+        );
+    }
+}

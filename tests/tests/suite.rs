@@ -1,0 +1,9 @@
+//! The selfsup test suite, one binary for every backend.
+//!
+//! Run on the default backend with `cargo test -p selfsup-tests`; on every
+//! backend with `cargo xtask test-all`.
+
+mod configs;
+mod parity_mae;
+mod train_cli;
+mod weights;
