@@ -1,6 +1,6 @@
 //! Port of `mmselfsup.models.algorithms.MAE` (mmselfsup 1.0.0).
 use burn::{
-    module::{Ignored, Module},
+    module::Module,
     tensor::{backend::Backend, Tensor},
 };
 use selfsup_backbones::{MaeVit, MaeVitConfig, VitFeatures};
@@ -133,8 +133,8 @@ impl MaeConfig {
         Mae {
             backbone: self.backbone.get().init(device),
             neck: self.neck.get().init(device),
-            head: Ignored(self.head.get().init()),
-            data_preprocessor: Ignored(self.data_preprocessor.clone()),
+            head: self.head.get().init(),
+            data_preprocessor: self.data_preprocessor.clone(),
         }
     }
 }
@@ -148,9 +148,11 @@ pub struct Mae<B: Backend> {
     /// The decoder.
     pub neck: MaePretrainDecoder<B>,
     /// The head and its loss (no parameters).
-    pub head: Ignored<MaePretrainHead>,
+    #[module(skip)]
+    pub head: MaePretrainHead,
     /// The data preprocessor (no parameters).
-    pub data_preprocessor: Ignored<DataPreprocessorConfig>,
+    #[module(skip)]
+    pub data_preprocessor: DataPreprocessorConfig,
 }
 
 /// MAE's `predict` output, per sample.
@@ -170,12 +172,12 @@ pub struct MaePrediction<B: Backend> {
 impl<B: Backend> Mae<B> {
     /// The data preprocessor config.
     pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
-        &self.data_preprocessor.0
+        &self.data_preprocessor
     }
 
     /// The head.
     pub fn head(&self) -> &MaePretrainHead {
-        &self.head.0
+        &self.head
     }
 
     fn one_view<'a>(&self, inputs: &'a SelfSupInputs<B>) -> Result<&'a Tensor<B, 4>, ModelError> {
@@ -208,14 +210,14 @@ impl<B: Backend> SelfSupAlgorithm<B> for Mae<B> {
     fn loss(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<(LossOutput<B>, ()), ModelError> {
         let imgs = self.one_view(inputs)?.clone();
         let (pred, mask) = self.reconstruct(imgs.clone(), draws)?;
-        let loss = self.head.0.forward(pred, imgs, mask);
+        let loss = self.head.forward(pred, imgs, mask);
         Ok((LossOutput::new().with("loss", loss), ()))
     }
 
     fn predict(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<MaePrediction<B>, ModelError> {
         let imgs = self.one_view(inputs)?.clone();
         let (pred, mask) = self.reconstruct(imgs.clone(), draws)?;
-        let head = &self.head.0;
+        let head = &self.head;
         let patches = if head.norm_pix {
             let target = head.patchify(imgs);
             let (var, mean) = target.var_mean(2);

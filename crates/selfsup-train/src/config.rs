@@ -238,7 +238,7 @@ impl LoadedConfig {
     /// Decodes and validates an already resolved tree.
     pub fn from_tree(tree: Config) -> Result<Self, RunConfigError> {
         let run: RunConfig = tree.decode()?;
-        let file = tree.file().display().to_string();
+        let file = tree.file().to_string();
         let invalid = |key: String, message: String| RunConfigError::Invalid { file: file.clone(), key, message };
         run.model.validate().map_err(|i| invalid(format!("model.{}", i.key), i.message))?;
         run.optim_wrapper.validate().map_err(|(k, m)| invalid(k, m))?;

@@ -382,7 +382,7 @@ impl<B: AutodiffBackend> AdamW<B> {
 
     /// Restores moments saved by [`AdamW::state_tensors`] and the step count.
     /// Returns the names that matched no parameter.
-    pub fn load_state(&mut self, step: usize, tensors: Vec<(String, TensorData, TensorData)>, device: &<B::InnerBackend as Backend>::Device) -> Vec<String> {
+    pub fn load_state(&mut self, step: usize, tensors: Vec<(String, TensorData, TensorData)>, device: &burn::tensor::Device<B::InnerBackend>) -> Vec<String> {
         let by_name: HashMap<String, ParamId> = self.params.iter().map(|(id, i)| (i.name.clone(), *id)).collect();
         let mut unknown = vec![];
         for (name, m, v) in tensors {

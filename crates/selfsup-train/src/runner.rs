@@ -135,7 +135,7 @@ pub fn train<B: AutodiffBackend>(
         eprintln!("load_from {path}: {} tensors", report.loaded.len());
     }
 
-    let loader = DataLoader::from_config(&run.train_dataloader, seed)?;
+    let loader = DataLoader::from_config_seeded(&run.train_dataloader, None, seed)?;
     let epoch_length = loader.batches_per_epoch();
     if epoch_length == 0 {
         return Err(TrainError::Other("the training data gives no full batch (dataset smaller than batch_size with drop_last?)".into()));
@@ -239,7 +239,7 @@ pub fn train<B: AutodiffBackend>(
     };
 
     'epochs: while iter < max_iters {
-        let mut batches = loader.iter_epoch(epoch, batch_in_epoch);
+        let mut batches = loader.iter_from(epoch, batch_in_epoch).take(epoch_length.saturating_sub(batch_in_epoch));
         loop {
             if iter >= max_iters {
                 break 'epochs;

@@ -1,0 +1,307 @@
+//! Geometric image operations. Counterpart of `mmcv/image/geometric.py`
+//! (`imresize`, `imcrop`, `imflip`, `impad`).
+
+use serde::{Deserialize, Serialize};
+
+use super::cv2::{self, Cv2Interpolation};
+use super::pillow::{self, PillowFilter};
+use super::Image;
+use crate::DataError;
+
+/// Interpolation names accepted by mmcv's `imresize` (`interpolation=` in transform configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interpolation {
+    /// `'nearest'`.
+    Nearest,
+    /// `'bilinear'` (mmcv's default).
+    #[default]
+    Bilinear,
+    /// `'bicubic'`.
+    Bicubic,
+    /// `'area'` (OpenCV `INTER_AREA`; Pillow has no such filter).
+    Area,
+    /// `'lanczos'`.
+    Lanczos,
+    /// `'box'` (Pillow only).
+    Box,
+    /// `'hamming'` (Pillow only).
+    Hamming,
+}
+
+/// Resize back-end names accepted by mmcv (`backend=` in transform configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizeBackend {
+    /// `'cv2'`: OpenCV semantics (no antialiasing), mmcv's default.
+    #[default]
+    Cv2,
+    /// `'pillow'`: Pillow semantics (antialiased), what most MMSelfSup configs select.
+    Pillow,
+}
+
+/// Checks that `interpolation` is implemented for `backend` (done when a transform is built,
+/// so a bad config fails before any data is read).
+///
+/// # Errors
+/// [`DataError::InvalidConfig`] naming `component` for unsupported combinations:
+/// `area`/`lanczos`/`box`/`hamming` with `cv2`, and `area` with `pillow` (as in mmcv).
+pub fn check_interpolation(
+    component: &str,
+    interpolation: Interpolation,
+    backend: ResizeBackend,
+) -> Result<(), DataError> {
+    let ok = match backend {
+        ResizeBackend::Pillow => interpolation != Interpolation::Area,
+        ResizeBackend::Cv2 => matches!(
+            interpolation,
+            Interpolation::Nearest | Interpolation::Bilinear | Interpolation::Bicubic
+        ),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(DataError::config(
+            component,
+            format!(
+                "interpolation {interpolation:?} is not available with backend {backend:?} \
+                 (cv2: nearest|bilinear|bicubic; pillow: nearest|bilinear|bicubic|lanczos|box|hamming)"
+            ),
+        ))
+    }
+}
+
+/// `mmcv.imresize(img, (out_w, out_h), interpolation, backend=backend)`.
+///
+/// # Errors
+/// [`DataError::InvalidConfig`] for combinations rejected by [`check_interpolation`].
+pub fn imresize(
+    img: &Image,
+    out_w: usize,
+    out_h: usize,
+    interpolation: Interpolation,
+    backend: ResizeBackend,
+) -> Result<Image, DataError> {
+    check_interpolation("imresize", interpolation, backend)?;
+    Ok(match backend {
+        ResizeBackend::Pillow => {
+            let filter = match interpolation {
+                Interpolation::Nearest => PillowFilter::Nearest,
+                Interpolation::Bilinear => PillowFilter::Bilinear,
+                Interpolation::Bicubic => PillowFilter::Bicubic,
+                Interpolation::Lanczos => PillowFilter::Lanczos,
+                Interpolation::Hamming => PillowFilter::Hamming,
+                // `Area` was rejected by `check_interpolation` above.
+                Interpolation::Box | Interpolation::Area => PillowFilter::Box,
+            };
+            pillow::resize(img, out_w, out_h, filter)
+        }
+        ResizeBackend::Cv2 => {
+            let interp = match interpolation {
+                Interpolation::Nearest => Cv2Interpolation::Nearest,
+                Interpolation::Bicubic => Cv2Interpolation::Bicubic,
+                _ => Cv2Interpolation::Bilinear,
+            };
+            cv2::resize(img, out_w, out_h, interp)
+        }
+    })
+}
+
+/// `mmcv.imcrop(img, [x1, y1, x2, y2])` for one box: the **inclusive** box is clipped to the
+/// image, so the result is `img[y1..=y2, x1..=x2]` ∩ image.
+pub fn imcrop(img: &Image, x1: usize, y1: usize, x2: usize, y2: usize) -> Image {
+    let (w, h, c) = (img.width(), img.height(), img.channels());
+    if w == 0 || h == 0 {
+        return img.clone();
+    }
+    let x1 = x1.min(w - 1);
+    let y1 = y1.min(h - 1);
+    let x2 = x2.min(w - 1).max(x1);
+    let y2 = y2.min(h - 1).max(y1);
+    crop(img, x1, y1, x2 - x1 + 1, y2 - y1 + 1, c)
+}
+
+/// Crops the `width × height` window at `(left, top)` (clipped to the image).
+pub fn crop_window(img: &Image, left: usize, top: usize, width: usize, height: usize) -> Image {
+    let left = left.min(img.width());
+    let top = top.min(img.height());
+    let width = width.min(img.width() - left);
+    let height = height.min(img.height() - top);
+    crop(img, left, top, width, height, img.channels())
+}
+
+fn crop(img: &Image, left: usize, top: usize, width: usize, height: usize, c: usize) -> Image {
+    if left == 0 && top == 0 && width == img.width() && height == img.height() {
+        return img.clone();
+    }
+    let src = img.data();
+    let row = img.width() * c;
+    let mut data = Vec::with_capacity(width * height * c);
+    for y in top..top + height {
+        let start = y * row + left * c;
+        data.extend_from_slice(&src[start..start + width * c]);
+    }
+    Image::from_raw(width, height, c, data)
+        .unwrap_or_else(|| Image::filled(width, height, &vec![0; c]))
+}
+
+/// Flip directions of `mmcv.imflip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlipDirection {
+    /// Mirror left ↔ right.
+    Horizontal,
+    /// Mirror top ↔ bottom.
+    Vertical,
+    /// Both (a 180° rotation).
+    Diagonal,
+}
+
+/// `mmcv.imflip(img, direction)`.
+pub fn imflip(img: &Image, direction: FlipDirection) -> Image {
+    let (w, h, c) = (img.width(), img.height(), img.channels());
+    let src = img.data();
+    let mut data = Vec::with_capacity(src.len());
+    for y in 0..h {
+        let sy = match direction {
+            FlipDirection::Horizontal => y,
+            FlipDirection::Vertical | FlipDirection::Diagonal => h - 1 - y,
+        };
+        let row = &src[sy * w * c..(sy + 1) * w * c];
+        match direction {
+            FlipDirection::Vertical => data.extend_from_slice(row),
+            FlipDirection::Horizontal | FlipDirection::Diagonal => {
+                for px in row.chunks_exact(c).rev() {
+                    data.extend_from_slice(px);
+                }
+            }
+        }
+    }
+    Image::from_raw(w, h, c, data).unwrap_or_else(|| img.clone())
+}
+
+/// `mmcv.impad(img, shape=(height, width), pad_val)`: pads at the bottom and right with a
+/// constant; never crops.
+pub fn impad(img: &Image, width: usize, height: usize, pad_val: u8) -> Image {
+    let (w, h, c) = (img.width(), img.height(), img.channels());
+    let (nw, nh) = (width.max(w), height.max(h));
+    if (nw, nh) == (w, h) {
+        return img.clone();
+    }
+    let mut data = vec![pad_val; nw * nh * c];
+    for y in 0..h {
+        data[y * nw * c..(y * nw + w) * c].copy_from_slice(&img.data()[y * w * c..(y + 1) * w * c]);
+    }
+    Image::from_raw(nw, nh, c, data).unwrap_or_else(|| img.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(w: usize, h: usize) -> Image {
+        Image::from_fn(w, h, |x, y| [(y * w + x) as u8, x as u8, y as u8])
+    }
+
+    #[test]
+    fn flips_are_exact() {
+        let img = ramp(3, 2);
+        let hf = imflip(&img, FlipDirection::Horizontal);
+        let vf = imflip(&img, FlipDirection::Vertical);
+        let df = imflip(&img, FlipDirection::Diagonal);
+        for y in 0..2 {
+            for x in 0..3 {
+                assert_eq!(hf.pixel(x, y), img.pixel(2 - x, y));
+                assert_eq!(vf.pixel(x, y), img.pixel(x, 1 - y));
+                assert_eq!(df.pixel(x, y), img.pixel(2 - x, 1 - y));
+            }
+        }
+        assert_eq!(imflip(&hf, FlipDirection::Horizontal), img);
+    }
+
+    #[test]
+    fn imcrop_is_inclusive_and_clipped() {
+        let img = ramp(5, 4);
+        let c = imcrop(&img, 1, 1, 3, 2);
+        assert_eq!((c.width(), c.height()), (3, 2));
+        assert_eq!(c.pixel(0, 0), img.pixel(1, 1));
+        assert_eq!(c.pixel(2, 1), img.pixel(3, 2));
+        let c = imcrop(&img, 3, 2, 10, 10);
+        assert_eq!((c.width(), c.height()), (2, 2));
+    }
+
+    #[test]
+    fn impad_bottom_right() {
+        let img = ramp(2, 2);
+        let p = impad(&img, 3, 4, 7);
+        assert_eq!((p.width(), p.height()), (3, 4));
+        assert_eq!(p.pixel(1, 1), img.pixel(1, 1));
+        assert_eq!(p.pixel(2, 0), &[7, 7, 7]);
+        assert_eq!(p.pixel(0, 3), &[7, 7, 7]);
+    }
+
+    /// Pillow and OpenCV outputs recorded by `scripts/gen_resize_golden.py`: Pillow must match
+    /// exactly, OpenCV within one intensity level.
+    #[test]
+    fn resize_matches_pillow_and_opencv_golden_outputs() {
+        #[derive(serde::Deserialize)]
+        struct Img {
+            w: usize,
+            h: usize,
+            data: Vec<u8>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Case {
+            input: usize,
+            backend: ResizeBackend,
+            interpolation: Interpolation,
+            w: usize,
+            h: usize,
+            data: Vec<u8>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Golden {
+            inputs: Vec<Img>,
+            cases: Vec<Case>,
+        }
+        let golden: Golden = serde_json::from_str(include_str!("testdata/resize_golden.json"))
+            .expect("golden file parses");
+        let inputs: Vec<Image> = golden
+            .inputs
+            .into_iter()
+            .map(|i| Image::from_raw(i.w, i.h, 3, i.data).expect("valid input"))
+            .collect();
+        let mut worst_cv2 = 0;
+        for c in &golden.cases {
+            let out = imresize(&inputs[c.input], c.w, c.h, c.interpolation, c.backend)
+                .expect("supported");
+            let max_diff = out
+                .data()
+                .iter()
+                .zip(&c.data)
+                .map(|(&a, &b)| a.abs_diff(b))
+                .max()
+                .unwrap_or(0);
+            let what = format!(
+                "input {} → {}x{} {:?} {:?}",
+                c.input, c.w, c.h, c.backend, c.interpolation
+            );
+            assert_eq!(out.data().len(), c.data.len(), "{what}");
+            match c.backend {
+                ResizeBackend::Pillow => assert_eq!(max_diff, 0, "{what}"),
+                ResizeBackend::Cv2 => {
+                    assert!(max_diff <= 1, "{what}: max diff {max_diff}");
+                    worst_cv2 = worst_cv2.max(max_diff);
+                }
+            }
+        }
+        eprintln!("worst OpenCV difference: {worst_cv2}");
+        assert!(golden.cases.len() >= 50);
+    }
+
+    #[test]
+    fn unsupported_backend_combination_is_an_error() {
+        assert!(check_interpolation("X", Interpolation::Area, ResizeBackend::Cv2).is_err());
+        assert!(check_interpolation("X", Interpolation::Lanczos, ResizeBackend::Pillow).is_ok());
+    }
+}

@@ -1,0 +1,164 @@
+//! Image decoding. Counterpart of `mmcv.image.io.imread(path, flag='color')`.
+//!
+//! Differences from mmcv, all deliberate:
+//! - the result is **RGB**, not BGR (see [`Image`]);
+//! - only JPEG and PNG are decoded (the workspace builds `image` with those two codecs); the
+//!   format is guessed from the file's content, not its extension;
+//! - like `cv2.imread(..., IMREAD_COLOR)` the EXIF orientation is applied, grey, grey+alpha,
+//!   RGBA and palette images become 3-channel RGB (alpha is dropped, not composited) and
+//!   16-bit images are scaled to 8 bits (`image`'s rounding `v * 255 / 65535`, where OpenCV
+//!   truncates `v >> 8`: at most one intensity level apart);
+//! - a truncated JPEG (no end-of-image marker after its last scan) is an error, as in
+//!   Pillow's default, where OpenCV would return a partly grey image with a warning; a
+//!   truncated PNG is an error for every library.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader};
+
+use super::Image;
+use crate::DataError;
+
+/// Reads and decodes an image file into 8-bit RGB.
+///
+/// # Errors
+/// [`DataError::Io`] when the file cannot be read, [`DataError::Decode`] when it is not a
+/// decodable (complete, uncorrupted) JPEG or PNG.
+pub fn imread(path: &Path) -> Result<Image, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    imfrombytes(&bytes).map_err(|source| DataError::Decode {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Decodes an in-memory JPEG or PNG into 8-bit RGB (`mmcv.imfrombytes`, RGB order).
+///
+/// # Errors
+/// The decoder's error when the bytes are not a decodable image.
+pub fn imfrombytes(bytes: &[u8]) -> Result<Image, image::ImageError> {
+    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(bytes) {
+        return Err(image::ImageError::IoError(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "truncated JPEG: no end-of-image marker after the last scan",
+        )));
+    }
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder.orientation()?;
+    let mut img = DynamicImage::from_decoder(decoder)?;
+    img.apply_orientation(orientation);
+    Ok(from_dynamic(img))
+}
+
+/// `true` when an end-of-image marker (`FF D9`) follows the last start-of-scan marker
+/// (`FF DA`). Neither can occur inside entropy-coded data (where `FF` is followed by `00` or a
+/// restart marker), so a file cut anywhere before its end fails this test, while trailing
+/// bytes after the end marker are tolerated.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let Some(sos) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
+        return false;
+    };
+    bytes[sos + 2..].windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Converts any decoded image to 8-bit RGB.
+pub fn from_dynamic(img: DynamicImage) -> Image {
+    let rgb = match img {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    };
+    let (w, h) = rgb.dimensions();
+    let (w, h) = (w as usize, h as usize);
+    // `RgbImage` is always `w * h * 3` bytes, so this cannot fail.
+    Image::from_raw(w, h, 3, rgb.into_raw()).unwrap_or_else(|| Image::filled(w, h, &[0, 0, 0]))
+}
+
+/// Encodes an RGB or grey image as PNG (for tests, debugging and dumping samples).
+///
+/// # Errors
+/// [`DataError::Io`] / [`DataError::Decode`] (the latter wraps encoder errors) with the path.
+pub fn imwrite_png(img: &Image, path: &Path) -> Result<(), DataError> {
+    let color = match img.channels() {
+        1 => image::ExtendedColorType::L8,
+        3 => image::ExtendedColorType::Rgb8,
+        4 => image::ExtendedColorType::Rgba8,
+        c => {
+            return Err(DataError::config(
+                "imwrite_png",
+                format!("cannot write a {c}-channel image as PNG"),
+            ))
+        }
+    };
+    image::save_buffer_with_format(
+        path,
+        img.data(),
+        img.width() as u32,
+        img.height() as u32,
+        color,
+        image::ImageFormat::Png,
+    )
+    .map_err(|source| match source {
+        image::ImageError::IoError(source) => DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        source => DataError::Decode {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg_bytes(w: u32, h: u32) -> Vec<u8> {
+        let img =
+            image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
+        let mut out = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
+            .expect("encode");
+        out
+    }
+
+    #[test]
+    fn jpeg_round_trip_and_garbage() {
+        let bytes = jpeg_bytes(24, 16);
+        let img = imfrombytes(&bytes).expect("decodes");
+        assert_eq!((img.width(), img.height(), img.channels()), (24, 16, 3));
+        assert!(imfrombytes(b"\xFF\xD8\xFF garbage").is_err());
+        assert!(imfrombytes(&[]).is_err());
+    }
+
+    #[test]
+    fn truncated_jpeg_is_an_error_trailing_bytes_are_not() {
+        let bytes = jpeg_bytes(64, 64);
+        for cut in [40, bytes.len() / 2, bytes.len() - 1] {
+            assert!(
+                imfrombytes(&bytes[..cut]).is_err(),
+                "cut at {cut} of {}",
+                bytes.len()
+            );
+        }
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(b"trailing bytes after EOI");
+        assert!(imfrombytes(&padded).is_ok());
+    }
+
+    #[test]
+    fn missing_file_error_names_the_path() {
+        let err = imread(Path::new("/definitely/not/here.png")).expect_err("missing");
+        assert!(err.is_sample_error());
+        assert!(
+            err.to_string().contains("/definitely/not/here.png"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! The in-pipeline image type and the image operations the transforms are built from.
+//!
+//! This mirrors `mmcv.image`: [`io`] is `mmcv/image/io.py` (`imread`), [`geometric`] is
+//! `mmcv/image/geometric.py` (`imresize`, `imcrop`, `imflip`, `impad`), with the two resize
+//! back-ends in [`pillow`] (Pillow's `Image.resize`, bit-exact for 8-bit images) and [`cv2`]
+//! (OpenCV's `cv2.resize`, its scalar fixed-point path).
+
+pub mod cv2;
+pub mod geometric;
+pub mod io;
+pub mod pillow;
+
+pub use geometric::{FlipDirection, Interpolation, ResizeBackend};
+
+/// An 8-bit image, row-major HWC (height, width, channels), channels in **RGB** order.
+///
+/// MMSelfSup's pipelines hold BGR arrays (mmcv decodes with OpenCV); this crate decodes RGB
+/// directly and the channel order only matters at normalisation time: see
+/// [`SelfSupDataPreprocessorConfig`](crate::SelfSupDataPreprocessorConfig).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Image {
+    width: usize,
+    height: usize,
+    channels: usize,
+    data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Image")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Image {
+    /// Wraps an HWC buffer. Returns `None` when `data.len() != width * height * channels`
+    /// or `channels == 0`.
+    pub fn from_raw(width: usize, height: usize, channels: usize, data: Vec<u8>) -> Option<Self> {
+        (channels > 0 && width.checked_mul(height)?.checked_mul(channels)? == data.len()).then_some(
+            Self {
+                width,
+                height,
+                channels,
+                data,
+            },
+        )
+    }
+
+    /// An image filled with one value per channel (`value.len()` channels).
+    pub fn filled(width: usize, height: usize, value: &[u8]) -> Self {
+        let channels = value.len().max(1);
+        let mut data = Vec::with_capacity(width * height * channels);
+        for _ in 0..width * height {
+            if value.is_empty() {
+                data.push(0);
+            } else {
+                data.extend_from_slice(value);
+            }
+        }
+        Self {
+            width,
+            height,
+            channels,
+            data,
+        }
+    }
+
+    /// Builds an image by calling `f(x, y)` for every pixel (`C` channels).
+    pub fn from_fn<const C: usize>(
+        width: usize,
+        height: usize,
+        mut f: impl FnMut(usize, usize) -> [u8; C],
+    ) -> Self {
+        let mut data = Vec::with_capacity(width * height * C);
+        for y in 0..height {
+            for x in 0..width {
+                data.extend_from_slice(&f(x, y));
+            }
+        }
+        Self {
+            width,
+            height,
+            channels: C,
+            data,
+        }
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Number of channels (3 for RGB).
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// `true` when the image has no pixel.
+    pub fn is_empty(&self) -> bool {
+        self.width == 0 || self.height == 0
+    }
+
+    /// The HWC buffer.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The HWC buffer, mutable.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+
+    /// Consumes the image and returns its HWC buffer.
+    pub fn into_raw(self) -> Vec<u8> {
+        self.data
+    }
+
+    /// The channel values of pixel `(x, y)`.
+    ///
+    /// # Panics
+    /// When `(x, y)` is outside the image.
+    pub fn pixel(&self, x: usize, y: usize) -> &[u8] {
+        let i = (y * self.width + x) * self.channels;
+        &self.data[i..i + self.channels]
+    }
+
+    /// Writes the image as CHW `f32` values (0..255) into `out`, which must hold
+    /// `channels * height * width` values.
+    pub fn write_chw_f32(&self, out: &mut [f32]) {
+        let plane = self.width * self.height;
+        debug_assert_eq!(out.len(), plane * self.channels);
+        for (p, px) in self.data.chunks_exact(self.channels).enumerate() {
+            for (c, &v) in px.iter().enumerate() {
+                out[c * plane + p] = f32::from(v);
+            }
+        }
+    }
+}

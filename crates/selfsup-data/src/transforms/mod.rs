@@ -1,0 +1,401 @@
+//! Data transforms with MMSelfSup's names and parameters, and the [`Pipeline`] that chains
+//! them (mmcv's `Compose`).
+//!
+//! Two levels, as in the burn component idiom:
+//! - [`TransformConfig`] is the serde registry (`type = "RandomResizedCrop"`, ...); an
+//!   unknown `type` fails to deserialise with an error naming it and listing the known ones;
+//! - [`Transform`] is the built, validated transform; [`ImageTransform`] is the per-image
+//!   operation each concrete transform implements, with its random parameters drawn through a
+//!   [`RandomSource`] in a separate public function (`sample_params`, `sample_direction`) so
+//!   tests can inject the reference's draws.
+//!
+//! The state flowing through a pipeline is [`Results`] (mmcv's `results` dict): a list of
+//! images (one until [`MultiView`] makes several) plus the label, index and name.
+//! Per-image transforms apply to every image of the list.
+//!
+//! Adding a transform: a file here (named after its reference file), a config with
+//! `init()`, an [`ImageTransform`] impl (or a `transform` on [`Results`] for transforms that
+//! change the number of images), and one line in each of [`TransformConfig`], [`Transform`]
+//! and the two `match`es below.
+
+pub mod formatting;
+pub mod loading;
+pub mod processing;
+pub mod random;
+pub mod wrappers;
+
+pub use formatting::{PackSelfSupInputs, PackSelfSupInputsConfig};
+pub use loading::{LoadImageFromFile, LoadImageFromFileConfig};
+pub use processing::{
+    CenterCrop, CenterCropConfig, CropParams, RandomFlip, RandomFlipConfig, RandomResizedCrop,
+    RandomResizedCropConfig, Resize, ResizeConfig, ResizeEdge, ResizeEdgeConfig, SizeSpec,
+};
+pub use random::{Draw, RandomSource, ReplayDraws};
+pub use wrappers::{MultiView, MultiViewConfig, NumViews};
+
+use crate::imaging::Image;
+use crate::{DataError, RawSample};
+
+/// A transform of one image.
+pub trait ImageTransform {
+    /// The transform's MMSelfSup/mmcv/mmcls registry name.
+    const NAME: &'static str;
+
+    /// Transforms `img`, drawing any random parameter from `rng`.
+    ///
+    /// # Errors
+    /// [`DataError::Transform`] when this image cannot be transformed (e.g. it would become
+    /// empty); the pipeline fills in the sample's name.
+    fn apply<R: RandomSource + ?Sized>(&self, img: Image, rng: &mut R) -> Result<Image, DataError>;
+}
+
+selfsup_config::registry! {
+    /// The transform registry: one variant per MMSelfSup transform `type`.
+    ///
+    /// Deserialises from MMSelfSup-style dicts, e.g. (TOML)
+    /// `{ type = "RandomResizedCrop", size = 224, backend = "pillow" }`. Scoped names
+    /// (`mmcls.ResizeEdge`, `mmcv.RandomFlip`, ...) are accepted.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum TransformConfig {
+        /// `LoadImageFromFile` (mmcv): pipeline head marker.
+        "LoadImageFromFile" => LoadImageFromFile(LoadImageFromFileConfig),
+        /// `RandomResizedCrop` (mmselfsup).
+        "RandomResizedCrop" => RandomResizedCrop(RandomResizedCropConfig),
+        /// `RandomFlip` (mmcv).
+        "RandomFlip" => RandomFlip(RandomFlipConfig),
+        /// `Resize` (mmcv).
+        "Resize" => Resize(ResizeConfig),
+        /// `ResizeEdge` (mmcls).
+        "ResizeEdge" => ResizeEdge(ResizeEdgeConfig),
+        /// `CenterCrop` (mmcv).
+        "CenterCrop" => CenterCrop(CenterCropConfig),
+        /// `PackSelfSupInputs` (mmselfsup): pipeline tail marker.
+        "PackSelfSupInputs" => PackSelfSupInputs(PackSelfSupInputsConfig),
+        /// `MultiView` (mmselfsup): several views from sub-pipelines.
+        "MultiView" => MultiView(MultiViewConfig),
+    }
+}
+
+impl TransformConfig {
+    /// The registry name (`type`).
+    pub fn name(&self) -> &'static str {
+        self.type_name()
+    }
+
+    /// Validates the config and builds the transform.
+    ///
+    /// # Errors
+    /// The component's [`DataError::InvalidConfig`].
+    pub fn init(&self) -> Result<Transform, DataError> {
+        Ok(match self {
+            TransformConfig::LoadImageFromFile(c) => Transform::LoadImageFromFile(c.init()?),
+            TransformConfig::RandomResizedCrop(c) => Transform::RandomResizedCrop(c.init()?),
+            TransformConfig::RandomFlip(c) => Transform::RandomFlip(c.init()?),
+            TransformConfig::Resize(c) => Transform::Resize(c.init()?),
+            TransformConfig::ResizeEdge(c) => Transform::ResizeEdge(c.init()?),
+            TransformConfig::CenterCrop(c) => Transform::CenterCrop(c.init()?),
+            TransformConfig::PackSelfSupInputs(c) => Transform::PackSelfSupInputs(c.init()?),
+            TransformConfig::MultiView(c) => Transform::MultiView(c.init()?),
+        })
+    }
+
+    /// Parses a pipeline (a JSON list of transform dicts).
+    ///
+    /// # Errors
+    /// [`DataError::ConfigParse`], whose message names an unknown `type` or key.
+    pub fn parse_list(json: &str) -> Result<Vec<TransformConfig>, DataError> {
+        serde_json::from_str(json).map_err(|e| DataError::parse("transform pipeline", &e))
+    }
+}
+
+/// A built transform (see [`TransformConfig`]).
+#[derive(Debug, Clone)]
+pub enum Transform {
+    /// See [`LoadImageFromFile`].
+    LoadImageFromFile(LoadImageFromFile),
+    /// See [`RandomResizedCrop`].
+    RandomResizedCrop(RandomResizedCrop),
+    /// See [`RandomFlip`].
+    RandomFlip(RandomFlip),
+    /// See [`Resize`].
+    Resize(Resize),
+    /// See [`ResizeEdge`].
+    ResizeEdge(ResizeEdge),
+    /// See [`CenterCrop`].
+    CenterCrop(CenterCrop),
+    /// See [`PackSelfSupInputs`].
+    PackSelfSupInputs(PackSelfSupInputs),
+    /// See [`MultiView`].
+    MultiView(MultiView),
+}
+
+fn each_image<T: ImageTransform, R: RandomSource + ?Sized>(
+    t: &T,
+    mut results: Results,
+    rng: &mut R,
+) -> Result<Results, DataError> {
+    let imgs = std::mem::take(&mut results.img);
+    let mut out = Vec::with_capacity(imgs.len());
+    for img in imgs {
+        out.push(t.apply(img, rng)?);
+    }
+    results.img = out;
+    Ok(results)
+}
+
+impl Transform {
+    /// The registry name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transform::LoadImageFromFile(_) => "LoadImageFromFile",
+            Transform::RandomResizedCrop(_) => RandomResizedCrop::NAME,
+            Transform::RandomFlip(_) => RandomFlip::NAME,
+            Transform::Resize(_) => Resize::NAME,
+            Transform::ResizeEdge(_) => ResizeEdge::NAME,
+            Transform::CenterCrop(_) => CenterCrop::NAME,
+            Transform::PackSelfSupInputs(_) => "PackSelfSupInputs",
+            Transform::MultiView(_) => "MultiView",
+        }
+    }
+
+    /// Applies the transform to the pipeline state.
+    ///
+    /// # Errors
+    /// The transform's error (without the sample name; [`Pipeline`] adds it).
+    pub fn transform<R: RandomSource + ?Sized>(
+        &self,
+        results: Results,
+        rng: &mut R,
+    ) -> Result<Results, DataError> {
+        match self {
+            Transform::LoadImageFromFile(_) | Transform::PackSelfSupInputs(_) => Ok(results),
+            Transform::RandomResizedCrop(t) => each_image(t, results, rng),
+            Transform::RandomFlip(t) => each_image(t, results, rng),
+            Transform::Resize(t) => each_image(t, results, rng),
+            Transform::ResizeEdge(t) => each_image(t, results, rng),
+            Transform::CenterCrop(t) => each_image(t, results, rng),
+            Transform::MultiView(t) => t.transform(results, rng),
+        }
+    }
+}
+
+/// The state flowing through a pipeline (mmcv's `results` dict).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Results {
+    /// The image(s): one after loading, several after [`MultiView`].
+    pub img: Vec<Image>,
+    /// The class label, when the dataset has one (`gt_label`).
+    pub gt_label: Option<usize>,
+    /// The dataset index (`sample_idx`).
+    pub sample_idx: usize,
+    /// The sample's name (relative path, or a synthetic name).
+    pub name: String,
+}
+
+impl From<RawSample> for Results {
+    fn from(raw: RawSample) -> Self {
+        Results {
+            img: vec![raw.img],
+            gt_label: raw.label,
+            sample_idx: raw.index,
+            name: raw.name,
+        }
+    }
+}
+
+/// The output of a pipeline for one dataset sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The views (one unless the pipeline has a [`MultiView`]).
+    pub views: Vec<Image>,
+    /// The class label, when the dataset has one.
+    pub label: Option<usize>,
+    /// The sample's name (relative path, or a synthetic name).
+    pub name: String,
+    /// The dataset index.
+    pub index: usize,
+}
+
+/// A chain of transforms (mmcv's `Compose`).
+#[derive(Debug, Clone, Default)]
+pub struct Pipeline {
+    transforms: Vec<Transform>,
+}
+
+impl Pipeline {
+    /// Builds and validates every transform of `configs`.
+    ///
+    /// # Errors
+    /// The first transform's [`DataError::InvalidConfig`], with the transform's position.
+    pub fn new(configs: &[TransformConfig]) -> Result<Self, DataError> {
+        let transforms = configs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                c.init().map_err(|e| match e {
+                    DataError::InvalidConfig { component, message } => DataError::InvalidConfig {
+                        component: format!("pipeline[{i}] {component}"),
+                        message,
+                    },
+                    e => e,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { transforms })
+    }
+
+    /// The built transforms.
+    pub fn transforms(&self) -> &[Transform] {
+        &self.transforms
+    }
+
+    /// The `PackSelfSupInputs` of this pipeline, if any (the last one).
+    pub fn pack(&self) -> Option<&PackSelfSupInputs> {
+        self.transforms.iter().rev().find_map(|t| match t {
+            Transform::PackSelfSupInputs(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// Runs every transform on `results`.
+    ///
+    /// # Errors
+    /// The first error, with the sample's name filled in for [`DataError::Transform`].
+    pub fn transform<R: RandomSource + ?Sized>(
+        &self,
+        mut results: Results,
+        rng: &mut R,
+    ) -> Result<Results, DataError> {
+        for t in &self.transforms {
+            let name = results.name.clone();
+            results = t.transform(results, rng).map_err(|e| match e {
+                DataError::Transform {
+                    transform,
+                    name: n,
+                    message,
+                } if n.is_empty() => DataError::Transform {
+                    transform,
+                    name,
+                    message,
+                },
+                e => e,
+            })?;
+        }
+        Ok(results)
+    }
+
+    /// Runs the pipeline on a decoded dataset sample.
+    ///
+    /// # Errors
+    /// See [`Pipeline::transform`].
+    pub fn run<R: RandomSource + ?Sized>(
+        &self,
+        raw: RawSample,
+        rng: &mut R,
+    ) -> Result<Sample, DataError> {
+        let r = self.transform(Results::from(raw), rng)?;
+        Ok(Sample {
+            views: r.img,
+            label: r.gt_label,
+            name: r.name,
+            index: r.sample_idx,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    const SIMCLR_LIKE: &str = r#"[
+        {"type": "LoadImageFromFile"},
+        {"type": "MultiView", "num_views": [2, 1], "transforms": [
+            [{"type": "RandomResizedCrop", "size": 8, "backend": "pillow"},
+             {"type": "RandomFlip", "prob": 0.5}],
+            [{"type": "mmcls.ResizeEdge", "scale": 10, "edge": "short"},
+             {"type": "CenterCrop", "crop_size": 6}]
+        ]},
+        {"type": "PackSelfSupInputs", "meta_keys": ["img_path"]}
+    ]"#;
+
+    fn raw() -> RawSample {
+        RawSample {
+            img: Image::from_fn(20, 14, |x, y| [(x * 10) as u8, (y * 15) as u8, 77]),
+            label: Some(3),
+            name: "a/b.png".into(),
+            index: 5,
+        }
+    }
+
+    #[test]
+    fn multiview_pipeline_from_json() {
+        let cfgs = TransformConfig::parse_list(SIMCLR_LIKE).expect("parses");
+        assert_eq!(cfgs.len(), 3);
+        let p = Pipeline::new(&cfgs).expect("builds");
+        assert!(p.pack().is_some());
+        let s = p
+            .run(raw(), &mut ChaCha8Rng::seed_from_u64(0))
+            .expect("runs");
+        assert_eq!(s.views.len(), 3);
+        assert_eq!((s.views[0].width(), s.views[0].height()), (8, 8));
+        assert_eq!((s.views[1].width(), s.views[1].height()), (8, 8));
+        assert_eq!((s.views[2].width(), s.views[2].height()), (6, 6));
+        assert_eq!((s.label, s.index, s.name.as_str()), (Some(3), 5, "a/b.png"));
+        // Same seed, same views.
+        let s2 = p
+            .run(raw(), &mut ChaCha8Rng::seed_from_u64(0))
+            .expect("runs");
+        assert_eq!(s, s2);
+        // Config round-trips through JSON.
+        let back: Vec<TransformConfig> =
+            serde_json::from_str(&serde_json::to_string(&cfgs).expect("serialises"))
+                .expect("parses back");
+        assert_eq!(back, cfgs);
+    }
+
+    #[test]
+    fn unknown_transform_or_key_is_named() {
+        let err = TransformConfig::parse_list(r#"[{"type": "NoSuchTransform"}]"#)
+            .expect_err("unknown type");
+        assert!(err.to_string().contains("NoSuchTransform"), "{err}");
+        assert!(
+            err.to_string().contains("RandomResizedCrop"),
+            "lists the known types: {err}"
+        );
+        assert!(!err.to_string().contains('\u{0}'), "{err:?}");
+        let err =
+            TransformConfig::parse_list(r#"[{"type": "RandomFlip", "prob": 0.5, "bogus": 1}]"#)
+                .expect_err("unknown key");
+        assert!(err.to_string().contains("bogus"), "{err}");
+        let err = TransformConfig::parse_list(r#"[{"type": "RandomResizedCrop"}]"#)
+            .expect_err("missing size");
+        assert!(err.to_string().contains("size"), "{err}");
+    }
+
+    #[test]
+    fn invalid_config_names_its_position() {
+        let cfgs = TransformConfig::parse_list(
+            r#"[{"type": "LoadImageFromFile"}, {"type": "RandomFlip", "prob": 2.0}]"#,
+        )
+        .expect("parses");
+        let err = Pipeline::new(&cfgs).expect_err("prob > 1");
+        assert!(err.to_string().contains("pipeline[1] RandomFlip"), "{err}");
+    }
+
+    #[test]
+    fn transform_error_carries_the_sample_name() {
+        let cfgs =
+            TransformConfig::parse_list(r#"[{"type": "ResizeEdge", "scale": 2, "edge": "long"}]"#)
+                .expect("parses");
+        let p = Pipeline::new(&cfgs).expect("builds");
+        let mut r = raw();
+        r.img = Image::filled(100, 1, &[0, 0, 0]);
+        let err = p
+            .run(r, &mut ChaCha8Rng::seed_from_u64(0))
+            .expect_err("degenerate");
+        assert!(err.to_string().contains("a/b.png"), "{err}");
+        assert!(err.is_sample_error());
+    }
+}

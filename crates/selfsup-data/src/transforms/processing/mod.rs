@@ -1,0 +1,59 @@
+//! Image-processing transforms.
+//!
+//! MMSelfSup pipelines mix transforms from three packages, which all name their file
+//! `processing.py`; here each transform has its own file under this module:
+//!
+//! | transform | reference |
+//! |---|---|
+//! | [`RandomResizedCrop`] | `mmselfsup/datasets/transforms/processing.py` |
+//! | [`RandomFlip`], [`Resize`], [`CenterCrop`] | `mmcv/transforms/processing.py` |
+//! | [`ResizeEdge`] | `mmcls/datasets/transforms/processing.py` |
+
+mod center_crop;
+mod random_flip;
+mod random_resized_crop;
+mod resize;
+mod resize_edge;
+
+pub use center_crop::{CenterCrop, CenterCropConfig, PadConfig, PadValue};
+pub use random_flip::{FlipDirections, FlipProb, RandomFlip, RandomFlipConfig};
+pub use random_resized_crop::{CropParams, RandomResizedCrop, RandomResizedCropConfig};
+pub use resize::{Resize, ResizeConfig, ScaleFactor};
+pub use resize_edge::{Edge, ResizeEdge, ResizeEdgeConfig};
+
+use serde::{Deserialize, Serialize};
+
+/// An image size given either as one integer (a square) or as a pair.
+///
+/// Which element of the pair is the width depends on the transform, as in the reference:
+/// `RandomResizedCrop.size` is `(h, w)`, mmcv's `Resize.scale` and `CenterCrop.crop_size` are
+/// `(w, h)`. Each field's documentation says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SizeSpec {
+    /// One integer: both sides.
+    Int(usize),
+    /// Two integers.
+    Pair([usize; 2]),
+}
+
+impl SizeSpec {
+    /// The pair, with an integer duplicated.
+    pub fn pair(self) -> [usize; 2] {
+        match self {
+            SizeSpec::Int(s) => [s, s],
+            SizeSpec::Pair(p) => p,
+        }
+    }
+}
+
+impl From<usize> for SizeSpec {
+    fn from(s: usize) -> Self {
+        SizeSpec::Int(s)
+    }
+}
+
+/// Python's `int(round(x))` for a non-negative float: round half to **even**.
+pub(crate) fn py_round(x: f64) -> usize {
+    x.round_ties_even().max(0.0) as usize
+}

@@ -1,0 +1,92 @@
+//! Feature extraction (`selfsup extract`): a folder of images through the
+//! config's test pipeline and the model's `extract_feat`.
+use std::{collections::BTreeMap, path::Path};
+
+use burn::{
+    module::AutodiffModule,
+    tensor::{backend::AutodiffBackend, Tensor, TensorData},
+};
+use selfsup_algorithms::{key_map_rows, Algorithm};
+use selfsup_core::SelfSupInputs;
+use selfsup_data::{
+    CustomDatasetConfig, DataLoader, DataLoaderOptions, DataPrefix, DatasetConfig, Pipeline, TransformConfig,
+};
+use selfsup_weights::{load_into, write_safetensors, KeyMap, LoadOptions};
+
+use crate::{checkpoint, config::LoadedConfig, TrainError};
+
+/// The test pipeline: the config's `test_dataloader.dataset.pipeline`, or
+/// mmcls's default (resize the short edge to `size·256/224`, center crop
+/// `size`) when the config has none.
+pub fn test_pipeline(cfg: &LoadedConfig) -> Result<Vec<TransformConfig>, TrainError> {
+    if let Some(t) = &cfg.run.test_dataloader {
+        return Ok(t.dataset.pipeline().to_vec());
+    }
+    let size = cfg.run.model.input_size().unwrap_or(224);
+    let json = format!(
+        r#"[{{"type": "LoadImageFromFile"}},
+            {{"type": "ResizeEdge", "scale": {}, "edge": "short", "backend": "pillow", "interpolation": "bicubic"}},
+            {{"type": "CenterCrop", "crop_size": {size}}},
+            {{"type": "PackSelfSupInputs"}}]"#,
+        size * 256 / 224
+    );
+    Ok(TransformConfig::parse_list(&json)?)
+}
+
+/// Extracts global features (the cls token for ViTs) of every image under
+/// `images` (recursive) and writes `feats` `[N, D]` to a safetensors file,
+/// with the image paths (relative to `images`) as JSON in the metadata key
+/// `names`. Returns N.
+pub fn extract<B: AutodiffBackend>(
+    cfg: &LoadedConfig,
+    checkpoint_path: &Path,
+    images: &Path,
+    out: &Path,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<usize, TrainError> {
+    let keymap = KeyMap::new().rows(&key_map_rows());
+    let model: Algorithm<B> = cfg.run.model.init(device);
+    let ckpt = checkpoint::load(checkpoint_path)?;
+    let (model, _) = load_into(model, &ckpt.model, &keymap, &LoadOptions::default())?;
+    let model = model.valid();
+
+    let dataset = DatasetConfig::CustomDataset(CustomDatasetConfig {
+        data_root: String::new(),
+        data_prefix: DataPrefix::Path(images.display().to_string()),
+        ann_file: String::new(),
+        with_label: false,
+        ..Default::default()
+    })
+    .build(None)?;
+    let pipeline = Pipeline::new(&test_pipeline(cfg)?)?;
+    let opts = DataLoaderOptions { batch_size: batch_size.max(1), shuffle: false, drop_last: false, num_workers: 2, ..Default::default() };
+    let loader = DataLoader::new(dataset, pipeline, opts)?;
+
+    let mut feats: Vec<f32> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut dim = 0;
+    for batch in loader.iter_epoch(0) {
+        let batch = batch?;
+        let views = batch
+            .views
+            .iter()
+            .map(|v| {
+                let raw = Tensor::from_data(TensorData::new(v.data.clone(), v.shape), device);
+                model.data_preprocessor().apply(raw)
+            })
+            .collect();
+        let f = model.global_features(&SelfSupInputs { views })?.global;
+        dim = f.dims()[1];
+        feats.extend(f.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Other(format!("{e:?}")))?);
+        names.extend(batch.names.iter().cloned());
+    }
+    let n = names.len();
+    let mut tensors = BTreeMap::new();
+    tensors.insert("feats".to_string(), TensorData::new(feats, [n, dim]));
+    let mut meta = BTreeMap::new();
+    meta.insert("names".to_string(), serde_json::to_string(&names).unwrap_or_default());
+    meta.insert("algorithm".to_string(), cfg.run.model.name().to_string());
+    write_safetensors(out, &tensors, &meta)?;
+    Ok(n)
+}

@@ -1,0 +1,137 @@
+//! Training end to end through the engine: synthetic data, a folder of
+//! images with a corrupt file, checkpoints, resume, non-finite losses,
+//! feature extraction.
+use std::path::{Path, PathBuf};
+
+use selfsup::train::{extract::extract, train, LoadedConfig, Resume, TrainError, TrainOptions};
+use selfsup_tests::{device, workspace, B, BACKEND};
+
+fn demo() -> PathBuf {
+    workspace().join("configs/mae/mae_vit-tiny-p4_demo_synthetic.toml")
+}
+
+/// A smaller version of the demo so the suite stays fast on every backend.
+fn tiny_options(extra: &[&str]) -> Vec<String> {
+    let mut o: Vec<String> = [
+        "model.backbone.arch.embed_dims=32",
+        "model.backbone.arch.num_layers=1",
+        "model.backbone.arch.num_heads=2",
+        "model.backbone.arch.feedforward_channels=64",
+        "model.backbone.img_size=16",
+        "model.neck.num_patches=16",
+        "model.neck.embed_dim=32",
+        "model.neck.decoder_embed_dim=16",
+        "model.neck.decoder_depth=1",
+        "model.neck.decoder_num_heads=2",
+        "train_dataloader.batch_size=4",
+        "train_dataloader.num_workers=2",
+        "train_dataloader.dataset.num_samples=16",
+        "train_dataloader.dataset.img_size=20",
+        "train_dataloader.dataset.pipeline.1.size=16",
+        "default_hooks.logger.interval=1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    o.extend(extra.iter().map(|s| s.to_string()));
+    o
+}
+
+fn run(cfg: &LoadedConfig, dir: &Path, resume: Resume) -> Result<selfsup::train::TrainSummary, TrainError> {
+    let opts = TrainOptions { work_dir: dir.to_path_buf(), resume, progress: false, config_name: "config.toml".into() };
+    train::<B>(cfg, &opts, &device())
+}
+
+#[test]
+fn trains_checkpoints_and_resumes_to_the_same_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LoadedConfig::load(&demo(), &tiny_options(&["train_cfg.max_iters=6", "default_hooks.checkpoint.interval=1"])).unwrap();
+    let full = run(&cfg, &dir.path().join("full"), Resume::No).unwrap();
+    assert_eq!(full.iters, 6);
+    assert!(full.losses.iter().all(|l| l.is_finite()), "[{BACKEND}] {:?}", full.losses);
+    assert!(full.checkpoint.exists());
+    let work = dir.path().join("full");
+    assert!(work.join("config.toml").exists(), "the resolved config is saved");
+    let log = std::fs::read_to_string(work.join("scalars.json")).unwrap();
+    assert_eq!(log.lines().count(), 6);
+    assert!(log.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].is_number()));
+
+    // Stop after 4 of 16/4 = 4 batches per epoch (an epoch checkpoint), resume to 6.
+    let half = LoadedConfig::load(&demo(), &tiny_options(&["train_cfg.max_iters=4", "default_hooks.checkpoint.interval=1"])).unwrap();
+    let part = dir.path().join("part");
+    let first = run(&half, &part, Resume::No).unwrap();
+    let rest = run(&cfg, &part, Resume::Auto).unwrap();
+    assert_eq!(rest.iters, 6);
+    assert_eq!(rest.iters_this_run, 2);
+    let mut resumed = first.losses.clone();
+    resumed.extend(&rest.losses);
+    for (i, (a, b)) in full.losses.iter().zip(&resumed).enumerate() {
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "[{BACKEND}] iteration {i}: {a} vs {b}");
+    }
+}
+
+#[test]
+fn non_finite_loss_stops_with_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LoadedConfig::load(
+        &demo(),
+        &tiny_options(&[
+            "train_cfg.max_iters=40",
+            "optim_wrapper.optimizer.lr=1e30",
+            "param_scheduler=[]",
+            "default_hooks.checkpoint.by_epoch=false",
+            "default_hooks.checkpoint.interval=1",
+        ]),
+    )
+    .unwrap();
+    match run(&cfg, dir.path(), Resume::No) {
+        Err(TrainError::NonFinite { iter, last_checkpoint, parts }) => {
+            assert!(iter >= 1, "the first step is finite");
+            let ckpt = last_checkpoint.expect("a checkpoint of a good state");
+            assert!(ckpt.exists());
+            assert!(parts.iter().any(|(n, v)| n == "loss" && !v.is_finite()));
+        }
+        other => panic!("[{BACKEND}] expected a non-finite loss, got {:?}", other.map(|s| s.losses)),
+    }
+}
+
+#[test]
+fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs/nested");
+    std::fs::create_dir_all(&imgs).unwrap();
+    for i in 0..9u32 {
+        let img = image_of(i);
+        img.save(imgs.join(format!("{i}.png"))).unwrap();
+    }
+    std::fs::write(imgs.join("broken.jpg"), b"not a jpeg").unwrap();
+    let root = dir.path().join("imgs");
+    let root = root.to_string_lossy();
+    let cfg = LoadedConfig::load(
+        &demo(),
+        &tiny_options(&[
+            "train_cfg.max_iters=3",
+            "train_dataloader.dataset={\"type\":\"CustomDataset\",\"data_root\":\"\",\"data_prefix\":\"IMGS\",\"ann_file\":\"\",\"pipeline\":[{\"type\":\"LoadImageFromFile\"},{\"type\":\"RandomResizedCrop\",\"size\":16,\"scale\":[0.2,1.0]},{\"type\":\"RandomFlip\",\"prob\":0.5},{\"type\":\"PackSelfSupInputs\"}]}",
+        ])
+        .into_iter()
+        .map(|o| o.replace("IMGS", &root))
+        .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let summary = run(&cfg, &dir.path().join("work"), Resume::No).unwrap();
+    assert_eq!(summary.iters, 3);
+    assert!(summary.skipped_images >= 1, "the corrupt file is counted");
+
+    // Features of the same folder with the test pipeline.
+    let out = dir.path().join("feats.safetensors");
+    let n = extract::<B>(&cfg, &summary.checkpoint, Path::new(&*root), &out, 4, &device()).unwrap();
+    assert_eq!(n, 9);
+    let feats = selfsup::weights::read_checkpoint(&out).unwrap();
+    assert_eq!(feats.get("feats").unwrap().shape.to_vec(), vec![9, 32]);
+    let names: Vec<String> = serde_json::from_str(&feats.metadata["names"]).unwrap();
+    assert_eq!(names.len(), 9);
+}
+
+fn image_of(i: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(24, 20, |x, y| image::Rgb([(x * 10 + i) as u8, (y * 12) as u8, (i * 25) as u8]))
+}
