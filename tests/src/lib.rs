@@ -44,7 +44,7 @@ pub use chosen::{Inner, NAME as BACKEND};
 pub type B = selfsup::backend::Autodiff<Inner>;
 
 /// The device under test.
-pub fn device() -> <B as Backend>::Device {
+pub fn device() -> burn::tensor::Device<B> {
     Default::default()
 }
 

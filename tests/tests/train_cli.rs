@@ -29,6 +29,8 @@ fn tiny_options(extra: &[&str]) -> Vec<String> {
         "train_dataloader.dataset.img_size=20",
         "train_dataloader.dataset.pipeline.1.size=16",
         "default_hooks.logger.interval=1",
+        "test_dataloader.dataset.pipeline.1.scale=18",
+        "test_dataloader.dataset.pipeline.2.crop_size=16",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -400,14 +400,17 @@ pub fn load_into<B: Backend, M: ModuleSnapshot<B>>(
     if options.strict && !report.is_exact() {
         return Err(WeightsError::Mismatch(report));
     }
+    let expected_applied = snapshots.len();
     let result = module.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), true);
     if let Some(e) = result.errors.first() {
         return Err(WeightsError::Apply { key: format!("{e}"), message: "could not be applied".into() });
     }
-    if !result.unused.is_empty() {
+    // burn-store lists tensors found through an alternative name (norm
+    // `weight` for `gamma`) as unused, so count what was applied instead.
+    if result.applied.len() != expected_applied {
         return Err(WeightsError::Apply {
-            key: result.unused.join(", "),
-            message: "matched no model tensor (key map out of date?)".into(),
+            key: format!("{} of {expected_applied} tensors", expected_applied - result.applied.len().min(expected_applied)),
+            message: format!("matched no model tensor (key map out of date?); unmatched: {}", result.unused.join(", ")),
         });
     }
     Ok((module, report))
