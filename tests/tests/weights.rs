@@ -72,7 +72,7 @@ fn strict_load_reports_missing_unexpected_and_shapes() {
 fn backbone_only_load_for_downstream_use() {
     let (cfg, state) = tiny();
     let AlgorithmConfig::Mae(mae) = &cfg;
-    let backbone = mae.backbone.get().init::<B>(&device());
+    let backbone = mae.backbone.get().init::<B>(&device(), &mut selfsup::layers::init::InitRng::new(0));
     let opts = LoadOptions { strict: true, prefix: Some("backbone.".into()) };
     let (backbone, report) = load_into(backbone, &state, &keymap(), &opts).unwrap();
     assert!(report.is_exact(), "{report}");

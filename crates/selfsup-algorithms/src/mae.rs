@@ -10,6 +10,7 @@ use selfsup_necks::{MaePretrainDecoder, MaePretrainDecoderConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{ConfigIssue, InitCfg};
+use selfsup_layers::init::InitRng;
 
 /// `model = dict(type='MAE', ...)`: MMSelfSup's field names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,11 +129,12 @@ impl MaeConfig {
         Ok(())
     }
 
-    /// Builds the algorithm. Call [`MaeConfig::validate`] first.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Mae<B> {
+    /// Builds the algorithm with weights drawn from `rng`. Call
+    /// [`MaeConfig::validate`] first.
+    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> Mae<B> {
         Mae {
-            backbone: self.backbone.get().init(device),
-            neck: self.neck.get().init(device),
+            backbone: self.backbone.get().init(device, rng),
+            neck: self.neck.get().init(device, rng),
             head: self.head.get().init(),
             data_preprocessor: self.data_preprocessor.clone(),
         }

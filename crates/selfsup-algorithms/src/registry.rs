@@ -46,10 +46,17 @@ impl AlgorithmConfig {
         }
     }
 
-    /// Builds the algorithm; call [`AlgorithmConfig::validate`] first.
+    /// Builds the algorithm with seed 0; call [`AlgorithmConfig::validate`] first.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Algorithm<B> {
+        self.init_seeded(device, 0)
+    }
+
+    /// Builds the algorithm with initial weights drawn from `seed`
+    /// (independent of the backend and of anything else running).
+    pub fn init_seeded<B: Backend>(&self, device: &B::Device, seed: u64) -> Algorithm<B> {
+        let mut rng = selfsup_layers::init::InitRng::new(seed);
         match self {
-            AlgorithmConfig::Mae(c) => Algorithm::Mae(c.init(device)),
+            AlgorithmConfig::Mae(c) => Algorithm::Mae(c.init(device, &mut rng)),
         }
     }
 

@@ -9,7 +9,7 @@ use burn::{
 use selfsup_core::{Draws, ModelError};
 use selfsup_layers::{
     build_2d_sincos_position_embedding,
-    init::{fixed, normal},
+    init::{fixed, Dist, InitRng},
     NormCfg, PatchEmbed, TransformerEncoderLayer, TransformerEncoderLayerConfig,
 };
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,7 @@ impl MaeVitConfig {
 
     /// Builds the backbone with MMSelfSup's initialisation. Call
     /// [`MaeVitConfig::validate`] first; this panics on a config it rejects.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> MaeVit<B> {
+    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> MaeVit<B> {
         let spec = match self.validate() {
             Ok(spec) => spec,
             Err((key, msg)) => panic!("invalid MAEViT config at `{key}`: {msg}"),
@@ -146,12 +146,13 @@ impl MaeVitConfig {
             feedforward_channels: spec.feedforward_channels,
             qkv_bias: self.qkv_bias,
             norm_cfg: self.norm_cfg.clone(),
+            ffn_bias_std: 0.0,
         };
         MaeVit {
-            patch_embed: PatchEmbed::new(self.in_channels, d, self.patch_size, device),
-            cls_token: normal([1, 1, d], 0.02, device),
+            patch_embed: PatchEmbed::new(self.in_channels, d, self.patch_size, device, rng),
+            cls_token: rng.param([1, 1, d], Dist::Normal(0.0, 0.02), device),
             pos_embed: fixed(Tensor::from_data(TensorData::new(pos, [1, grid * grid + 1, d]), device)),
-            layers: (0..spec.num_layers).map(|_| layer.init(device)).collect(),
+            layers: (0..spec.num_layers).map(|_| layer.init(device, rng)).collect(),
             ln1: self.final_norm.then(|| self.norm_cfg.build_layer_norm(d, device)),
             mask_ratio: self.mask_ratio,
             img_size: self.img_size,

@@ -6,7 +6,7 @@ use burn::{
     tensor::{activation::softmax, backend::Backend, Tensor},
 };
 
-use crate::init::linear_xavier;
+use crate::init::InitRng;
 
 /// Multi-head self-attention with a fused `qkv` projection.
 /// Keys `attn.qkv.*` and `attn.proj.*`.
@@ -22,11 +22,11 @@ pub struct MultiheadAttention<B: Backend> {
 
 impl<B: Backend> MultiheadAttention<B> {
     /// Xavier-initialised attention (MAE's `_init_weights`).
-    pub fn new(embed_dims: usize, num_heads: usize, qkv_bias: bool, device: &B::Device) -> Self {
+    pub fn new(embed_dims: usize, num_heads: usize, qkv_bias: bool, device: &B::Device, rng: &mut InitRng) -> Self {
         let head_dims = embed_dims / num_heads;
         Self {
-            qkv: linear_xavier(embed_dims, embed_dims * 3, qkv_bias, device),
-            proj: linear_xavier(embed_dims, embed_dims, true, device),
+            qkv: rng.linear_xavier(embed_dims, embed_dims * 3, qkv_bias, device),
+            proj: rng.linear_xavier(embed_dims, embed_dims, true, device),
             num_heads,
             scale: (head_dims as f64).powf(-0.5),
         }

@@ -1,32 +1,102 @@
-//! MMSelfSup's weight initialisers, as burn initialisers.
+//! MMSelfSup's weight initialisers, drawn on the host from a seeded
+//! generator.
+//!
+//! burn's initialisers draw from the backend's global generator, so two
+//! models built at the same time (two runs, two tests) would interleave
+//! their draws. [`InitRng`] gives every parameter its own stream derived
+//! from `(seed, parameter counter)`, and draws lazily: a parameter nobody
+//! reads (listing the keys of ViT-H) costs nothing.
 use burn::{
-    module::Param,
-    nn::{Initializer, Linear, LinearConfig},
-    tensor::{backend::Backend, Tensor},
+    module::{Param, ParamId},
+    nn::{Linear, LinearConfig},
+    tensor::{backend::Backend, Shape, Tensor, TensorData},
 };
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
-/// `torch.nn.init.xavier_uniform_` for a weight with the given fans.
-pub fn xavier_uniform(fan_in: usize, fan_out: usize) -> Initializer {
-    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    Initializer::Uniform { min: -a, max: a }
+/// A distribution to initialise a parameter from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Dist {
+    /// `U(low, high)`.
+    Uniform(f64, f64),
+    /// `N(mean, std)`.
+    Normal(f64, f64),
+    /// A constant.
+    Constant(f64),
 }
 
-/// A Linear initialised as MMSelfSup's MAE does: xavier-uniform weight, zero
-/// bias.
-pub fn linear_xavier<B: Backend>(d_in: usize, d_out: usize, bias: bool, device: &B::Device) -> Linear<B> {
-    let mut linear = LinearConfig::new(d_in, d_out)
-        .with_bias(bias)
-        .with_initializer(xavier_uniform(d_in, d_out))
-        .init(device);
-    if bias {
-        linear.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
+impl Dist {
+    /// `torch.nn.init.xavier_uniform_` for a weight with the given fans.
+    pub fn xavier_uniform(fan_in: usize, fan_out: usize) -> Self {
+        let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+        Dist::Uniform(-a, a)
     }
-    linear
+
+    fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        match *self {
+            Dist::Uniform(lo, hi) => (0..n).map(|_| (lo + (hi - lo) * rng.random::<f64>()) as f32).collect(),
+            Dist::Normal(mean, std) => (0..n)
+                .map(|_| {
+                    // Box-Muller.
+                    let u1: f64 = 1.0 - rng.random::<f64>();
+                    let u2: f64 = rng.random::<f64>();
+                    (mean + std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+                })
+                .collect(),
+            Dist::Constant(v) => vec![v as f32; n],
+        }
+    }
 }
 
-/// A parameter drawn from `N(0, std)`.
-pub fn normal<B: Backend, const D: usize>(shape: [usize; D], std: f64, device: &B::Device) -> Param<Tensor<B, D>> {
-    Initializer::Normal { mean: 0.0, std }.init(shape, device)
+/// The seeded source of every initial weight of a model.
+#[derive(Debug, Clone)]
+pub struct InitRng {
+    seed: u64,
+    counter: u64,
+}
+
+impl InitRng {
+    /// A generator for seed `seed` (MMEngine's `randomness.seed`).
+    pub fn new(seed: u64) -> Self {
+        Self { seed, counter: 0 }
+    }
+
+    /// A parameter of `shape` drawn from `dist`, lazily, trainable.
+    pub fn param<B: Backend, const D: usize>(&mut self, shape: [usize; D], dist: Dist, device: &B::Device) -> Param<Tensor<B, D>> {
+        self.counter += 1;
+        let stream = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.counter;
+        let dims = shape;
+        Param::uninitialized(
+            ParamId::new(),
+            move |device, require_grad| {
+                let n = dims.iter().product();
+                let mut rng = ChaCha8Rng::seed_from_u64(stream);
+                let t = Tensor::<B, D>::from_data(TensorData::new(dist.sample(n, &mut rng), dims), device);
+                if require_grad {
+                    t.require_grad()
+                } else {
+                    t
+                }
+            },
+            device.clone(),
+            true,
+            Shape::from(shape),
+        )
+    }
+
+    /// A Linear with weight from `weight` and bias from `bias` (or none).
+    /// burn stores the weight `[d_in, d_out]`; the fans are the same.
+    pub fn linear<B: Backend>(&mut self, d_in: usize, d_out: usize, weight: Dist, bias: Option<Dist>, device: &B::Device) -> Linear<B> {
+        let mut linear = LinearConfig::new(d_in, d_out).with_bias(bias.is_some()).init(device);
+        linear.weight = self.param([d_in, d_out], weight, device);
+        linear.bias = bias.map(|b| self.param([d_out], b, device));
+        linear
+    }
+
+    /// A Linear initialised as MAE does: xavier-uniform weight, zero bias.
+    pub fn linear_xavier<B: Backend>(&mut self, d_in: usize, d_out: usize, bias: bool, device: &B::Device) -> Linear<B> {
+        self.linear(d_in, d_out, Dist::xavier_uniform(d_in, d_out), bias.then_some(Dist::Constant(0.0)), device)
+    }
 }
 
 /// A fixed tensor saved with the module but never trained (fixed position

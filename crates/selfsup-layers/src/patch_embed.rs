@@ -1,14 +1,11 @@
 //! Port of `mmcls.models.utils.PatchEmbed` (a strided convolution).
 use burn::{
     module::Module,
-    nn::{
-        conv::{Conv2d, Conv2dConfig},
-        Initializer,
-    },
+    nn::conv::{Conv2d, Conv2dConfig},
     tensor::{backend::Backend, Tensor},
 };
 
-use crate::init::xavier_uniform;
+use crate::init::{Dist, InitRng};
 
 /// Image to patch tokens. Key `patch_embed.projection.*`, as in mmcls.
 #[derive(Module, Debug)]
@@ -22,14 +19,14 @@ impl<B: Backend> PatchEmbed<B> {
     /// weight viewed as `[embed_dims, in_channels·p·p]`; the bias keeps
     /// PyTorch's default `U(-1/√fan_in, 1/√fan_in)` (MAE's `_init_weights`
     /// does not touch convolutions).
-    pub fn new(in_channels: usize, embed_dims: usize, patch_size: usize, device: &B::Device) -> Self {
+    pub fn new(in_channels: usize, embed_dims: usize, patch_size: usize, device: &B::Device, rng: &mut InitRng) -> Self {
         let fan_in = in_channels * patch_size * patch_size;
         let mut projection = Conv2dConfig::new([in_channels, embed_dims], [patch_size, patch_size])
             .with_stride([patch_size, patch_size])
-            .with_initializer(xavier_uniform(fan_in, embed_dims))
             .init(device);
+        projection.weight = rng.param([embed_dims, in_channels, patch_size, patch_size], Dist::xavier_uniform(fan_in, embed_dims), device);
         let bound = 1.0 / (fan_in as f64).sqrt();
-        projection.bias = Some(Initializer::Uniform { min: -bound, max: bound }.init([embed_dims], device));
+        projection.bias = Some(rng.param([embed_dims], Dist::Uniform(-bound, bound), device));
         Self { projection }
     }
 

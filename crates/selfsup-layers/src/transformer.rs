@@ -6,7 +6,10 @@ use burn::{
     tensor::{activation::gelu, backend::Backend, Tensor},
 };
 
-use crate::{init::linear_xavier, MultiheadAttention, NormCfg};
+use crate::{
+    init::{Dist, InitRng},
+    MultiheadAttention, NormCfg,
+};
 
 /// Key remap rows between our FFN field names and mmcv's
 /// `FFN.layers = Sequential(Sequential(Linear, GELU, Dropout), Linear, Dropout)`:
@@ -47,18 +50,23 @@ pub struct TransformerEncoderLayerConfig {
     pub qkv_bias: bool,
     /// The LayerNorms' config.
     pub norm_cfg: NormCfg,
+    /// Std of the FFN biases' initial values: mmcls's layer draws them from
+    /// `N(0, 1e-6)`; MAE's encoder re-initialises them to 0.
+    pub ffn_bias_std: f64,
 }
 
 impl TransformerEncoderLayerConfig {
     /// Builds the layer with MAE's initialisation (xavier Linear, unit LN).
-    pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerEncoderLayer<B> {
+    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> TransformerEncoderLayer<B> {
+        let (d, h) = (self.embed_dims, self.feedforward_channels);
+        let bias = if self.ffn_bias_std > 0.0 { Dist::Normal(0.0, self.ffn_bias_std) } else { Dist::Constant(0.0) };
         TransformerEncoderLayer {
-            ln1: self.norm_cfg.build_layer_norm(self.embed_dims, device),
-            attn: MultiheadAttention::new(self.embed_dims, self.num_heads, self.qkv_bias, device),
-            ln2: self.norm_cfg.build_layer_norm(self.embed_dims, device),
+            ln1: self.norm_cfg.build_layer_norm(d, device),
+            attn: MultiheadAttention::new(d, self.num_heads, self.qkv_bias, device, rng),
+            ln2: self.norm_cfg.build_layer_norm(d, device),
             ffn: Ffn {
-                fc1: linear_xavier(self.embed_dims, self.feedforward_channels, true, device),
-                fc2: linear_xavier(self.feedforward_channels, self.embed_dims, true, device),
+                fc1: rng.linear(d, h, Dist::xavier_uniform(d, h), Some(bias), device),
+                fc2: rng.linear(h, d, Dist::xavier_uniform(h, d), Some(bias), device),
             },
         }
     }

@@ -6,7 +6,7 @@ use burn::{
 };
 use selfsup_layers::{
     build_2d_sincos_position_embedding,
-    init::{fixed, linear_xavier, normal},
+    init::{fixed, Dist, InitRng},
     NormCfg, TransformerEncoderLayer, TransformerEncoderLayerConfig,
 };
 use serde::{Deserialize, Serialize};
@@ -88,7 +88,7 @@ impl MaePretrainDecoderConfig {
     ///
     /// # Panics
     /// On a config that [`MaePretrainDecoderConfig::validate`] rejects.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> MaePretrainDecoder<B> {
+    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> MaePretrainDecoder<B> {
         if let Err((key, msg)) = self.validate() {
             panic!("invalid MAEPretrainDecoder config at `{key}`: {msg}");
         }
@@ -101,14 +101,15 @@ impl MaePretrainDecoderConfig {
             feedforward_channels: (self.mlp_ratio * d as f64) as usize,
             qkv_bias: true,
             norm_cfg: self.norm_cfg.clone(),
+            ffn_bias_std: 1e-6,
         };
         MaePretrainDecoder {
-            decoder_embed: linear_xavier(self.embed_dim, d, true, device),
-            mask_token: normal([1, 1, d], 0.02, device),
+            decoder_embed: rng.linear_xavier(self.embed_dim, d, true, device),
+            mask_token: rng.param([1, 1, d], Dist::Normal(0.0, 0.02), device),
             decoder_pos_embed: fixed(Tensor::from_data(TensorData::new(pos, [1, self.num_patches + 1, d]), device)),
-            decoder_blocks: (0..self.decoder_depth).map(|_| layer.init(device)).collect(),
+            decoder_blocks: (0..self.decoder_depth).map(|_| layer.init(device, rng)).collect(),
             ln1: self.norm_cfg.build_layer_norm(d, device),
-            decoder_pred: linear_xavier(d, self.output_dim(), true, device),
+            decoder_pred: rng.linear_xavier(d, self.output_dim(), true, device),
         }
     }
 }

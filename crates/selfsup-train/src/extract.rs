@@ -65,9 +65,16 @@ pub fn extract<B: AutodiffBackend>(
 
     let mut feats: Vec<f32> = Vec::new();
     let mut names: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut dim = 0;
     for batch in loader.iter_epoch(0) {
         let batch = batch?;
+        // The loader fills the place of an unreadable file with the next
+        // readable sample, which then appears twice: keep the first.
+        let keep: Vec<usize> = (0..batch.indices.len()).filter(|&i| seen.insert(batch.indices[i])).collect();
+        if keep.is_empty() {
+            continue;
+        }
         let views = batch
             .views
             .iter()
@@ -78,8 +85,11 @@ pub fn extract<B: AutodiffBackend>(
             .collect();
         let f = model.global_features(&SelfSupInputs { views })?.global;
         dim = f.dims()[1];
-        feats.extend(f.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Other(format!("{e:?}")))?);
-        names.extend(batch.names.iter().cloned());
+        let values = f.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Other(format!("{e:?}")))?;
+        for &i in &keep {
+            feats.extend_from_slice(&values[i * dim..(i + 1) * dim]);
+            names.push(batch.names[i].clone());
+        }
     }
     let n = names.len();
     let mut tensors = BTreeMap::new();

@@ -124,9 +124,8 @@ pub fn train<B: AutodiffBackend>(
         eprintln!("warning: {w}");
     }
     let seed = run.randomness.seed.unwrap_or(0);
-    B::seed(device, seed);
     let keymap = keymap();
-    let mut model: Algorithm<B> = run.model.init(device);
+    let mut model: Algorithm<B> = run.model.init_seeded(device, seed);
 
     if let Some(path) = &run.load_from {
         let ckpt = checkpoint::load(Path::new(path))?;
