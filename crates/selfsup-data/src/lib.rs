@@ -13,13 +13,12 @@
 //! - [`loader`]: [`DataLoader`] and MMEngine's dataloader config; batches are a pure function
 //!   of `(seed, epoch, iteration)`, whatever the number of workers; bad files are skipped and
 //!   counted;
-//! - [`data_preprocessor`]: `SelfSupDataPreprocessor`'s normalisation on plain buffers, with
-//!   the BGR/RGB bookkeeping explained.
+//! - the data preprocessor (mean/std, channel order) is a model part, as in MMSelfSup: it is
+//!   `selfsup_core::DataPreprocessorConfig` and runs on the training device.
 //!
 //! # What it is not
 //! - Not tensor code: there is no burn dependency. Batches are `Vec<f32>` NCHW buffers
-//!   (values `0..=255`, RGB); the training crate turns them into tensors and normalises them
-//!   (or calls [`SelfSupDataPreprocessorConfig::normalize_in_place`] first).
+//!   (values `0..=255`, RGB); the training crate turns them into tensors and normalises them.
 //! - Not a downloader and not a file-system abstraction: local files only, no network.
 //! - Not distributed: samplers behave as MMEngine's at world size 1.
 //!
@@ -44,14 +43,12 @@
 
 #![warn(missing_docs)]
 
-pub mod data_preprocessor;
 pub mod datasets;
 mod error;
 pub mod imaging;
 pub mod loader;
 pub mod transforms;
 
-pub use data_preprocessor::SelfSupDataPreprocessorConfig;
 pub use datasets::{
     CustomDataset, CustomDatasetConfig, DataPrefix, Dataset, DatasetConfig, RawSample,
     SyntheticDataset, SyntheticDatasetConfig,

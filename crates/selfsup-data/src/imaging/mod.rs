@@ -16,7 +16,7 @@ pub use geometric::{FlipDirection, Interpolation, ResizeBackend};
 ///
 /// MMSelfSup's pipelines hold BGR arrays (mmcv decodes with OpenCV); this crate decodes RGB
 /// directly and the channel order only matters at normalisation time: see
-/// [`SelfSupDataPreprocessorConfig`](crate::SelfSupDataPreprocessorConfig).
+/// `selfsup_core::DataPreprocessorConfig`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Image {
     width: usize,

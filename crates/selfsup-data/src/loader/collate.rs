@@ -5,7 +5,7 @@ use crate::transforms::Sample;
 use crate::DataError;
 
 /// One view of a batch: `n` images stacked as NCHW `f32` values in `0..=255`, RGB order
-/// (not normalised: see [`SelfSupDataPreprocessorConfig`](crate::SelfSupDataPreprocessorConfig)).
+/// (not normalised: the model's data preprocessor does that on the device).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewBatch {
     /// `n · c · h · w` values, row-major NCHW.
