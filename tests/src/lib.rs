@@ -117,3 +117,17 @@ pub fn assert_close(what: &str, ours: &[f32], reference: &[f32], rtol: f32, atol
         );
     }
 }
+
+/// Asserts `‖a − b‖₂ ≤ rtol·‖b‖₂`: a tensor-wise relative error, the
+/// measure that stays meaningful for gradients whose elements cancel
+/// (summation order differs between backends).
+pub fn assert_rel_l2(what: &str, ours: &[f32], reference: &[f32], rtol: f64) {
+    assert_eq!(ours.len(), reference.len(), "[{BACKEND}] {what}: length {} vs {}", ours.len(), reference.len());
+    let diff: f64 = ours.iter().zip(reference).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
+    let norm: f64 = reference.iter().map(|b| (*b as f64).powi(2)).sum::<f64>().sqrt();
+    assert!(
+        diff <= rtol * norm.max(f64::MIN_POSITIVE) && ours.iter().all(|v| v.is_finite()),
+        "[{BACKEND}] {what}: relative L2 error {:.3e} > {rtol:e}",
+        diff / norm.max(f64::MIN_POSITIVE)
+    );
+}

@@ -138,11 +138,12 @@ struct Outcome {
     ok: bool,
     detail: String,
     secs: f64,
+    counts: (usize, usize),
 }
 
 /// Runs a cargo test command, echoing its output, and returns its result
 /// line counts ("N passed; M failed") summed over test binaries.
-fn cargo_test(cmd: &mut Command) -> Result<(bool, String)> {
+fn cargo_test(cmd: &mut Command) -> Result<(bool, String, (usize, usize))> {
     eprintln!("$ {}", format!("{cmd:?}").replace('"', ""));
     let out = cmd.output().context("could not start cargo")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -161,7 +162,7 @@ fn cargo_test(cmd: &mut Command) -> Result<(bool, String)> {
         failed += num("failed");
         ignored += num("ignored");
     }
-    Ok((out.status.success(), format!("{passed} passed, {failed} failed, {ignored} ignored")))
+    Ok((out.status.success(), format!("{passed} passed, {failed} failed, {ignored} ignored"), (passed, failed)))
 }
 
 fn test_all(args: &[String]) -> Result<()> {
@@ -175,8 +176,8 @@ fn test_all(args: &[String]) -> Result<()> {
 
     if wanted.contains(&"flex") {
         let t = Instant::now();
-        let (ok, detail) = cargo_test(Command::new(&cargo).current_dir(&root).args(["test", "--workspace"]))?;
-        outcomes.push(Outcome { backend: "flex", what: "test (all crates)", ok, detail, secs: t.elapsed().as_secs_f64() });
+        let (ok, detail, counts) = cargo_test(Command::new(&cargo).current_dir(&root).args(["test", "--workspace"]))?;
+        outcomes.push(Outcome { backend: "flex", what: "test (all crates)", ok, detail, secs: t.elapsed().as_secs_f64(), counts });
     }
     if wanted.contains(&"tch") {
         let t = Instant::now();
@@ -185,10 +186,10 @@ fn test_all(args: &[String]) -> Result<()> {
                 let mut cmd = Command::new(&cargo);
                 cmd.current_dir(&root).args(["test", "-p", "selfsup-tests", "--no-default-features", "--features", "tch"]);
                 with_torch(&mut cmd, &venv)?;
-                let (ok, detail) = cargo_test(&mut cmd)?;
-                Outcome { backend: "tch", what: "test (suite, libtorch CPU)", ok, detail, secs: t.elapsed().as_secs_f64() }
+                let (ok, detail, counts) = cargo_test(&mut cmd)?;
+                Outcome { backend: "tch", what: "test (suite, libtorch CPU)", ok, detail, secs: t.elapsed().as_secs_f64(), counts }
             }
-            Err(e) => Outcome { backend: "tch", what: "setup", ok: false, detail: format!("{e:#}"), secs: 0.0 },
+            Err(e) => Outcome { backend: "tch", what: "setup", ok: false, detail: format!("{e:#}"), secs: 0.0, counts: (0, 1) },
         };
         outcomes.push(outcome);
     }
@@ -196,14 +197,14 @@ fn test_all(args: &[String]) -> Result<()> {
         let t = Instant::now();
         let outcome = match ensure_lavapipe(install) {
             Ok(()) => {
-                let (ok, detail) = cargo_test(
+                let (ok, detail, counts) = cargo_test(
                     Command::new(&cargo)
                         .current_dir(&root)
                         .args(["test", "-p", "selfsup-tests", "--no-default-features", "--features", "wgpu"]),
                 )?;
-                Outcome { backend: "wgpu", what: "test (suite, Vulkan)", ok, detail, secs: t.elapsed().as_secs_f64() }
+                Outcome { backend: "wgpu", what: "test (suite, Vulkan)", ok, detail, secs: t.elapsed().as_secs_f64(), counts }
             }
-            Err(e) => Outcome { backend: "wgpu", what: "setup", ok: false, detail: format!("{e:#}"), secs: 0.0 },
+            Err(e) => Outcome { backend: "wgpu", what: "setup", ok: false, detail: format!("{e:#}"), secs: 0.0, counts: (0, 1) },
         };
         outcomes.push(outcome);
     }
@@ -226,6 +227,7 @@ fn test_all(args: &[String]) -> Result<()> {
             ok,
             detail: if ok { "compiles".into() } else { "does not compile".into() },
             secs: t.elapsed().as_secs_f64(),
+            counts: if ok { (1, 0) } else { (0, 1) },
         });
     }
 
@@ -234,6 +236,9 @@ fn test_all(args: &[String]) -> Result<()> {
     for o in &outcomes {
         println!("{:<7} {:<30} {:<6} {:>6.0}s  {}", o.backend, o.what, if o.ok { "ok" } else { "FAIL" }, o.secs, o.detail);
     }
+    let passed: usize = outcomes.iter().map(|o| o.counts.0).sum();
+    let failed: usize = outcomes.iter().map(|o| o.counts.1).sum::<usize>() + outcomes.iter().filter(|o| !o.ok && o.counts.1 == 0).count();
+    println!("\ntotal: {passed} passed, {failed} failed");
     if outcomes.iter().any(|o| !o.ok) {
         bail!("some backends failed");
     }

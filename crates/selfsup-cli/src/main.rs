@@ -78,6 +78,8 @@ enum Command {
         /// Keep only this sub-tree, prefix stripped (`backbone.` for downstream use).
         #[arg(long)]
         prefix: Option<String>,
+        #[command(flatten)]
+        backend: BackendArgs,
     },
     /// Extract features of a folder of images with the config's test pipeline.
     Extract {
@@ -171,7 +173,7 @@ fn main() -> Result<()> {
             };
             print!("{text}");
         }
-        Command::Convert { input, output, config, prefix } => {
+        Command::Convert { input, output, config, prefix, backend } => {
             let state = read_checkpoint(&input)?;
             let state = match &prefix {
                 Some(p) => state.sub(p),
@@ -181,13 +183,16 @@ fn main() -> Result<()> {
                 Some(cfg_path) => {
                     let cfg = LoadedConfig::load(&cfg_path, &[])?;
                     let keymap = KeyMap::new().rows(&key_map_rows());
-                    type B = selfsup::backend::Autodiff<selfsup::backend::Flex>;
-                    let device = Default::default();
-                    let model = cfg.run.model.init::<B>(&device);
-                    let (model, report) = load_into(model, &state, &keymap, &LoadOptions::default())
-                        .with_context(|| format!("{} does not fit {}", input.display(), cfg_path.display()))?;
-                    eprintln!("checked against {}: {report}", cfg_path.display());
-                    export_state_dict(&model, &keymap)?
+                    with_backend!(&backend.backend, &backend.device, |B, device| {
+                        (|| -> Result<_> {
+                            let model = cfg.run.model.init::<B>(&device);
+                            let (model, report) = load_into(model, &state, &keymap, &LoadOptions::default())
+                                .with_context(|| format!("{} does not fit {}", input.display(), cfg_path.display()))?;
+                            eprintln!("checked against {}: {report}", cfg_path.display());
+                            Ok(export_state_dict(&model, &keymap)?)
+                        })()
+                    })
+                    .map_err(|e| anyhow!(e))??
                 }
                 None => state.tensors,
             };

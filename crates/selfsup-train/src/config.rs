@@ -34,6 +34,7 @@ fn epoch_loop() -> String {
 /// `default_hooks` that the engine honours; the other MMEngine hooks
 /// (`runtime_info`, `timer`, `param_scheduler`, `sampler_seed`) are built in.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DefaultHooks {
     /// `logger = dict(type='LoggerHook', interval=50)`.
     #[serde(default)]
@@ -60,6 +61,7 @@ pub struct DefaultHooks {
 
 /// `LoggerHook`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoggerHook {
     /// Hook type.
     #[serde(rename = "type", default)]
@@ -67,6 +69,15 @@ pub struct LoggerHook {
     /// Log every `interval` iterations.
     #[serde(default = "fifty")]
     pub interval: usize,
+    /// Accepted: the last iteration is always logged.
+    #[serde(default)]
+    pub ignore_last: Option<bool>,
+    /// Accepted, no effect.
+    #[serde(default)]
+    pub log_metric_by_epoch: Option<bool>,
+    /// Accepted, no effect (no experiment-name prefix).
+    #[serde(default)]
+    pub interval_exp_name: Option<usize>,
 }
 
 fn fifty() -> usize {
@@ -75,6 +86,7 @@ fn fifty() -> usize {
 
 /// `CheckpointHook`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckpointHook {
     /// Hook type.
     #[serde(rename = "type", default)]
@@ -88,6 +100,15 @@ pub struct CheckpointHook {
     /// Keep only the newest K checkpoints (-1: all).
     #[serde(default = "minus_one")]
     pub max_keep_ckpts: i64,
+    /// Accepted when true (the optimiser state is always saved).
+    #[serde(default)]
+    pub save_optimizer: Option<bool>,
+    /// Accepted when true (schedules are replayed from the iteration).
+    #[serde(default)]
+    pub save_param_scheduler: Option<bool>,
+    /// Accepted when true (the last checkpoint is always saved).
+    #[serde(default)]
+    pub save_last: Option<bool>,
 }
 
 fn minus_one() -> i64 {
@@ -261,6 +282,13 @@ impl LoadedConfig {
                     "train_cfg.type".into(),
                     format!("unknown loop `{other}`; known: EpochBasedTrainLoop, IterBasedTrainLoop"),
                 ))
+            }
+        }
+        if let Some(c) = &run.default_hooks.checkpoint {
+            for (key, v) in [("save_optimizer", c.save_optimizer), ("save_param_scheduler", c.save_param_scheduler), ("save_last", c.save_last)] {
+                if v == Some(false) {
+                    return Err(invalid(format!("default_hooks.checkpoint.{key}"), "only true is supported: checkpoints always hold everything needed to resume".into()));
+                }
             }
         }
         if let Some(v) = &run.auto_scale_lr {

@@ -1,7 +1,7 @@
 //! The training loop: MMEngine's runner for one device.
 use std::{
     fs,
-    io::Write,
+    io::{IsTerminal, Write},
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -189,7 +189,9 @@ pub fn train<B: AutodiffBackend>(
     let log_interval = run.default_hooks.logger.as_ref().map(|l| l.interval.max(1)).unwrap_or(50);
     let ckpt_hook = run.default_hooks.checkpoint.clone();
 
-    let bar = if opts.progress {
+    // A progress bar on a terminal; log lines every logger interval otherwise.
+    let show_bar = opts.progress && std::io::stderr().is_terminal();
+    let bar = if show_bar {
         let bar = ProgressBar::with_draw_target(Some(max_iters as u64), ProgressDrawTarget::stderr_with_hz(4));
         bar.set_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} eta {eta} | {msg}")
@@ -282,7 +284,7 @@ pub fn train<B: AutodiffBackend>(
                     line[name.as_str()] = serde_json::json!(v);
                 }
                 log.write(&line);
-                if !opts.progress {
+                if !show_bar {
                     eprintln!("Iter(train) [{iter:>6}/{max_iters}] epoch {} lr {lr:.4e} loss {total_value:.4} {imgs_per_s:.1} img/s", epoch + 1);
                 }
             }
