@@ -132,8 +132,18 @@ fn config_name(path: &Path) -> String {
     format!("{stem}.toml")
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Train { config, work_dir, cfg_options, resume, no_progress, backend } => {
             let cfg = LoadedConfig::load(&config, &cfg_options)?;
             let work_dir = work_dir
