@@ -4,16 +4,15 @@ use std::{collections::BTreeMap, path::Path};
 
 use burn::{
     module::AutodiffModule,
-    tensor::{backend::AutodiffBackend, Tensor, TensorData},
+    tensor::{backend::AutodiffBackend, TensorData},
 };
 use selfsup_algorithms::{key_map_rows, Algorithm};
-use selfsup_core::SelfSupInputs;
 use selfsup_data::{
     CustomDatasetConfig, DataLoader, DataLoaderOptions, DataPrefix, DatasetConfig, Pipeline, TransformConfig,
 };
 use selfsup_weights::{load_into, write_safetensors, KeyMap, LoadOptions};
 
-use crate::{checkpoint, config::LoadedConfig, TrainError};
+use crate::{checkpoint, config::LoadedConfig, runner::batch_to_inputs, TrainError};
 
 /// The test pipeline: the config's `test_dataloader.dataset.pipeline`, or
 /// mmcls's default (resize the short edge to `size·256/224`, center crop
@@ -75,15 +74,8 @@ pub fn extract<B: AutodiffBackend>(
         if keep.is_empty() {
             continue;
         }
-        let views = batch
-            .views
-            .iter()
-            .map(|v| {
-                let raw = Tensor::from_data(TensorData::new(v.data.clone(), v.shape), device);
-                model.data_preprocessor().apply(raw)
-            })
-            .collect();
-        let f = model.global_features(&SelfSupInputs { views })?.global;
+        let inputs = batch_to_inputs(&batch, &model, device);
+        let f = model.global_features(&inputs)?.global;
         dim = f.dims()[1];
         let values = f.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Other(format!("{e:?}")))?;
         for &i in &keep {
