@@ -8,8 +8,12 @@
 //!   `ImageNet`, `SyntheticDataset`); datasets decode images to 8-bit **RGB** (JPEG/PNG; grey,
 //!   RGBA, palette and 16-bit images are converted);
 //! - [`transforms`]: the [`TransformConfig`] registry with MMSelfSup's names and parameters,
-//!   [`Pipeline`] (mmcv's `Compose`), [`MultiView`](transforms::MultiView); resizing matches
-//!   Pillow bit for bit (`backend='pillow'`) or OpenCV within one level (`backend='cv2'`);
+//!   [`Pipeline`] (mmcv's `Compose`), [`MultiView`](transforms::MultiView) (one pipeline per
+//!   group of views, e.g. SwAV's 2×224 + 6×96 multi-crop) and `RandomApply`; resizing
+//!   matches Pillow bit for bit (`backend='pillow'`) or OpenCV within one level
+//!   (`backend='cv2'`); `ColorJitter`, `RandomGrayscale`, `RandomGaussianBlur`,
+//!   `RandomSolarize` and `RandomCrop` match MMSelfSup/mmcv/Pillow bit for bit (checked
+//!   against the reference by `tests/transforms_parity.rs`);
 //! - [`loader`]: [`DataLoader`] and MMEngine's dataloader config; batches are a pure function
 //!   of `(seed, epoch, iteration)`, whatever the number of workers; bad files are skipped and
 //!   counted;

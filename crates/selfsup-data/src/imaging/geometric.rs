@@ -195,6 +195,91 @@ pub fn impad(img: &Image, width: usize, height: usize, pad_val: u8) -> Image {
     Image::from_raw(nw, nh, c, data).unwrap_or_else(|| img.clone())
 }
 
+/// `padding_mode` of `mmcv.impad` (OpenCV border types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaddingMode {
+    /// `'constant'` (`BORDER_CONSTANT`): a fixed value.
+    #[default]
+    Constant,
+    /// `'edge'` (`BORDER_REPLICATE`): the edge pixel repeated, `aaa|abcd|ddd`.
+    Edge,
+    /// `'reflect'` (`BORDER_REFLECT_101`): mirrored without the edge, `dcb|abcd|cba`.
+    Reflect,
+    /// `'symmetric'` (`BORDER_REFLECT`): mirrored with the edge, `cba|abcd|dcb`.
+    Symmetric,
+}
+
+/// OpenCV's `borderInterpolate(p, len, borderType)`: the source index of the out-of-range
+/// index `p`, or `None` for [`PaddingMode::Constant`]. Reflections repeat as often as needed,
+/// so the padding may exceed the image size.
+pub fn border_interpolate(p: i64, len: usize, mode: PaddingMode) -> Option<usize> {
+    let n = len as i64;
+    if (0..n).contains(&p) {
+        return Some(p as usize);
+    }
+    match mode {
+        PaddingMode::Constant => None,
+        PaddingMode::Edge => Some(if p < 0 { 0 } else { len - 1 }),
+        PaddingMode::Reflect | PaddingMode::Symmetric => {
+            if len == 1 {
+                return Some(0);
+            }
+            let delta = i64::from(mode == PaddingMode::Reflect);
+            let mut p = p;
+            while !(0..n).contains(&p) {
+                p = if p < 0 {
+                    -p - 1 + delta
+                } else {
+                    n - 1 - (p - n) - delta
+                };
+            }
+            Some(p as usize)
+        }
+    }
+}
+
+/// `mmcv.impad(img, padding=(left, top, right, bottom), padding_mode=mode)`, i.e. OpenCV's
+/// `copyMakeBorder`. `fill` holds the constant per channel (this image's channel order) and
+/// is only used by [`PaddingMode::Constant`].
+///
+/// # Panics
+/// When `mode` is `Constant` and `fill` has fewer values than the image has channels.
+pub fn impad_border(
+    img: &Image,
+    [left, top, right, bottom]: [usize; 4],
+    mode: PaddingMode,
+    fill: &[u8],
+) -> Image {
+    let (w, h, c) = (img.width(), img.height(), img.channels());
+    if left + top + right + bottom == 0 {
+        return img.clone();
+    }
+    let (nw, nh) = (w + left + right, h + top + bottom);
+    // An empty image has nothing to replicate: only a constant border makes sense.
+    let mode = if img.is_empty() {
+        PaddingMode::Constant
+    } else {
+        mode
+    };
+    let src = img.data();
+    let mut data = Vec::with_capacity(nw * nh * c);
+    for y in 0..nh {
+        let sy = border_interpolate(y as i64 - top as i64, h, mode);
+        for x in 0..nw {
+            let sx = border_interpolate(x as i64 - left as i64, w, mode);
+            match (sx, sy) {
+                (Some(sx), Some(sy)) => {
+                    let i = (sy * w + sx) * c;
+                    data.extend_from_slice(&src[i..i + c]);
+                }
+                _ => data.extend_from_slice(&fill[..c]),
+            }
+        }
+    }
+    Image::from_raw(nw, nh, c, data).unwrap_or_else(|| img.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +382,21 @@ mod tests {
         }
         eprintln!("worst OpenCV difference: {worst_cv2}");
         assert!(golden.cases.len() >= 50);
+    }
+
+    #[test]
+    fn border_modes_follow_opencv() {
+        // [1, 2, 3, 4] padded by 2 on both sides, as in mmcv's docstring.
+        let row = Image::from_fn(4, 1, |x, _| [x as u8 + 1]);
+        let pad = |mode| impad_border(&row, [2, 0, 2, 0], mode, &[9]).into_raw();
+        assert_eq!(pad(PaddingMode::Reflect), [3, 2, 1, 2, 3, 4, 3, 2]);
+        assert_eq!(pad(PaddingMode::Symmetric), [2, 1, 1, 2, 3, 4, 4, 3]);
+        assert_eq!(pad(PaddingMode::Edge), [1, 1, 1, 2, 3, 4, 4, 4]);
+        assert_eq!(pad(PaddingMode::Constant), [9, 9, 1, 2, 3, 4, 9, 9]);
+        // Padding wider than the image reflects back and forth.
+        let wide = impad_border(&row, [7, 0, 0, 0], PaddingMode::Reflect, &[0]).into_raw();
+        assert_eq!(wide, [2, 1, 2, 3, 4, 3, 2, 1, 2, 3, 4]);
+        assert_eq!(border_interpolate(-5, 1, PaddingMode::Symmetric), Some(0));
     }
 
     #[test]

@@ -6,8 +6,17 @@
 //!   unknown `type` fails to deserialise with an error naming it and listing the known ones;
 //! - [`Transform`] is the built, validated transform; [`ImageTransform`] is the per-image
 //!   operation each concrete transform implements, with its random parameters drawn through a
-//!   [`RandomSource`] in a separate public function (`sample_params`, `sample_direction`) so
-//!   tests can inject the reference's draws.
+//!   [`RandomSource`] in a separate public function (`sample_params`, `sample_direction`,
+//!   `sample_sigma`, `sample_apply`, `sample_offsets`) and applied by a deterministic one
+//!   (`apply_params`, `apply_with`), so tests can inject the reference's parameters or replay
+//!   its draws ([`ReplayDraws`]).
+//!
+//! Every draw goes through the `rng` handed to [`Pipeline::transform`]; the loader gives each
+//! sample its own seeded stream, so augmentations do not depend on the number of workers.
+//!
+//! Channel order: MMSelfSup's pipelines hold BGR arrays, this crate RGB images. Transforms
+//! whose parameters name channels (`RandomGrayscale.channel_weights`, `RandomCrop.pad_val`)
+//! read them in the reference's BGR order, so configs keep their meaning.
 //!
 //! The state flowing through a pipeline is [`Results`] (mmcv's `results` dict): a list of
 //! images (one until [`MultiView`] makes several) plus the label, index and name.
@@ -27,11 +36,14 @@ pub mod wrappers;
 pub use formatting::{PackSelfSupInputs, PackSelfSupInputsConfig};
 pub use loading::{LoadImageFromFile, LoadImageFromFileConfig};
 pub use processing::{
-    CenterCrop, CenterCropConfig, CropParams, RandomFlip, RandomFlipConfig, RandomResizedCrop,
-    RandomResizedCropConfig, Resize, ResizeConfig, ResizeEdge, ResizeEdgeConfig, SizeSpec,
+    CenterCrop, CenterCropConfig, ColorJitter, ColorJitterConfig, ColorJitterParams, CropParams,
+    RandomCrop, RandomCropConfig, RandomFlip, RandomFlipConfig, RandomGaussianBlur,
+    RandomGaussianBlurConfig, RandomGrayscale, RandomGrayscaleConfig, RandomResizedCrop,
+    RandomResizedCropConfig, RandomSolarize, RandomSolarizeConfig, Resize, ResizeConfig,
+    ResizeEdge, ResizeEdgeConfig, SizeSpec,
 };
 pub use random::{Draw, RandomSource, ReplayDraws};
-pub use wrappers::{MultiView, MultiViewConfig, NumViews};
+pub use wrappers::{MultiView, MultiViewConfig, NumViews, RandomApply, RandomApplyConfig};
 
 use crate::imaging::Image;
 use crate::{DataError, RawSample};
@@ -69,6 +81,18 @@ selfsup_config::registry! {
         "ResizeEdge" => ResizeEdge(ResizeEdgeConfig),
         /// `CenterCrop` (mmcv).
         "CenterCrop" => CenterCrop(CenterCropConfig),
+        /// `RandomCrop` (mmselfsup).
+        "RandomCrop" => RandomCrop(RandomCropConfig),
+        /// `ColorJitter` (mmselfsup).
+        "ColorJitter" => ColorJitter(ColorJitterConfig),
+        /// `RandomGrayscale` (mmcv).
+        "RandomGrayscale" => RandomGrayscale(RandomGrayscaleConfig),
+        /// `RandomGaussianBlur` (mmselfsup).
+        "RandomGaussianBlur" => RandomGaussianBlur(RandomGaussianBlurConfig),
+        /// `RandomSolarize` (mmselfsup).
+        "RandomSolarize" => RandomSolarize(RandomSolarizeConfig),
+        /// `RandomApply` (mmcv): a sub-pipeline applied with a probability.
+        "RandomApply" => RandomApply(RandomApplyConfig),
         /// `PackSelfSupInputs` (mmselfsup): pipeline tail marker.
         "PackSelfSupInputs" => PackSelfSupInputs(PackSelfSupInputsConfig),
         /// `MultiView` (mmselfsup): several views from sub-pipelines.
@@ -94,6 +118,12 @@ impl TransformConfig {
             TransformConfig::Resize(c) => Transform::Resize(c.init()?),
             TransformConfig::ResizeEdge(c) => Transform::ResizeEdge(c.init()?),
             TransformConfig::CenterCrop(c) => Transform::CenterCrop(c.init()?),
+            TransformConfig::RandomCrop(c) => Transform::RandomCrop(c.init()?),
+            TransformConfig::ColorJitter(c) => Transform::ColorJitter(c.init()?),
+            TransformConfig::RandomGrayscale(c) => Transform::RandomGrayscale(c.init()?),
+            TransformConfig::RandomGaussianBlur(c) => Transform::RandomGaussianBlur(c.init()?),
+            TransformConfig::RandomSolarize(c) => Transform::RandomSolarize(c.init()?),
+            TransformConfig::RandomApply(c) => Transform::RandomApply(c.init()?),
             TransformConfig::PackSelfSupInputs(c) => Transform::PackSelfSupInputs(c.init()?),
             TransformConfig::MultiView(c) => Transform::MultiView(c.init()?),
         })
@@ -123,6 +153,18 @@ pub enum Transform {
     ResizeEdge(ResizeEdge),
     /// See [`CenterCrop`].
     CenterCrop(CenterCrop),
+    /// See [`RandomCrop`].
+    RandomCrop(RandomCrop),
+    /// See [`ColorJitter`].
+    ColorJitter(ColorJitter),
+    /// See [`RandomGrayscale`].
+    RandomGrayscale(RandomGrayscale),
+    /// See [`RandomGaussianBlur`].
+    RandomGaussianBlur(RandomGaussianBlur),
+    /// See [`RandomSolarize`].
+    RandomSolarize(RandomSolarize),
+    /// See [`RandomApply`].
+    RandomApply(RandomApply),
     /// See [`PackSelfSupInputs`].
     PackSelfSupInputs(PackSelfSupInputs),
     /// See [`MultiView`].
@@ -153,6 +195,12 @@ impl Transform {
             Transform::Resize(_) => Resize::NAME,
             Transform::ResizeEdge(_) => ResizeEdge::NAME,
             Transform::CenterCrop(_) => CenterCrop::NAME,
+            Transform::RandomCrop(_) => RandomCrop::NAME,
+            Transform::ColorJitter(_) => ColorJitter::NAME,
+            Transform::RandomGrayscale(_) => RandomGrayscale::NAME,
+            Transform::RandomGaussianBlur(_) => RandomGaussianBlur::NAME,
+            Transform::RandomSolarize(_) => RandomSolarize::NAME,
+            Transform::RandomApply(_) => "RandomApply",
             Transform::PackSelfSupInputs(_) => "PackSelfSupInputs",
             Transform::MultiView(_) => "MultiView",
         }
@@ -174,6 +222,12 @@ impl Transform {
             Transform::Resize(t) => each_image(t, results, rng),
             Transform::ResizeEdge(t) => each_image(t, results, rng),
             Transform::CenterCrop(t) => each_image(t, results, rng),
+            Transform::RandomCrop(t) => each_image(t, results, rng),
+            Transform::ColorJitter(t) => each_image(t, results, rng),
+            Transform::RandomGrayscale(t) => each_image(t, results, rng),
+            Transform::RandomGaussianBlur(t) => each_image(t, results, rng),
+            Transform::RandomSolarize(t) => each_image(t, results, rng),
+            Transform::RandomApply(t) => t.transform(results, rng),
             Transform::MultiView(t) => t.transform(results, rng),
         }
     }

@@ -1,5 +1,12 @@
-//! `MultiView`. Port of `mmselfsup.datasets.transforms.MultiView` (mmselfsup 1.0.0,
-//! `datasets/transforms/wrappers.py`).
+//! Transforms that wrap pipelines: `MultiView`, port of
+//! `mmselfsup.datasets.transforms.MultiView` (mmselfsup 1.0.0,
+//! `datasets/transforms/wrappers.py`), and `RandomApply`, port of
+//! `mmcv.transforms.RandomApply` (mmcv 2.0.1, `transforms/wrappers.py`).
+//!
+//! `MultiView` takes one pipeline per group of views, so views of different sizes come out of
+//! one sample (SwAV's multi-crop: `num_views = [2, 6]`, 224 and 96 pixels); the loader's
+//! collate stacks each view index separately, so a batch is a list of views with one shape
+//! each.
 
 use serde::{Deserialize, Serialize};
 
@@ -91,5 +98,77 @@ impl MultiView {
             img: views,
             ..results
         })
+    }
+}
+
+/// Configuration of [`RandomApply`]. Field names and defaults are mmcv's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomApplyConfig {
+    /// The transforms applied together (one transform or a list). Required.
+    #[serde(deserialize_with = "selfsup_config::one_or_many")]
+    pub transforms: Vec<TransformConfig>,
+    /// Probability of applying them. Default 0.5.
+    #[serde(default = "default_apply_prob")]
+    pub prob: f64,
+}
+
+fn default_apply_prob() -> f64 {
+    0.5
+}
+
+impl RandomApplyConfig {
+    /// Validates the config and builds the transform (and its sub-pipeline).
+    ///
+    /// # Errors
+    /// [`DataError::InvalidConfig`] when `prob` is outside `[0, 1]`, and any error of the
+    /// sub-pipeline.
+    pub fn init(&self) -> Result<RandomApply, DataError> {
+        if !(0.0..=1.0).contains(&self.prob) {
+            return Err(DataError::config(
+                "RandomApply",
+                format!("`prob` must be in [0, 1], got {}", self.prob),
+            ));
+        }
+        Ok(RandomApply {
+            pipeline: Pipeline::new(&self.transforms)?,
+            prob: self.prob,
+        })
+    }
+}
+
+/// Applies a sub-pipeline with a given probability (one draw for the whole `results`).
+#[derive(Debug, Clone)]
+pub struct RandomApply {
+    pipeline: Pipeline,
+    prob: f64,
+}
+
+impl RandomApply {
+    /// Draws whether to apply, as mmcv: `np.random.rand() < prob`.
+    pub fn sample_apply<R: RandomSource + ?Sized>(&self, rng: &mut R) -> bool {
+        rng.rand() < self.prob
+    }
+
+    /// The wrapped transforms.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Draws once, then runs the sub-pipeline (drawing its own parameters from `rng`) or
+    /// returns `results` unchanged.
+    ///
+    /// # Errors
+    /// The first error of the sub-pipeline.
+    pub fn transform<R: RandomSource + ?Sized>(
+        &self,
+        results: Results,
+        rng: &mut R,
+    ) -> Result<Results, DataError> {
+        if self.sample_apply(rng) {
+            self.pipeline.transform(results, rng)
+        } else {
+            Ok(results)
+        }
     }
 }

@@ -5,19 +5,31 @@
 //!
 //! | transform | reference |
 //! |---|---|
-//! | [`RandomResizedCrop`] | `mmselfsup/datasets/transforms/processing.py` |
-//! | [`RandomFlip`], [`Resize`], [`CenterCrop`] | `mmcv/transforms/processing.py` |
+//! | [`RandomResizedCrop`], [`RandomCrop`], [`ColorJitter`], [`RandomGaussianBlur`], [`RandomSolarize`] | `mmselfsup/datasets/transforms/processing.py` |
+//! | [`RandomFlip`], [`Resize`], [`CenterCrop`], [`RandomGrayscale`] | `mmcv/transforms/processing.py` |
 //! | [`ResizeEdge`] | `mmcls/datasets/transforms/processing.py` |
 
 mod center_crop;
+mod color_jitter;
+mod random_crop;
 mod random_flip;
+mod random_gaussian_blur;
+mod random_grayscale;
 mod random_resized_crop;
+mod random_solarize;
 mod resize;
 mod resize_edge;
 
 pub use center_crop::{CenterCrop, CenterCropConfig, PadConfig, PadValue};
+pub use color_jitter::{
+    ColorBackend, ColorJitter, ColorJitterConfig, ColorJitterParams, JitterRange,
+};
+pub use random_crop::{CropPadding, PadFill, RandomCrop, RandomCropConfig};
 pub use random_flip::{FlipDirections, FlipProb, RandomFlip, RandomFlipConfig};
+pub use random_gaussian_blur::{RandomGaussianBlur, RandomGaussianBlurConfig};
+pub use random_grayscale::{ColorFormat, RandomGrayscale, RandomGrayscaleConfig};
 pub use random_resized_crop::{CropParams, RandomResizedCrop, RandomResizedCropConfig};
+pub use random_solarize::{RandomSolarize, RandomSolarizeConfig};
 pub use resize::{Resize, ResizeConfig, ScaleFactor};
 pub use resize_edge::{Edge, ResizeEdge, ResizeEdgeConfig};
 
