@@ -11,11 +11,12 @@
 //!
 //! | operation | max difference |
 //! |---|---|
+//! | Pillow's RGB→HSV, HSV→RGB, RGB→L (all 2²⁴ inputs) and `blend` (all pairs, 8 alphas) | 0 |
 //! | `adjust_brightness` / `adjust_contrast` / `adjust_color` / `adjust_hue` (Pillow) | 0 |
 //! | `ColorJitter` (fixed order and factors) | 0 |
 //! | `RandomGrayscale` | 0 |
 //! | `RandomSolarize` | 0 |
-//! | `RandomGaussianBlur` (PIL `GaussianBlur`, RGB and `L`) | 0 |
+//! | `RandomGaussianBlur` (PIL `GaussianBlur`, RGB and `L`, 44 radii from 0.05 to 9.5) | 0 |
 //! | `RandomCrop` (all padding modes), flips | 0 |
 //! | whole SimCLR-like view pipelines (RRC, flip, jitter, grayscale, blur, solarize) | 0 |
 //!
