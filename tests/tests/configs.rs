@@ -3,10 +3,10 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use selfsup::{
-    algorithms::key_map_rows,
+    algorithms::key_map,
     config::Config,
     train::LoadedConfig,
-    weights::{model_keys, KeyMap},
+    weights::model_keys,
 };
 use selfsup_tests::{device, fixtures, workspace, B, BACKEND};
 
@@ -42,7 +42,7 @@ fn every_shipped_config_loads_and_validates() {
 fn vit_b_l_h_configs_have_the_reference_keys() {
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("mae_vit_b_keys.json")).unwrap()).unwrap();
-    let keymap = KeyMap::new().rows(&key_map_rows());
+    let keymap = key_map();
     for (arch, file) in [
         ("b", "mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.toml"),
         ("l", "mae_vit-large-p16_8xb512-amp-coslr-400e_in1k.toml"),
@@ -143,6 +143,6 @@ fn cfg_options_override_any_key() {
     .unwrap();
     assert_eq!(cfg.run.train_cfg.max_iters, Some(20));
     assert_eq!(cfg.run.train_dataloader.batch_size, 4);
-    let selfsup::algorithms::AlgorithmConfig::Mae(m) = &cfg.run.model;
+    let selfsup::algorithms::AlgorithmConfig::Mae(m) = &cfg.run.model else { panic!("an MAE config") };
     assert_eq!(m.backbone.get().mask_ratio, 0.5);
 }

@@ -9,7 +9,7 @@ use burn::{
     tensor::{backend::AutodiffBackend, Tensor},
 };
 use selfsup::{
-    algorithms::{key_map_rows, Algorithm, AlgorithmConfig},
+    algorithms::{key_map, Algorithm, AlgorithmConfig},
     core::{Draws, SelfSupAlgorithm, SelfSupInputs},
     train::optim::{AdamW, OptimWrapperConfig},
     weights::{export_state_dict, load_into, model_keys, read_checkpoint, KeyMap, LoadOptions},
@@ -19,7 +19,7 @@ use selfsup_tests::{assert_close, assert_rel_l2, device, values, Case, B, BACKEN
 const CASES: &[&str] = &["mae_tiny_normpix", "mae_tiny_plain"];
 
 fn keymap() -> KeyMap {
-    KeyMap::new().rows(&key_map_rows())
+    key_map()
 }
 
 /// The model part of a fixture's config.json, decoded as a user config.
@@ -47,6 +47,7 @@ fn load_model(case: &Case) -> Algorithm<B> {
 fn mae(model: &Algorithm<B>) -> &selfsup::algorithms::Mae<B> {
     match model {
         Algorithm::Mae(m) => m,
+        other => panic!("expected MAE, got {}", other.name()),
     }
 }
 

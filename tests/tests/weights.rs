@@ -2,13 +2,13 @@
 //! safetensors export with PyTorch keys that loads back exactly.
 use burn::module::AutodiffModule;
 use selfsup::{
-    algorithms::{key_map_rows, Algorithm, AlgorithmConfig},
+    algorithms::{key_map, Algorithm, AlgorithmConfig},
     weights::{export_state_dict, load_into, read_checkpoint, write_safetensors, KeyMap, LoadOptions, WeightsError},
 };
 use selfsup_tests::{device, fixtures, values, B, BACKEND};
 
 fn keymap() -> KeyMap {
-    KeyMap::new().rows(&key_map_rows())
+    key_map()
 }
 
 fn tiny() -> (AlgorithmConfig, selfsup::weights::StateDict) {
@@ -38,7 +38,7 @@ fn export_then_reload_is_exact() {
     let back = read_checkpoint(&path).unwrap();
     let (reloaded, report) = load_into(cfg.init::<B>(&device()), &back, &keymap(), &LoadOptions::default()).unwrap();
     assert!(report.is_exact());
-    let (Algorithm::Mae(a), Algorithm::Mae(b)) = (&model, &reloaded);
+    let (Algorithm::Mae(a), Algorithm::Mae(b)) = (&model, &reloaded) else { panic!("MAE models") };
     assert_eq!(values(a.neck.decoder_pred.weight.val()), values(b.neck.decoder_pred.weight.val()));
     // No temporary file is left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -71,7 +71,7 @@ fn strict_load_reports_missing_unexpected_and_shapes() {
 #[test]
 fn backbone_only_load_for_downstream_use() {
     let (cfg, state) = tiny();
-    let AlgorithmConfig::Mae(mae) = &cfg;
+    let AlgorithmConfig::Mae(mae) = &cfg else { panic!("an MAE config") };
     let backbone = mae.backbone.get().init::<B>(&device(), &mut selfsup::layers::init::InitRng::new(0));
     let opts = LoadOptions { strict: true, prefix: Some("backbone.".into()) };
     let (backbone, report) = load_into(backbone, &state, &keymap(), &opts).unwrap();

@@ -5,7 +5,13 @@ use burn::{
 };
 use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs, StepContext};
 
-use crate::{Mae, MaeConfig};
+use crate::{
+    contrastive::{
+        moco::check_queue_batch, BackboneOut, BarlowTwins, BarlowTwinsConfig, Byol, ByolConfig, DenseCl, DenseClConfig, MoCo,
+        MoCoConfig, MoCoV3, MoCoV3Config, SimClr, SimClrConfig, SimSiam, SimSiamConfig, SwAV, SwAVConfig,
+    },
+    Mae, MaeConfig,
+};
 
 /// A config field that cannot be honoured, with its key path below `model`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -30,7 +36,57 @@ selfsup_config::registry! {
     pub enum AlgorithmConfig {
         /// Masked autoencoder.
         "MAE" => Mae(MaeConfig),
+        /// SimCLR.
+        "SimCLR" => SimClr(SimClrConfig),
+        /// MoCo v1 and v2.
+        "MoCo" => MoCo(MoCoConfig),
+        /// MoCo v3.
+        "MoCoV3" => MoCoV3(MoCoV3Config),
+        /// BYOL.
+        "BYOL" => Byol(ByolConfig),
+        /// SimSiam.
+        "SimSiam" => SimSiam(SimSiamConfig),
+        /// Barlow Twins.
+        "BarlowTwins" => BarlowTwins(BarlowTwinsConfig),
+        /// DenseCL.
+        "DenseCL" => DenseCl(DenseClConfig),
+        /// SwAV.
+        "SwAV" => SwAV(SwAVConfig),
     }
+}
+
+/// Runs `$body` with `$c` bound to the inner config of any variant.
+macro_rules! each_config {
+    ($self:expr, $c:ident => $body:expr) => {
+        match $self {
+            AlgorithmConfig::Mae($c) => $body,
+            AlgorithmConfig::SimClr($c) => $body,
+            AlgorithmConfig::MoCo($c) => $body,
+            AlgorithmConfig::MoCoV3($c) => $body,
+            AlgorithmConfig::Byol($c) => $body,
+            AlgorithmConfig::SimSiam($c) => $body,
+            AlgorithmConfig::BarlowTwins($c) => $body,
+            AlgorithmConfig::DenseCl($c) => $body,
+            AlgorithmConfig::SwAV($c) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$m` bound to the inner module of any variant.
+macro_rules! each_model {
+    ($self:expr, $m:ident => $body:expr) => {
+        match $self {
+            Algorithm::Mae($m) => $body,
+            Algorithm::SimClr($m) => $body,
+            Algorithm::MoCo($m) => $body,
+            Algorithm::MoCoV3($m) => $body,
+            Algorithm::Byol($m) => $body,
+            Algorithm::SimSiam($m) => $body,
+            Algorithm::BarlowTwins($m) => $body,
+            Algorithm::DenseCl($m) => $body,
+            Algorithm::SwAV($m) => $body,
+        }
+    };
 }
 
 impl AlgorithmConfig {
@@ -41,8 +97,16 @@ impl AlgorithmConfig {
 
     /// Checks the config, including dimensions that depend on each other.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
+        each_config!(self, c => c.validate())
+    }
+
+    /// Checks the training batch size against the model (MoCo's and
+    /// DenseCL's queues take whole batches).
+    pub fn check_batch_size(&self, batch_size: usize) -> Result<(), String> {
         match self {
-            AlgorithmConfig::Mae(c) => c.validate(),
+            AlgorithmConfig::MoCo(c) => check_queue_batch(c.queue_len, batch_size),
+            AlgorithmConfig::DenseCl(c) => check_queue_batch(c.queue_len, batch_size),
+            _ => Ok(()),
         }
     }
 
@@ -55,22 +119,31 @@ impl AlgorithmConfig {
     /// (independent of the backend and of anything else running).
     pub fn init_seeded<B: Backend>(&self, device: &B::Device, seed: u64) -> Algorithm<B> {
         let mut rng = selfsup_layers::init::InitRng::new(seed);
-        match self {
+        let model = match self {
             AlgorithmConfig::Mae(c) => Algorithm::Mae(c.init(device, &mut rng)),
-        }
+            AlgorithmConfig::SimClr(c) => Algorithm::SimClr(c.init(device, &mut rng)),
+            AlgorithmConfig::MoCo(c) => Algorithm::MoCo(c.init(device, &mut rng)),
+            AlgorithmConfig::MoCoV3(c) => Algorithm::MoCoV3(c.init(device, &mut rng)),
+            AlgorithmConfig::Byol(c) => Algorithm::Byol(c.init(device, &mut rng)),
+            AlgorithmConfig::SimSiam(c) => Algorithm::SimSiam(c.init(device, &mut rng)),
+            AlgorithmConfig::BarlowTwins(c) => Algorithm::BarlowTwins(c.init(device, &mut rng)),
+            AlgorithmConfig::DenseCl(c) => Algorithm::DenseCl(c.init(device, &mut rng)),
+            AlgorithmConfig::SwAV(c) => Algorithm::SwAV(c.init(device, &mut rng)),
+        };
+        model.prepare()
     }
 
     /// The data preprocessor config.
     pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
-        match self {
-            AlgorithmConfig::Mae(c) => &c.data_preprocessor,
-        }
+        each_config!(self, c => &c.data_preprocessor)
     }
 
     /// Number of views a batch must have.
     pub fn num_views(&self) -> usize {
         match self {
             AlgorithmConfig::Mae(_) => 1,
+            AlgorithmConfig::SwAV(c) => c.num_views(),
+            _ => 2,
         }
     }
 
@@ -78,6 +151,14 @@ impl AlgorithmConfig {
     pub fn input_size(&self) -> Option<usize> {
         match self {
             AlgorithmConfig::Mae(c) => Some(c.backbone.get().img_size),
+            AlgorithmConfig::SimClr(c) => c.backbone.input_size(),
+            AlgorithmConfig::MoCo(c) => c.backbone.input_size(),
+            AlgorithmConfig::MoCoV3(c) => c.backbone.input_size(),
+            AlgorithmConfig::Byol(c) => c.backbone.input_size(),
+            AlgorithmConfig::SimSiam(c) => c.backbone.input_size(),
+            AlgorithmConfig::BarlowTwins(c) => c.backbone.input_size(),
+            AlgorithmConfig::DenseCl(c) => c.backbone.input_size(),
+            AlgorithmConfig::SwAV(c) => c.backbone.input_size(),
         }
     }
 }
@@ -88,6 +169,22 @@ impl AlgorithmConfig {
 pub enum Algorithm<B: Backend> {
     /// Masked autoencoder.
     Mae(Mae<B>),
+    /// SimCLR.
+    SimClr(SimClr<B>),
+    /// MoCo v1/v2.
+    MoCo(MoCo<B>),
+    /// MoCo v3.
+    MoCoV3(MoCoV3<B>),
+    /// BYOL.
+    Byol(Byol<B>),
+    /// SimSiam.
+    SimSiam(SimSiam<B>),
+    /// Barlow Twins.
+    BarlowTwins(BarlowTwins<B>),
+    /// DenseCL.
+    DenseCl(DenseCl<B>),
+    /// SwAV.
+    SwAV(SwAV<B>),
 }
 
 /// Global per-image features for downstream tools (extraction, kNN).
@@ -102,27 +199,46 @@ pub struct Features<B: Backend> {
 pub enum AnyPrediction<B: Backend> {
     /// MAE's reconstruction and mask.
     Mae(crate::MaePrediction<B>),
+    /// The backbone's output (the contrastive family predicts nothing else).
+    Backbone(BackboneOut<B>),
 }
 
 /// The step state of any algorithm.
 #[derive(Debug)]
-pub enum AnyStepState {
-    /// MAE keeps none.
-    Mae(()),
+pub enum AnyStepState<B: Backend> {
+    /// Nothing to carry.
+    None,
+    /// Keys to enqueue (MoCo).
+    Keys(Tensor<B, 2>),
+    /// Global and dense keys to enqueue (DenseCL).
+    Keys2(Tensor<B, 2>, Tensor<B, 2>),
 }
 
 impl<B: Backend> Algorithm<B> {
     /// The data preprocessor config.
     pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
-        match self {
-            Algorithm::Mae(m) => m.data_preprocessor(),
-        }
+        each_model!(self, m => m.data_preprocessor())
     }
 
-    /// Global features (the cls token after the final norm for ViTs).
+    /// Global features: the cls token after the final norm for ViTs, the
+    /// average-pooled last feature map for ResNets.
     pub fn global_features(&self, inputs: &SelfSupInputs<B>) -> Result<Features<B>, ModelError> {
         match self {
             Algorithm::Mae(m) => Ok(Features { global: m.extract_feat(inputs)?.cls_token }),
+            other => each_model!(other, m => Ok(Features { global: backbone_global(m.extract_feat(inputs))? })),
+        }
+    }
+
+    /// Makes the model ready to train after it was built or loaded: momentum
+    /// encoders that were never updated copy the online network (MMEngine's
+    /// first `update_parameters`). Idempotent.
+    pub fn prepare(self) -> Self {
+        match self {
+            Algorithm::MoCo(m) => Algorithm::MoCo(m.prepare()),
+            Algorithm::DenseCl(m) => Algorithm::DenseCl(m.prepare()),
+            Algorithm::Byol(m) => Algorithm::Byol(m.prepare()),
+            Algorithm::MoCoV3(m) => Algorithm::MoCoV3(m.prepare()),
+            other => other,
         }
     }
 }
@@ -130,33 +246,85 @@ impl<B: Backend> Algorithm<B> {
 impl<B: Backend> SelfSupAlgorithm<B> for Algorithm<B> {
     type Features = Features<B>;
     type Prediction = AnyPrediction<B>;
-    type StepState = AnyStepState;
+    type StepState = AnyStepState<B>;
 
     fn name(&self) -> &'static str {
-        match self {
-            Algorithm::Mae(m) => m.name(),
-        }
+        each_model!(self, m => m.name())
     }
 
     fn extract_feat(&self, inputs: &SelfSupInputs<B>) -> Result<Features<B>, ModelError> {
         self.global_features(inputs)
     }
 
-    fn loss(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<(LossOutput<B>, AnyStepState), ModelError> {
+    fn loss(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<(LossOutput<B>, AnyStepState<B>), ModelError> {
         match self {
-            Algorithm::Mae(m) => m.loss(inputs, draws).map(|(l, s)| (l, AnyStepState::Mae(s))),
+            Algorithm::MoCo(m) => m.loss(inputs, draws).map(|(l, k)| (l, AnyStepState::Keys(k))),
+            Algorithm::DenseCl(m) => m.loss(inputs, draws).map(|(l, (k, k2))| (l, AnyStepState::Keys2(k, k2))),
+            other => each_model!(other, m => m.loss(inputs, draws).map(|(l, _)| (l, AnyStepState::None))),
         }
     }
 
     fn predict(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<AnyPrediction<B>, ModelError> {
         match self {
             Algorithm::Mae(m) => m.predict(inputs, draws).map(AnyPrediction::Mae),
+            other => each_model!(other, m => m.extract_feat(inputs).map(|f| AnyPrediction::Backbone(into_backbone_out(f)))),
         }
     }
 
-    fn after_step(self, state: AnyStepState, ctx: &StepContext) -> Self {
+    fn after_step(self, state: AnyStepState<B>, ctx: &StepContext) -> Self {
         match (self, state) {
-            (Algorithm::Mae(m), AnyStepState::Mae(s)) => Algorithm::Mae(m.after_step(s, ctx)),
+            (Algorithm::Mae(m), _) => Algorithm::Mae(m.after_step((), ctx)),
+            (Algorithm::SimClr(m), _) => Algorithm::SimClr(m.after_step((), ctx)),
+            (Algorithm::MoCo(m), AnyStepState::Keys(k)) => Algorithm::MoCo(m.after_step(k, ctx)),
+            (Algorithm::DenseCl(m), AnyStepState::Keys2(k, k2)) => Algorithm::DenseCl(m.after_step((k, k2), ctx)),
+            (Algorithm::MoCoV3(m), _) => Algorithm::MoCoV3(m.after_step((), ctx)),
+            (Algorithm::Byol(m), _) => Algorithm::Byol(m.after_step((), ctx)),
+            (Algorithm::SimSiam(m), _) => Algorithm::SimSiam(m.after_step((), ctx)),
+            (Algorithm::BarlowTwins(m), _) => Algorithm::BarlowTwins(m.after_step((), ctx)),
+            (Algorithm::SwAV(m), _) => Algorithm::SwAV(m.after_step((), ctx)),
+            (m, _) => panic!("{}: step state from another algorithm", m.name()),
         }
     }
+}
+
+/// Features of any backbone as a global vector.
+trait IntoGlobal<B: Backend> {
+    fn global(self) -> Tensor<B, 2>;
+}
+
+impl<B: Backend> IntoGlobal<B> for BackboneOut<B> {
+    fn global(self) -> Tensor<B, 2> {
+        BackboneOut::global(self)
+    }
+}
+
+impl<B: Backend> IntoGlobal<B> for selfsup_backbones::VitFeatures<B> {
+    fn global(self) -> Tensor<B, 2> {
+        self.cls_token
+    }
+}
+
+fn backbone_global<B: Backend, F: IntoGlobal<B>>(f: Result<F, ModelError>) -> Result<Tensor<B, 2>, ModelError> {
+    f.map(IntoGlobal::global)
+}
+
+/// Backbone features of any algorithm as [`BackboneOut`].
+trait IntoBackboneOut<B: Backend> {
+    fn into_out(self) -> BackboneOut<B>;
+}
+
+impl<B: Backend> IntoBackboneOut<B> for BackboneOut<B> {
+    fn into_out(self) -> BackboneOut<B> {
+        self
+    }
+}
+
+impl<B: Backend> IntoBackboneOut<B> for selfsup_backbones::VitFeatures<B> {
+    fn into_out(self) -> BackboneOut<B> {
+        BackboneOut::Vit(self)
+    }
+}
+
+fn into_backbone_out<B: Backend, F: IntoBackboneOut<B>>(f: F) -> BackboneOut<B> {
+    f.into_out()
 }

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use selfsup::{
-    algorithms::key_map_rows,
+    algorithms::key_map,
     config::Config,
     train::{bench::bench, extract::extract, LoadedConfig, Resume, TrainOptions},
-    weights::{export_state_dict, load_into, read_checkpoint, write_safetensors, KeyMap, LoadOptions},
+    weights::{export_state_dict, load_into, read_checkpoint, write_safetensors, LoadOptions},
     with_backend,
 };
 
@@ -192,7 +192,7 @@ fn run(command: Command) -> Result<()> {
             let tensors = match config {
                 Some(cfg_path) => {
                     let cfg = LoadedConfig::load(&cfg_path, &[])?;
-                    let keymap = KeyMap::new().rows(&key_map_rows());
+                    let keymap = key_map();
                     with_backend!(&backend.backend, &backend.device, |B, device| {
                         (|| -> Result<_> {
                             let model = cfg.run.model.init::<B>(&device);

@@ -8,7 +8,10 @@
 //! reads (listing the keys of ViT-H) costs nothing.
 use burn::{
     module::{Param, ParamId},
-    nn::{Linear, LinearConfig},
+    nn::{
+        conv::{Conv2d, Conv2dConfig},
+        Linear, LinearConfig, PaddingConfig2d,
+    },
     tensor::{backend::Backend, Shape, Tensor, TensorData},
 };
 use rand::{Rng, SeedableRng};
@@ -23,6 +26,14 @@ pub enum Dist {
     Normal(f64, f64),
     /// A constant.
     Constant(f64),
+}
+
+impl Dist {
+    /// MMEngine's `Kaiming` init with its defaults (`mode='fan_out'`,
+    /// `nonlinearity='relu'`, normal): `N(0, √(2/fan_out))`.
+    pub fn kaiming_normal_fan_out(fan_out: usize) -> Self {
+        Dist::Normal(0.0, (2.0 / fan_out as f64).sqrt())
+    }
 }
 
 impl Dist {
@@ -91,6 +102,39 @@ impl InitRng {
         linear.weight = self.param([d_in, d_out], weight, device);
         linear.bias = bias.map(|b| self.param([d_out], b, device));
         linear
+    }
+
+    /// A Linear with PyTorch's default initialisation (`kaiming_uniform_(a=√5)`:
+    /// weight and bias `U(−1/√d_in, 1/√d_in)`), which MMSelfSup's necks keep.
+    pub fn linear_torch<B: Backend>(&mut self, d_in: usize, d_out: usize, bias: bool, device: &B::Device) -> Linear<B> {
+        let b = 1.0 / (d_in as f64).sqrt();
+        self.linear(d_in, d_out, Dist::Uniform(-b, b), bias.then_some(Dist::Uniform(-b, b)), device)
+    }
+
+    /// A `k×k` convolution `[c_out, c_in, k, k]` with `stride`, padding
+    /// `pad`, dilation `dilation`, weight from `weight`, bias from `bias`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d<B: Backend>(
+        &mut self,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        dilation: usize,
+        weight: Dist,
+        bias: Option<Dist>,
+        device: &B::Device,
+    ) -> Conv2d<B> {
+        let mut conv = Conv2dConfig::new([c_in, c_out], [k, k])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_dilation([dilation, dilation])
+            .with_bias(bias.is_some())
+            .init(device);
+        conv.weight = self.param([c_out, c_in, k, k], weight, device);
+        conv.bias = bias.map(|b| self.param([c_out], b, device));
+        conv
     }
 
     /// A Linear initialised as MAE does: xavier-uniform weight, zero bias.

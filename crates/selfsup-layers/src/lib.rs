@@ -10,6 +10,8 @@
 #![warn(missing_docs)]
 
 pub mod attention;
+pub mod batch_norm;
+pub mod functional;
 pub mod init;
 pub mod norm;
 pub mod patch_embed;
@@ -17,6 +19,8 @@ pub mod pos_embed;
 pub mod transformer;
 
 pub use attention::MultiheadAttention;
+pub use batch_norm::{BatchNormCfg, TorchBatchNorm};
+pub use functional::l2_normalize;
 pub use norm::NormCfg;
 pub use patch_embed::PatchEmbed;
 pub use pos_embed::build_2d_sincos_position_embedding;

@@ -5,9 +5,8 @@ use burn::{
     optim::GradientsParams,
     tensor::{backend::AutodiffBackend, Tensor, TensorData},
 };
-use selfsup_algorithms::{key_map_rows, Algorithm};
+use selfsup_algorithms::{key_map, Algorithm};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
-use selfsup_weights::KeyMap;
 
 use crate::{config::LoadedConfig, optim::AdamW, TrainError};
 
@@ -39,7 +38,7 @@ pub fn bench<B: AutodiffBackend>(
     let size = run.model.input_size().unwrap_or(224);
     let views = run.model.num_views();
     let mut model: Algorithm<B> = run.model.init(device);
-    let keymap = KeyMap::new().rows(&key_map_rows());
+    let keymap = key_map();
     let mut optim = AdamW::<B>::new(&run.optim_wrapper, &model, &keymap);
     let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| run.optim_wrapper.lr() * m).collect();
     let mut draws = Draws::seeded(0);

@@ -6,11 +6,11 @@ use burn::{
     module::AutodiffModule,
     tensor::{backend::AutodiffBackend, TensorData},
 };
-use selfsup_algorithms::{key_map_rows, Algorithm};
+use selfsup_algorithms::{key_map, Algorithm};
 use selfsup_data::{
     CustomDatasetConfig, DataLoader, DataLoaderOptions, DataPrefix, DatasetConfig, Pipeline, TransformConfig,
 };
-use selfsup_weights::{load_into, write_safetensors, KeyMap, LoadOptions};
+use selfsup_weights::{load_into, write_safetensors, LoadOptions};
 
 use crate::{checkpoint, config::LoadedConfig, runner::batch_to_inputs, TrainError};
 
@@ -44,7 +44,7 @@ pub fn extract<B: AutodiffBackend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Result<usize, TrainError> {
-    let keymap = KeyMap::new().rows(&key_map_rows());
+    let keymap = key_map();
     let model: Algorithm<B> = cfg.run.model.init(device);
     let ckpt = checkpoint::load(checkpoint_path)?;
     let (model, _) = load_into(model, &ckpt.model, &keymap, &LoadOptions::default())?;

@@ -12,7 +12,7 @@ use burn::{
     tensor::{backend::AutodiffBackend, Tensor, TensorData},
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use selfsup_algorithms::{key_map_rows, Algorithm};
+use selfsup_algorithms::{key_map, Algorithm};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
 use selfsup_data::{Batch, DataLoader};
 use selfsup_weights::{export_state_dict, load_into, KeyMap, LoadOptions};
@@ -84,7 +84,7 @@ pub fn batch_to_inputs<B: burn::tensor::backend::Backend>(
 }
 
 fn keymap() -> KeyMap {
-    KeyMap::new().rows(&key_map_rows())
+    key_map()
 }
 
 struct Log {

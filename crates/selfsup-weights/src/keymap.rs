@@ -7,6 +7,7 @@ use regex::Regex;
 pub struct KeyMap {
     to_ours: Vec<(Regex, String)>,
     to_pytorch: Vec<(Regex, String)>,
+    aliases: Vec<(Regex, String, Regex)>,
 }
 
 impl KeyMap {
@@ -31,6 +32,33 @@ impl KeyMap {
     /// Adds every row of `rows`.
     pub fn rows(self, rows: &[(&str, &str, &str, &str)]) -> Self {
         rows.iter().fold(self, |m, (a, b, c, d)| m.row(a, b, c, d))
+    }
+
+    /// Adds an alias: a second PyTorch key for the same tensor (a module
+    /// registered twice, like SwAVNeck's BatchNorm). Keys matching
+    /// `source_pattern` are also written as `alias_template`; checkpoint
+    /// keys matching `alias_pattern` are accepted as that duplicate.
+    ///
+    /// # Panics
+    /// On an invalid pattern (a bug in a component's constant rows).
+    pub fn alias(mut self, source_pattern: &str, alias_template: &str, alias_pattern: &str) -> Self {
+        let re = |p: &str| Regex::new(p).unwrap_or_else(|e| panic!("bad key-map pattern `{p}`: {e}"));
+        self.aliases.push((re(source_pattern), alias_template.to_string(), re(alias_pattern)));
+        self
+    }
+
+    /// The alias keys of a PyTorch key (usually none).
+    pub fn aliases_of(&self, key: &str) -> Vec<String> {
+        self.aliases
+            .iter()
+            .filter(|(src, _, _)| src.is_match(key))
+            .map(|(src, template, _)| src.replace(key, template.as_str()).into_owned())
+            .collect()
+    }
+
+    /// Whether `key` is an alias (a duplicate name) rather than a tensor of its own.
+    pub fn is_alias(&self, key: &str) -> bool {
+        self.aliases.iter().any(|(_, _, re)| re.is_match(key))
     }
 
     fn apply(rows: &[(Regex, String)], key: &str) -> String {

@@ -294,6 +294,10 @@ pub fn export_state_dict<B: Backend, M: ModuleSnapshot<B>>(
     for snapshot in module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
         let key = pytorch_name(&snapshot, keymap);
         let data = snapshot.to_data().map_err(|e| WeightsError::Apply { key: key.clone(), message: e.to_string() })?;
+        let data = to_torch_buffer(&key, data);
+        for alias in keymap.aliases_of(&key) {
+            out.insert(alias, data.clone());
+        }
         out.insert(key, data);
     }
     Ok(out)
@@ -304,7 +308,40 @@ pub fn export_state_dict<B: Backend, M: ModuleSnapshot<B>>(
 pub fn model_keys<B: Backend, M: burn::module::Module<B>>(module: &M, keymap: &KeyMap) -> BTreeMap<String, Vec<usize>> {
     let mut v = KeyVisitor { path: vec![], types: vec![], keymap, out: BTreeMap::new() };
     module.visit(&mut v);
-    v.out
+    let mut out = v.out;
+    let aliases: Vec<(String, Vec<usize>)> =
+        out.iter().flat_map(|(k, s)| keymap.aliases_of(k).into_iter().map(move |a| (a, s.clone()))).collect();
+    out.extend(aliases);
+    for (key, shape) in out.iter_mut() {
+        if torch_buffer(key).is_some_and(|(_, scalar)| scalar) && shape.as_slice() == [1] {
+            shape.clear();
+        }
+    }
+    out
+}
+
+/// PyTorch's integer buffers, kept as floats in selfsup modules (burn has no
+/// 0-d tensors and some backends no int64): `(key suffix, 0-d in PyTorch)`.
+const TORCH_INT_BUFFERS: &[(&str, bool)] =
+    &[("num_batches_tracked", true), ("steps", true), ("queue_ptr", false), ("queue2_ptr", false)];
+
+fn torch_buffer(key: &str) -> Option<(&'static str, bool)> {
+    TORCH_INT_BUFFERS
+        .iter()
+        .find(|(suffix, _)| key == *suffix || key.ends_with(&format!(".{suffix}")))
+        .map(|(s, scalar)| (*s, *scalar))
+}
+
+/// Our float counter as PyTorch stores it: int64, 0-d where PyTorch's is.
+fn to_torch_buffer(key: &str, data: Tensor) -> Tensor {
+    match torch_buffer(key) {
+        Some((_, scalar)) => {
+            let values: Vec<i64> = data.convert::<f32>().to_vec::<f32>().unwrap_or_default().iter().map(|v| v.round() as i64).collect();
+            let shape: Vec<usize> = if scalar && values.len() == 1 { vec![] } else { vec![values.len()] };
+            Tensor::new(values, shape)
+        }
+        None => data,
+    }
 }
 
 struct KeyVisitor<'a> {
@@ -378,6 +415,16 @@ pub fn load_into<B: Backend, M: ModuleSnapshot<B>>(
     let mut report = LoadReport::default();
     let mut snapshots = Vec::new();
     for (key, shape) in &expected {
+        if keymap.is_alias(key) {
+            match state.tensors.get(key) {
+                None => report.missing.push(key.clone()),
+                Some(data) if data.shape.to_vec() != *shape => {
+                    report.shape_mismatches.push((key.clone(), shape.clone(), data.shape.to_vec()))
+                }
+                Some(_) => report.loaded.push(key.clone()),
+            }
+            continue;
+        }
         match state.tensors.get(key) {
             None => report.missing.push(key.clone()),
             Some(data) if data.shape.to_vec() != *shape => {
@@ -388,6 +435,10 @@ pub fn load_into<B: Backend, M: ModuleSnapshot<B>>(
                 let path: Vec<String> = ours.split('.').map(str::to_string).collect();
                 let data = if data.dtype == DType::F64 || data.dtype == DType::F16 || data.dtype == DType::BF16 {
                     data.clone().convert_dtype(DType::F32)
+                } else if torch_buffer(key).is_some() {
+                    // int64 counters become our float counters, 0-d as [1].
+                    let n = data.num_elements();
+                    Tensor::new(data.clone().convert::<f32>().to_vec::<f32>().unwrap_or_default(), [n.max(1)])
                 } else {
                     data.clone()
                 };

@@ -1,0 +1,442 @@
+//! Ports of `mmselfsup.models.algorithms.MoCo` (v1 and v2) and `DenseCL`:
+//! a momentum key encoder (`encoder_k`) and queues of negative keys.
+use burn::{
+    module::Module,
+    tensor::{backend::Backend, Tensor},
+};
+use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs, StepContext};
+use selfsup_heads::ContrastiveHead;
+use selfsup_layers::{init::InitRng, l2_normalize};
+use selfsup_memories::{EmaKind, FeatureQueue, MomentumEncoder, OnlineWeights};
+use selfsup_necks::{DenseCLNeck, DenseCLNeckConfig, LinearNeck, LinearNeckConfig, MoCoV2Neck, MoCoV2NeckConfig};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    common::{expect_pair, gather, Backbone, BackboneOut, ContrastiveBackboneConfig},
+    simclr::ContrastiveHeadRegistry,
+};
+use crate::{ConfigIssue, InitCfg};
+
+fn queue_len() -> usize {
+    65536
+}
+fn feat_dim() -> usize {
+    128
+}
+fn momentum() -> f64 {
+    0.999
+}
+fn lambda() -> f64 {
+    0.5
+}
+
+selfsup_config::registry! {
+    /// MoCo's projection: `LinearNeck` (v1) or `MoCoV2Neck` (v2).
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum MoCoNeckConfig {
+        /// MoCo v1's linear projection.
+        "LinearNeck" => Linear(LinearNeckConfig),
+        /// MoCo v2's MLP.
+        "MoCoV2Neck" => MoCoV2(MoCoV2NeckConfig),
+    }
+}
+
+impl MoCoNeckConfig {
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            Self::Linear(c) => (c.in_channels, c.out_channels),
+            Self::MoCoV2(c) => (c.in_channels, c.out_channels),
+        }
+    }
+
+    fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> MoCoNeck<B> {
+        match self {
+            Self::Linear(c) => MoCoNeck::Linear(c.init(device, rng)),
+            Self::MoCoV2(c) => MoCoNeck::MoCoV2(c.init(device, rng)),
+        }
+    }
+}
+
+/// A built MoCo neck.
+#[derive(Module, Debug)]
+pub enum MoCoNeck<B: Backend> {
+    /// `LinearNeck`.
+    Linear(LinearNeck<B>),
+    /// `MoCoV2Neck`.
+    MoCoV2(MoCoV2Neck<B>),
+}
+
+impl<B: Backend> MoCoNeck<B> {
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        match self {
+            MoCoNeck::Linear(n) => n.forward(x),
+            MoCoNeck::MoCoV2(n) => n.forward(x),
+        }
+    }
+}
+
+fn check_queue(queue_len: usize, feat_dim: usize, out: usize, momentum: f64) -> Result<(), ConfigIssue> {
+    if queue_len == 0 {
+        return Err(ConfigIssue::new("queue_len", "must be > 0"));
+    }
+    if feat_dim != out {
+        return Err(ConfigIssue::new("feat_dim", format!("{feat_dim} does not match the neck's out_channels {out}")));
+    }
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(ConfigIssue::new("momentum", format!("must be in [0, 1], got {momentum}")));
+    }
+    Ok(())
+}
+
+/// `queue_len % batch_size == 0`, as MMSelfSup asserts at the first enqueue.
+pub fn check_queue_batch(queue_len: usize, batch_size: usize) -> Result<(), String> {
+    if batch_size == 0 || queue_len % batch_size != 0 {
+        return Err(format!(
+            "model.queue_len {queue_len} is not a multiple of the batch size {batch_size}: MoCo's queue needs whole batches"
+        ));
+    }
+    Ok(())
+}
+
+/// `model = dict(type='MoCo', queue_len=65536, feat_dim=128, momentum=0.999, ...)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoCoConfig {
+    /// The data preprocessor.
+    #[serde(default)]
+    pub data_preprocessor: DataPreprocessorConfig,
+    /// The backbone.
+    pub backbone: ContrastiveBackboneConfig,
+    /// The projection.
+    pub neck: MoCoNeckConfig,
+    /// InfoNCE head.
+    pub head: ContrastiveHeadRegistry,
+    /// Number of negative keys.
+    #[serde(default = "queue_len")]
+    pub queue_len: usize,
+    /// Key width.
+    #[serde(default = "feat_dim")]
+    pub feat_dim: usize,
+    /// Momentum of the key encoder (MMSelfSup 1.0's convention: weight of the target).
+    #[serde(default = "momentum")]
+    pub momentum: f64,
+    /// MMEngine `init_cfg`.
+    #[serde(default)]
+    pub init_cfg: InitCfg,
+}
+
+impl MoCoConfig {
+    /// Checks the parts and their widths.
+    pub fn validate(&self) -> Result<(), ConfigIssue> {
+        self.data_preprocessor.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
+        self.backbone.validate()?;
+        let (inc, out) = self.neck.dims();
+        if inc != self.backbone.feat_dim() {
+            return Err(ConfigIssue::new("neck.in_channels", format!("{inc} does not match the backbone's {}", self.backbone.feat_dim())));
+        }
+        if self.backbone.is_vit() {
+            return Err(ConfigIssue::new("backbone.type", "MoCo v1/v2 take a ResNet"));
+        }
+        check_queue(self.queue_len, self.feat_dim, out, self.momentum)?;
+        self.head.get().loss.get().validate().map_err(|(k, m)| ConfigIssue::new(format!("head.loss.{k}"), m))
+    }
+
+    /// Builds the algorithm (call `prepare` before training).
+    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> MoCo<B> {
+        let backbone = self.backbone.init(device, rng);
+        let neck = self.neck.init(device, rng);
+        let target = (self.backbone.init(device, rng), self.neck.init(device, rng));
+        MoCo {
+            backbone,
+            neck,
+            encoder_k: MomentumEncoder::new(target, EmaKind::Lerp { weight: 1.0 - self.momentum }, device),
+            memory: FeatureQueue::new(self.feat_dim, self.queue_len, device, rng),
+            head: self.head.get().init(),
+            data_preprocessor: self.data_preprocessor.clone(),
+        }
+    }
+}
+
+/// MoCo v1/v2. Keys `backbone.*`, `neck.*`, `encoder_k.module.{0,1}.*`,
+/// `encoder_k.steps`, `queue`, `queue_ptr`.
+#[derive(Module, Debug)]
+pub struct MoCo<B: Backend> {
+    /// Query encoder backbone.
+    pub backbone: Backbone<B>,
+    /// Query projection.
+    pub neck: MoCoNeck<B>,
+    /// Momentum key encoder: `(backbone, neck)`.
+    pub encoder_k: MomentumEncoder<B, (Backbone<B>, MoCoNeck<B>)>,
+    /// The queue of negative keys.
+    pub memory: FeatureQueue<B>,
+    #[module(skip)]
+    head: ContrastiveHead,
+    #[module(skip)]
+    data_preprocessor: DataPreprocessorConfig,
+}
+
+fn map_of<B: Backend>(out: BackboneOut<B>) -> Tensor<B, 4> {
+    out.map()
+}
+
+impl<B: Backend> MoCo<B> {
+    /// The data preprocessor.
+    pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
+        &self.data_preprocessor
+    }
+
+    fn online(&self) -> OnlineWeights<B> {
+        OnlineWeights::default().add(&self.backbone).add(&self.neck)
+    }
+
+    /// Copies the query encoder into a never-updated key encoder.
+    pub fn prepare(mut self) -> Self {
+        let online = self.online();
+        self.encoder_k = self.encoder_k.prepare(online);
+        self
+    }
+
+    /// Normalised keys of `x` from the momentum encoder, no gradient.
+    pub fn keys(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 2>, ModelError> {
+        let (b, n) = &self.encoder_k.module;
+        Ok(l2_normalize(n.forward(map_of(b.forward(x)?)), 1).detach())
+    }
+}
+
+impl<B: Backend> SelfSupAlgorithm<B> for MoCo<B> {
+    type Features = BackboneOut<B>;
+    type Prediction = BackboneOut<B>;
+    type StepState = Tensor<B, 2>;
+
+    fn name(&self) -> &'static str {
+        "MoCo"
+    }
+
+    fn extract_feat(&self, inputs: &SelfSupInputs<B>) -> Result<BackboneOut<B>, ModelError> {
+        self.backbone.forward(inputs.views.first().ok_or(ModelError::Views { algorithm: "MoCo", expected: 1, got: 0 })?.clone())
+    }
+
+    fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, Tensor<B, 2>), ModelError> {
+        let views = expect_pair(inputs, "MoCo")?;
+        let q = l2_normalize(self.neck.forward(map_of(self.backbone.forward(views[0].clone())?)), 1);
+        let k = self.keys(views[1].clone())?;
+        let l_pos = (q.clone() * k.clone()).sum_dim(1);
+        let l_neg = q.matmul(self.memory.keys());
+        let loss = self.head.forward(l_pos, l_neg);
+        Ok((LossOutput::new().with("loss", loss), gather(k)))
+    }
+
+    fn predict(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<BackboneOut<B>, ModelError> {
+        self.extract_feat(inputs)
+    }
+
+    /// Enqueues the keys, then moves the key encoder (MMSelfSup's next
+    /// `update_parameters`).
+    fn after_step(mut self, keys: Tensor<B, 2>, ctx: &StepContext) -> Self {
+        self.memory = self.memory.enqueue(keys);
+        let online = self.online();
+        self.encoder_k = self.encoder_k.update(online, ctx.max_iters);
+        self
+    }
+}
+
+selfsup_config::registry! {
+    /// DenseCL's neck.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum DenseClNeckRegistry {
+        /// Global and dense projections.
+        "DenseCLNeck" => DenseCL(DenseCLNeckConfig),
+    }
+}
+
+impl DenseClNeckRegistry {
+    /// The inner config.
+    pub fn get(&self) -> &DenseCLNeckConfig {
+        let Self::DenseCL(c) = self;
+        c
+    }
+}
+
+/// `model = dict(type='DenseCL', queue_len, feat_dim, momentum, loss_lambda=0.5, ...)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseClConfig {
+    /// The data preprocessor.
+    #[serde(default)]
+    pub data_preprocessor: DataPreprocessorConfig,
+    /// The backbone.
+    pub backbone: ContrastiveBackboneConfig,
+    /// Global and dense projections.
+    pub neck: DenseClNeckRegistry,
+    /// InfoNCE head (used for both losses).
+    pub head: ContrastiveHeadRegistry,
+    /// Number of negative keys in each queue.
+    #[serde(default = "queue_len")]
+    pub queue_len: usize,
+    /// Key width.
+    #[serde(default = "feat_dim")]
+    pub feat_dim: usize,
+    /// Momentum of the key encoder.
+    #[serde(default = "momentum")]
+    pub momentum: f64,
+    /// Weight of the dense loss (`1 − λ` for the global one).
+    #[serde(default = "lambda")]
+    pub loss_lambda: f64,
+    /// MMEngine `init_cfg`.
+    #[serde(default)]
+    pub init_cfg: InitCfg,
+}
+
+impl DenseClConfig {
+    /// Checks the parts and their widths.
+    pub fn validate(&self) -> Result<(), ConfigIssue> {
+        self.data_preprocessor.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
+        self.backbone.validate()?;
+        if self.backbone.is_vit() {
+            return Err(ConfigIssue::new("backbone.type", "DenseCL takes a ResNet"));
+        }
+        let neck = self.neck.get();
+        if neck.in_channels != self.backbone.feat_dim() {
+            return Err(ConfigIssue::new("neck.in_channels", format!("{} does not match the backbone's {}", neck.in_channels, self.backbone.feat_dim())));
+        }
+        check_queue(self.queue_len, self.feat_dim, neck.out_channels, self.momentum)?;
+        if !(0.0..=1.0).contains(&self.loss_lambda) {
+            return Err(ConfigIssue::new("loss_lambda", "must be in [0, 1]"));
+        }
+        self.head.get().loss.get().validate().map_err(|(k, m)| ConfigIssue::new(format!("head.loss.{k}"), m))
+    }
+
+    /// Builds the algorithm (call `prepare` before training).
+    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> DenseCl<B> {
+        let backbone = self.backbone.init(device, rng);
+        let neck = self.neck.get().init(device, rng);
+        let target = (self.backbone.init(device, rng), self.neck.get().init(device, rng));
+        DenseCl {
+            backbone,
+            neck,
+            encoder_k: MomentumEncoder::new(target, EmaKind::Lerp { weight: 1.0 - self.momentum }, device),
+            memory: FeatureQueue::new(self.feat_dim, self.queue_len, device, rng),
+            memory2: FeatureQueue::new(self.feat_dim, self.queue_len, device, rng),
+            head: self.head.get().init(),
+            loss_lambda: self.loss_lambda,
+            data_preprocessor: self.data_preprocessor.clone(),
+        }
+    }
+}
+
+/// DenseCL. Keys as MoCo plus `queue2`, `queue2_ptr`.
+#[derive(Module, Debug)]
+pub struct DenseCl<B: Backend> {
+    /// Query backbone.
+    pub backbone: Backbone<B>,
+    /// Query projections.
+    pub neck: DenseCLNeck<B>,
+    /// Momentum key encoder.
+    pub encoder_k: MomentumEncoder<B, (Backbone<B>, DenseCLNeck<B>)>,
+    /// Global negatives.
+    pub memory: FeatureQueue<B>,
+    /// Dense negatives (averaged dense keys).
+    pub memory2: FeatureQueue<B>,
+    #[module(skip)]
+    head: ContrastiveHead,
+    loss_lambda: f64,
+    #[module(skip)]
+    data_preprocessor: DataPreprocessorConfig,
+}
+
+/// DenseCL's keys for the queues: `(k, k2)`.
+pub type DenseClKeys<B> = (Tensor<B, 2>, Tensor<B, 2>);
+
+impl<B: Backend> DenseCl<B> {
+    /// The data preprocessor.
+    pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
+        &self.data_preprocessor
+    }
+
+    fn online(&self) -> OnlineWeights<B> {
+        OnlineWeights::default().add(&self.backbone).add(&self.neck)
+    }
+
+    /// Copies the query encoder into a never-updated key encoder.
+    pub fn prepare(mut self) -> Self {
+        let online = self.online();
+        self.encoder_k = self.encoder_k.prepare(online);
+        self
+    }
+
+    /// The dense loss weight (MMSelfSup's `DenseCLHook` sets 0 for the first iterations).
+    pub fn loss_lambda(&self) -> f64 {
+        self.loss_lambda
+    }
+
+    /// Sets the dense loss weight.
+    pub fn with_loss_lambda(mut self, lambda: f64) -> Self {
+        self.loss_lambda = lambda;
+        self
+    }
+
+    /// The dense matching: for each query position, the key position of
+    /// highest backbone-feature similarity. `[n, s²]`.
+    pub fn match_positions(q_b: Tensor<B, 3>, k_b: Tensor<B, 3>) -> Tensor<B, 2, burn::tensor::Int> {
+        let sim = q_b.swap_dims(1, 2).matmul(k_b); // [n, s², s²]
+        sim.argmax(2).squeeze_dim::<2>(2)
+    }
+}
+
+impl<B: Backend> SelfSupAlgorithm<B> for DenseCl<B> {
+    type Features = BackboneOut<B>;
+    type Prediction = BackboneOut<B>;
+    type StepState = DenseClKeys<B>;
+
+    fn name(&self) -> &'static str {
+        "DenseCL"
+    }
+
+    fn extract_feat(&self, inputs: &SelfSupInputs<B>) -> Result<BackboneOut<B>, ModelError> {
+        self.backbone.forward(inputs.views.first().ok_or(ModelError::Views { algorithm: "DenseCL", expected: 1, got: 0 })?.clone())
+    }
+
+    fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, DenseClKeys<B>), ModelError> {
+        let views = expect_pair(inputs, "DenseCL")?;
+        let q_b = map_of(self.backbone.forward(views[0].clone())?);
+        let qo = self.neck.forward(q_b.clone());
+        let [n, c, h, w] = q_b.dims();
+        let q_b = l2_normalize(q_b.reshape([n, c, h * w]), 1);
+        let q = l2_normalize(qo.global, 1);
+        let q_grid = l2_normalize(qo.dense, 1); // [n, d, s²]
+
+        let (kb_net, kn_net) = &self.encoder_k.module;
+        let k_b = map_of(kb_net.forward(views[1].clone())?).detach();
+        let ko = kn_net.forward(k_b.clone());
+        let k_b = l2_normalize(k_b.reshape([n, c, h * w]), 1);
+        let k = l2_normalize(ko.global, 1).detach();
+        let k2 = l2_normalize(ko.dense_avg, 1).detach();
+        let k_grid = l2_normalize(ko.dense, 1).detach();
+
+        let l_pos = (q.clone() * k.clone()).sum_dim(1);
+        let l_neg = q.matmul(self.memory.keys());
+
+        let ind = Self::match_positions(q_b.detach(), k_b);
+        let [_, d, s2] = k_grid.dims();
+        let indexed = k_grid.gather(2, ind.unsqueeze_dim::<3>(1).expand([n, d, s2]));
+        let l_pos_dense = (q_grid.clone() * indexed).sum_dim(1).reshape([n * s2, 1]);
+        let q_grid = q_grid.swap_dims(1, 2).reshape([n * s2, d]);
+        let l_neg_dense = q_grid.matmul(self.memory2.keys());
+
+        let loss_single = self.head.forward(l_pos, l_neg).mul_scalar(1.0 - self.loss_lambda);
+        let loss_dense = self.head.forward(l_pos_dense, l_neg_dense).mul_scalar(self.loss_lambda);
+        Ok((LossOutput::new().with("loss_single", loss_single).with("loss_dense", loss_dense), (gather(k), gather(k2))))
+    }
+
+    fn predict(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<BackboneOut<B>, ModelError> {
+        self.extract_feat(inputs)
+    }
+
+    fn after_step(mut self, (k, k2): DenseClKeys<B>, ctx: &StepContext) -> Self {
+        self.memory = self.memory.enqueue(k);
+        self.memory2 = self.memory2.enqueue(k2);
+        let online = self.online();
+        self.encoder_k = self.encoder_k.update(online, ctx.max_iters);
+        self
+    }
+}

@@ -1,0 +1,160 @@
+//! Port of `mmselfsup.models.algorithms.SimCLR`.
+use burn::{
+    module::Module,
+    tensor::{backend::Backend, Int, Tensor, TensorData},
+};
+use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs};
+use selfsup_heads::{ContrastiveHead, ContrastiveHeadConfig};
+use selfsup_layers::init::InitRng;
+use selfsup_necks::{NonLinearNeck, NonLinearNeckConfig};
+use serde::{Deserialize, Serialize};
+
+use super::common::{check_nonlinear, expect_pair, gather, Backbone, BackboneOut, ContrastiveBackboneConfig};
+use crate::{ConfigIssue, InitCfg};
+
+selfsup_config::registry! {
+    /// A `NonLinearNeck` dict.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum NonLinearNeckRegistry {
+        /// MMSelfSup's MLP projection.
+        "NonLinearNeck" => NonLinearNeck(NonLinearNeckConfig),
+    }
+}
+
+impl NonLinearNeckRegistry {
+    /// The inner config.
+    pub fn get(&self) -> &NonLinearNeckConfig {
+        let Self::NonLinearNeck(c) = self;
+        c
+    }
+}
+
+selfsup_config::registry! {
+    /// A `ContrastiveHead` dict.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum ContrastiveHeadRegistry {
+        /// InfoNCE.
+        "ContrastiveHead" => ContrastiveHead(ContrastiveHeadConfig),
+    }
+}
+
+impl ContrastiveHeadRegistry {
+    /// The inner config.
+    pub fn get(&self) -> &ContrastiveHeadConfig {
+        let Self::ContrastiveHead(c) = self;
+        c
+    }
+}
+
+/// `model = dict(type='SimCLR', backbone, neck, head)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimClrConfig {
+    /// The data preprocessor.
+    #[serde(default)]
+    pub data_preprocessor: DataPreprocessorConfig,
+    /// The backbone.
+    pub backbone: ContrastiveBackboneConfig,
+    /// The projection MLP.
+    pub neck: NonLinearNeckRegistry,
+    /// InfoNCE head.
+    pub head: ContrastiveHeadRegistry,
+    /// MMEngine `init_cfg` (the components' own initialisation is built).
+    #[serde(default)]
+    pub init_cfg: InitCfg,
+}
+
+impl SimClrConfig {
+    /// Checks the parts and their widths.
+    pub fn validate(&self) -> Result<(), ConfigIssue> {
+        self.data_preprocessor.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
+        self.backbone.validate()?;
+        check_nonlinear(self.neck.get(), &self.backbone, "neck")?;
+        self.head.get().loss.get().validate().map_err(|(k, m)| ConfigIssue::new(format!("head.loss.{k}"), m))
+    }
+
+    /// Builds the algorithm.
+    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> SimClr<B> {
+        SimClr {
+            backbone: self.backbone.init(device, rng),
+            neck: self.neck.get().init(device, rng),
+            head: self.head.get().init(),
+            data_preprocessor: self.data_preprocessor.clone(),
+        }
+    }
+}
+
+/// SimCLR: both views through one backbone call (BatchNorm statistics cover
+/// both), interleaved as MMSelfSup stacks them, then NT-Xent.
+#[derive(Module, Debug)]
+pub struct SimClr<B: Backend> {
+    /// Backbone.
+    pub backbone: Backbone<B>,
+    /// Projection.
+    pub neck: NonLinearNeck<B>,
+    #[module(skip)]
+    head: ContrastiveHead,
+    #[module(skip)]
+    data_preprocessor: DataPreprocessorConfig,
+}
+
+/// Column indices of the positive (`[2n, 1]`) and the negatives
+/// (`[2n, 2n−2]`) of each row of SimCLR's `[2n, 2n]` similarity matrix,
+/// with views interleaved (row `2i` and `2i+1` are image `i`).
+pub fn simclr_indices(n2: usize) -> (Vec<i64>, Vec<i64>) {
+    let mut pos = Vec::with_capacity(n2);
+    let mut neg = Vec::with_capacity(n2 * n2.saturating_sub(2));
+    for i in 0..n2 {
+        let partner = i ^ 1;
+        pos.push(partner as i64);
+        neg.extend((0..n2).filter(|&j| j != i && j != partner).map(|j| j as i64));
+    }
+    (pos, neg)
+}
+
+impl<B: Backend> SimClr<B> {
+    /// The data preprocessor.
+    pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
+        &self.data_preprocessor
+    }
+
+    /// `z / (‖z‖ + 1e-10)` of both views, interleaved, `[2n, d]`.
+    pub fn embed(&self, inputs: &SelfSupInputs<B>) -> Result<Tensor<B, 2>, ModelError> {
+        let views = expect_pair(inputs, "SimCLR")?;
+        let [n, c, h, w] = views[0].dims();
+        let x = Tensor::stack::<5>(vec![views[0].clone(), views[1].clone()], 1).reshape([2 * n, c, h, w]);
+        let z = super::common::project(&self.neck, self.backbone.forward(x)?);
+        let norm = z.clone().powi_scalar(2).sum_dim(1).sqrt().add_scalar(1e-10);
+        Ok(gather(z / norm))
+    }
+}
+
+impl<B: Backend> SelfSupAlgorithm<B> for SimClr<B> {
+    type Features = BackboneOut<B>;
+    type Prediction = BackboneOut<B>;
+    type StepState = ();
+
+    fn name(&self) -> &'static str {
+        "SimCLR"
+    }
+
+    fn extract_feat(&self, inputs: &SelfSupInputs<B>) -> Result<BackboneOut<B>, ModelError> {
+        self.backbone.forward(inputs.views.first().ok_or(ModelError::Views { algorithm: "SimCLR", expected: 1, got: 0 })?.clone())
+    }
+
+    fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, ()), ModelError> {
+        let z = self.embed(inputs)?;
+        let n2 = z.dims()[0];
+        let device = z.device();
+        let s = z.clone().matmul(z.transpose());
+        let (pos, neg) = simclr_indices(n2);
+        let pos = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [n2, 1]), &device);
+        let neg = Tensor::<B, 2, Int>::from_data(TensorData::new(neg, [n2, n2 - 2]), &device);
+        let loss = self.head.forward(s.clone().gather(1, pos), s.gather(1, neg));
+        Ok((LossOutput::new().with("loss", loss), ()))
+    }
+
+    fn predict(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<BackboneOut<B>, ModelError> {
+        self.extract_feat(inputs)
+    }
+}

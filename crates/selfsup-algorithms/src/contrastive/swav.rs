@@ -1,0 +1,180 @@
+//! Port of `mmselfsup.models.algorithms.SwAV`: multi-crop views, one
+//! backbone pass per resolution group, swapped prediction of Sinkhorn
+//! assignments over learned prototypes.
+use burn::{
+    module::Module,
+    tensor::{backend::Backend, Tensor},
+};
+use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs, StepContext};
+use selfsup_heads::{SwAVHead, SwAVHeadConfig};
+use selfsup_layers::init::InitRng;
+use selfsup_necks::{SwAVNeck, SwAVNeckConfig};
+use serde::{Deserialize, Serialize};
+
+use super::common::{Backbone, BackboneOut, ContrastiveBackboneConfig};
+use crate::{ConfigIssue, InitCfg};
+
+selfsup_config::registry! {
+    /// SwAV's neck.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum SwAVNeckRegistry {
+        /// Projection of every crop, L2-normalised.
+        "SwAVNeck" => SwAV(SwAVNeckConfig),
+    }
+}
+
+selfsup_config::registry! {
+    /// SwAV's head.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum SwAVHeadRegistry {
+        /// Swapped prediction.
+        "SwAVHead" => SwAV(SwAVHeadConfig),
+    }
+}
+
+/// `model = dict(type='SwAV', backbone, neck, head)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwAVConfig {
+    /// The data preprocessor.
+    #[serde(default)]
+    pub data_preprocessor: DataPreprocessorConfig,
+    /// The backbone.
+    pub backbone: ContrastiveBackboneConfig,
+    /// Projection.
+    pub neck: SwAVNeckRegistry,
+    /// Prototypes and loss.
+    pub head: SwAVHeadRegistry,
+    /// MMEngine `init_cfg`.
+    #[serde(default)]
+    pub init_cfg: InitCfg,
+}
+
+impl SwAVConfig {
+    fn neck(&self) -> &SwAVNeckConfig {
+        let SwAVNeckRegistry::SwAV(c) = &self.neck;
+        c
+    }
+
+    fn head(&self) -> &SwAVHeadConfig {
+        let SwAVHeadRegistry::SwAV(c) = &self.head;
+        c
+    }
+
+    /// Views per sample: the sum of the loss's `num_crops`.
+    pub fn num_views(&self) -> usize {
+        self.head().loss.get().num_crops.iter().sum()
+    }
+
+    /// Checks the parts and their widths.
+    pub fn validate(&self) -> Result<(), ConfigIssue> {
+        self.data_preprocessor.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
+        self.backbone.validate()?;
+        let neck = self.neck();
+        neck.validate().map_err(|(k, m)| ConfigIssue::new(format!("neck.{k}"), m))?;
+        if neck.in_channels != self.backbone.feat_dim() {
+            return Err(ConfigIssue::new("neck.in_channels", format!("{} does not match the backbone's {}", neck.in_channels, self.backbone.feat_dim())));
+        }
+        let loss = self.head().loss.get();
+        loss.validate().map_err(|(k, m)| ConfigIssue::new(format!("head.loss.{k}"), m))?;
+        if loss.feat_dim != neck.out_channels {
+            return Err(ConfigIssue::new("head.loss.feat_dim", format!("{} does not match the neck's out_channels {}", loss.feat_dim, neck.out_channels)));
+        }
+        if self.backbone.is_vit() {
+            return Err(ConfigIssue::new("backbone.type", "SwAV's multi-crop takes a ResNet"));
+        }
+        Ok(())
+    }
+
+    /// Builds the algorithm with normalised prototypes.
+    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> SwAV<B> {
+        SwAV {
+            backbone: self.backbone.init(device, rng),
+            neck: self.neck().init(device, rng),
+            head: SwAVHead { loss: self.head().init::<B>(device, rng).loss.normalize_prototypes() },
+            data_preprocessor: self.data_preprocessor.clone(),
+        }
+    }
+}
+
+/// SwAV. Keys `backbone.*`, `neck.*` (with the BatchNorm also as
+/// `neck.projection_neck.1.*`), `head.loss.prototypes.weight`.
+#[derive(Module, Debug)]
+pub struct SwAV<B: Backend> {
+    /// Backbone.
+    pub backbone: Backbone<B>,
+    /// Projection.
+    pub neck: SwAVNeck<B>,
+    /// Prototypes and loss.
+    pub head: SwAVHead<B>,
+    #[module(skip)]
+    data_preprocessor: DataPreprocessorConfig,
+}
+
+/// Start indices of the runs of equal width in `widths`
+/// (`torch.unique_consecutive(..., return_counts=True)` then `cumsum`).
+pub fn resolution_groups(widths: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, w) in widths.iter().enumerate() {
+        match groups.last_mut() {
+            Some(g) if widths[g.start] == *w => g.end = i + 1,
+            _ => groups.push(i..i + 1),
+        }
+    }
+    groups
+}
+
+impl<B: Backend> SwAV<B> {
+    /// The data preprocessor.
+    pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
+        &self.data_preprocessor
+    }
+
+    /// The normalised projections of every crop, crop-major, `[crops·n, d]`.
+    pub fn embed(&self, inputs: &SelfSupInputs<B>) -> Result<Tensor<B, 2>, ModelError> {
+        let total = self.head.loss.total_crops();
+        let views = inputs.expect_views("SwAV", total)?;
+        let n = views[0].dims()[0];
+        if let Some(v) = views.iter().find(|v| v.dims()[0] != n || v.dims()[2] != v.dims()[3]) {
+            return Err(ModelError::Shape { algorithm: "SwAV", expected: format!("square crops of batch {n}"), got: v.dims().to_vec() });
+        }
+        let widths: Vec<usize> = views.iter().map(|v| v.dims()[3]).collect();
+        let mut maps = Vec::new();
+        for g in resolution_groups(&widths) {
+            let x = Tensor::cat(views[g].to_vec(), 0);
+            maps.push(self.backbone.forward(x)?.map());
+        }
+        Ok(self.neck.forward(maps))
+    }
+}
+
+impl<B: Backend> SelfSupAlgorithm<B> for SwAV<B> {
+    type Features = BackboneOut<B>;
+    type Prediction = BackboneOut<B>;
+    type StepState = ();
+
+    fn name(&self) -> &'static str {
+        "SwAV"
+    }
+
+    fn extract_feat(&self, inputs: &SelfSupInputs<B>) -> Result<BackboneOut<B>, ModelError> {
+        self.backbone.forward(inputs.views.first().ok_or(ModelError::Views { algorithm: "SwAV", expected: 1, got: 0 })?.clone())
+    }
+
+    fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, ()), ModelError> {
+        let z = self.embed(inputs)?;
+        let (loss, _) = self.head.forward(z, None);
+        Ok((LossOutput::new().with("loss", loss), ()))
+    }
+
+    fn predict(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<BackboneOut<B>, ModelError> {
+        self.extract_feat(inputs)
+    }
+
+    /// Re-normalises the prototypes, which MMSelfSup does in place at the
+    /// start of the next forward.
+    fn after_step(mut self, _: (), _ctx: &StepContext) -> Self {
+        self.head.loss = self.head.loss.normalize_prototypes();
+        self
+    }
+}

@@ -1,0 +1,198 @@
+//! PyTorch's `BatchNorm1d`/`BatchNorm2d` (and MMCV's `SyncBN` on one
+//! device), with PyTorch's state and keys.
+//!
+//! burn's `BatchNorm` differs from PyTorch in three ways that matter for
+//! MMSelfSup checkpoints and parity: its running variance uses the biased
+//! batch variance, it has no `num_batches_tracked`, and it is always affine
+//! (Barlow Twins, SimSiam and MoCo v3 use `affine=False`). This layer follows
+//! PyTorch: normalise with the biased variance, update `running_var` with the
+//! unbiased one, count batches, optional affine parameters.
+//!
+//! Mode: like burn's own layers, the layer runs in training mode (batch
+//! statistics, running-stat updates) on an autodiff backend and in eval mode
+//! (running statistics) otherwise, unless it is frozen ([`TorchBatchNorm::frozen`]),
+//! which is MMCV's `norm_eval` / `frozen_stages`: eval mode always.
+use burn::{
+    module::{Module, Param, RunningState},
+    tensor::{backend::Backend, Tensor},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::init::{fixed, Dist, InitRng};
+
+/// MMCV's `norm_cfg` for batch normalisation: `dict(type='BN')`,
+/// `dict(type='SyncBN')`, `dict(type='BN1d')`.
+///
+/// `SyncBN` computes statistics over every device's batch. On one device it
+/// is exactly `BN`; multi-device training reduces the statistics across
+/// devices in the engine (see ARCHITECTURE.md), not here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNormCfg {
+    /// `BN`, `BN1d`, `BN2d`, `SyncBN`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether the affine parameters train (MMCV's `requires_grad`).
+    #[serde(default = "yes")]
+    pub requires_grad: bool,
+    /// Epsilon added to the variance.
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    /// Running-statistics momentum (PyTorch's convention: weight of the new batch).
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_momentum() -> f64 {
+    0.1
+}
+
+impl Default for BatchNormCfg {
+    fn default() -> Self {
+        Self::new("BN")
+    }
+}
+
+impl BatchNormCfg {
+    /// `dict(type=kind)` with PyTorch's defaults.
+    pub fn new(kind: &str) -> Self {
+        Self { kind: kind.into(), requires_grad: true, eps: 1e-5, momentum: 0.1 }
+    }
+
+    /// Checks the type name.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.kind.as_str() {
+            "BN" | "BN1d" | "BN2d" | "SyncBN" | "BatchNorm1d" | "BatchNorm2d" | "SyncBatchNorm" => {}
+            other => return Err(format!("norm type `{other}` is not supported here; expected BN, BN1d, BN2d or SyncBN")),
+        }
+        if !(self.eps > 0.0) {
+            return Err(format!("eps must be > 0, got {}", self.eps));
+        }
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return Err(format!("momentum must be in [0, 1], got {}", self.momentum));
+        }
+        Ok(())
+    }
+
+    /// An affine layer over `features` channels (weight 1, bias 0, as
+    /// MMCV's `Constant` init of norms).
+    pub fn init<B: Backend>(&self, features: usize, device: &B::Device, rng: &mut InitRng) -> TorchBatchNorm<B> {
+        TorchBatchNorm::new(features, true, self.eps, self.momentum, device, rng).with_trainable(self.requires_grad)
+    }
+}
+
+/// Batch normalisation with PyTorch's semantics and state dict
+/// (`weight`, `bias`, `running_mean`, `running_var`, `num_batches_tracked`).
+#[derive(Module, Debug)]
+pub struct TorchBatchNorm<B: Backend> {
+    /// Scale (absent when `affine=False`).
+    pub weight: Option<Param<Tensor<B, 1>>>,
+    /// Shift (absent when `affine=False`).
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    /// Running mean.
+    pub running_mean: RunningState<Tensor<B, 1>>,
+    /// Running (unbiased) variance.
+    pub running_var: RunningState<Tensor<B, 1>>,
+    /// Batches seen in training mode (an integer kept as a float; exact to 2²⁴).
+    pub num_batches_tracked: RunningState<Tensor<B, 1>>,
+    eps: f64,
+    momentum: f64,
+    frozen: bool,
+}
+
+impl<B: Backend> TorchBatchNorm<B> {
+    /// A layer over `features` channels, `affine` with weight 1 and bias 0.
+    pub fn new(features: usize, affine: bool, eps: f64, momentum: f64, device: &B::Device, rng: &mut InitRng) -> Self {
+        Self {
+            weight: affine.then(|| rng.param([features], Dist::Constant(1.0), device)),
+            bias: affine.then(|| rng.param([features], Dist::Constant(0.0), device)),
+            running_mean: RunningState::new(Tensor::zeros([features], device)),
+            running_var: RunningState::new(Tensor::ones([features], device)),
+            num_batches_tracked: RunningState::new(Tensor::zeros([1], device)),
+            eps,
+            momentum,
+            frozen: false,
+        }
+    }
+
+    /// Sets whether the affine parameters train.
+    pub fn with_trainable(mut self, trainable: bool) -> Self {
+        self.weight = self.weight.map(|p| p.set_require_grad(trainable));
+        self.bias = self.bias.map(|p| p.set_require_grad(trainable));
+        self
+    }
+
+    /// Eval mode whatever the backend, and frozen affine parameters
+    /// (MMCV's `frozen_stages`), or only eval mode (`norm_eval`) when
+    /// `freeze_params` is false.
+    pub fn frozen(mut self, freeze_params: bool) -> Self {
+        self.frozen = true;
+        if freeze_params {
+            self = self.with_trainable(false);
+        }
+        self
+    }
+
+    /// Initialises the scale to `value` (ResNet's `zero_init_residual`).
+    pub fn with_weight(mut self, value: f64) -> Self {
+        if let Some(w) = self.weight.take() {
+            let trainable = w.is_require_grad();
+            let t = w.val().detach().zeros_like().add_scalar(value);
+            self.weight = Some(if trainable { Param::from_tensor(t) } else { fixed(t) });
+        }
+        self
+    }
+
+    /// Whether this layer normalises with batch statistics on `x`'s device.
+    pub fn is_training(&self, device: &B::Device) -> bool {
+        !self.frozen && B::ad_enabled(device)
+    }
+
+    /// Normalises over every dimension but the channel dimension 1.
+    ///
+    /// # Shapes
+    /// `[batch, channels, ...] -> [batch, channels, ...]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        assert!(D >= 2, "batch norm needs [batch, channels, ...]");
+        let dims = x.dims();
+        let channels = dims[1];
+        let mut bshape = [1usize; D];
+        bshape[1] = channels;
+        let (mean, var) = if self.is_training(&x.device()) {
+            let n: usize = dims.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, d)| *d).product();
+            // [C, n]
+            let flat = x.clone().swap_dims(0, 1).reshape([channels, n]);
+            let (var, mean) = flat.var_mean_bias(1); // biased: what the batch is normalised with
+            let mean = mean.reshape([channels]);
+            let var = var.reshape([channels]);
+            let m = self.momentum;
+            let unbiased = var.clone().detach().mul_scalar(n as f64 / (n.max(2) - 1) as f64);
+            let rm = self.running_mean.value_sync().detach().mul_scalar(1.0 - m) + mean.clone().detach().mul_scalar(m);
+            let rv = self.running_var.value_sync().detach().mul_scalar(1.0 - m) + unbiased.mul_scalar(m);
+            // `value_sync` right after `update` publishes the new value, so
+            // visitors (checkpoints, momentum encoders) see it.
+            self.running_mean.update(rm);
+            self.running_mean.value_sync();
+            self.running_var.update(rv);
+            self.running_var.value_sync();
+            self.num_batches_tracked.update(self.num_batches_tracked.value_sync().detach().add_scalar(1.0));
+            self.num_batches_tracked.value_sync();
+            (mean, var)
+        } else {
+            (self.running_mean.value(), self.running_var.value())
+        };
+        let x = (x - mean.reshape(bshape)) / (var.add_scalar(self.eps).sqrt().reshape(bshape));
+        match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) => x * w.val().reshape(bshape) + b.val().reshape(bshape),
+            (Some(w), None) => x * w.val().reshape(bshape),
+            (None, Some(b)) => x + b.val().reshape(bshape),
+            (None, None) => x,
+        }
+    }
+}
