@@ -177,11 +177,13 @@ impl<B: Backend> TorchBatchNorm<B> {
             let rv = self.running_var.value_sync().detach().mul_scalar(1.0 - m) + unbiased.mul_scalar(m);
             // `value_sync` right after `update` publishes the new value, so
             // visitors (checkpoints, momentum encoders) see it.
+            // Plain leaves (burn's `detach` keeps `require_grad`).
+            let (rm, rv) = (rm.set_require_grad(false), rv.set_require_grad(false));
             self.running_mean.update(rm);
             self.running_mean.value_sync();
             self.running_var.update(rv);
             self.running_var.value_sync();
-            self.num_batches_tracked.update(self.num_batches_tracked.value_sync().detach().add_scalar(1.0));
+            self.num_batches_tracked.update(self.num_batches_tracked.value_sync().detach().add_scalar(1.0).set_require_grad(false));
             self.num_batches_tracked.value_sync();
             (mean, var)
         } else {

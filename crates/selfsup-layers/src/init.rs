@@ -146,5 +146,5 @@ impl InitRng {
 /// A fixed tensor saved with the module but never trained (fixed position
 /// embeddings, EMA counters): a `Param` with `require_grad = false`.
 pub fn fixed<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Param<Tensor<B, D>> {
-    Param::from_tensor(tensor).set_require_grad(false)
+    Param::initialized(ParamId::new(), tensor.detach().set_require_grad(false))
 }

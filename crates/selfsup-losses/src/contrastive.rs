@@ -263,7 +263,7 @@ impl<B: Backend> SwAVLoss<B> {
         let (id, w, mapper) = self.prototypes.weight.consume();
         let require_grad = w.is_require_grad();
         // burn stores [in, out]: prototypes are the columns.
-        let mut n = l2_normalize(w.detach(), 0);
+        let mut n = l2_normalize(w.detach().set_require_grad(false), 0);
         if require_grad {
             n = n.require_grad();
         }

@@ -88,7 +88,7 @@ impl<B: Backend> OnlineWeights<B> {
 
 impl<B: Backend> ModuleVisitor<B> for OnlineWeights<B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.out.push(param.val().detach().into_primitive());
+        self.out.push(param.val().detach().set_require_grad(false).into_primitive());
     }
 }
 
@@ -110,13 +110,13 @@ impl<B: Backend> ModuleMapper<B> for Average<B> {
         let (id, target, mapper) = param.consume();
         let online = Tensor::<B, D>::from_primitive(self.online.next().expect("online and target have the same structure"));
         let is_buffer = self.path.last().is_some_and(|n| BUFFERS.contains(&n.as_str()));
-        let target = target.detach();
+        let target = target.detach().set_require_grad(false);
         let value = match (self.kind, is_buffer) {
             (None, _) | (_, true) => online,
             (Some(EmaKind::Lerp { weight }), false) => target.clone() + (online - target).mul_scalar(weight),
             (Some(EmaKind::Cosine { .. }), false) => target.mul_scalar(self.momentum) + online.mul_scalar(1.0 - self.momentum),
         };
-        Param::from_mapped_value(id, value, mapper)
+        Param::from_mapped_value(id, value.set_require_grad(false), mapper)
     }
 }
 
@@ -142,7 +142,7 @@ impl<B: Backend, M: Module<B>> MomentumEncoder<B, M> {
         self.module = self.module.map(&mut avg);
         let steps = self.steps() + 1;
         let (id, s, mapper) = self.steps.consume();
-        self.steps = Param::from_mapped_value(id, s.zeros_like().add_scalar(steps as f64), mapper);
+        self.steps = Param::from_mapped_value(id, s.detach().set_require_grad(false).zeros_like().add_scalar(steps as f64), mapper);
         self
     }
 

@@ -26,7 +26,7 @@ pub struct FeatureQueue<B: Backend> {
 impl<B: Backend> FeatureQueue<B> {
     /// A queue filled as MMSelfSup does: `normalize(randn(feat_dim, K), dim=0)`.
     pub fn new(feat_dim: usize, len: usize, device: &B::Device, rng: &mut InitRng) -> Self {
-        let q = rng.param::<B, 2>([feat_dim, len], Dist::Normal(0.0, 1.0), device).val().detach();
+        let q = rng.param::<B, 2>([feat_dim, len], Dist::Normal(0.0, 1.0), device).val().detach().set_require_grad(false);
         Self { queue: fixed(l2_normalize(q, 0)), queue_ptr: fixed(Tensor::zeros([1], device)) }
     }
 
@@ -59,9 +59,9 @@ impl<B: Backend> FeatureQueue<B> {
         let ptr = self.ptr();
         assert!(ptr + n <= k, "queue length {k} is not a multiple of the batch size {n}");
         let (qid, q, qmap) = self.queue.consume();
-        let q = q.detach().slice_assign([0..d, ptr..ptr + n], keys.detach().transpose());
+        let q = q.detach().set_require_grad(false).slice_assign([0..d, ptr..ptr + n], keys.detach().set_require_grad(false).transpose());
         let (pid, p, pmap) = self.queue_ptr.consume();
-        let p = p.detach().zeros_like().add_scalar(((ptr + n) % k) as f64);
+        let p = p.detach().set_require_grad(false).zeros_like().add_scalar(((ptr + n) % k) as f64);
         Self { queue: Param::from_mapped_value(qid, q, qmap), queue_ptr: Param::from_mapped_value(pid, p, pmap) }
     }
 }

@@ -8,7 +8,7 @@ use burn::{
 use selfsup_algorithms::{key_map, Algorithm};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
 
-use crate::{config::LoadedConfig, optim::AdamW, TrainError};
+use crate::{config::LoadedConfig, optim::Optimizer, TrainError};
 
 /// One benchmark's result.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -39,7 +39,7 @@ pub fn bench<B: AutodiffBackend>(
     let views = run.model.num_views();
     let mut model: Algorithm<B> = run.model.init(device);
     let keymap = key_map();
-    let mut optim = AdamW::<B>::new(&run.optim_wrapper, &model, &keymap);
+    let mut optim = Optimizer::<B>::new(&run.optim_wrapper, &model, &keymap);
     let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| run.optim_wrapper.lr() * m).collect();
     let mut draws = Draws::seeded(0);
     let n = batch_size * 3 * size * size;

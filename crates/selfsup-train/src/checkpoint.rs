@@ -2,8 +2,8 @@
 //!
 //! The model's tensors are stored under MMSelfSup's `state_dict` keys in
 //! PyTorch layouts, so a checkpoint is also a PyTorch-loadable weights file;
-//! the optimiser moments sit under `optimizer.exp_avg.<key>` and
-//! `optimizer.exp_avg_sq.<key>`, and the loop state (iteration, epoch,
+//! the optimiser state sits under `optimizer.<slot>.<key>` (PyTorch's state
+//! names: `exp_avg`, `exp_avg_sq`, `momentum_buffer`), and the loop state (iteration, epoch,
 //! random generator, resolved config) in the safetensors metadata as JSON.
 //! Writes are atomic (temporary file, then rename).
 use std::{
@@ -15,10 +15,8 @@ use burn::tensor::TensorData;
 use serde::{Deserialize, Serialize};
 use selfsup_weights::{read_checkpoint, write_safetensors, StateDict, WeightsError};
 
-/// Prefix of the optimiser's first moments.
-pub const EXP_AVG: &str = "optimizer.exp_avg.";
-/// Prefix of the optimiser's second moments.
-pub const EXP_AVG_SQ: &str = "optimizer.exp_avg_sq.";
+/// Prefix of the optimiser's state tensors.
+pub const OPTIMIZER: &str = "optimizer.";
 const META_KEY: &str = "selfsup";
 
 /// The loop state stored with a checkpoint.
@@ -47,8 +45,8 @@ pub struct CheckpointMeta {
 pub struct Checkpoint {
     /// The model's state dict (no optimiser entries).
     pub model: StateDict,
-    /// `(key, exp_avg, exp_avg_sq)`.
-    pub optimizer: Vec<(String, TensorData, TensorData)>,
+    /// `(slot, key, tensor)`.
+    pub optimizer: Vec<(String, String, TensorData)>,
     /// Loop state; `None` for a plain weights file.
     pub meta: Option<CheckpointMeta>,
 }
@@ -57,13 +55,12 @@ pub struct Checkpoint {
 pub fn save(
     path: &Path,
     model: BTreeMap<String, TensorData>,
-    optimizer: Vec<(String, TensorData, TensorData)>,
+    optimizer: Vec<(String, String, TensorData)>,
     meta: &CheckpointMeta,
 ) -> Result<(), WeightsError> {
     let mut tensors = model;
-    for (name, m, v) in optimizer {
-        tensors.insert(format!("{EXP_AVG}{name}"), m);
-        tensors.insert(format!("{EXP_AVG_SQ}{name}"), v);
+    for (slot, name, t) in optimizer {
+        tensors.insert(format!("{OPTIMIZER}{slot}.{name}"), t);
     }
     let mut metadata = BTreeMap::new();
     metadata.insert(META_KEY.to_string(), serde_json::to_string(meta).unwrap_or_default());
@@ -81,21 +78,15 @@ pub fn load(path: &Path) -> Result<Checkpoint, WeightsError> {
         None => None,
     };
     let mut model = StateDict::default();
-    let mut exp_avg = BTreeMap::new();
-    let mut exp_avg_sq = BTreeMap::new();
+    let mut optimizer = Vec::new();
     for (k, v) in state.tensors {
-        if let Some(name) = k.strip_prefix(EXP_AVG) {
-            exp_avg.insert(name.to_string(), v);
-        } else if let Some(name) = k.strip_prefix(EXP_AVG_SQ) {
-            exp_avg_sq.insert(name.to_string(), v);
-        } else {
-            model.tensors.insert(k, v);
+        match k.strip_prefix(OPTIMIZER).and_then(|rest| rest.split_once('.')) {
+            Some((slot, name)) => optimizer.push((slot.to_string(), name.to_string(), v)),
+            None => {
+                model.tensors.insert(k, v);
+            }
         }
     }
-    let optimizer = exp_avg
-        .into_iter()
-        .filter_map(|(k, m)| exp_avg_sq.remove(&k).map(|v| (k, m, v)))
-        .collect();
     Ok(Checkpoint { model, optimizer, meta })
 }
 

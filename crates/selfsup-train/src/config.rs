@@ -263,6 +263,7 @@ impl LoadedConfig {
         let invalid = |key: String, message: String| RunConfigError::Invalid { file: file.clone(), key, message };
         run.model.validate().map_err(|i| invalid(format!("model.{}", i.key), i.message))?;
         run.optim_wrapper.validate().map_err(|(k, m)| invalid(k, m))?;
+        run.model.check_batch_size(run.train_dataloader.batch_size).map_err(|m| invalid("train_dataloader.batch_size".into(), m))?;
         for (i, s) in run.param_scheduler.iter().enumerate() {
             s.validate().map_err(|m| invalid(format!("param_scheduler.{i}"), m))?;
         }

@@ -88,12 +88,66 @@ impl Default for AdamWConfig {
     }
 }
 
+/// `torch.optim.SGD`'s arguments and defaults (note `dampening = 0`,
+/// where burn's SGD defaults to 0.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SgdConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum factor.
+    pub momentum: f64,
+    /// Dampening of the momentum.
+    pub dampening: f64,
+    /// L2 weight decay (added to the gradient).
+    pub weight_decay: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        Self { lr: 0.1, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+    }
+}
+
+/// MMSelfSup's `LARS(lr, momentum=0, weight_decay=0, dampening=0,
+/// eta=0.001, nesterov=False, eps=1e-8)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LarsConfig {
+    /// Base learning rate.
+    pub lr: f64,
+    /// Momentum factor.
+    pub momentum: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// Dampening of the momentum.
+    pub dampening: f64,
+    /// Trust coefficient.
+    pub eta: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// Added to the trust-ratio denominator.
+    pub eps: f64,
+}
+
+impl Default for LarsConfig {
+    fn default() -> Self {
+        Self { lr: 0.1, momentum: 0.0, weight_decay: 0.0, dampening: 0.0, eta: 0.001, nesterov: false, eps: 1e-8 }
+    }
+}
+
 selfsup_config::registry! {
-    /// `optimizer = dict(type='AdamW', lr=..., betas=..., weight_decay=...)`.
+    /// `optimizer = dict(type='AdamW' | 'SGD' | 'LARS', lr=..., ...)`.
     #[derive(Debug, Clone, PartialEq)]
     pub enum OptimizerConfig {
         /// `torch.optim.AdamW`.
         "AdamW" => AdamW(AdamWConfig),
+        /// `torch.optim.SGD`.
+        "SGD" => Sgd(SgdConfig),
+        /// MMSelfSup's LARS.
+        "LARS" => Lars(LarsConfig),
     }
 }
 
@@ -107,6 +161,13 @@ pub struct CustomKey {
     /// Weight-decay multiplier.
     #[serde(default)]
     pub decay_mult: Option<f64>,
+    /// LARS: no trust ratio for these parameters (MMSelfSup's group flag).
+    #[serde(default)]
+    pub lars_exclude: Option<bool>,
+    /// Keep the learning rate of these parameters constant (SimSiam's
+    /// predictor, with `SimSiamHook`'s `fix_pred_lr`).
+    #[serde(default)]
+    pub fix_lr: Option<bool>,
 }
 
 /// MMEngine's `paramwise_cfg` (DefaultOptimWrapperConstructor).
@@ -143,10 +204,15 @@ impl OptimWrapperConfig {
                 return Err(("optim_wrapper.clip_grad.norm_type".into(), "only norm_type = 2 is supported".into()));
             }
         }
-        let OptimizerConfig::AdamW(AdamWConfig { amsgrad, lr, .. }) = &self.optimizer;
-        if *amsgrad {
+        if let OptimizerConfig::AdamW(AdamWConfig { amsgrad: true, .. }) = &self.optimizer {
             return Err(("optim_wrapper.optimizer.amsgrad".into(), "AMSGrad is not supported".into()));
         }
+        if let OptimizerConfig::Sgd(SgdConfig { nesterov: true, momentum, dampening, .. }) = &self.optimizer {
+            if *momentum <= 0.0 || *dampening != 0.0 {
+                return Err(("optim_wrapper.optimizer.nesterov".into(), "Nesterov momentum requires a momentum and zero dampening".into()));
+            }
+        }
+        let lr = &self.lr();
         if !(*lr >= 0.0) {
             return Err(("optim_wrapper.optimizer.lr".into(), format!("lr must be >= 0, got {lr}")));
         }
@@ -168,8 +234,11 @@ impl OptimWrapperConfig {
 
     /// The base learning rate.
     pub fn lr(&self) -> f64 {
-        let OptimizerConfig::AdamW(c) = &self.optimizer;
-        c.lr
+        match &self.optimizer {
+            OptimizerConfig::AdamW(c) => c.lr,
+            OptimizerConfig::Sgd(c) => c.lr,
+            OptimizerConfig::Lars(c) => c.lr,
+        }
     }
 }
 
@@ -180,6 +249,10 @@ pub struct ParamSetting {
     pub lr_mult: f64,
     /// Weight-decay multiplier.
     pub decay_mult: f64,
+    /// LARS without trust ratio.
+    pub lars_exclude: bool,
+    /// Constant learning rate.
+    pub fix_lr: bool,
 }
 
 impl ParamwiseCfg {
@@ -191,11 +264,16 @@ impl ParamwiseCfg {
         for k in keys {
             if name.contains(k.as_str()) {
                 let c = &self.custom_keys[k];
-                return ParamSetting { lr_mult: c.lr_mult.unwrap_or(1.0), decay_mult: c.decay_mult.unwrap_or(1.0) };
+                return ParamSetting {
+                    lr_mult: c.lr_mult.unwrap_or(1.0),
+                    decay_mult: c.decay_mult.unwrap_or(1.0),
+                    lars_exclude: c.lars_exclude.unwrap_or(false),
+                    fix_lr: c.fix_lr.unwrap_or(false),
+                };
             }
         }
         let is_bias = name.ends_with(".bias") || name == "bias";
-        let mut s = ParamSetting { lr_mult: 1.0, decay_mult: 1.0 };
+        let mut s = ParamSetting { lr_mult: 1.0, decay_mult: 1.0, lars_exclude: false, fix_lr: false };
         if is_bias && !is_norm {
             if let Some(m) = self.bias_lr_mult {
                 s.lr_mult = m;
@@ -251,7 +329,7 @@ impl<B: Backend> ModuleVisitor<B> for NameCollector<'_> {
             .iter()
             .rev()
             .find(|t| t.starts_with("Struct:"))
-            .is_some_and(|t| matches!(t.as_str(), "Struct:LayerNorm" | "Struct:BatchNorm" | "Struct:GroupNorm"));
+            .is_some_and(|t| matches!(t.as_str(), "Struct:LayerNorm" | "Struct:BatchNorm" | "Struct:GroupNorm" | "Struct:TorchBatchNorm"));
         let mut path = self.path.clone();
         if is_norm {
             if let Some(last) = path.last_mut() {
@@ -274,56 +352,84 @@ pub fn named_params<B: Backend, M: burn::module::Module<B>>(module: &M, keymap: 
     c.out
 }
 
-#[derive(Debug, Clone)]
-struct Moments<B: Backend> {
-    exp_avg: Tensor<B, 1>,
-    exp_avg_sq: Tensor<B, 1>,
+/// The update rule of an [`Optimizer`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rule {
+    AdamW { betas: (f64, f64), eps: f64 },
+    Sgd { momentum: f64, dampening: f64, nesterov: bool },
+    Lars { momentum: f64, dampening: f64, nesterov: bool, eta: f64, eps: f64 },
 }
 
-/// AdamW with PyTorch's semantics (decoupled decay `p ← p·(1 − lr·wd)`,
-/// bias-corrected moments, `eps` added to `√v̂`), per-parameter multipliers,
-/// and optional clipping by the global gradient norm (torch's
-/// `clip_grad_norm_`).
+impl Rule {
+    /// Names of the per-parameter state tensors, as PyTorch's `state` keys.
+    fn slots(&self) -> &'static [&'static str] {
+        match self {
+            Rule::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
+            Rule::Sgd { momentum, .. } | Rule::Lars { momentum, .. } if *momentum != 0.0 => &["momentum_buffer"],
+            _ => &[],
+        }
+    }
+}
+
+/// The optimisers of MMSelfSup's configs with PyTorch's (and MMSelfSup's
+/// LARS) semantics, per-parameter multipliers from `paramwise_cfg`, and
+/// optional clipping by the global gradient norm (torch's `clip_grad_norm_`):
+///
+/// - AdamW: decoupled decay `p ← p·(1 − lr·wd)`, bias-corrected moments,
+///   `eps` added to `√v̂`;
+/// - SGD: `d = g + wd·p`, `buf = m·buf + (1 − dampening)·d` (the first
+///   buffer is `d`), Nesterov optional, `p ← p − lr·d`;
+/// - LARS: `d = (g + wd·p)·lr·η‖p‖/(‖g‖ + wd‖p‖ + ε)` (trust ratio 1 for
+///   `lars_exclude` groups or zero norms), then momentum as SGD and
+///   `p ← p − d`. The trust ratio stays on the device (no host sync).
 #[derive(Debug, Clone)]
-pub struct AdamW<B: AutodiffBackend> {
-    betas: (f64, f64),
-    eps: f64,
+pub struct Optimizer<B: AutodiffBackend> {
+    rule: Rule,
     weight_decay: f64,
     clip: Option<f64>,
     params: HashMap<ParamId, ParamInfo>,
-    state: HashMap<ParamId, Moments<B::InnerBackend>>,
+    state: HashMap<ParamId, Vec<Tensor<B::InnerBackend, 1>>>,
     step: usize,
-    group_mults: Vec<f64>,
+    group_mults: Vec<(f64, bool)>,
 }
 
-impl<B: AutodiffBackend> AdamW<B> {
+/// The name the MAE tests and tools used first.
+pub type AdamW<B> = Optimizer<B>;
+
+impl<B: AutodiffBackend> Optimizer<B> {
     /// Builds the optimiser for `module`, resolving `paramwise_cfg` against
     /// the parameters' PyTorch names. Frozen parameters (`require_grad =
     /// false`) are left out, as MMEngine leaves them out of its groups.
     pub fn new<M: AutodiffModule<B>>(cfg: &OptimWrapperConfig, module: &M, keymap: &KeyMap) -> Self {
-        let OptimizerConfig::AdamW(AdamWConfig { betas, eps, weight_decay, .. }) = cfg.optimizer.clone();
-        let mut group_mults: Vec<f64> = Vec::new();
+        let (rule, weight_decay) = match cfg.optimizer.clone() {
+            OptimizerConfig::AdamW(c) => (Rule::AdamW { betas: c.betas, eps: c.eps }, c.weight_decay),
+            OptimizerConfig::Sgd(c) => (Rule::Sgd { momentum: c.momentum, dampening: c.dampening, nesterov: c.nesterov }, c.weight_decay),
+            OptimizerConfig::Lars(c) => {
+                (Rule::Lars { momentum: c.momentum, dampening: c.dampening, nesterov: c.nesterov, eta: c.eta, eps: c.eps }, c.weight_decay)
+            }
+        };
+        let mut group_mults: Vec<(f64, bool)> = Vec::new();
         let mut params = HashMap::new();
         for (id, name, is_norm, trainable) in named_params(module, keymap) {
             if !trainable {
                 continue;
             }
             let setting = cfg.paramwise_cfg.setting(&name, is_norm);
-            let group = match group_mults.iter().position(|m| *m == setting.lr_mult) {
+            let key = (setting.lr_mult, setting.fix_lr);
+            let group = match group_mults.iter().position(|m| *m == key) {
                 Some(g) => g,
                 None => {
-                    group_mults.push(setting.lr_mult);
+                    group_mults.push(key);
                     group_mults.len() - 1
                 }
             };
             params.insert(id, ParamInfo { name, setting, group });
         }
         if group_mults.is_empty() {
-            group_mults.push(1.0);
+            group_mults.push((1.0, false));
         }
         Self {
-            betas,
-            eps,
+            rule,
             weight_decay,
             clip: cfg.clip_grad.as_ref().map(|c| c.max_norm),
             params,
@@ -334,8 +440,13 @@ impl<B: AutodiffBackend> AdamW<B> {
     }
 
     /// The lr multiplier of every learning-rate group.
-    pub fn group_lr_mults(&self) -> &[f64] {
-        &self.group_mults
+    pub fn group_lr_mults(&self) -> Vec<f64> {
+        self.group_mults.iter().map(|(m, _)| *m).collect()
+    }
+
+    /// Whether each group keeps a constant learning rate (`fix_lr`).
+    pub fn group_fixed(&self) -> Vec<bool> {
+        self.group_mults.iter().map(|(_, f)| *f).collect()
     }
 
     /// The parameters and their settings, by PyTorch name.
@@ -361,36 +472,45 @@ impl<B: AutodiffBackend> AdamW<B> {
             _ => 1.0,
         };
         self.step += 1;
-        let mut mapper = AdamWMapper { opt: self, grads: &mut grads, group_lrs, scale };
+        let mut mapper = StepMapper { opt: self, grads: &mut grads, group_lrs, scale };
         (module.map(&mut mapper), norm)
     }
 
-    /// The moments by PyTorch name, for checkpoints:
-    /// `(name, exp_avg, exp_avg_sq)` flattened.
-    pub fn state_tensors(&self) -> Vec<(String, TensorData, TensorData)> {
+    /// The per-parameter state by slot and PyTorch name, for checkpoints:
+    /// `(slot, name, tensor)` flattened (`exp_avg`, `momentum_buffer`, ...).
+    pub fn state_tensors(&self) -> Vec<(String, String, TensorData)> {
+        let slots = self.rule.slots();
         let mut out: Vec<_> = self
             .state
             .iter()
-            .filter_map(|(id, m)| {
-                let info = self.params.get(id)?;
-                Some((info.name.clone(), m.exp_avg.to_data(), m.exp_avg_sq.to_data()))
+            .filter_map(|(id, tensors)| Some((self.params.get(id)?, tensors)))
+            .flat_map(|(info, tensors)| {
+                slots.iter().zip(tensors).map(move |(slot, t)| (slot.to_string(), info.name.clone(), t.to_data()))
             })
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         out
     }
 
-    /// Restores moments saved by [`AdamW::state_tensors`] and the step count.
-    /// Returns the names that matched no parameter.
-    pub fn load_state(&mut self, step: usize, tensors: Vec<(String, TensorData, TensorData)>, device: &burn::tensor::Device<B::InnerBackend>) -> Vec<String> {
+    /// Restores state saved by [`Optimizer::state_tensors`] and the step
+    /// count. Returns the entries that matched no parameter or slot.
+    pub fn load_state(&mut self, step: usize, tensors: Vec<(String, String, TensorData)>, device: &burn::tensor::Device<B::InnerBackend>) -> Vec<String> {
         let by_name: HashMap<String, ParamId> = self.params.iter().map(|(id, i)| (i.name.clone(), *id)).collect();
+        let slots = self.rule.slots();
+        let mut found: HashMap<ParamId, Vec<Option<Tensor<B::InnerBackend, 1>>>> = HashMap::new();
         let mut unknown = vec![];
-        for (name, m, v) in tensors {
-            match by_name.get(&name) {
-                Some(id) => {
-                    self.state.insert(*id, Moments { exp_avg: Tensor::from_data(m, device), exp_avg_sq: Tensor::from_data(v, device) });
+        for (slot, name, data) in tensors {
+            match (by_name.get(&name), slots.iter().position(|s| *s == slot)) {
+                (Some(id), Some(i)) => {
+                    let entry = found.entry(*id).or_insert_with(|| vec![None; slots.len()]);
+                    entry[i] = Some(Tensor::from_data(data, device));
                 }
-                None => unknown.push(name),
+                _ => unknown.push(format!("{slot}.{name}")),
+            }
+        }
+        for (id, entry) in found {
+            if entry.iter().all(Option::is_some) {
+                self.state.insert(id, entry.into_iter().flatten().collect());
             }
         }
         self.step = step;
@@ -398,14 +518,32 @@ impl<B: AutodiffBackend> AdamW<B> {
     }
 }
 
-struct AdamWMapper<'a, B: AutodiffBackend> {
-    opt: &'a mut AdamW<B>,
+struct StepMapper<'a, B: AutodiffBackend> {
+    opt: &'a mut Optimizer<B>,
     grads: &'a mut GradientsParams,
     group_lrs: &'a [f64],
     scale: f64,
 }
 
-impl<B: AutodiffBackend> ModuleMapper<B> for AdamWMapper<'_, B> {
+fn momentum<BI: Backend>(
+    state: Option<Vec<Tensor<BI, 1>>>,
+    d: Tensor<BI, 1>,
+    momentum: f64,
+    dampening: f64,
+    nesterov: bool,
+) -> (Tensor<BI, 1>, Vec<Tensor<BI, 1>>) {
+    if momentum == 0.0 {
+        return (d, vec![]);
+    }
+    let buf = match state.and_then(|mut v| v.pop()) {
+        Some(buf) => buf.mul_scalar(momentum) + d.clone().mul_scalar(1.0 - dampening),
+        None => d.clone(),
+    };
+    let d = if nesterov { d + buf.clone().mul_scalar(momentum) } else { buf.clone() };
+    (d, vec![buf])
+}
+
+impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
         let Some(info) = self.opt.params.get(&id).cloned() else {
@@ -420,23 +558,51 @@ impl<B: AutodiffBackend> ModuleMapper<B> for AdamWMapper<'_, B> {
         let p = tensor.inner().reshape([n]);
         let g = grad.reshape([n]);
         let g = if self.scale != 1.0 { g.mul_scalar(self.scale) } else { g };
-        let (b1, b2) = self.opt.betas;
         let lr = self.group_lrs.get(info.group).copied().unwrap_or(0.0);
         let wd = self.opt.weight_decay * info.setting.decay_mult;
-        let t = self.opt.step as i32;
-        let moments = match self.opt.state.remove(&id) {
-            Some(m) => Moments {
-                exp_avg: m.exp_avg.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1)),
-                exp_avg_sq: m.exp_avg_sq.mul_scalar(b2).add(g.clone().powi_scalar(2).mul_scalar(1.0 - b2)),
-            },
-            None => Moments { exp_avg: g.clone().mul_scalar(1.0 - b1), exp_avg_sq: g.powi_scalar(2).mul_scalar(1.0 - b2) },
+        let prior = self.opt.state.remove(&id);
+        let (p, state) = match self.opt.rule {
+            Rule::AdamW { betas: (b1, b2), eps } => {
+                let t = self.opt.step as i32;
+                let (m, v) = match prior {
+                    Some(s) if s.len() == 2 => {
+                        let mut it = s.into_iter();
+                        let (m, v) = (it.next().expect("two slots"), it.next().expect("two slots"));
+                        (m.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1)), v.mul_scalar(b2).add(g.powi_scalar(2).mul_scalar(1.0 - b2)))
+                    }
+                    _ => (g.clone().mul_scalar(1.0 - b1), g.powi_scalar(2).mul_scalar(1.0 - b2)),
+                };
+                let bias1 = 1.0 - b1.powi(t);
+                let bias2 = 1.0 - b2.powi(t);
+                let p = if wd != 0.0 { p.mul_scalar(1.0 - lr * wd) } else { p };
+                let denom = v.clone().sqrt().div_scalar(bias2.sqrt()).add_scalar(eps);
+                let p = p - m.clone().div(denom).mul_scalar(lr / bias1);
+                (p, vec![m, v])
+            }
+            Rule::Sgd { momentum: mom, dampening, nesterov } => {
+                let d = if wd != 0.0 { g + p.clone().mul_scalar(wd) } else { g };
+                let (d, state) = momentum(prior, d, mom, dampening, nesterov);
+                (p - d.mul_scalar(lr), state)
+            }
+            Rule::Lars { momentum: mom, dampening, nesterov, eta, eps } => {
+                let d = if info.setting.lars_exclude {
+                    (g + p.clone().mul_scalar(wd)).mul_scalar(lr)
+                } else {
+                    let w_norm = p.clone().powi_scalar(2).sum().sqrt();
+                    let g_norm = g.clone().powi_scalar(2).sum().sqrt();
+                    let trust = w_norm.clone().mul_scalar(eta) / (g_norm.clone() + w_norm.clone().mul_scalar(wd)).add_scalar(eps);
+                    // Trust ratio 1 when either norm is zero.
+                    let zero = w_norm.equal_elem(0.0).bool_or(g_norm.equal_elem(0.0));
+                    let local = trust.mask_fill(zero, 1.0);
+                    (g + p.clone().mul_scalar(wd)).mul_scalar(lr) * local
+                };
+                let (d, state) = momentum(prior, d, mom, dampening, nesterov);
+                (p - d, state)
+            }
         };
-        let bias1 = 1.0 - b1.powi(t);
-        let bias2 = 1.0 - b2.powi(t);
-        let p = if wd != 0.0 { p.mul_scalar(1.0 - lr * wd) } else { p };
-        let denom = moments.exp_avg_sq.clone().sqrt().div_scalar(bias2.sqrt()).add_scalar(self.opt.eps);
-        let p = p - moments.exp_avg.clone().div(denom).mul_scalar(lr / bias1);
-        self.opt.state.insert(id, moments);
+        if !state.is_empty() {
+            self.opt.state.insert(id, state);
+        }
         let mut out = Tensor::<B, D>::from_inner(p.reshape(shape));
         if require_grad {
             out = out.require_grad();

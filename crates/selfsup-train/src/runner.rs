@@ -20,7 +20,7 @@ use selfsup_weights::{export_state_dict, load_into, KeyMap, LoadOptions};
 use crate::{
     checkpoint::{self, CheckpointMeta},
     config::LoadedConfig,
-    optim::AdamW,
+    optim::Optimizer,
     schedule::{LrSchedule, StepUnit},
     TrainError,
 };
@@ -130,7 +130,7 @@ pub fn train<B: AutodiffBackend>(
     if let Some(path) = &run.load_from {
         let ckpt = checkpoint::load(Path::new(path))?;
         let (m, report) = load_into(model, &ckpt.model, &keymap, &LoadOptions::default())?;
-        model = m;
+        model = m.prepare();
         eprintln!("load_from {path}: {} tensors", report.loaded.len());
     }
 
@@ -148,9 +148,10 @@ pub fn train<B: AutodiffBackend>(
         }
     };
 
-    let mut optim = AdamW::<B>::new(&run.optim_wrapper, &model, &keymap);
+    let mut optim = Optimizer::<B>::new(&run.optim_wrapper, &model, &keymap);
     let base_lr = run.optim_wrapper.lr();
     let base: Vec<f64> = optim.group_lr_mults().iter().map(|m| base_lr * m).collect();
+    let fixed: Vec<Option<f64>> = optim.group_fixed().iter().zip(&base).map(|(f, b)| f.then_some(*b)).collect();
     let mut schedule = LrSchedule::new(&run.param_scheduler, base, epoch_length).map_err(TrainError::Other)?;
 
     let mut draws = Draws::seeded(seed ^ 0x5eed_5e1f);
@@ -166,7 +167,7 @@ pub fn train<B: AutodiffBackend>(
         let ckpt = checkpoint::load(path)?;
         let meta = ckpt.meta.ok_or_else(|| TrainError::Other(format!("{}: not a selfsup training checkpoint", path.display())))?;
         let (m, _) = load_into(model, &ckpt.model, &keymap, &LoadOptions::default())?;
-        model = m;
+        model = m.prepare();
         let unknown = optim.load_state(meta.optimizer_steps, ckpt.optimizer, device);
         if !unknown.is_empty() {
             return Err(TrainError::Other(format!("optimizer state for unknown parameters: {}", unknown.join(", "))));
@@ -213,7 +214,7 @@ pub fn train<B: AutodiffBackend>(
     let mut data_time = 0.0f64;
 
     let save = |model: &Algorithm<B>,
-                optim: &AdamW<B>,
+                optim: &Optimizer<B>,
                 draws: &Draws,
                 iter: usize,
                 epoch: usize,
@@ -258,7 +259,8 @@ pub fn train<B: AutodiffBackend>(
                 return Err(TrainError::NonFinite { iter, parts, last_checkpoint: last_ckpt.clone() });
             }
             let grads = GradientsParams::from_grads(total.backward(), &model);
-            let lrs = schedule.lrs().to_vec();
+            // `fix_lr` groups (SimSiam's predictor) keep their base lr.
+            let lrs: Vec<f64> = schedule.lrs().iter().zip(&fixed).map(|(lr, f)| f.unwrap_or(*lr)).collect();
             let (m, grad_norm) = optim.step(&lrs, model, grads);
             model = m.after_step(state, &StepContext { iter, max_iters, epoch });
             schedule.step(StepUnit::Iter);
