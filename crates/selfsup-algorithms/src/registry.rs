@@ -231,13 +231,15 @@ impl<B: Backend> Algorithm<B> {
 
     /// Makes the model ready to train after it was built or loaded: momentum
     /// encoders that were never updated copy the online network (MMEngine's
-    /// first `update_parameters`). Idempotent.
+    /// first `update_parameters`), and SwAV's prototypes are normalised (what
+    /// MMSelfSup's forward does in place before the first step). Idempotent.
     pub fn prepare(self) -> Self {
         match self {
             Algorithm::MoCo(m) => Algorithm::MoCo(m.prepare()),
             Algorithm::DenseCl(m) => Algorithm::DenseCl(m.prepare()),
             Algorithm::Byol(m) => Algorithm::Byol(m.prepare()),
             Algorithm::MoCoV3(m) => Algorithm::MoCoV3(m.prepare()),
+            Algorithm::SwAV(m) => Algorithm::SwAV(m.prepare()),
             other => other,
         }
     }

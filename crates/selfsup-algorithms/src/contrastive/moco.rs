@@ -67,7 +67,8 @@ pub enum MoCoNeck<B: Backend> {
 }
 
 impl<B: Backend> MoCoNeck<B> {
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+    /// `[n, c, h, w] -> [n, out]`
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         match self {
             MoCoNeck::Linear(n) => n.forward(x),
             MoCoNeck::MoCoV2(n) => n.forward(x),

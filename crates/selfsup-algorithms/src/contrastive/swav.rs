@@ -130,6 +130,13 @@ impl<B: Backend> SwAV<B> {
         &self.data_preprocessor
     }
 
+    /// Normalises the prototypes (after building or loading weights), as
+    /// MMSelfSup's forward does in place before each step.
+    pub fn prepare(mut self) -> Self {
+        self.head.loss = self.head.loss.normalize_prototypes();
+        self
+    }
+
     /// The normalised projections of every crop, crop-major, `[crops·n, d]`.
     pub fn embed(&self, inputs: &SelfSupInputs<B>) -> Result<Tensor<B, 2>, ModelError> {
         let total = self.head.loss.total_crops();
