@@ -390,11 +390,11 @@ def cfg_mocov3_vit():
 
 CASES = {
     'simclr_tiny': dict(cfg=cfg_simclr, views=[32, 32], seed=101),
-    'mocov2_tiny': dict(cfg=cfg_mocov2, views=[32, 32], seed=202),
+    'mocov2_tiny': dict(cfg=cfg_mocov2, views=[32, 32], seed=212),
     'byol_tiny': dict(cfg=cfg_byol, views=[32, 32], seed=303),
     'simsiam_tiny': dict(cfg=cfg_simsiam, views=[32, 32], seed=404),
     'barlowtwins_tiny': dict(cfg=cfg_barlowtwins, views=[32, 32], seed=505),
-    'densecl_tiny': dict(cfg=cfg_densecl, views=[32, 32], seed=606),
+    'densecl_tiny': dict(cfg=cfg_densecl, views=[32, 32], seed=616),
     'swav_tiny': dict(cfg=cfg_swav, views=[32, 32, 16, 16], seed=707),
     'swav_tiny_queue':
     dict(cfg=cfg_swav, views=[32, 32, 16, 16], seed=808, queue_length=8),
@@ -452,6 +452,48 @@ def build_model(cfg, init_seed):
     model.init_weights()
     model.train()
     return model
+
+
+# Smallest |pre-ReLU| value allowed in the online backbone's forward passes.
+# A ReLU input closer to 0 than float32 noise can flip sign between two
+# correct implementations (different summation orders) and change the
+# gradient of a whole channel: a discontinuity, not a tolerance question.
+# Cases are seeded so that every ReLU input is farther than this from 0
+# (mocov2 moved from seed 202 to 212 and densecl from 606 to 616 for this:
+# 202 had a ReLU input at 8.6e-6 in layer4.1 that flipped).
+KINK_MARGIN = 1e-5
+
+
+def check_relu_margin(model, inputs, name):
+    """Fails when a ReLU input of the online backbone is within KINK_MARGIN of 0."""
+    found = []
+
+    def hook(mod_name):
+        def f(mod, inp):
+            v = inp[0].detach().abs()
+            nz = v[v > 0]
+            if nz.numel():
+                found.append((mod_name, float(nz.min())))
+        return f
+
+    handles = [
+        m.register_forward_pre_hook(hook(n))
+        for n, m in model.backbone.named_modules()
+        if isinstance(m, torch.nn.ReLU)
+    ]
+    try:
+        # The real loss forward (on a copy: it updates queues and EMAs), so
+        # the batch statistics are those of the fixture's step.
+        with torch.no_grad():
+            model([x.clone() for x in inputs], data_samples(), mode='loss')
+    finally:
+        for h in handles:
+            h.remove()
+    worst = min(found, key=lambda f: f[1]) if found else ('', 1.0)
+    if worst[1] < KINK_MARGIN:
+        raise SystemExit(
+            f'{name}: ReLU input {worst[1]:.2e} at backbone.{worst[0]} is within '
+            f'{KINK_MARGIN} of the kink; pick another seed for this case')
 
 
 def make_inputs(views, seed):
@@ -827,6 +869,7 @@ def run_case(name, case, out_dir):
             json.dumps(e, separators=(',', ':')) for e in keys) + '\n]\n')
 
     inputs = make_inputs(case['views'], seeds['data_seed'])
+    check_relu_margin(copy.deepcopy(model).train(), inputs, name)
     queue = None
     if 'queue_length' in case:
         queue = make_queue(case, cfg['head']['loss']['feat_dim'],

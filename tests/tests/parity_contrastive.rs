@@ -4,13 +4,15 @@
 //! one SGD step and the following momentum update (online weights, BatchNorm
 //! buffers, momentum encoders and their `steps`, queues and pointers).
 //!
-//! Tolerances: features and losses 1e-4 relative. Gradients are compared as
-//! `max|ours − ref| ≤ tol·max|ref|` per tensor, with `tol` four times the
-//! fixture's own float32-vs-float64 error of that case (at least 1e-4): the
-//! tiny ResNets are ill-conditioned in float32 (DenseCL's reference itself is
-//! 2e-2 away from float64 on its worst tensor), so no implementation can be
-//! closer to it than that. DenseCL's argmax matching is compared exactly and
-//! was checked free of near-ties by the generator.
+//! Tolerances: features and losses within 1e-4 relative (or four times the
+//! case's own float32-vs-float64 error, when larger). Gradients are compared
+//! per tensor as `max|ours − ref| ≤ tol·max|ref|` and over all gradients as
+//! a relative L2 error, with `tol` four times the fixture's float32-vs-float64
+//! gradient error of that case (at least 1e-4; the worst case is 8.8e-4).
+//! The generator picks seeds whose ReLU inputs all stay 1e-5 away from the
+//! kink: a ReLU input nearer zero than float32 noise flips between correct
+//! implementations and changes a whole channel's gradient (a MoCo v2 seed
+//! with an input at 8.6e-6 gave a 2e-2 gradient difference on every backend).
 use std::collections::BTreeMap;
 
 use burn::{
@@ -217,10 +219,7 @@ fn contrastive_gradients_step_and_momentum_update_match_reference() {
                     let r = r.clone().convert::<f32>().to_vec::<f32>().unwrap();
                     diff2 += g.iter().zip(&r).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>();
                     norm2 += r.iter().map(|b| (*b as f64).powi(2)).sum::<f64>();
-                    // Per tensor: a structural error (sign, transpose, a missing
-                    // term) is O(1); round-off amplified by near-constant
-                    // BatchNorm channels of these tiny nets stays below 0.5.
-                    assert_rel_max(&format!("{name}: grad.{key}"), g, &r, 0.5f32.max(tol));
+                    assert_rel_max(&format!("{name}: grad.{key}"), g, &r, tol);
                     checked += 1;
                 }
                 None => assert!(g.iter().all(|v| *v == 0.0), "[{BACKEND}] {name}: {key} has a gradient the reference lacks"),
@@ -231,12 +230,6 @@ fn contrastive_gradients_step_and_momentum_update_match_reference() {
             eprintln!("{name}: all gradients {global:.3e}");
             continue;
         }
-        // Open question: MoCo v2's backbone gradients below layer4.2 are
-        // 2e-2 away from the reference (everything above, the forward, the
-        // loss and every other algorithm, DenseCL's R50 included, agree to
-        // 6e-4 or better). Bounded here so that a regression shows; see the
-        // issue notes.
-        let tol = if *name == "mocov2_tiny" { 3e-2 } else { tol };
         assert!(global <= tol as f64, "[{BACKEND}] {name}: all gradients: relative L2 error {global:.3e} > {tol:e}");
         assert!(checked > 10, "{name}: only {checked} gradients compared");
 
@@ -261,8 +254,7 @@ fn contrastive_gradients_step_and_momentum_update_match_reference() {
                 }
             }
             // Parameters moved by lr·grad: their error is the gradient's times lr.
-            let tol = if *name == "mocov2_tiny" { 0.5 } else { tol.max(1e-4) };
-            assert_rel_max(&format!("{name}: after_update.{key}"), ours, &reference, tol);
+            assert_rel_max(&format!("{name}: after_update.{key}"), ours, &reference, tol.max(1e-4));
         }
         if let Some(q) = queue {
             assert_rel_max(&format!("{name}: queue.after"), &values(q.queue), &case.f32("queue.after").0, feat_tol(&case));
@@ -283,21 +275,41 @@ fn wrong_views_are_refused_with_what_was_expected() {
     assert!(err.contains("both views of shape"), "{err}");
 }
 
+/// The ResNet's building blocks give the same forward on the autodiff
+/// backend as on its inner backend (pooling with padding goes through a
+/// different kernel under autodiff), and BatchNorm's batch statistics are
+/// the biased ones.
 #[test]
-#[ignore = "diagnostics: SELFSUP_PARITY_VERBOSE=1 cargo test -p selfsup-tests moco_intermediates -- --ignored"]
-fn moco_intermediates() {
-    let case = Case::load("mocov2_tiny");
-    let model = load_model(&case);
-    let Algorithm::MoCo(m) = &model else { panic!() };
-    let x = inputs(&case);
-    let q = m.neck.forward(m.backbone.forward(x.views[0].clone()).unwrap().map());
-    eprintln!("q rel {:.3e}", rel_max(&values(q), &case.f32("debug.q").0));
-    let k = m.keys(x.views[1].clone()).unwrap();
-    let kr = case.f32("debug.k_shuffled").0;
-    let _ = kr;
-    let qn = selfsup::layers::l2_normalize(m.neck.forward(m.backbone.forward(x.views[0].clone()).unwrap().map()), 1);
-    let l_pos = (qn.clone() * k).sum_dim(1);
-    eprintln!("l_pos ours {:?} ref {:?}", values(l_pos), case.f32("debug.l_pos").0);
-    let l_neg = qn.matmul(m.memory.keys());
-    eprintln!("l_neg rel {:.3e}", rel_max(&values(l_neg), &case.f32("debug.l_neg").0));
+fn resnet_ops_agree_under_autodiff() {
+    use burn::nn::{pool::MaxPool2dConfig, PaddingConfig2d};
+    let case = Case::load("simclr_tiny");
+    let x_ad = case.tensor::<4, B>("inputs.0");
+    let x_in = case.tensor::<4, Inner>("inputs.0");
+    let pool = MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init();
+    assert_close("max_pool2d", &values(pool.forward(x_ad.clone())), &values(pool.forward(x_in.clone())), 0.0, 0.0);
+    let bn = selfsup::layers::TorchBatchNorm::<B>::new(3, false, 1e-5, 0.1, &device(), &mut selfsup::layers::init::InitRng::new(0));
+    let y = values(bn.forward(x_ad));
+    let xs = values(x_in);
+    let [n, c, h, w] = [4usize, 3, 32, 32];
+    for ch in 0..c {
+        let vals: Vec<f32> = (0..n).flat_map(|b| (0..h * w).map(move |i| (b, i))).map(|(b, i)| xs[(b * c + ch) * h * w + i]).collect();
+        let mean = vals.iter().sum::<f32>() / vals.len() as f32;
+        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / vals.len() as f32;
+        let got = y[ch * h * w];
+        let want = (xs[ch * h * w] - mean) / (var + 1e-5).sqrt();
+        assert!((got - want).abs() < 1e-4, "[{BACKEND}] batch norm channel {ch}: {got} vs {want}");
+    }
+    // 1×1 maps (ResNet's last stage on small crops): statistics over the batch.
+    let x: Tensor<B, 4> = case.tensor::<4, B>("inputs.0").slice([0..4, 0..3, 0..1, 0..1]);
+    let xs = values(x.clone());
+    let y = values(bn.forward(x));
+    for ch in 0..3 {
+        let vals: Vec<f32> = (0..4).map(|b| xs[b * 3 + ch]).collect();
+        let mean = vals.iter().sum::<f32>() / 4.0;
+        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 4.0;
+        for b in 0..4 {
+            let want = (xs[b * 3 + ch] - mean) / (var + 1e-5).sqrt();
+            assert!((y[b * 3 + ch] - want).abs() < 1e-4, "[{BACKEND}] 1x1 batch norm ({b}, {ch}): {} vs {want}", y[b * 3 + ch]);
+        }
+    }
 }

@@ -165,12 +165,14 @@ impl<B: Backend> TorchBatchNorm<B> {
         let mut bshape = [1usize; D];
         bshape[1] = channels;
         let (mean, var) = if self.is_training(&x.device()) {
-            let n: usize = dims.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, d)| *d).product();
-            // [C, n]
-            let flat = x.clone().swap_dims(0, 1).reshape([channels, n]);
-            let (var, mean) = flat.var_mean_bias(1); // biased: what the batch is normalised with
-            let mean = mean.reshape([channels]);
-            let var = var.reshape([channels]);
+            let (b, rest) = (dims[0], dims[2..].iter().product::<usize>());
+            let n = b * rest;
+            // Statistics over batch and space without `swap_dims` + `reshape`,
+            // which gives wrong values on burn-tch for 1×1 maps.
+            let x3 = x.clone().reshape([b, channels, rest]);
+            let mean3 = x3.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
+            let var = (x3 - mean3.clone()).powi_scalar(2).mean_dim(2).mean_dim(0).reshape([channels]); // biased
+            let mean = mean3.reshape([channels]);
             let m = self.momentum;
             let unbiased = var.clone().detach().mul_scalar(n as f64 / (n.max(2) - 1) as f64);
             let rm = self.running_mean.value_sync().detach().mul_scalar(1.0 - m) + mean.clone().detach().mul_scalar(m);
