@@ -146,3 +146,21 @@ fn cfg_options_override_any_key() {
     let selfsup::algorithms::AlgorithmConfig::Mae(m) = &cfg.run.model else { panic!("an MAE config") };
     assert_eq!(m.backbone.get().mask_ratio, 0.5);
 }
+
+#[test]
+fn contrastive_configs_refuse_what_cannot_run() {
+    let moco = workspace().join("configs/mocov2/mocov2_resnet18-tiny_demo_synthetic.toml");
+    // MoCo's queue takes whole batches: refused when the config loads.
+    let err = LoadedConfig::load(&moco, &["train_dataloader.batch_size=7".into()]).unwrap_err().to_string();
+    assert!(err.contains("train_dataloader.batch_size") && err.contains("queue_len"), "{err}");
+    // Widths that do not chain.
+    let err = LoadedConfig::load(&moco, &["model.neck.in_channels=65".into()]).unwrap_err().to_string();
+    assert!(err.contains("model.neck.in_channels"), "{err}");
+    // A hook for another algorithm.
+    let swav = workspace().join("configs/swav/swav_resnet18-tiny_demo_synthetic.toml");
+    let err = LoadedConfig::load(&swav, &["model.head.loss.feat_dim=7".into()]).unwrap_err().to_string();
+    assert!(err.contains("feat_dim"), "{err}");
+    // Unknown hooks are errors, not silently ignored.
+    let err = LoadedConfig::load(&moco, &[r#"custom_hooks=[{"type": "NoSuchHook"}]"#.into()]).unwrap_err().to_string();
+    assert!(err.contains("NoSuchHook"), "{err}");
+}

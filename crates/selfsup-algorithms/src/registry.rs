@@ -212,6 +212,8 @@ pub enum AnyStepState<B: Backend> {
     Keys(Tensor<B, 2>),
     /// Global and dense keys to enqueue (DenseCL).
     Keys2(Tensor<B, 2>, Tensor<B, 2>),
+    /// SwAV's feature queue after the batch.
+    SwAVQueue(Option<selfsup_losses::SwAVQueue<B>>),
 }
 
 impl<B: Backend> Algorithm<B> {
@@ -226,6 +228,39 @@ impl<B: Backend> Algorithm<B> {
         match self {
             Algorithm::Mae(m) => Ok(Features { global: m.extract_feat(inputs)?.cls_token }),
             other => each_model!(other, m => Ok(Features { global: backbone_global(m.extract_feat(inputs))? })),
+        }
+    }
+
+    /// `DenseCLHook`: the dense loss on (configured weight) or off (0).
+    /// No effect on other algorithms.
+    pub fn with_dense_loss(self, active: bool) -> Self {
+        match self {
+            Algorithm::DenseCl(m) => Algorithm::DenseCl(m.with_dense_loss(active)),
+            other => other,
+        }
+    }
+
+    /// `SwAVHook`'s frozen prototypes. No effect on other algorithms.
+    pub fn with_frozen_prototypes(self, frozen: bool) -> Self {
+        match self {
+            Algorithm::SwAV(m) => Algorithm::SwAV(m.with_frozen_prototypes(frozen)),
+            other => other,
+        }
+    }
+
+    /// SwAV's feature queue (`None` for other algorithms or before it starts).
+    pub fn swav_queue(&self) -> Option<&crate::contrastive::SwAVQueueState> {
+        match self {
+            Algorithm::SwAV(m) => m.queue(),
+            _ => None,
+        }
+    }
+
+    /// Sets SwAV's feature queue. No effect on other algorithms.
+    pub fn with_swav_queue(self, queue: Option<crate::contrastive::SwAVQueueState>) -> Self {
+        match self {
+            Algorithm::SwAV(m) => Algorithm::SwAV(m.with_queue(queue)),
+            other => other,
         }
     }
 
@@ -262,6 +297,7 @@ impl<B: Backend> SelfSupAlgorithm<B> for Algorithm<B> {
         match self {
             Algorithm::MoCo(m) => m.loss(inputs, draws).map(|(l, k)| (l, AnyStepState::Keys(k))),
             Algorithm::DenseCl(m) => m.loss(inputs, draws).map(|(l, (k, k2))| (l, AnyStepState::Keys2(k, k2))),
+            Algorithm::SwAV(m) => m.loss(inputs, draws).map(|(l, q)| (l, AnyStepState::SwAVQueue(q))),
             other => each_model!(other, m => m.loss(inputs, draws).map(|(l, _)| (l, AnyStepState::None))),
         }
     }
@@ -283,7 +319,8 @@ impl<B: Backend> SelfSupAlgorithm<B> for Algorithm<B> {
             (Algorithm::Byol(m), _) => Algorithm::Byol(m.after_step((), ctx)),
             (Algorithm::SimSiam(m), _) => Algorithm::SimSiam(m.after_step((), ctx)),
             (Algorithm::BarlowTwins(m), _) => Algorithm::BarlowTwins(m.after_step((), ctx)),
-            (Algorithm::SwAV(m), _) => Algorithm::SwAV(m.after_step((), ctx)),
+            (Algorithm::SwAV(m), AnyStepState::SwAVQueue(q)) => Algorithm::SwAV(m.after_step(q, ctx)),
+            (Algorithm::SwAV(m), _) => Algorithm::SwAV(m.after_step(None, ctx)),
             (m, _) => panic!("{}: step state from another algorithm", m.name()),
         }
     }

@@ -274,7 +274,14 @@ impl<B: Backend> SwAVLoss<B> {
     /// The loss over `z` (`[crops·n, feat_dim]`, crop-major as SwAVNeck
     /// outputs it), and the queue after this batch when one is given.
     pub fn forward(&self, z: Tensor<B, 2>, queue: Option<&SwAVQueue<B>>) -> (Tensor<B, 1>, Option<SwAVQueue<B>>) {
+        self.forward_frozen(z, queue, false)
+    }
+
+    /// [`SwAVLoss::forward`], with the prototypes given no gradient when
+    /// `frozen_prototypes` (`SwAVHook`'s `frozen_layers_cfg`).
+    pub fn forward_frozen(&self, z: Tensor<B, 2>, queue: Option<&SwAVQueue<B>>, frozen_prototypes: bool) -> (Tensor<B, 1>, Option<SwAVQueue<B>>) {
         let w = self.prototypes.weight.val();
+        let w = if frozen_prototypes { w.detach().set_require_grad(false) } else { w };
         // Forward value normalised, gradient straight to the parameter.
         let w = w.clone() + (l2_normalize(w.clone().detach(), 0) - w.detach()).detach();
         let scores = z.clone().matmul(w.clone()); // [crops·n, K]

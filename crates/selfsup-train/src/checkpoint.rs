@@ -15,6 +15,8 @@ use burn::tensor::TensorData;
 use serde::{Deserialize, Serialize};
 use selfsup_weights::{read_checkpoint, write_safetensors, StateDict, WeightsError};
 
+/// SwAV's feature queue (`SwAVHook` state), saved with the model's tensors.
+pub const SWAV_QUEUE: &str = "hooks.swav_queue";
 /// Prefix of the optimiser's state tensors.
 pub const OPTIMIZER: &str = "optimizer.";
 const META_KEY: &str = "selfsup";

@@ -196,9 +196,12 @@ pub struct RunConfig {
     /// Accepted without effect.
     #[serde(default)]
     pub launcher: Option<String>,
-    /// Accepted without effect.
+    /// MMSelfSup's algorithm hooks (`SwAVHook`, `DenseCLHook`, `SimSiamHook`).
     #[serde(default)]
-    pub custom_hooks: Option<serde_json::Value>,
+    pub custom_hooks: Vec<CustomHookConfig>,
+    /// DDP's unused-parameter search: one device has none to search; accepted.
+    #[serde(default)]
+    pub find_unused_parameters: Option<bool>,
     /// Config-file variable, accepted without effect.
     #[serde(default)]
     pub dataset_type: Option<String>,
@@ -264,6 +267,25 @@ impl LoadedConfig {
         run.model.validate().map_err(|i| invalid(format!("model.{}", i.key), i.message))?;
         run.optim_wrapper.validate().map_err(|(k, m)| invalid(k, m))?;
         run.model.check_batch_size(run.train_dataloader.batch_size).map_err(|m| invalid("train_dataloader.batch_size".into(), m))?;
+        for (i, hook) in run.custom_hooks.iter().enumerate() {
+            let (needs, name) = match hook {
+                CustomHookConfig::SwAV(_) => ("SwAV", "SwAVHook"),
+                CustomHookConfig::DenseCl(_) => ("DenseCL", "DenseCLHook"),
+                CustomHookConfig::SimSiam(_) => ("SimSiam", "SimSiamHook"),
+            };
+            if run.model.name() != needs {
+                return Err(invalid(format!("custom_hooks.{i}.type"), format!("{name} drives {needs}, but model.type is {}", run.model.name())));
+            }
+            if let (CustomHookConfig::SwAV(h), AlgorithmConfig::SwAV(m)) = (hook, &run.model) {
+                let SwAVConfigView { feat_dim, crops_for_assign } = swav_view(m);
+                if h.feat_dim != feat_dim {
+                    return Err(invalid(format!("custom_hooks.{i}.feat_dim"), format!("{} does not match model.head.loss.feat_dim {feat_dim}", h.feat_dim)));
+                }
+                if h.crops_for_assign != crops_for_assign {
+                    return Err(invalid(format!("custom_hooks.{i}.crops_for_assign"), "does not match model.head.loss.crops_for_assign".into()));
+                }
+            }
+        }
         for (i, s) in run.param_scheduler.iter().enumerate() {
             s.validate().map_err(|m| invalid(format!("param_scheduler.{i}"), m))?;
         }
@@ -299,4 +321,104 @@ impl LoadedConfig {
         }
         Ok(Self { tree, run })
     }
+}
+
+selfsup_config::registry! {
+    /// `custom_hooks = [dict(type=...)]`: the hooks MMSelfSup's configs use.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum CustomHookConfig {
+        /// SwAV's feature queue and frozen prototypes.
+        "SwAVHook" => SwAV(SwAVHookConfig),
+        /// DenseCL's dense-loss warm-up.
+        "DenseCLHook" => DenseCl(DenseClHookConfig),
+        /// SimSiam's fixed predictor learning rate.
+        "SimSiamHook" => SimSiam(SimSiamHookConfig),
+    }
+}
+
+/// `dict(type='SwAVHook', batch_size, epoch_queue_starts=15, crops_for_assign=[0, 1],
+/// feat_dim=128, queue_length=0, interval=1, frozen_layers_cfg={})`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwAVHookConfig {
+    /// Batch size per device (the queue length is rounded down to a multiple).
+    pub batch_size: usize,
+    /// First epoch with a queue.
+    #[serde(default = "fifteen")]
+    pub epoch_queue_starts: usize,
+    /// Crops whose embeddings enter the queue.
+    #[serde(default = "crops01")]
+    pub crops_for_assign: Vec<usize>,
+    /// Embedding width.
+    #[serde(default = "d128")]
+    pub feat_dim: usize,
+    /// Queue length (0: no queue).
+    #[serde(default)]
+    pub queue_length: usize,
+    /// MMSelfSup saves the queue every `interval` epochs; ours is in every checkpoint.
+    #[serde(default = "one")]
+    pub interval: usize,
+    /// `{name: iters}`: parameters whose name contains `name` get no gradient
+    /// for the first `iters` iterations (only `prototypes` exists in SwAV).
+    #[serde(default)]
+    pub frozen_layers_cfg: std::collections::BTreeMap<String, usize>,
+    /// MMEngine's hook priority; accepted.
+    #[serde(default)]
+    pub priority: Option<serde_json::Value>,
+}
+
+/// `dict(type='DenseCLHook', start_iters=1000)`: the dense loss weight is 0
+/// before `start_iters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseClHookConfig {
+    /// First iteration with the dense loss.
+    #[serde(default = "thousand")]
+    pub start_iters: usize,
+    /// MMEngine's hook priority; accepted.
+    #[serde(default)]
+    pub priority: Option<serde_json::Value>,
+}
+
+/// `dict(type='SimSiamHook', fix_pred_lr=True, lr=..., adjust_by_epoch=True)`:
+/// parameter groups with `fix_lr` keep `lr`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSiamHookConfig {
+    /// Whether the predictor's lr is fixed.
+    pub fix_pred_lr: bool,
+    /// The fixed lr.
+    pub lr: f64,
+    /// MMSelfSup resets the lr each epoch; ours holds it every iteration.
+    #[serde(default = "yes")]
+    pub adjust_by_epoch: bool,
+    /// MMEngine's hook priority; accepted.
+    #[serde(default)]
+    pub priority: Option<serde_json::Value>,
+}
+
+fn fifteen() -> usize {
+    15
+}
+fn crops01() -> Vec<usize> {
+    vec![0, 1]
+}
+fn d128() -> usize {
+    128
+}
+fn one() -> usize {
+    1
+}
+fn thousand() -> usize {
+    1000
+}
+
+struct SwAVConfigView {
+    feat_dim: usize,
+    crops_for_assign: Vec<usize>,
+}
+
+fn swav_view(m: &selfsup_algorithms::SwAVConfig) -> SwAVConfigView {
+    let loss = m.loss_config();
+    SwAVConfigView { feat_dim: loss.feat_dim, crops_for_assign: loss.crops_for_assign.clone() }
 }

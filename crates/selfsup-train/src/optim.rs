@@ -60,6 +60,9 @@ pub struct ClipGradConfig {
     /// Norm order; only 2 is supported.
     #[serde(default = "two")]
     pub norm_type: f64,
+    /// Stop the run when the gradient norm is not finite (torch's flag).
+    #[serde(default)]
+    pub error_if_nonfinite: bool,
 }
 
 fn two() -> f64 {
@@ -196,8 +199,8 @@ impl OptimWrapperConfig {
             "OptimWrapper" | "AmpOptimWrapper" => {}
             other => return Err(("optim_wrapper.type".into(), format!("unknown optim wrapper `{other}`; known: OptimWrapper"))),
         }
-        if self.accumulative_counts != 1 {
-            return Err(("optim_wrapper.accumulative_counts".into(), "gradient accumulation is not supported yet; set 1".into()));
+        if self.accumulative_counts == 0 {
+            return Err(("optim_wrapper.accumulative_counts".into(), "must be at least 1".into()));
         }
         if let Some(c) = &self.clip_grad {
             if c.norm_type != 2.0 {

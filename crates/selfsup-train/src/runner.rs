@@ -8,18 +8,18 @@ use std::{
 
 use burn::{
     module::AutodiffModule,
-    optim::GradientsParams,
+    optim::{GradientsAccumulator, GradientsParams},
     tensor::{backend::AutodiffBackend, Tensor, TensorData},
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use selfsup_algorithms::{key_map, Algorithm};
+use selfsup_algorithms::{contrastive::SwAVQueueState, key_map, Algorithm};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
 use selfsup_data::{Batch, DataLoader};
 use selfsup_weights::{export_state_dict, load_into, KeyMap, LoadOptions};
 
 use crate::{
     checkpoint::{self, CheckpointMeta},
-    config::LoadedConfig,
+    config::{CustomHookConfig, LoadedConfig, RunConfig},
     optim::Optimizer,
     schedule::{LrSchedule, StepUnit},
     TrainError,
@@ -151,7 +151,14 @@ pub fn train<B: AutodiffBackend>(
     let mut optim = Optimizer::<B>::new(&run.optim_wrapper, &model, &keymap);
     let base_lr = run.optim_wrapper.lr();
     let base: Vec<f64> = optim.group_lr_mults().iter().map(|m| base_lr * m).collect();
-    let fixed: Vec<Option<f64>> = optim.group_fixed().iter().zip(&base).map(|(f, b)| f.then_some(*b)).collect();
+    // `fix_lr` groups keep their lr: SimSiamHook's `lr` when it fixes the
+    // predictor's, else the base lr.
+    let hook_lr = run.custom_hooks.iter().find_map(|h| match h {
+        CustomHookConfig::SimSiam(s) if s.fix_pred_lr => Some(s.lr),
+        _ => None,
+    });
+    let fixed: Vec<Option<f64>> =
+        optim.group_fixed().iter().zip(&base).map(|(f, b)| f.then_some(hook_lr.unwrap_or(*b))).collect();
     let mut schedule = LrSchedule::new(&run.param_scheduler, base, epoch_length).map_err(TrainError::Other)?;
 
     let mut draws = Draws::seeded(seed ^ 0x5eed_5e1f);
@@ -164,10 +171,18 @@ pub fn train<B: AutodiffBackend>(
         Resume::No => None,
     };
     if let Some(path) = &resume_from {
-        let ckpt = checkpoint::load(path)?;
+        let mut ckpt = checkpoint::load(path)?;
         let meta = ckpt.meta.ok_or_else(|| TrainError::Other(format!("{}: not a selfsup training checkpoint", path.display())))?;
+        let queue = ckpt.model.tensors.remove(checkpoint::SWAV_QUEUE);
         let (m, _) = load_into(model, &ckpt.model, &keymap, &LoadOptions::default())?;
         model = m.prepare();
+        if let Some(q) = queue {
+            let shape: [usize; 3] = q.shape.to_vec().try_into().map_err(|_| TrainError::Other("bad SwAV queue in checkpoint".into()))?;
+            let data = q.convert::<f32>().to_vec::<f32>().map_err(|_| TrainError::Other("bad SwAV queue in checkpoint".into()))?;
+            // `use_queue` needs no saving: the loss turns it on whenever the
+            // queue's last row is filled, and nothing empties a row again.
+            model = model.with_swav_queue(Some(SwAVQueueState { data, shape, use_queue: false }));
+        }
         let unknown = optim.load_state(meta.optimizer_steps, ckpt.optimizer, device);
         if !unknown.is_empty() {
             return Err(TrainError::Other(format!("optimizer state for unknown parameters: {}", unknown.join(", "))));
@@ -233,18 +248,48 @@ pub fn train<B: AutodiffBackend>(
             algorithm: model.name().to_string(),
             config: cfg.tree.value().clone(),
         };
-        let state = export_state_dict(&model.valid(), &keymap)?;
+        let mut state = export_state_dict(&model.valid(), &keymap)?;
+        if let Some(q) = model.swav_queue() {
+            state.insert(checkpoint::SWAV_QUEUE.to_string(), TensorData::new(q.data.clone(), q.shape));
+        }
         checkpoint::save(&path, state, optim.state_tensors(), &meta)?;
         let rel = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         fs::write(checkpoint::last_checkpoint_file(work_dir), rel).map_err(|e| TrainError::Io(work_dir.clone(), e))?;
         Ok(path)
     };
 
+    let accumulate = run.optim_wrapper.accumulative_counts.max(1);
+    let mut accumulated: Option<GradientsAccumulator<Algorithm<B>>> = None;
+    let mut pending = 0usize;
     'epochs: while iter < max_iters {
         let mut batches = loader.iter_from(epoch, batch_in_epoch).take(epoch_length.saturating_sub(batch_in_epoch));
+        // SwAVHook.before_train_epoch: start the queue, restart `use_queue`.
+        for hook in &run.custom_hooks {
+            if let CustomHookConfig::SwAV(h) = hook {
+                let length = h.queue_length - h.queue_length % h.batch_size.max(1);
+                if length > 0 && epoch >= h.epoch_queue_starts {
+                    let queue = match model.swav_queue() {
+                        Some(q) => Some(SwAVQueueState { use_queue: false, ..q.clone() }),
+                        None => Some(SwAVQueueState::zeros(h.crops_for_assign.len(), length, h.feat_dim)),
+                    };
+                    model = model.with_swav_queue(queue);
+                }
+            }
+        }
         loop {
             if iter >= max_iters {
                 break 'epochs;
+            }
+            // Hooks' before_train_iter.
+            for hook in &run.custom_hooks {
+                match hook {
+                    CustomHookConfig::DenseCl(h) => model = model.with_dense_loss(iter >= h.start_iters),
+                    CustomHookConfig::SwAV(h) => {
+                        let frozen = h.frozen_layers_cfg.iter().any(|(name, n)| name.contains("prototypes") && iter < *n);
+                        model = model.with_frozen_prototypes(frozen);
+                    }
+                    CustomHookConfig::SimSiam(_) => {}
+                }
             }
             let t_data = Instant::now();
             let Some(batch) = batches.next() else { break };
@@ -258,9 +303,36 @@ pub fn train<B: AutodiffBackend>(
             if !total_value.is_finite() {
                 return Err(TrainError::NonFinite { iter, parts, last_checkpoint: last_ckpt.clone() });
             }
+            // Gradient accumulation (MMEngine's `accumulative_counts`): the
+            // loss is divided by the group size (the last, shorter group of
+            // the run by its own size) and the optimiser steps at the end of
+            // each group; schedules and momentum encoders move every iteration.
+            let group_start = iter - iter % accumulate;
+            let group_len = accumulate.min(max_iters - group_start);
+            let total = if group_len > 1 { total.div_scalar(group_len as f64) } else { total };
             let grads = GradientsParams::from_grads(total.backward(), &model);
+            pending += 1;
+            let grads = if group_len > 1 {
+                let acc = accumulated.get_or_insert_with(GradientsAccumulator::new);
+                acc.accumulate(&model, grads);
+                if pending < group_len {
+                    model = model.after_step(state, &StepContext { iter, max_iters, epoch });
+                    schedule.step(StepUnit::Iter);
+                    iter += 1;
+                    batch_in_epoch += 1;
+                    losses.push(total_value);
+                    continue;
+                }
+                accumulated.take().map(|mut a| a.grads()).unwrap_or_else(GradientsParams::new)
+            } else {
+                grads
+            };
+            pending = 0;
             // `fix_lr` groups (SimSiam's predictor) keep their base lr.
             let lrs: Vec<f64> = schedule.lrs().iter().zip(&fixed).map(|(lr, f)| f.unwrap_or(*lr)).collect();
+            if let Some(norm) = grad_norm_check(&run, &optim, &model, &grads) {
+                return Err(TrainError::Other(format!("iteration {iter}: gradient norm {norm} is not finite (clip_grad.error_if_nonfinite)")));
+            }
             let (m, grad_norm) = optim.step(&lrs, model, grads);
             model = m.after_step(state, &StepContext { iter, max_iters, epoch });
             schedule.step(StepUnit::Iter);
@@ -345,4 +417,15 @@ fn prune(ckpts: &mut Vec<PathBuf>, keep: i64) {
         let old = ckpts.remove(0);
         let _ = fs::remove_file(old);
     }
+}
+
+/// With `clip_grad.error_if_nonfinite`, the global gradient norm when it is
+/// not finite.
+fn grad_norm_check<B: AutodiffBackend>(run: &RunConfig, _optim: &Optimizer<B>, model: &Algorithm<B>, grads: &GradientsParams) -> Option<f64> {
+    let check = run.optim_wrapper.clip_grad.as_ref().is_some_and(|c| c.error_if_nonfinite);
+    if !check {
+        return None;
+    }
+    let norm = crate::optim::global_grad_norm::<B, Algorithm<B>>(model, grads);
+    (!norm.is_finite()).then_some(norm)
 }

@@ -320,6 +320,7 @@ impl DenseClConfig {
             memory2: FeatureQueue::new(self.feat_dim, self.queue_len, device, rng),
             head: self.head.get().init(),
             loss_lambda: self.loss_lambda,
+            configured_lambda: self.loss_lambda,
             data_preprocessor: self.data_preprocessor.clone(),
         }
     }
@@ -341,6 +342,7 @@ pub struct DenseCl<B: Backend> {
     #[module(skip)]
     head: ContrastiveHead,
     loss_lambda: f64,
+    configured_lambda: f64,
     #[module(skip)]
     data_preprocessor: DataPreprocessorConfig,
 }
@@ -368,6 +370,13 @@ impl<B: Backend> DenseCl<B> {
     /// The dense loss weight (MMSelfSup's `DenseCLHook` sets 0 for the first iterations).
     pub fn loss_lambda(&self) -> f64 {
         self.loss_lambda
+    }
+
+    /// Turns the dense loss on (the configured weight) or off (0), as
+    /// `DenseCLHook` does before `start_iters`.
+    pub fn with_dense_loss(mut self, active: bool) -> Self {
+        self.loss_lambda = if active { self.configured_lambda } else { 0.0 };
+        self
     }
 
     /// Sets the dense loss weight.

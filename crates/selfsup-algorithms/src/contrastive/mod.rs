@@ -26,4 +26,4 @@ pub use common::{Backbone, BackboneOut, ContrastiveBackboneConfig};
 pub use moco::{DenseCl, DenseClConfig, MoCo, MoCoConfig};
 pub use siamese::{BarlowTwins, BarlowTwinsConfig, Byol, ByolConfig, MoCoV3, MoCoV3Config, SimSiam, SimSiamConfig};
 pub use simclr::{SimClr, SimClrConfig};
-pub use swav::{SwAV, SwAVConfig};
+pub use swav::{SwAV, SwAVConfig, SwAVQueueState};

@@ -3,11 +3,12 @@
 //! assignments over learned prototypes.
 use burn::{
     module::Module,
-    tensor::{backend::Backend, Tensor},
+    tensor::{backend::Backend, Tensor, TensorData},
 };
 use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs, StepContext};
 use selfsup_heads::{SwAVHead, SwAVHeadConfig};
 use selfsup_layers::init::InitRng;
+use selfsup_losses::SwAVQueue;
 use selfsup_necks::{SwAVNeck, SwAVNeckConfig};
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,11 @@ impl SwAVConfig {
         c
     }
 
+    /// The loss config (`head.loss`).
+    pub fn loss_config(&self) -> &selfsup_losses::SwAVLossConfig {
+        self.head().loss.get()
+    }
+
     /// Views per sample: the sum of the loss's `num_crops`.
     pub fn num_views(&self) -> usize {
         self.head().loss.get().num_crops.iter().sum()
@@ -93,6 +99,8 @@ impl SwAVConfig {
             neck: self.neck().init(device, rng),
             head: SwAVHead { loss: self.head().init::<B>(device, rng).loss.normalize_prototypes() },
             data_preprocessor: self.data_preprocessor.clone(),
+            queue: None,
+            frozen_prototypes: false,
         }
     }
 }
@@ -109,6 +117,29 @@ pub struct SwAV<B: Backend> {
     pub head: SwAVHead<B>,
     #[module(skip)]
     data_preprocessor: DataPreprocessorConfig,
+    #[module(skip)]
+    queue: Option<SwAVQueueState>,
+    #[module(skip)]
+    frozen_prototypes: bool,
+}
+
+/// SwAV's feature queue between steps, on the host (`SwAVHook`'s state:
+/// not in MMSelfSup's state dict; selfsup keeps it in its checkpoints).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwAVQueueState {
+    /// `[crops_for_assign, length, feat_dim]`, row-major, newest first.
+    pub data: Vec<f32>,
+    /// Its shape.
+    pub shape: [usize; 3],
+    /// Whether the queue joins the assignments (switches on once it is full).
+    pub use_queue: bool,
+}
+
+impl SwAVQueueState {
+    /// An empty (zero) queue, as `SwAVHook` creates it.
+    pub fn zeros(crops: usize, length: usize, feat_dim: usize) -> Self {
+        Self { data: vec![0.0; crops * length * feat_dim], shape: [crops, length, feat_dim], use_queue: false }
+    }
 }
 
 /// Start indices of the runs of equal width in `widths`
@@ -128,6 +159,24 @@ impl<B: Backend> SwAV<B> {
     /// The data preprocessor.
     pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
         &self.data_preprocessor
+    }
+
+    /// The feature queue, when `SwAVHook` started one.
+    pub fn queue(&self) -> Option<&SwAVQueueState> {
+        self.queue.as_ref()
+    }
+
+    /// Sets or clears the feature queue.
+    pub fn with_queue(mut self, queue: Option<SwAVQueueState>) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// Gives the prototypes no gradient (the first iterations of a run, with
+    /// `SwAVHook(frozen_layers_cfg=dict(prototypes=N))`).
+    pub fn with_frozen_prototypes(mut self, frozen: bool) -> Self {
+        self.frozen_prototypes = frozen;
+        self
     }
 
     /// Normalises the prototypes (after building or loading weights), as
@@ -158,7 +207,7 @@ impl<B: Backend> SwAV<B> {
 impl<B: Backend> SelfSupAlgorithm<B> for SwAV<B> {
     type Features = BackboneOut<B>;
     type Prediction = BackboneOut<B>;
-    type StepState = ();
+    type StepState = Option<SwAVQueue<B>>;
 
     fn name(&self) -> &'static str {
         "SwAV"
@@ -168,10 +217,15 @@ impl<B: Backend> SelfSupAlgorithm<B> for SwAV<B> {
         self.backbone.forward(inputs.views.first().ok_or(ModelError::Views { algorithm: "SwAV", expected: 1, got: 0 })?.clone())
     }
 
-    fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, ()), ModelError> {
+    fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, Option<SwAVQueue<B>>), ModelError> {
         let z = self.embed(inputs)?;
-        let (loss, _) = self.head.forward(z, None);
-        Ok((LossOutput::new().with("loss", loss), ()))
+        let device = z.device();
+        let queue = self.queue.as_ref().map(|q| SwAVQueue {
+            queue: Tensor::from_data(TensorData::new(q.data.clone(), q.shape), &device),
+            use_queue: q.use_queue,
+        });
+        let (loss, queue) = self.head.loss.forward_frozen(z, queue.as_ref(), self.frozen_prototypes);
+        Ok((LossOutput::new().with("loss", loss), queue))
     }
 
     fn predict(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<BackboneOut<B>, ModelError> {
@@ -180,8 +234,13 @@ impl<B: Backend> SelfSupAlgorithm<B> for SwAV<B> {
 
     /// Re-normalises the prototypes, which MMSelfSup does in place at the
     /// start of the next forward.
-    fn after_step(mut self, _: (), _ctx: &StepContext) -> Self {
+    fn after_step(mut self, queue: Option<SwAVQueue<B>>, _ctx: &StepContext) -> Self {
         self.head.loss = self.head.loss.normalize_prototypes();
+        if let Some(q) = queue {
+            let shape = q.queue.dims();
+            let data = q.queue.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+            self.queue = Some(SwAVQueueState { data, shape, use_queue: q.use_queue });
+        }
         self
     }
 }
