@@ -4,6 +4,7 @@
 //! backend with `cargo xtask test-all`.
 
 mod configs;
+mod optim;
 mod parity_contrastive;
 mod parity_mae;
 mod train_cli;

@@ -1,0 +1,62 @@
+//! Optimisers against MMSelfSup's and PyTorch's update rules (values from
+//! `mmselfsup.engine.optimizers.LARS` and `torch.optim.SGD`, 2 steps).
+use burn::{
+    module::{Module, Param},
+    optim::GradientsParams,
+    tensor::{backend::Backend, Tensor, TensorData},
+};
+use selfsup::{
+    train::optim::{OptimWrapperConfig, Optimizer},
+    weights::KeyMap,
+};
+use selfsup_tests::{assert_close, device, values, B as AB};
+
+#[derive(Module, Debug)]
+struct Two<B: Backend> {
+    w: Param<Tensor<B, 1>>,
+    q: Param<Tensor<B, 1>>,
+}
+
+fn run(optimizer: serde_json::Value, paramwise: serde_json::Value) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let dev = device();
+    let t = |v: &[f32]| Param::from_tensor(Tensor::<AB, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &dev));
+    let mut m = Two { w: t(&[0.5, -1.0, 2.0, 0.25]), q: t(&[1.0, 2.0]) };
+    let cfg: OptimWrapperConfig =
+        serde_json::from_value(serde_json::json!({ "optimizer": optimizer, "paramwise_cfg": paramwise })).unwrap();
+    let mut opt = Optimizer::<AB>::new(&cfg, &m, &KeyMap::new());
+    let lrs: Vec<f64> = opt.group_lr_mults().iter().map(|x| cfg.lr() * x).collect();
+    let (mut ws, mut qs) = (vec![], vec![]);
+    for _ in 0..2 {
+        let gw = Tensor::<AB, 1>::from_data(TensorData::new(vec![0.1f32, 0.2, -0.3, 0.05], [4]), &dev);
+        let gq = Tensor::<AB, 1>::from_data(TensorData::new(vec![0.5f32, -0.5], [2]), &dev);
+        let loss = (m.w.val() * gw).sum() + (m.q.val() * gq).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        m = opt.step(&lrs, m, grads).0;
+        ws.push(values(m.w.val()));
+        qs.push(values(m.q.val()));
+    }
+    (ws, qs)
+}
+
+#[test]
+fn lars_matches_mmselfsup_with_lars_exclude() {
+    let (w, q) = run(
+        serde_json::json!({"type": "LARS", "lr": 0.3, "momentum": 0.9, "weight_decay": 1e-4, "eta": 0.001}),
+        serde_json::json!({"custom_keys": {"q": {"lars_exclude": true, "decay_mult": 0.0}}}),
+    );
+    assert_close("LARS step 1", &w[0], &[0.499816835, -1.00036597, 2.00054884, 0.249908417], 1e-6, 1e-7);
+    assert_close("LARS step 2", &w[1], &[0.499468803, -1.00106132, 2.00159168, 0.249734402], 1e-6, 1e-7);
+    assert_close("LARS excluded step 1", &q[0], &[0.850000024, 2.1500001], 1e-6, 1e-7);
+    assert_close("LARS excluded step 2", &q[1], &[0.564999998, 2.43500018], 1e-6, 1e-7);
+}
+
+#[test]
+fn sgd_nesterov_matches_torch() {
+    let (w, q) = run(
+        serde_json::json!({"type": "SGD", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": true}),
+        serde_json::json!({}),
+    );
+    assert_close("SGD step 1", &w[0], &[0.480990499, -1.03798103, 2.05696201, 0.24049525], 1e-6, 1e-7);
+    assert_close("SGD step 2", &w[1], &[0.4538773, -1.09215319, 2.13820672, 0.22693865], 1e-6, 1e-7);
+    assert_close("SGD step 2 (q)", &q[1], &[0.769455731, 2.23040605], 1e-6, 1e-7);
+}
