@@ -147,6 +147,22 @@ impl AlgorithmConfig {
         }
     }
 
+    /// The size of each view for synthetic inputs (benchmarks) when the
+    /// first view is `size` pixels: SwAV's later crop groups are
+    /// `size·96/224`, as its 224 + 96 multi-crop.
+    pub fn view_sizes(&self, size: usize) -> Vec<usize> {
+        match self {
+            AlgorithmConfig::SwAV(c) => c
+                .loss_config()
+                .num_crops
+                .iter()
+                .enumerate()
+                .flat_map(|(g, &n)| std::iter::repeat_n(if g == 0 { size } else { (size * 96 / 224).max(1) }, n))
+                .collect(),
+            other => vec![size; other.num_views()],
+        }
+    }
+
     /// The square input size the model expects, when it fixes one.
     pub fn input_size(&self) -> Option<usize> {
         match self {

@@ -36,16 +36,20 @@ pub fn bench<B: AutodiffBackend>(
 ) -> Result<BenchResult, TrainError> {
     let run = &cfg.run;
     let size = run.model.input_size().unwrap_or(224);
-    let views = run.model.num_views();
+    let sizes = run.model.view_sizes(size);
     let mut model: Algorithm<B> = run.model.init(device);
     let keymap = key_map();
     let mut optim = Optimizer::<B>::new(&run.optim_wrapper, &model, &keymap);
     let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| run.optim_wrapper.lr() * m).collect();
     let mut draws = Draws::seeded(0);
-    let n = batch_size * 3 * size * size;
-    let data: Vec<f32> = draws.uniform("bench_input", n).into_iter().map(|v| v * 255.0).collect();
-    let raw = Tensor::<B, 4>::from_data(TensorData::new(data, [batch_size, 3, size, size]), device);
-    let inputs = SelfSupInputs { views: (0..views).map(|_| model.data_preprocessor().apply(raw.clone())).collect() };
+    let views = sizes
+        .iter()
+        .map(|&s| {
+            let data: Vec<f32> = draws.uniform("bench_input", batch_size * 3 * s * s).into_iter().map(|v| v * 255.0).collect();
+            model.data_preprocessor().apply(Tensor::<B, 4>::from_data(TensorData::new(data, [batch_size, 3, s, s]), device))
+        })
+        .collect();
+    let inputs = SelfSupInputs { views };
     let mut elapsed = 0.0;
     for i in 0..warmup + steps {
         let t = Instant::now();
