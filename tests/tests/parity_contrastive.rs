@@ -313,3 +313,46 @@ fn resnet_ops_agree_under_autodiff() {
         }
     }
 }
+
+/// Our shipped full-size configs build models whose key inventories equal
+/// the real MMSelfSup configs' `state_dict` (ResNet-50, ViT-S/B, momentum
+/// encoders, 65536-long queues, SwAV's duplicate BatchNorm keys).
+#[test]
+fn full_size_configs_have_the_reference_keys() {
+    let reference: BTreeMap<String, Vec<serde_json::Value>> =
+        serde_json::from_str(&std::fs::read_to_string(selfsup_tests::fixtures().join("contrastive_keys.json")).unwrap()).unwrap();
+    for (name, keys) in reference {
+        let dir = name.split('_').next().unwrap();
+        let path = selfsup_tests::workspace().join(format!("configs/{dir}/{name}.toml"));
+        let cfg = selfsup::train::config::LoadedConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let model = cfg.run.model.init::<Inner>(&Default::default());
+        let ours = model_keys(&model, &key_map());
+        let reference: BTreeMap<String, Vec<usize>> = keys
+            .iter()
+            .map(|e| (e["key"].as_str().unwrap().to_string(), e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()))
+            .collect();
+        assert_eq!(ours, reference, "[{BACKEND}] {name}: key inventory");
+    }
+}
+
+/// `frozen_stages` freezes the stem and the first stages (no gradients,
+/// BatchNorm in eval mode); `norm_eval` keeps every BatchNorm in eval mode.
+#[test]
+fn resnet_frozen_stages_and_norm_eval() {
+    use selfsup::backbones::ResNetConfig;
+    let mut rng = selfsup::layers::init::InitRng::new(0);
+    let cfg = ResNetConfig { depth: 18, base_channels: 4, stem_channels: 4, frozen_stages: 1, ..Default::default() };
+    let r = cfg.init::<B>(&device(), &mut rng);
+    assert!(!r.conv1.weight.is_require_grad() && !r.layer1[0].conv1.weight.is_require_grad());
+    assert!(r.layer2[0].conv1.weight.is_require_grad());
+    assert!(!r.bn1.is_training(&device()) && !r.layer1[1].bn2.is_training(&device()));
+    assert!(r.layer2[0].bn1.is_training(&device()));
+    let cfg = ResNetConfig { depth: 18, base_channels: 4, stem_channels: 4, norm_eval: true, ..Default::default() };
+    let r = cfg.init::<B>(&device(), &mut rng);
+    assert!(!r.layer4[1].bn2.is_training(&device()) && r.layer4[1].bn2.weight.as_ref().unwrap().is_require_grad());
+    // Training a frozen stem leaves its running statistics alone.
+    let x = Tensor::<B, 4>::ones([2, 3, 32, 32], &device());
+    let before = values(r.bn1.running_mean.value());
+    let _ = r.forward(x).unwrap();
+    assert_eq!(values(r.bn1.running_mean.value()), before);
+}

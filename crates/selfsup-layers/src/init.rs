@@ -72,6 +72,31 @@ impl InitRng {
         Self { seed, counter: 0 }
     }
 
+    /// A fixed (never trained) tensor of `shape` drawn from `dist` and then
+    /// transformed by `post`, lazily: listing a model's keys does not draw
+    /// MoCo's 65536-long queues.
+    pub fn fixed_with<B: Backend, const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        dist: Dist,
+        post: fn(Tensor<B, D>) -> Tensor<B, D>,
+        device: &B::Device,
+    ) -> Param<Tensor<B, D>> {
+        self.counter += 1;
+        let stream = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.counter;
+        Param::uninitialized(
+            ParamId::new(),
+            move |device, _require_grad| {
+                let n = shape.iter().product();
+                let mut rng = ChaCha8Rng::seed_from_u64(stream);
+                post(Tensor::<B, D>::from_data(TensorData::new(dist.sample(n, &mut rng), shape), device)).set_require_grad(false)
+            },
+            device.clone(),
+            false,
+            Shape::from(shape),
+        )
+    }
+
     /// A parameter of `shape` drawn from `dist`, lazily, trainable.
     pub fn param<B: Backend, const D: usize>(&mut self, shape: [usize; D], dist: Dist, device: &B::Device) -> Param<Tensor<B, D>> {
         self.counter += 1;

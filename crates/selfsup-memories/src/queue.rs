@@ -26,8 +26,10 @@ pub struct FeatureQueue<B: Backend> {
 impl<B: Backend> FeatureQueue<B> {
     /// A queue filled as MMSelfSup does: `normalize(randn(feat_dim, K), dim=0)`.
     pub fn new(feat_dim: usize, len: usize, device: &B::Device, rng: &mut InitRng) -> Self {
-        let q = rng.param::<B, 2>([feat_dim, len], Dist::Normal(0.0, 1.0), device).val().detach().set_require_grad(false);
-        Self { queue: fixed(l2_normalize(q, 0)), queue_ptr: fixed(Tensor::zeros([1], device)) }
+        Self {
+            queue: rng.fixed_with([feat_dim, len], Dist::Normal(0.0, 1.0), |q| l2_normalize(q, 0), device),
+            queue_ptr: fixed(Tensor::zeros([1], device)),
+        }
     }
 
     /// `K`.
