@@ -137,3 +137,55 @@ fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
 fn image_of(i: u32) -> image::RgbImage {
     image::RgbImage::from_fn(24, 20, |x, y| image::Rgb([(x * 10 + i) as u8, (y * 12) as u8, (i * 25) as u8]))
 }
+
+/// MoCo's queue and key encoder, and SwAV's hook queue (started at epoch 1,
+/// prototypes frozen for the first iterations), survive a kill and resume:
+/// the resumed run's losses equal the uninterrupted run's.
+#[test]
+fn contrastive_state_survives_kill_and_resume() {
+    let cases: [(&str, &[&str]); 2] = [
+        ("configs/mocov2/mocov2_resnet18-tiny_demo_synthetic.toml", &[]),
+        (
+            "configs/swav/swav_resnet18-tiny_demo_synthetic.toml",
+            &[
+                "custom_hooks.0.batch_size=8",
+                "custom_hooks.0.epoch_queue_starts=1",
+                "custom_hooks.0.queue_length=16",
+                "custom_hooks.0.frozen_layers_cfg.prototypes=3",
+            ],
+        ),
+    ];
+    for (path, extra) in cases {
+        let options = |epochs: usize| -> Vec<String> {
+            let mut o: Vec<String> = [
+                "train_dataloader.batch_size=8",
+                "train_dataloader.num_workers=1",
+                "train_dataloader.dataset.num_samples=16",
+                "default_hooks.checkpoint.interval=1",
+                "default_hooks.logger.interval=1",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            o.push(format!("train_cfg.max_epochs={epochs}"));
+            o.extend(extra.iter().map(|s| s.to_string()));
+            o
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let full_cfg = LoadedConfig::load(&workspace().join(path), &options(3)).unwrap();
+        let full = run(&full_cfg, &dir.path().join("full"), Resume::No).unwrap();
+        let part = dir.path().join("part");
+        let first = run(&LoadedConfig::load(&workspace().join(path), &options(2)).unwrap(), &part, Resume::No).unwrap();
+        if path.contains("swav") {
+            let ckpt = selfsup::train::checkpoint::load(&first.checkpoint).unwrap();
+            assert!(ckpt.model.get(selfsup::train::checkpoint::SWAV_QUEUE).is_some(), "the SwAV queue is checkpointed");
+        }
+        let rest = run(&full_cfg, &part, Resume::Auto).unwrap();
+        assert_eq!((full.iters, rest.iters_this_run), (6, 2), "{path}");
+        let mut resumed = first.losses.clone();
+        resumed.extend(&rest.losses);
+        for (i, (a, b)) in full.losses.iter().zip(&resumed).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "[{BACKEND}] {path}: iteration {i}: {a} vs {b}");
+        }
+    }
+}
