@@ -6,8 +6,20 @@
 //! backend.
 use std::path::PathBuf;
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
-use selfsup::weights::{read_checkpoint, StateDict};
+use std::collections::BTreeMap;
+
+use burn::{
+    module::{AutodiffModule, Module, ModuleMapper, Param},
+    optim::GradientsParams,
+    tensor::{
+        backend::{AutodiffBackend, Backend},
+        Tensor, TensorData,
+    },
+};
+use selfsup::{
+    algorithms::key_map,
+    weights::{export_state_dict, read_checkpoint, StateDict},
+};
 
 #[cfg(feature = "flex")]
 mod chosen {
@@ -130,4 +142,33 @@ pub fn assert_rel_l2(what: &str, ours: &[f32], reference: &[f32], rtol: f64) {
         "[{BACKEND}] {what}: relative L2 error {:.3e} > {rtol:e}",
         diff / norm.max(f64::MIN_POSITIVE)
     );
+}
+
+/// A module's state dict as f32 values under PyTorch names.
+pub fn state_values(module: &impl Module<Inner>) -> BTreeMap<String, Vec<f32>> {
+    export_state_dict(module, &key_map())
+        .expect("export")
+        .into_iter()
+        .map(|(k, v)| (k, v.convert::<f32>().to_vec::<f32>().expect("f32 data")))
+        .collect()
+}
+
+/// Replaces every parameter by its gradient (zeros where it has none).
+struct GradsAsParams<'a, BB: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    _b: std::marker::PhantomData<BB>,
+}
+
+impl<BB: AutodiffBackend> ModuleMapper<BB::InnerBackend> for GradsAsParams<'_, BB> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<BB::InnerBackend, D>>) -> Param<Tensor<BB::InnerBackend, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let g = self.grads.get::<BB::InnerBackend, D>(id).unwrap_or_else(|| tensor.zeros_like());
+        Param::from_mapped_value(id, g, mapper)
+    }
+}
+
+/// The gradients of `model` as a state dict with the parameters' PyTorch
+/// names and layouts (zeros for parameters without a gradient).
+pub fn gradient_values<M: AutodiffModule<B, InnerModule = MI>, MI: Module<Inner>>(model: &M, grads: &GradientsParams) -> BTreeMap<String, Vec<f32>> {
+    state_values(&model.valid().map(&mut GradsAsParams::<B> { grads, _b: Default::default() }))
 }

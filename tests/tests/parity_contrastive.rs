@@ -16,9 +16,9 @@
 use std::collections::BTreeMap;
 
 use burn::{
-    module::{AutodiffModule, Module, ModuleMapper, Param},
+    module::{AutodiffModule, Module, Param},
     optim::GradientsParams,
-    tensor::{backend::AutodiffBackend, Tensor},
+    tensor::Tensor,
 };
 use selfsup::{
     algorithms::{contrastive::BackboneOut, key_map, Algorithm, AlgorithmConfig, AnyPrediction},
@@ -27,7 +27,7 @@ use selfsup::{
     train::optim::{OptimWrapperConfig, Optimizer},
     weights::{export_state_dict, load_into, model_keys, read_checkpoint, LoadOptions},
 };
-use selfsup_tests::{assert_close, device, values, Case, Inner, B, BACKEND};
+use selfsup_tests::{assert_close, device, gradient_values, state_values, values, Case, Inner, B, BACKEND};
 
 const CASES: &[&str] = &[
     "simclr_tiny",
@@ -106,26 +106,6 @@ fn assert_rel_max(what: &str, ours: &[f32], reference: &[f32], tol: f32) {
     assert!(ok && ours.iter().all(|v| v.is_finite()), "[{BACKEND}] {what}: relative error {err:.3e} > {tol:e} (scale {scale:.3e})");
 }
 
-struct GradsAsParams<'a, BB: AutodiffBackend> {
-    grads: &'a GradientsParams,
-    _b: std::marker::PhantomData<BB>,
-}
-
-impl<BB: AutodiffBackend> ModuleMapper<BB::InnerBackend> for GradsAsParams<'_, BB> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<BB::InnerBackend, D>>) -> Param<Tensor<BB::InnerBackend, D>> {
-        let (id, tensor, mapper) = param.consume();
-        let g = self.grads.get::<BB::InnerBackend, D>(id).unwrap_or_else(|| tensor.zeros_like());
-        Param::from_mapped_value(id, g, mapper)
-    }
-}
-
-fn state_values(module: &impl Module<Inner>) -> BTreeMap<String, Vec<f32>> {
-    export_state_dict(module, &key_map())
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.convert::<f32>().to_vec::<f32>().unwrap()))
-        .collect()
-}
 
 /// The loss of a case: the algorithm's, or for the queue case SwAV's loss
 /// with the fixture's queue (MMSelfSup's SwAVHook state).
@@ -191,6 +171,12 @@ fn contrastive_features_and_losses_match_reference() {
         let model = load_model(&case);
         compare_features(&case, name, "feat", backbone_out(&model, first));
         let model = load_model(&case);
+        if let Algorithm::SimClr(m) = &model {
+            // Views interleaved, the diagonal removed, the partner first.
+            let (pos, neg) = m.similarities(&x).unwrap();
+            assert_rel_max(&format!("{name}: positives"), &values(pos), &case.f32("debug.pos").0, feat_tol(&case));
+            assert_rel_max(&format!("{name}: negatives"), &values(neg), &case.f32("debug.neg").0, feat_tol(&case));
+        }
         let (parts, _, _) = case_loss(&case, name, &model);
         for (part, value) in parts {
             let reference = case.f32(&format!("loss.{part}")).0;
@@ -208,8 +194,7 @@ fn contrastive_gradients_step_and_momentum_update_match_reference() {
         let total = parts.into_values().reduce(|a, b| a + b).unwrap();
         let grads = GradientsParams::from_grads(total.backward(), &model);
 
-        let grad_module = model.valid().map(&mut GradsAsParams::<B> { grads: &grads, _b: Default::default() });
-        let ours = state_values(&grad_module);
+        let ours = gradient_values(&model, &grads);
         let tol = grad_tol(&case);
         let mut checked = 0;
         let (mut diff2, mut norm2) = (0f64, 0f64);

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use burn::{
-    module::{AutodiffModule, Module, ModuleMapper, Param},
+    module::{AutodiffModule, Module},
     optim::GradientsParams,
-    tensor::{backend::AutodiffBackend, Tensor},
+    tensor::Tensor,
 };
 use selfsup::{
     algorithms::{key_map, Algorithm, AlgorithmConfig},
@@ -14,7 +14,7 @@ use selfsup::{
     train::optim::{AdamW, OptimWrapperConfig},
     weights::{export_state_dict, load_into, model_keys, read_checkpoint, KeyMap, LoadOptions},
 };
-use selfsup_tests::{assert_close, assert_rel_l2, device, values, Case, B, BACKEND};
+use selfsup_tests::{assert_close, assert_rel_l2, device, gradient_values, state_values, values, Case, B, BACKEND};
 
 const CASES: &[&str] = &["mae_tiny_normpix", "mae_tiny_plain"];
 
@@ -108,28 +108,6 @@ fn forward_loss_and_features_match_reference() {
     }
 }
 
-/// Replaces every parameter by its gradient (zeros where it has none), so
-/// that gradients export with the parameters' PyTorch names and layouts.
-struct GradsAsParams<'a, BB: AutodiffBackend> {
-    grads: &'a GradientsParams,
-    _b: std::marker::PhantomData<BB>,
-}
-
-impl<BB: AutodiffBackend> ModuleMapper<BB::InnerBackend> for GradsAsParams<'_, BB> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<BB::InnerBackend, D>>) -> Param<Tensor<BB::InnerBackend, D>> {
-        let (id, tensor, mapper) = param.consume();
-        let g = self.grads.get::<BB::InnerBackend, D>(id).unwrap_or_else(|| tensor.zeros_like());
-        Param::from_mapped_value(id, g, mapper)
-    }
-}
-
-fn state_values(module: &impl Module<selfsup_tests::Inner>) -> BTreeMap<String, Vec<f32>> {
-    export_state_dict(module, &keymap())
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.convert::<f32>().to_vec::<f32>().unwrap()))
-        .collect()
-}
 
 #[test]
 fn gradients_and_one_adamw_step_match_reference() {
@@ -141,8 +119,7 @@ fn gradients_and_one_adamw_step_match_reference() {
         let (loss, _) = model.loss(&SelfSupInputs::single(inputs), &mut draws).unwrap();
         let grads = GradientsParams::from_grads(loss.total().unwrap().backward(), &model);
 
-        let grad_module = model.valid().map(&mut GradsAsParams::<B> { grads: &grads, _b: Default::default() });
-        let ours = state_values(&grad_module);
+        let ours = gradient_values(&model, &grads);
         let mut reference_grads = BTreeMap::new();
         for (key, _) in ours.iter() {
             let Some(reference) = case.io.get(&format!("grad.{key}")) else {

@@ -129,6 +129,21 @@ impl<B: Backend> SimClr<B> {
     }
 }
 
+impl<B: Backend> SimClr<B> {
+    /// The positive (`[2n, 1]`) and negative (`[2n, 2n−2]`) cosine
+    /// similarities of every embedding, before the temperature.
+    pub fn similarities(&self, inputs: &SelfSupInputs<B>) -> Result<(Tensor<B, 2>, Tensor<B, 2>), ModelError> {
+        let z = self.embed(inputs)?;
+        let n2 = z.dims()[0];
+        let device = z.device();
+        let s = z.clone().matmul(z.transpose());
+        let (pos, neg) = simclr_indices(n2);
+        let pos = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [n2, 1]), &device);
+        let neg = Tensor::<B, 2, Int>::from_data(TensorData::new(neg, [n2, n2 - 2]), &device);
+        Ok((s.clone().gather(1, pos), s.gather(1, neg)))
+    }
+}
+
 impl<B: Backend> SelfSupAlgorithm<B> for SimClr<B> {
     type Features = BackboneOut<B>;
     type Prediction = BackboneOut<B>;
@@ -143,14 +158,8 @@ impl<B: Backend> SelfSupAlgorithm<B> for SimClr<B> {
     }
 
     fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, ()), ModelError> {
-        let z = self.embed(inputs)?;
-        let n2 = z.dims()[0];
-        let device = z.device();
-        let s = z.clone().matmul(z.transpose());
-        let (pos, neg) = simclr_indices(n2);
-        let pos = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [n2, 1]), &device);
-        let neg = Tensor::<B, 2, Int>::from_data(TensorData::new(neg, [n2, n2 - 2]), &device);
-        let loss = self.head.forward(s.clone().gather(1, pos), s.gather(1, neg));
+        let (pos, neg) = self.similarities(inputs)?;
+        let loss = self.head.forward(pos, neg);
         Ok((LossOutput::new().with("loss", loss), ()))
     }
 
