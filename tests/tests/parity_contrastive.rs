@@ -172,10 +172,25 @@ fn contrastive_features_and_losses_match_reference() {
         compare_features(&case, name, "feat", backbone_out(&model, first));
         let model = load_model(&case);
         if let Algorithm::SimClr(m) = &model {
-            // Views interleaved, the diagonal removed, the partner first.
-            let (pos, neg) = m.similarities(&x).unwrap();
+            // Views interleaved (row 2i is view 0 of image i).
+            let (z_ref, shape) = case.f32("debug.z");
+            let z_ref: Vec<f32> = z_ref
+                .chunks(shape[1])
+                .flat_map(|r| {
+                    let n = r.iter().map(|v| v * v).sum::<f32>().sqrt() + 1e-10;
+                    r.iter().map(move |v| v / n)
+                })
+                .collect();
+            assert_rel_max(&format!("{name}: embeddings"), &values(m.embed(&x).unwrap()), &z_ref, feat_tol(&case));
+            // The partner's similarity, and the negatives in MMSelfSup's order
+            // (the diagonal and the partner dropped).
+            let (pos, all) = m.similarities(&x).unwrap();
             assert_rel_max(&format!("{name}: positives"), &values(pos), &case.f32("debug.pos").0, feat_tol(&case));
-            assert_rel_max(&format!("{name}: negatives"), &values(neg), &case.f32("debug.neg").0, feat_tol(&case));
+            let n2 = all.dims()[0];
+            let (_, neg_idx) = selfsup::algorithms::contrastive::simclr::simclr_indices(n2);
+            let all = values(all);
+            let neg: Vec<f32> = neg_idx.chunks(n2 - 2).enumerate().flat_map(|(i, cols)| cols.iter().map(|&j| all[i * n2 + j as usize]).collect::<Vec<_>>()).collect();
+            assert_rel_max(&format!("{name}: negatives"), &neg, &case.f32("debug.neg").0, feat_tol(&case));
         }
         let (parts, _, _) = case_loss(&case, name, &model);
         for (part, value) in parts {

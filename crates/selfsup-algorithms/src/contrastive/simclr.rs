@@ -1,7 +1,7 @@
 //! Port of `mmselfsup.models.algorithms.SimCLR`.
 use burn::{
     module::Module,
-    tensor::{backend::Backend, Int, Tensor, TensorData},
+    tensor::{backend::Backend, Tensor, TensorData},
 };
 use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs};
 use selfsup_heads::{ContrastiveHead, ContrastiveHeadConfig};
@@ -130,17 +130,30 @@ impl<B: Backend> SimClr<B> {
 }
 
 impl<B: Backend> SimClr<B> {
-    /// The positive (`[2n, 1]`) and negative (`[2n, 2n−2]`) cosine
-    /// similarities of every embedding, before the temperature.
+    /// The positive similarity of every embedding (`[2n, 1]`) and all its
+    /// similarities with the self and partner columns pushed to −1e9
+    /// (`[2n, 2n]`), before the temperature.
+    ///
+    /// Under the softmax this is MMSelfSup's `[2n, 2n−2]` negatives (the
+    /// masked columns weigh `exp(−1e9/T) = 0` exactly in float32), built
+    /// with float masks instead of a gather: no host-made index tensors,
+    /// which burn-wgpu mis-reads in some sequences of a long run.
     pub fn similarities(&self, inputs: &SelfSupInputs<B>) -> Result<(Tensor<B, 2>, Tensor<B, 2>), ModelError> {
         let z = self.embed(inputs)?;
         let n2 = z.dims()[0];
         let device = z.device();
         let s = z.clone().matmul(z.transpose());
-        let (pos, neg) = simclr_indices(n2);
-        let pos = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [n2, 1]), &device);
-        let neg = Tensor::<B, 2, Int>::from_data(TensorData::new(neg, [n2, n2 - 2]), &device);
-        Ok((s.clone().gather(1, pos), s.gather(1, neg)))
+        let (pos, _) = simclr_indices(n2);
+        let mut partner = vec![0f32; n2 * n2];
+        let mut masked = vec![0f32; n2 * n2];
+        for (i, &p) in pos.iter().enumerate() {
+            partner[i * n2 + p as usize] = 1.0;
+            masked[i * n2 + p as usize] = -1e9;
+            masked[i * n2 + i] = -1e9;
+        }
+        let partner = Tensor::<B, 2>::from_data(TensorData::new(partner, [n2, n2]), &device);
+        let masked = Tensor::<B, 2>::from_data(TensorData::new(masked, [n2, n2]), &device);
+        Ok(((s.clone() * partner).sum_dim(1), s + masked))
     }
 }
 
