@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use burn::{
-    module::{AutodiffModule, Module, Param},
+    module::AutodiffModule,
     optim::GradientsParams,
     tensor::Tensor,
 };

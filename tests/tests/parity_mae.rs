@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use burn::{
-    module::{AutodiffModule, Module},
+    module::AutodiffModule,
     optim::GradientsParams,
     tensor::Tensor,
 };

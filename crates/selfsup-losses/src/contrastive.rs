@@ -6,6 +6,7 @@ use burn::{
     nn::Linear,
     tensor::{activation::log_softmax, backend::Backend, Int, Tensor},
 };
+use burn::tensor::ElementConversion;
 use selfsup_layers::l2_normalize;
 use serde::{Deserialize, Serialize};
 
@@ -295,7 +296,7 @@ impl<B: Backend> SwAVLoss<B> {
             if let Some(q) = new_queue.as_mut() {
                 let [_, len, d] = q.queue.dims();
                 let qi = q.queue.clone().slice([i..i + 1]).reshape([len, d]);
-                let last_nonzero = qi.clone().slice([len - 1..len]).abs().sum().into_scalar_f64() != 0.0;
+                let last_nonzero = qi.clone().slice([len - 1..len]).abs().sum().into_scalar().elem::<f64>() != 0.0;
                 if q.use_queue || last_nonzero {
                     q.use_queue = true;
                     out = Tensor::cat(vec![qi.clone().matmul(w.clone().detach()), out], 0);
@@ -327,18 +328,6 @@ impl<B: Backend> SwAVLoss<B> {
     }
 }
 
-trait ScalarF64 {
-    fn into_scalar_f64(self) -> f64;
-}
-
-impl<B: Backend> ScalarF64 for Tensor<B, 1> {
-    #[inline]
-    fn into_scalar_f64(self) -> f64 {
-        use burn::tensor::ElementConversion;
-        self.into_scalar().elem::<f64>()
-    }
-}
-
 /// MMSelfSup's `distributed_sinkhorn` on one device: soft assignments
 /// `[n, K]` of the scores `out` (`[n, K]`), no gradient.
 pub fn sinkhorn<B: Backend>(out: Tensor<B, 2>, iterations: usize, epsilon: f64) -> Tensor<B, 2> {
@@ -351,7 +340,7 @@ pub fn sinkhorn<B: Backend>(out: Tensor<B, 2>, iterations: usize, epsilon: f64) 
         let u = q.clone().sum_dim(1); // [K, 1]
         // MMSelfSup adds 1e-12 everywhere when a row sums to zero.
         // Entries are non-negative, so a zero row sum is a zero minimum.
-        let zero_rows = u.clone().min().into_scalar_f64() == 0.0;
+        let zero_rows = u.clone().min().into_scalar().elem::<f64>() == 0.0;
         let (qq, u) = if zero_rows {
             let qq = q.add_scalar(1e-12);
             let u = qq.clone().sum_dim(1);

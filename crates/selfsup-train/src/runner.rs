@@ -330,7 +330,7 @@ pub fn train<B: AutodiffBackend>(
             pending = 0;
             // `fix_lr` groups (SimSiam's predictor) keep their base lr.
             let lrs: Vec<f64> = schedule.lrs().iter().zip(&fixed).map(|(lr, f)| f.unwrap_or(*lr)).collect();
-            if let Some(norm) = grad_norm_check(&run, &optim, &model, &grads) {
+            if let Some(norm) = grad_norm_check(run, &model, &grads) {
                 return Err(TrainError::Other(format!("iteration {iter}: gradient norm {norm} is not finite (clip_grad.error_if_nonfinite)")));
             }
             let (m, grad_norm) = optim.step(&lrs, model, grads);
@@ -421,7 +421,7 @@ fn prune(ckpts: &mut Vec<PathBuf>, keep: i64) {
 
 /// With `clip_grad.error_if_nonfinite`, the global gradient norm when it is
 /// not finite.
-fn grad_norm_check<B: AutodiffBackend>(run: &RunConfig, _optim: &Optimizer<B>, model: &Algorithm<B>, grads: &GradientsParams) -> Option<f64> {
+fn grad_norm_check<B: AutodiffBackend>(run: &RunConfig, model: &Algorithm<B>, grads: &GradientsParams) -> Option<f64> {
     let check = run.optim_wrapper.clip_grad.as_ref().is_some_and(|c| c.error_if_nonfinite);
     if !check {
         return None;

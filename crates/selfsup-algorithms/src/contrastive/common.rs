@@ -118,6 +118,13 @@ pub fn project<B: Backend>(neck: &NonLinearNeck<B>, out: BackboneOut<B>) -> Tens
     }
 }
 
+/// Checks the parts every algorithm of the family has: the data
+/// preprocessor and the backbone.
+pub fn check_common(dp: &selfsup_core::DataPreprocessorConfig, backbone: &ContrastiveBackboneConfig) -> Result<(), ConfigIssue> {
+    dp.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
+    backbone.validate()
+}
+
 /// Checks a `NonLinearNeck` against the backbone.
 pub fn check_nonlinear(neck: &NonLinearNeckConfig, backbone: &ContrastiveBackboneConfig, key: &str) -> Result<(), ConfigIssue> {
     neck.validate().map_err(|(k, m)| ConfigIssue::new(format!("{key}.{k}"), m))?;

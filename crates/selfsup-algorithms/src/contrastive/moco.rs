@@ -12,7 +12,7 @@ use selfsup_necks::{DenseCLNeck, DenseCLNeckConfig, LinearNeck, LinearNeckConfig
 use serde::{Deserialize, Serialize};
 
 use super::{
-    common::{expect_pair, gather, Backbone, BackboneOut, ContrastiveBackboneConfig},
+    common::{check_common, expect_pair, gather, Backbone, BackboneOut, ContrastiveBackboneConfig},
     simclr::ContrastiveHeadRegistry,
 };
 use crate::{ConfigIssue, InitCfg};
@@ -129,8 +129,7 @@ pub struct MoCoConfig {
 impl MoCoConfig {
     /// Checks the parts and their widths.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
-        self.data_preprocessor.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
-        self.backbone.validate()?;
+        check_common(&self.data_preprocessor, &self.backbone)?;
         let (inc, out) = self.neck.dims();
         if inc != self.backbone.feat_dim() {
             return Err(ConfigIssue::new("neck.in_channels", format!("{inc} does not match the backbone's {}", self.backbone.feat_dim())));
@@ -291,8 +290,7 @@ pub struct DenseClConfig {
 impl DenseClConfig {
     /// Checks the parts and their widths.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
-        self.data_preprocessor.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
-        self.backbone.validate()?;
+        check_common(&self.data_preprocessor, &self.backbone)?;
         if self.backbone.is_vit() {
             return Err(ConfigIssue::new("backbone.type", "DenseCL takes a ResNet"));
         }

@@ -15,7 +15,7 @@ use selfsup_necks::NonLinearNeck;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    common::{check_nonlinear, expect_pair, gather, project, Backbone, BackboneOut, ContrastiveBackboneConfig},
+    common::{check_common, check_nonlinear, expect_pair, gather, project, Backbone, BackboneOut, ContrastiveBackboneConfig},
     simclr::NonLinearNeckRegistry,
 };
 use crate::{ConfigIssue, InitCfg};
@@ -59,8 +59,7 @@ fn common_checks(
     backbone: &ContrastiveBackboneConfig,
     neck: &NonLinearNeckRegistry,
 ) -> Result<(), ConfigIssue> {
-    dp.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
-    backbone.validate()?;
+    check_common(dp, backbone)?;
     check_nonlinear(neck.get(), backbone, "neck")
 }
 

@@ -9,7 +9,7 @@ use selfsup_layers::init::InitRng;
 use selfsup_necks::{NonLinearNeck, NonLinearNeckConfig};
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_nonlinear, expect_pair, gather, Backbone, BackboneOut, ContrastiveBackboneConfig};
+use super::common::{check_common, check_nonlinear, expect_pair, gather, Backbone, BackboneOut, ContrastiveBackboneConfig};
 use crate::{ConfigIssue, InitCfg};
 
 selfsup_config::registry! {
@@ -67,8 +67,7 @@ pub struct SimClrConfig {
 impl SimClrConfig {
     /// Checks the parts and their widths.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
-        self.data_preprocessor.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
-        self.backbone.validate()?;
+        check_common(&self.data_preprocessor, &self.backbone)?;
         check_nonlinear(self.neck.get(), &self.backbone, "neck")?;
         self.head.get().loss.get().validate().map_err(|(k, m)| ConfigIssue::new(format!("head.loss.{k}"), m))
     }

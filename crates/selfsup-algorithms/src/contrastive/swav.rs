@@ -12,7 +12,7 @@ use selfsup_losses::SwAVQueue;
 use selfsup_necks::{SwAVNeck, SwAVNeckConfig};
 use serde::{Deserialize, Serialize};
 
-use super::common::{Backbone, BackboneOut, ContrastiveBackboneConfig};
+use super::common::{check_common, Backbone, BackboneOut, ContrastiveBackboneConfig};
 use crate::{ConfigIssue, InitCfg};
 
 selfsup_config::registry! {
@@ -74,8 +74,7 @@ impl SwAVConfig {
 
     /// Checks the parts and their widths.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
-        self.data_preprocessor.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
-        self.backbone.validate()?;
+        check_common(&self.data_preprocessor, &self.backbone)?;
         let neck = self.neck();
         neck.validate().map_err(|(k, m)| ConfigIssue::new(format!("neck.{k}"), m))?;
         if neck.in_channels != self.backbone.feat_dim() {
