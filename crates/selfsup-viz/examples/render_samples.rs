@@ -1,9 +1,10 @@
 //! Renders sample pictures from synthetic data, to look at by eye:
-//! `cargo run -p selfsup-viz --example render_samples -- OUT_DIR`.
+//! `cargo run -p selfsup-viz --example render_samples -- OUT_DIR [WORK_DIR]`.
 //!
 //! Writes a synthetic DenseCL-like `scalars.json` (warm-up then cosine lr,
 //! two loss parts, noise, a NaN and a resumed segment), its charts, and an
-//! MAE strip of a synthetic image with a fake reconstruction.
+//! MAE strip of a synthetic image with a fake reconstruction. With a
+//! `WORK_DIR`, also plots that run's log into `OUT_DIR/work_dir/`.
 
 use std::path::PathBuf;
 
@@ -84,5 +85,11 @@ fn main() -> Result<(), VizError> {
     let path = out.join("mae.png");
     selfsup_viz::save_png(&strip, &path)?;
     println!("{}", path.display());
+
+    if let Some(work_dir) = std::env::args().nth(2) {
+        for f in plot_log(std::path::Path::new(&work_dir), &out.join("work_dir"), &PlotOptions::default())? {
+            println!("{}", f.display());
+        }
+    }
     Ok(())
 }

@@ -434,6 +434,19 @@ mod tests {
             let removed = mask[(y / 4) * 2 + x / 4] == 1.0;
             assert_eq!(*m, if removed { 0.0 } else { original.data[i] });
         }
+        // With norm_pix, a perfect prediction of the normalised target does too.
+        let feat = 4 * 4 * 3;
+        let normed: Vec<f32> = pred
+            .chunks(feat)
+            .flat_map(|t| {
+                let mean = t.iter().sum::<f32>() / feat as f32;
+                let sd = (t.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / (feat - 1) as f32 + 1e-6).sqrt();
+                t.iter().map(move |v| (v - mean) / sd)
+            })
+            .collect();
+        let n = MaeVisualization::new(original.clone(), &normed, &mask, 4, true).unwrap();
+        assert!(n.reconstruction.data.iter().zip(&original.data).all(|(a, b)| (a - b).abs() < 1e-5));
+        assert!(MaeVisualization::new(original.clone(), &normed[1..], &mask, 4, true).is_err());
         // De-normalised: 0 shows as the mean, i.e. grey.
         let shown = v.denormalized(&[127.5; 3], &[50.0; 3], 255.0).unwrap();
         assert_eq!(shown.masked.to_rgb8().unwrap().get_pixel(0, 0).0, [128, 128, 128]);

@@ -138,7 +138,11 @@ pub fn group_chart(log: &TrainingLog, group: &MetricGroup, opts: &PlotOptions) -
     Chart {
         title,
         x_label: "iteration".into(),
-        y_label: group.name.clone(),
+        y_label: match group.name.as_str() {
+            "time" => "seconds".into(),
+            "throughput" => "images/s".into(),
+            name => name.into(),
+        },
         series,
         y_scale,
         integer_x: true,
