@@ -123,6 +123,18 @@ pub enum DataError {
         shape: Vec<usize>,
     },
 
+    /// A mask or pseudo-label cannot be stacked into a batch (present for some samples only,
+    /// or of different shapes).
+    #[error("cannot batch `{field}` of sample `{name}`: {message}")]
+    FieldMismatch {
+        /// The field (`mask`, `rot_label`, ...).
+        field: String,
+        /// The offending sample.
+        name: String,
+        /// What differs.
+        message: String,
+    },
+
     /// A loader worker thread died (panicked) before delivering its batch.
     #[error("data loader worker {worker} stopped unexpectedly (it panicked)")]
     WorkerDied {

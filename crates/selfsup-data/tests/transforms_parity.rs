@@ -202,6 +202,7 @@ fn run_replayed(cfgs: &[TransformConfig], img: &Image, draws: Vec<Draw>) -> Imag
                 gt_label: None,
                 sample_idx: 0,
                 name: "golden".into(),
+                ..Results::default()
             },
             &mut rng,
         )
@@ -577,6 +578,7 @@ fn run_recipe(p: &Pipeline, seed: u64) -> Vec<Image> {
         gt_label: None,
         sample_idx: 0,
         name: "photo".into(),
+        ..Results::default()
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     p.transform(raw, &mut rng).expect("recipe runs").img

@@ -3,12 +3,14 @@
 //! This mirrors `mmcv.image`: [`io`] is `mmcv/image/io.py` (`imread`), [`geometric`] is
 //! `mmcv/image/geometric.py` (`imresize`, `imcrop`, `imflip`, `impad`), with the two resize
 //! back-ends in [`pillow`] (Pillow's `Image.resize`, bit-exact for 8-bit images) and [`cv2`]
-//! (OpenCV's `cv2.resize`, its scalar fixed-point path); [`photometric`] is
+//! (OpenCV's `cv2.resize`, its scalar fixed-point path), and `imrotate` with OpenCV's
+//! `warpAffine` in [`cv2_warp`]; [`photometric`] is
 //! `mmcv/image/photometric.py` (`solarize`, `adjust_*`), built on Pillow's colour primitives
 //! in [`pillow_enhance`]; [`pillow_filter`] is Pillow's `GaussianBlur`. The Pillow ports are
 //! bit-exact for 8-bit images.
 
 pub mod cv2;
+pub mod cv2_warp;
 pub mod geometric;
 pub mod io;
 pub mod photometric;

@@ -1,7 +1,9 @@
 //! Batches. Counterpart of MMEngine's `default_collate` (`mmengine/dataset/utils.py`) for
 //! MMSelfSup's packed inputs: per view, the samples' images stacked into one NCHW buffer.
 
-use crate::transforms::Sample;
+use std::collections::BTreeMap;
+
+use crate::transforms::{PackedArray, Sample};
 use crate::DataError;
 
 /// One view of a batch: `n` images stacked as NCHW `f32` values in `0..=255`, RGB order
@@ -25,6 +27,12 @@ pub struct Batch {
     pub names: Vec<String>,
     /// Per-sample dataset indices (`sample_idx`).
     pub indices: Vec<usize>,
+    /// The samples' masks stacked, `[n, h, w]` (`torch.stack` of MMSelfSup's
+    /// `data_sample.mask.value`), when the pipeline packs `mask`.
+    pub mask: Option<PackedArray>,
+    /// The samples' pseudo-labels stacked along a new first axis, by key (`rot_label`:
+    /// `[n, 4]`, `patch_label`: `[n, 1, 8]`, ...).
+    pub pseudo_label: BTreeMap<String, PackedArray>,
     /// The epoch this batch belongs to.
     pub epoch: usize,
     /// The batch's index within its epoch: resume with
@@ -48,7 +56,9 @@ impl Batch {
 ///
 /// # Errors
 /// [`DataError::ViewCountMismatch`] when samples have different numbers of views,
-/// [`DataError::ViewShapeMismatch`] when images of one view differ in size or channels.
+/// [`DataError::ViewShapeMismatch`] when images of one view differ in size or channels,
+/// [`DataError::FieldMismatch`] when masks or pseudo-labels are present for some samples
+/// only or differ in shape.
 pub fn default_collate(samples: &[Sample]) -> Result<Batch, DataError> {
     let n = samples.len();
     let num_views = samples.first().map_or(0, |s| s.views.len());
@@ -85,14 +95,77 @@ pub fn default_collate(samples: &[Sample]) -> Result<Batch, DataError> {
             shape: [n, chw[0], chw[1], chw[2]],
         });
     }
+    let mask = stack_field(samples, "mask", |s| s.mask.as_ref())?;
+    let mut pseudo_label = BTreeMap::new();
+    if let Some(first) = samples.first() {
+        for key in first.pseudo_label.keys() {
+            if let Some(stacked) = stack_field(samples, key, |s| s.pseudo_label.get(key))? {
+                pseudo_label.insert(key.clone(), stacked);
+            }
+        }
+        for s in samples {
+            if let Some(key) = s.pseudo_label.keys().find(|k| !pseudo_label.contains_key(*k)) {
+                return Err(DataError::FieldMismatch {
+                    field: key.clone(),
+                    name: s.name.clone(),
+                    message: "present for this sample but not for the batch's first".into(),
+                });
+            }
+        }
+    }
     Ok(Batch {
         views,
         labels: samples.iter().map(|s| s.label).collect(),
         names: samples.iter().map(|s| s.name.clone()).collect(),
         indices: samples.iter().map(|s| s.index).collect(),
+        mask,
+        pseudo_label,
         epoch: 0,
         iteration: 0,
     })
+}
+
+/// Stacks one optional per-sample array: `None` when no sample has it, an error when only
+/// some have it or the shapes differ.
+fn stack_field<'a>(
+    samples: &'a [Sample],
+    field: &str,
+    get: impl Fn(&'a Sample) -> Option<&'a PackedArray>,
+) -> Result<Option<PackedArray>, DataError> {
+    let values: Vec<Option<&PackedArray>> = samples.iter().map(&get).collect();
+    let Some(first) = values.iter().flatten().next() else {
+        return Ok(None);
+    };
+    let mut present = Vec::with_capacity(values.len());
+    for (s, v) in samples.iter().zip(&values) {
+        match v {
+            None => {
+                return Err(DataError::FieldMismatch {
+                    field: field.into(),
+                    name: s.name.clone(),
+                    message: "missing for this sample but present for others".into(),
+                })
+            }
+            Some(a) if a.shape != first.shape => {
+                return Err(DataError::FieldMismatch {
+                    field: field.into(),
+                    name: s.name.clone(),
+                    message: format!(
+                        "shape {:?} differs from the batch's first {:?}",
+                        a.shape, first.shape
+                    ),
+                })
+            }
+            Some(a) => present.push(*a),
+        }
+    }
+    PackedArray::stack(&present)
+        .map(Some)
+        .ok_or_else(|| DataError::FieldMismatch {
+            field: field.into(),
+            name: samples[0].name.clone(),
+            message: "values of different kinds (bytes and integers)".into(),
+        })
 }
 
 #[cfg(test)]
@@ -106,6 +179,8 @@ mod tests {
             label: Some(i),
             name: format!("s{i}"),
             index: i,
+            mask: None,
+            pseudo_label: BTreeMap::new(),
         }
     }
 
@@ -127,5 +202,63 @@ mod tests {
             matches!(err, DataError::ViewShapeMismatch { view: 0, .. }),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod packed_tests {
+    use super::*;
+    use crate::Image;
+
+    fn sample(i: usize, mask: Option<Vec<i64>>, label: Option<Vec<i64>>) -> Sample {
+        Sample {
+            views: vec![Image::filled(2, 2, &[i as u8, 0, 0])],
+            label: None,
+            name: format!("s{i}"),
+            index: i,
+            mask: mask.map(|m| PackedArray::from_i64(vec![2, 2], m).expect("2x2")),
+            pseudo_label: label
+                .map(|l| {
+                    let n = l.len();
+                    BTreeMap::from([(
+                        "rot_label".to_string(),
+                        PackedArray::from_i64(vec![n], l).expect("1-d"),
+                    )])
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn masks_and_pseudo_labels_are_stacked() {
+        let b = default_collate(&[
+            sample(0, Some(vec![1, 0, 0, 1]), Some(vec![0, 1, 2, 3])),
+            sample(1, Some(vec![0, 1, 1, 0]), Some(vec![0, 1, 2, 3])),
+        ])
+        .expect("same shapes");
+        let m = b.mask.expect("mask");
+        assert_eq!(m.shape, vec![2, 2, 2]);
+        assert_eq!(m.to_i64(), vec![1, 0, 0, 1, 0, 1, 1, 0]);
+        let r = &b.pseudo_label["rot_label"];
+        assert_eq!(r.shape, vec![2, 4]);
+        assert_eq!(r.to_i64(), vec![0, 1, 2, 3, 0, 1, 2, 3]);
+        let none = default_collate(&[sample(0, None, None)]).expect("plain");
+        assert!(none.mask.is_none() && none.pseudo_label.is_empty());
+    }
+
+    #[test]
+    fn missing_or_mismatched_fields_are_errors_naming_the_field() {
+        let err = default_collate(&[sample(0, Some(vec![1, 0, 0, 1]), None), sample(1, None, None)])
+            .expect_err("mask missing for one sample");
+        assert!(matches!(&err, DataError::FieldMismatch { field, .. } if field == "mask"), "{err}");
+        let err = default_collate(&[
+            sample(0, None, Some(vec![0, 1])),
+            sample(1, None, Some(vec![0, 1, 2])),
+        ])
+        .expect_err("shapes differ");
+        assert!(err.to_string().contains("rot_label"), "{err}");
+        let err = default_collate(&[sample(0, None, None), sample(1, None, Some(vec![0]))])
+            .expect_err("label only on the second sample");
+        assert!(err.to_string().contains("rot_label"), "{err}");
     }
 }

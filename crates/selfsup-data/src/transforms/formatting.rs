@@ -5,10 +5,117 @@
 //! Here the conversion to CHW `f32` happens in the loader's collate step, and the pipeline
 //! always yields a [`Sample`](crate::Sample) with the label, index and name; this transform
 //! marks the end of the pipeline and records which keys the algorithm asked for.
+//!
+//! The non-image keys it packs are [`PackedArray`]s:
+//! - `algorithm_keys = ["mask"]`: the mask of a mask generator (`BEiTMaskGenerator`,
+//!   `SimMIMMaskGenerator`), MMSelfSup's `data_sample.mask.value`, lands in
+//!   [`Sample::mask`](crate::Sample::mask) and, stacked, in
+//!   [`Batch::mask`](crate::Batch::mask);
+//! - `pseudo_label_keys` (`rot_label`, `patch_label`, `patch_box`, `unpatched_img`),
+//!   MMSelfSup's `data_sample.pseudo_label.<key>`, land in
+//!   [`Sample::pseudo_label`](crate::Sample::pseudo_label) and
+//!   [`Batch::pseudo_label`](crate::Batch::pseudo_label).
+//!
+//! A pipeline whose `PackSelfSupInputs` asks for a key that none of its transforms produces
+//! is rejected when it is built (MMSelfSup would raise a `KeyError` on the first sample).
 
 use serde::{Deserialize, Serialize};
 
+use crate::imaging::Image;
 use crate::DataError;
+
+/// The values of a [`PackedArray`]: 8-bit (images) or 64-bit integers (masks, labels, boxes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArrayData {
+    /// Bytes, e.g. `unpatched_img`.
+    U8(Vec<u8>),
+    /// Integers, e.g. a mask (0/1), `rot_label`, `patch_box`.
+    I64(Vec<i64>),
+}
+
+impl ArrayData {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            ArrayData::U8(v) => v.len(),
+            ArrayData::I64(v) => v.len(),
+        }
+    }
+
+    /// `true` when there is no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A row-major integer array packed with a sample: a mask or a pseudo-label (what
+/// MMSelfSup's `to_tensor` makes of the NumPy arrays its transforms add to `results`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedArray {
+    /// The shape, as in the reference (`mask`: `[h, w]`, `rot_label`: `[4]`,
+    /// `patch_box`: `[1, 9, 4]`, ...).
+    pub shape: Vec<usize>,
+    /// `shape.iter().product()` values.
+    pub data: ArrayData,
+}
+
+impl PackedArray {
+    /// A 64-bit integer array. Returns `None` when `data` does not have the shape's size.
+    pub fn from_i64(shape: Vec<usize>, data: Vec<i64>) -> Option<Self> {
+        (shape.iter().product::<usize>() == data.len()).then_some(Self {
+            shape,
+            data: ArrayData::I64(data),
+        })
+    }
+
+    /// An image as a `[1, h, w, c]` byte array (MMSelfSup's `np.expand_dims(img, 0)`, HWC).
+    pub fn from_image(img: &Image) -> Self {
+        Self {
+            shape: vec![1, img.height(), img.width(), img.channels()],
+            data: ArrayData::U8(img.data().to_vec()),
+        }
+    }
+
+    /// The values as `i64`, whatever their storage.
+    pub fn to_i64(&self) -> Vec<i64> {
+        match &self.data {
+            ArrayData::U8(v) => v.iter().map(|&x| i64::from(x)).collect(),
+            ArrayData::I64(v) => v.clone(),
+        }
+    }
+
+    /// Stacks arrays of one shape along a new first axis (MMEngine's `default_collate`).
+    /// Returns `None` when `arrays` is empty or the arrays differ in shape or storage.
+    pub fn stack(arrays: &[&PackedArray]) -> Option<PackedArray> {
+        let first = arrays.first()?;
+        let mut shape = Vec::with_capacity(first.shape.len() + 1);
+        shape.push(arrays.len());
+        shape.extend_from_slice(&first.shape);
+        let data = match &first.data {
+            ArrayData::U8(_) => {
+                let mut out = Vec::with_capacity(first.data.len() * arrays.len());
+                for a in arrays {
+                    match &a.data {
+                        ArrayData::U8(v) if a.shape == first.shape => out.extend_from_slice(v),
+                        _ => return None,
+                    }
+                }
+                ArrayData::U8(out)
+            }
+            ArrayData::I64(_) => {
+                let mut out = Vec::with_capacity(first.data.len() * arrays.len());
+                for a in arrays {
+                    match &a.data {
+                        ArrayData::I64(v) if a.shape == first.shape => out.extend_from_slice(v),
+                        _ => return None,
+                    }
+                }
+                ArrayData::I64(out)
+            }
+        };
+        Some(PackedArray { shape, data })
+    }
+}
 
 /// The `algorithm_keys` MMSelfSup knows.
 pub const ALGORITHM_KEYS: [&str; 4] = ["sample_idx", "mask", "gt_label", "pred_label"];

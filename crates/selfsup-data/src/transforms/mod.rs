@@ -33,17 +33,23 @@ pub mod processing;
 pub mod random;
 pub mod wrappers;
 
-pub use formatting::{PackSelfSupInputs, PackSelfSupInputsConfig};
+pub use formatting::{ArrayData, PackSelfSupInputs, PackSelfSupInputsConfig, PackedArray};
 pub use loading::{LoadImageFromFile, LoadImageFromFileConfig};
 pub use processing::{
-    CenterCrop, CenterCropConfig, ColorJitter, ColorJitterConfig, ColorJitterParams, CropParams,
-    RandomCrop, RandomCropConfig, RandomFlip, RandomFlipConfig, RandomGaussianBlur,
-    RandomGaussianBlurConfig, RandomGrayscale, RandomGrayscaleConfig, RandomResizedCrop,
-    RandomResizedCropConfig, RandomSolarize, RandomSolarizeConfig, Resize, ResizeConfig,
-    ResizeEdge, ResizeEdgeConfig, SizeSpec,
+    BeitMaskGenerator, BeitMaskGeneratorConfig, CenterCrop, CenterCropConfig, ColorJitter,
+    ColorJitterConfig, ColorJitterParams, CropParams, RandomCrop, RandomCropConfig, RandomFlip,
+    RandomFlipConfig, RandomGaussianBlur, RandomGaussianBlurConfig, RandomGrayscale,
+    RandomGrayscaleConfig, RandomPatchWithLabels, RandomPatchWithLabelsConfig,
+    RandomResizedCrop, RandomResizedCropAndInterpolationWithTwoPic,
+    RandomResizedCropAndInterpolationWithTwoPicConfig, RandomResizedCropConfig, RandomRotation,
+    RandomRotationConfig, RandomSolarize, RandomSolarizeConfig, Resize, ResizeConfig,
+    ResizeEdge, ResizeEdgeConfig, RotationWithLabels, RotationWithLabelsConfig,
+    SimMimMaskGenerator, SimMimMaskGeneratorConfig, SizeSpec,
 };
 pub use random::{Draw, RandomSource, ReplayDraws};
 pub use wrappers::{MultiView, MultiViewConfig, NumViews, RandomApply, RandomApplyConfig};
+
+use std::collections::BTreeMap;
 
 use crate::imaging::Image;
 use crate::{DataError, RawSample};
@@ -91,6 +97,19 @@ selfsup_config::registry! {
         "RandomGaussianBlur" => RandomGaussianBlur(RandomGaussianBlurConfig),
         /// `RandomSolarize` (mmselfsup).
         "RandomSolarize" => RandomSolarize(RandomSolarizeConfig),
+        /// `RandomResizedCropAndInterpolationWithTwoPic` (mmselfsup): one crop, two sizes.
+        "RandomResizedCropAndInterpolationWithTwoPic" =>
+            RandomResizedCropAndInterpolationWithTwoPic(RandomResizedCropAndInterpolationWithTwoPicConfig),
+        /// `RandomRotation` (mmselfsup).
+        "RandomRotation" => RandomRotation(RandomRotationConfig),
+        /// `RotationWithLabels` (mmselfsup): the four right-angle rotations and `rot_label`.
+        "RotationWithLabels" => RotationWithLabels(RotationWithLabelsConfig),
+        /// `RandomPatchWithLabels` (mmselfsup): RelativeLoc's 3×3 patches and `patch_label`.
+        "RandomPatchWithLabels" => RandomPatchWithLabels(RandomPatchWithLabelsConfig),
+        /// `BEiTMaskGenerator` (mmselfsup): block-wise mask.
+        "BEiTMaskGenerator" => BEiTMaskGenerator(BeitMaskGeneratorConfig),
+        /// `SimMIMMaskGenerator` (mmselfsup): random mask of square blocks.
+        "SimMIMMaskGenerator" => SimMIMMaskGenerator(SimMimMaskGeneratorConfig),
         /// `RandomApply` (mmcv): a sub-pipeline applied with a probability.
         "RandomApply" => RandomApply(RandomApplyConfig),
         /// `PackSelfSupInputs` (mmselfsup): pipeline tail marker.
@@ -123,6 +142,16 @@ impl TransformConfig {
             TransformConfig::RandomGrayscale(c) => Transform::RandomGrayscale(c.init()?),
             TransformConfig::RandomGaussianBlur(c) => Transform::RandomGaussianBlur(c.init()?),
             TransformConfig::RandomSolarize(c) => Transform::RandomSolarize(c.init()?),
+            TransformConfig::RandomResizedCropAndInterpolationWithTwoPic(c) => {
+                Transform::RandomResizedCropAndInterpolationWithTwoPic(c.init()?)
+            }
+            TransformConfig::RandomRotation(c) => Transform::RandomRotation(c.init()?),
+            TransformConfig::RotationWithLabels(c) => Transform::RotationWithLabels(c.init()?),
+            TransformConfig::RandomPatchWithLabels(c) => {
+                Transform::RandomPatchWithLabels(c.init()?)
+            }
+            TransformConfig::BEiTMaskGenerator(c) => Transform::BEiTMaskGenerator(c.init()?),
+            TransformConfig::SimMIMMaskGenerator(c) => Transform::SimMIMMaskGenerator(c.init()?),
             TransformConfig::RandomApply(c) => Transform::RandomApply(c.init()?),
             TransformConfig::PackSelfSupInputs(c) => Transform::PackSelfSupInputs(c.init()?),
             TransformConfig::MultiView(c) => Transform::MultiView(c.init()?),
@@ -163,6 +192,18 @@ pub enum Transform {
     RandomGaussianBlur(RandomGaussianBlur),
     /// See [`RandomSolarize`].
     RandomSolarize(RandomSolarize),
+    /// See [`RandomResizedCropAndInterpolationWithTwoPic`].
+    RandomResizedCropAndInterpolationWithTwoPic(RandomResizedCropAndInterpolationWithTwoPic),
+    /// See [`RandomRotation`].
+    RandomRotation(RandomRotation),
+    /// See [`RotationWithLabels`].
+    RotationWithLabels(RotationWithLabels),
+    /// See [`RandomPatchWithLabels`].
+    RandomPatchWithLabels(RandomPatchWithLabels),
+    /// See [`BeitMaskGenerator`].
+    BEiTMaskGenerator(BeitMaskGenerator),
+    /// See [`SimMimMaskGenerator`].
+    SimMIMMaskGenerator(SimMimMaskGenerator),
     /// See [`RandomApply`].
     RandomApply(RandomApply),
     /// See [`PackSelfSupInputs`].
@@ -200,6 +241,14 @@ impl Transform {
             Transform::RandomGrayscale(_) => RandomGrayscale::NAME,
             Transform::RandomGaussianBlur(_) => RandomGaussianBlur::NAME,
             Transform::RandomSolarize(_) => RandomSolarize::NAME,
+            Transform::RandomResizedCropAndInterpolationWithTwoPic(_) => {
+                RandomResizedCropAndInterpolationWithTwoPic::NAME
+            }
+            Transform::RandomRotation(_) => RandomRotation::NAME,
+            Transform::RotationWithLabels(_) => RotationWithLabels::NAME,
+            Transform::RandomPatchWithLabels(_) => RandomPatchWithLabels::NAME,
+            Transform::BEiTMaskGenerator(_) => BeitMaskGenerator::NAME,
+            Transform::SimMIMMaskGenerator(_) => SimMimMaskGenerator::NAME,
             Transform::RandomApply(_) => "RandomApply",
             Transform::PackSelfSupInputs(_) => "PackSelfSupInputs",
             Transform::MultiView(_) => "MultiView",
@@ -227,14 +276,59 @@ impl Transform {
             Transform::RandomGrayscale(t) => each_image(t, results, rng),
             Transform::RandomGaussianBlur(t) => each_image(t, results, rng),
             Transform::RandomSolarize(t) => each_image(t, results, rng),
+            Transform::RandomResizedCropAndInterpolationWithTwoPic(t) => {
+                t.transform(results, rng)
+            }
+            Transform::RandomRotation(t) => each_image(t, results, rng),
+            Transform::RotationWithLabels(t) => t.transform(results),
+            Transform::RandomPatchWithLabels(t) => t.transform(results, rng),
+            Transform::BEiTMaskGenerator(t) => t.transform(results, rng),
+            Transform::SimMIMMaskGenerator(t) => t.transform(results, rng),
             Transform::RandomApply(t) => t.transform(results, rng),
             Transform::MultiView(t) => t.transform(results, rng),
         }
     }
+
+    /// The non-image keys this transform adds to the pipeline state (`mask`, pseudo-labels).
+    /// `MultiView` adds none: like MMSelfSup's, it keeps only its sub-pipelines' images.
+    pub fn added_keys(&self) -> Vec<&'static str> {
+        match self {
+            Transform::BEiTMaskGenerator(_) | Transform::SimMIMMaskGenerator(_) => vec!["mask"],
+            Transform::RotationWithLabels(_) => vec![RotationWithLabels::LABEL_KEY],
+            Transform::RandomPatchWithLabels(_) => RandomPatchWithLabels::ADDED_KEYS.to_vec(),
+            Transform::RandomApply(t) => t
+                .pipeline()
+                .transforms()
+                .iter()
+                .flat_map(Transform::added_keys)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The one image of `results`, for transforms that (like their reference) work on a single
+/// image and turn it into several or add labels computed from it.
+pub(crate) fn single_image(
+    results: &mut Results,
+    transform: &'static str,
+) -> Result<Image, DataError> {
+    if results.img.len() != 1 {
+        return Err(DataError::Transform {
+            transform,
+            name: String::new(),
+            message: format!(
+                "expects exactly one image, got {} (place it before `MultiView` or any \
+                 transform that makes several)",
+                results.img.len()
+            ),
+        });
+    }
+    Ok(results.img.remove(0))
 }
 
 /// The state flowing through a pipeline (mmcv's `results` dict).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Results {
     /// The image(s): one after loading, several after [`MultiView`].
     pub img: Vec<Image>,
@@ -244,6 +338,11 @@ pub struct Results {
     pub sample_idx: usize,
     /// The sample's name (relative path, or a synthetic name).
     pub name: String,
+    /// The mask of a mask generator (`results['mask']`), `[h, w]` of 0/1.
+    pub mask: Option<PackedArray>,
+    /// Pseudo-labels added by transforms (`rot_label`, `patch_label`, `patch_box`,
+    /// `unpatched_img`), by key.
+    pub pseudo_label: BTreeMap<String, PackedArray>,
 }
 
 impl From<RawSample> for Results {
@@ -253,6 +352,7 @@ impl From<RawSample> for Results {
             gt_label: raw.label,
             sample_idx: raw.index,
             name: raw.name,
+            ..Results::default()
         }
     }
 }
@@ -268,6 +368,12 @@ pub struct Sample {
     pub name: String,
     /// The dataset index.
     pub index: usize,
+    /// The mask (`data_sample.mask.value`), when `PackSelfSupInputs.algorithm_keys` has
+    /// `mask` (or the pipeline has no `PackSelfSupInputs` and a mask generator ran).
+    pub mask: Option<PackedArray>,
+    /// The pseudo-labels (`data_sample.pseudo_label.<key>`) named by
+    /// `PackSelfSupInputs.pseudo_label_keys` (all of them without a `PackSelfSupInputs`).
+    pub pseudo_label: BTreeMap<String, PackedArray>,
 }
 
 /// A chain of transforms (mmcv's `Compose`).
@@ -295,7 +401,45 @@ impl Pipeline {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { transforms })
+        let pipeline = Self { transforms };
+        pipeline.check_packed_keys()?;
+        Ok(pipeline)
+    }
+
+    /// Checks that every key `PackSelfSupInputs` asks for (`mask`, pseudo-labels) is added by
+    /// a transform before it.
+    fn check_packed_keys(&self) -> Result<(), DataError> {
+        let Some(pack_pos) = self
+            .transforms
+            .iter()
+            .rposition(|t| matches!(t, Transform::PackSelfSupInputs(_)))
+        else {
+            return Ok(());
+        };
+        let Transform::PackSelfSupInputs(pack) = &self.transforms[pack_pos] else {
+            return Ok(());
+        };
+        let added: Vec<&str> = self.transforms[..pack_pos]
+            .iter()
+            .flat_map(Transform::added_keys)
+            .collect();
+        let wanted = pack
+            .algorithm_keys()
+            .iter()
+            .filter(|k| k.as_str() == "mask")
+            .chain(pack.pseudo_label_keys());
+        for key in wanted {
+            if !added.contains(&key.as_str()) {
+                return Err(DataError::config(
+                    format!("pipeline[{pack_pos}] PackSelfSupInputs"),
+                    format!(
+                        "key '{key}' is not produced by any transform before it (keys added: \
+                         {added:?})"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The built transforms.
@@ -347,12 +491,31 @@ impl Pipeline {
         raw: RawSample,
         rng: &mut R,
     ) -> Result<Sample, DataError> {
-        let r = self.transform(Results::from(raw), rng)?;
+        let mut r = self.transform(Results::from(raw), rng)?;
+        let (mask, pseudo_label) = match self.pack() {
+            None => (r.mask, r.pseudo_label),
+            Some(pack) => {
+                let mask = if pack.algorithm_keys().iter().any(|k| k == "mask") {
+                    r.mask
+                } else {
+                    None
+                };
+                let mut labels = BTreeMap::new();
+                for key in pack.pseudo_label_keys() {
+                    if let Some(v) = r.pseudo_label.remove(key) {
+                        labels.insert(key.clone(), v);
+                    }
+                }
+                (mask, labels)
+            }
+        };
         Ok(Sample {
             views: r.img,
             label: r.gt_label,
             name: r.name,
             index: r.sample_idx,
+            mask,
+            pseudo_label,
         })
     }
 }

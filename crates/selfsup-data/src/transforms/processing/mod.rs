@@ -6,10 +6,15 @@
 //! | transform | reference |
 //! |---|---|
 //! | [`RandomResizedCrop`], [`RandomCrop`], [`ColorJitter`], [`RandomGaussianBlur`], [`RandomSolarize`] | `mmselfsup/datasets/transforms/processing.py` |
+//! | [`BeitMaskGenerator`], [`SimMimMaskGenerator`], [`RandomResizedCropAndInterpolationWithTwoPic`], [`RandomRotation`], [`RotationWithLabels`], [`RandomPatchWithLabels`] | `mmselfsup/datasets/transforms/processing.py` |
 //! | [`RandomFlip`], [`Resize`], [`CenterCrop`], [`RandomGrayscale`] | `mmcv/transforms/processing.py` |
 //! | [`ResizeEdge`] | `mmcls/datasets/transforms/processing.py` |
 
 mod center_crop;
+mod mask_generators;
+mod random_patch_with_labels;
+mod random_resized_crop_two_pic;
+mod random_rotation;
 mod color_jitter;
 mod random_crop;
 mod random_flip;
@@ -20,6 +25,20 @@ mod random_solarize;
 mod resize;
 mod resize_edge;
 
+pub use mask_generators::{
+    BeitMask, BeitMaskGenerator, BeitMaskGeneratorConfig, MaskBlock, SimMimMaskGenerator,
+    SimMimMaskGeneratorConfig,
+};
+pub use random_patch_with_labels::{
+    Patches, RandomPatchWithLabels, RandomPatchWithLabelsConfig,
+};
+pub use random_resized_crop_two_pic::{
+    RandomResizedCropAndInterpolationWithTwoPic,
+    RandomResizedCropAndInterpolationWithTwoPicConfig, TwoPicInterpolation, TwoPicParams,
+};
+pub use random_rotation::{
+    Degrees, RandomRotation, RandomRotationConfig, RotationWithLabels, RotationWithLabelsConfig,
+};
 pub use center_crop::{CenterCrop, CenterCropConfig, PadConfig, PadValue};
 pub use color_jitter::{
     ColorBackend, ColorJitter, ColorJitterConfig, ColorJitterParams, JitterRange,
