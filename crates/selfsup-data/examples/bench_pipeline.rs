@@ -4,7 +4,7 @@
 //! ```text
 //! /work/refvenv/bin/python tools/make_bench_jpegs.py /tmp/selfsup_bench_jpegs
 //! cargo run --release -p selfsup-data --example bench_pipeline -- /tmp/selfsup_bench_jpegs \
-//!     [--pipeline simclr|mae|both] [--threads 1] [--epochs 3]
+//!     [--pipeline simclr|mae|both|decode] [--threads 1] [--epochs 3]
 //! ```
 //!
 //! The pipelines are MMSelfSup 1.0.0's (`configs/selfsup/_base_/datasets/imagenet_simclr.py`
@@ -53,14 +53,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--threads" => threads = args.next().ok_or("--threads needs a value")?.parse()?,
             "--epochs" => epochs = args.next().ok_or("--epochs needs a value")?.parse()?,
             "-h" | "--help" => {
-                println!("bench_pipeline FOLDER [--pipeline simclr|mae|both] [--threads N] [--epochs N]");
+                println!("bench_pipeline FOLDER [--pipeline simclr|mae|both|decode] [--threads N] [--epochs N]");
                 return Ok(());
             }
             f => folder = Some(f.to_string()),
         }
     }
-    let folder = folder.ok_or("usage: bench_pipeline FOLDER [--pipeline simclr|mae|both] [--threads N] [--epochs N]")?;
+    let folder = folder.ok_or("usage: bench_pipeline FOLDER [--pipeline simclr|mae|both|decode] [--threads N] [--epochs N]")?;
     let dataset = Arc::new(CustomDatasetConfig::folder(&folder).build(None)?);
+    if which == "decode" {
+        // Decoding alone, in this thread.
+        use selfsup_data::Dataset;
+        let start = Instant::now();
+        for _ in 0..epochs {
+            for i in 0..dataset.len() {
+                dataset.load(i)?;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "decode: {:.1} img/s on one core",
+            (epochs * dataset.len()) as f64 / secs
+        );
+        return Ok(());
+    }
     let pipelines: Vec<(&str, &str)> = match which.as_str() {
         "simclr" => vec![("simclr", SIMCLR)],
         "mae" => vec![("mae", MAE)],

@@ -154,14 +154,43 @@ fn precompute_coeffs(
     Coeffs { ksize, bounds, kk }
 }
 
+/// Pillow's `clip8`: the accumulator is a C `int`, as here (normalised weights keep
+/// `255 · Σ|k|` below 2³¹).
 #[inline]
-fn clip8(v: i64) -> u8 {
-    if v >= (1i64 << PRECISION_BITS << 8) {
-        255
-    } else if v <= 0 {
-        0
-    } else {
-        (v >> PRECISION_BITS) as u8
+fn clip8(v: i32) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// One horizontal pass over a row of `c`-channel pixels (`ImagingResampleHorizontal_8bpc`).
+fn resample_row(src_row: &[u8], dst_row: &mut [u8], horiz: &Coeffs, c: usize) {
+    const HALF: i32 = 1 << (PRECISION_BITS - 1);
+    if c == 3 {
+        for (xx, d) in dst_row.chunks_exact_mut(3).enumerate() {
+            let (xmin, cnt) = horiz.bounds[xx];
+            let k = &horiz.kk[xx * horiz.ksize..xx * horiz.ksize + cnt];
+            let px = &src_row[xmin * 3..(xmin + cnt) * 3];
+            let (mut s0, mut s1, mut s2) = (HALF, HALF, HALF);
+            for (p, &kx) in px.chunks_exact(3).zip(k) {
+                s0 += i32::from(p[0]) * kx;
+                s1 += i32::from(p[1]) * kx;
+                s2 += i32::from(p[2]) * kx;
+            }
+            d[0] = clip8(s0);
+            d[1] = clip8(s1);
+            d[2] = clip8(s2);
+        }
+        return;
+    }
+    for xx in 0..dst_row.len() / c {
+        let (xmin, cnt) = horiz.bounds[xx];
+        let k = &horiz.kk[xx * horiz.ksize..xx * horiz.ksize + cnt];
+        for ch in 0..c {
+            let mut ss = HALF;
+            for (x, &kx) in k.iter().enumerate() {
+                ss += i32::from(src_row[(x + xmin) * c + ch]) * kx;
+            }
+            dst_row[xx * c + ch] = clip8(ss);
+        }
     }
 }
 
@@ -203,17 +232,7 @@ pub fn resize(img: &Image, out_w: usize, out_h: usize, filter: PillowFilter) -> 
         for yy in 0..rows {
             let src_row = &src[(yy + ybox_first) * in_w * c..(yy + ybox_first + 1) * in_w * c];
             let dst_row = &mut out[yy * out_w * c..(yy + 1) * out_w * c];
-            for xx in 0..out_w {
-                let (xmin, cnt) = horiz.bounds[xx];
-                let k = &horiz.kk[xx * horiz.ksize..xx * horiz.ksize + cnt];
-                for ch in 0..c {
-                    let mut ss: i64 = 1 << (PRECISION_BITS - 1);
-                    for (x, &kx) in k.iter().enumerate() {
-                        ss += i64::from(src_row[(x + xmin) * c + ch]) * i64::from(kx);
-                    }
-                    dst_row[xx * c + ch] = clip8(ss);
-                }
-            }
+            resample_row(src_row, dst_row, &horiz, c);
         }
         cur = std::borrow::Cow::Owned(out);
         cur_w = out_w;
@@ -221,18 +240,22 @@ pub fn resize(img: &Image, out_w: usize, out_h: usize, filter: PillowFilter) -> 
     }
     if need_v {
         let src = &cur[..];
-        let mut out = vec![0u8; out_h * cur_w * c];
         let row_len = cur_w * c;
+        let mut out = vec![0u8; out_h * row_len];
+        // One accumulator row, taps outer and pixels inner: the inner loop vectorises.
+        let mut acc = vec![0i32; row_len];
         for yy in 0..out_h {
             let (ymin, cnt) = vert.bounds[yy];
             let k = &vert.kk[yy * vert.ksize..yy * vert.ksize + cnt];
-            let dst_row = &mut out[yy * row_len..(yy + 1) * row_len];
-            for (i, d) in dst_row.iter_mut().enumerate() {
-                let mut ss: i64 = 1 << (PRECISION_BITS - 1);
-                for (y, &ky) in k.iter().enumerate() {
-                    ss += i64::from(src[(y + ymin) * row_len + i]) * i64::from(ky);
+            acc.fill(1 << (PRECISION_BITS - 1));
+            for (y, &ky) in k.iter().enumerate() {
+                let s_row = &src[(y + ymin) * row_len..(y + ymin + 1) * row_len];
+                for (a, &v) in acc.iter_mut().zip(s_row) {
+                    *a += i32::from(v) * ky;
                 }
-                *d = clip8(ss);
+            }
+            for (d, &a) in out[yy * row_len..(yy + 1) * row_len].iter_mut().zip(&acc) {
+                *d = clip8(a);
             }
         }
         cur = std::borrow::Cow::Owned(out);
