@@ -307,8 +307,8 @@ impl SimMimMaskGeneratorConfig {
         let name = SimMimMaskGenerator::NAME;
         if self.mask_patch_size == 0
             || self.model_patch_size == 0
-            || self.input_size % self.mask_patch_size != 0
-            || self.mask_patch_size % self.model_patch_size != 0
+            || !self.input_size.is_multiple_of(self.mask_patch_size)
+            || !self.mask_patch_size.is_multiple_of(self.model_patch_size)
         {
             return Err(DataError::config(
                 name,
@@ -544,8 +544,10 @@ mod tests {
 
     #[test]
     fn simmim_rejects_sizes_that_do_not_divide() {
-        let mut c = SimMimMaskGeneratorConfig::default();
-        c.mask_patch_size = 30;
+        let mut c = SimMimMaskGeneratorConfig {
+            mask_patch_size: 30,
+            ..Default::default()
+        };
         assert!(c.init().is_err());
         c.mask_patch_size = 32;
         c.model_patch_size = 5;
