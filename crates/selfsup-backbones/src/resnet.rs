@@ -13,6 +13,7 @@ use burn::{
 use selfsup_core::ModelError;
 use selfsup_layers::{
     batch_norm::{BatchNormCfg, TorchBatchNorm},
+    functional::conv2d,
     init::{Dist, InitRng},
 };
 use serde::{Deserialize, Serialize};
@@ -316,13 +317,13 @@ impl<B: Backend> ResBlock<B> {
     /// `[n, c_in, h, w] -> [n, c_out, h/stride, w/stride]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => d.bn.forward(conv2d(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
+        let out = relu(self.bn1.forward(conv2d(&self.conv1, x)));
         let out = self.bn2.forward(self.conv2.forward(out));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(c), Some(b)) => b.forward(c.forward(relu(out))),
+            (Some(c), Some(b)) => b.forward(conv2d(c, relu(out))),
             _ => out,
         };
         relu(out + identity)
