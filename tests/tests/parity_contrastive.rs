@@ -41,6 +41,15 @@ const CASES: &[&str] = &[
     "mocov3_vit_tiny",
 ];
 
+/// The cases to run: all, or those named in `SELFSUP_PARITY_CASES`
+/// (comma-separated), for investigating one.
+fn cases() -> Vec<&'static str> {
+    match std::env::var("SELFSUP_PARITY_CASES") {
+        Ok(only) => CASES.iter().copied().filter(|c| only.split(',').any(|o| o.trim() == *c)).collect(),
+        Err(_) => CASES.to_vec(),
+    }
+}
+
 const EXTRA_KEYS: &[&str] = &["batch_size", "views", "seeds", "max_iters", "optimizer", "float32_error", "swav_queue"];
 
 fn model_config(case: &Case) -> AlgorithmConfig {
@@ -141,7 +150,7 @@ fn compare_features<BB: burn::tensor::backend::Backend>(case: &Case, name: &str,
 
 #[test]
 fn contrastive_key_inventories_match_reference() {
-    for name in CASES {
+    for name in cases() {
         let case = Case::load(name);
         let model = model_config(&case).init::<B>(&device());
         let ours = model_keys(&model, &key_map());
@@ -159,7 +168,7 @@ fn contrastive_key_inventories_match_reference() {
 
 #[test]
 fn contrastive_features_and_losses_match_reference() {
-    for name in CASES {
+    for name in cases() {
         let case = Case::load(name);
         let x = inputs(&case);
         let first = SelfSupInputs { views: vec![x.views[0].clone()] };
@@ -202,7 +211,7 @@ fn contrastive_features_and_losses_match_reference() {
 
 #[test]
 fn contrastive_gradients_step_and_momentum_update_match_reference() {
-    for name in CASES {
+    for name in cases() {
         let case = Case::load(name);
         let model = load_model(&case);
         let (parts, queue, state) = case_loss(&case, name, &model);
@@ -371,7 +380,7 @@ fn conv2d_gradients_match_a_direct_computation() {
     };
     // (batch, in, out, size, kernel, stride, padding)
     let mut failures = Vec::new();
-    let cases = [(2, 3, 4, 2, 3, 2, 1), (2, 3, 4, 2, 1, 2, 0), (2, 2, 3, 8, 3, 2, 1), (2, 2, 3, 5, 3, 2, 1), (1, 2, 2, 3, 1, 2, 0), (2, 2, 2, 4, 3, 1, 1), (2, 2, 3, 4, 1, 1, 0), (2, 2, 3, 5, 1, 3, 0)];
+    let cases = [(2, 3, 4, 2, 3, 2, 1), (2, 3, 4, 2, 1, 2, 0), (2, 2, 3, 8, 3, 2, 1), (2, 2, 3, 5, 3, 2, 1), (1, 2, 2, 3, 1, 2, 0), (2, 2, 2, 4, 3, 1, 1), (2, 2, 3, 4, 1, 1, 0), (2, 2, 3, 5, 1, 3, 0), (4, 64, 32, 4, 1, 1, 0), (4, 32, 16, 4, 1, 1, 0), (4, 16, 64, 4, 1, 1, 0), (4, 8, 16, 8, 3, 1, 1)];
     for (b, ci, co, s, k, stride, pad) in cases {
         let what = format!("conv2d b{b} {ci}->{co} {s}x{s} k{k} s{stride} p{pad}");
         let x = Tensor::<B, 4>::random([b, ci, s, s], Distribution::Normal(0.0, 1.0), &device()).require_grad();

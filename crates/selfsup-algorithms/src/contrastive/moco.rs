@@ -427,8 +427,13 @@ impl<B: Backend> SelfSupAlgorithm<B> for DenseCl<B> {
         let ind = Self::match_positions(q_b.detach(), k_b);
         let [_, d, s2] = k_grid.dims();
         let indexed = k_grid.gather(2, ind.unsqueeze_dim::<3>(1).expand([n, d, s2]));
-        let l_pos_dense = (q_grid.clone() * indexed).sum_dim(1).reshape([n * s2, 1]);
+        // Rows are (image, position) pairs. The positive is reduced over
+        // `d` after the transpose, not reshaped to `[n·s², 1]` after it:
+        // burn 0.21's reshape of a strided `[m, 1]` gradient (the head's
+        // logits slice) computes wrong strides on burn-wgpu and burn-cuda.
         let q_grid = q_grid.swap_dims(1, 2).reshape([n * s2, d]);
+        let indexed = indexed.swap_dims(1, 2).reshape([n * s2, d]);
+        let l_pos_dense = (q_grid.clone() * indexed).sum_dim(1);
         let l_neg_dense = q_grid.matmul(self.memory2.keys());
 
         let loss_single = self.head.forward(l_pos, l_neg).mul_scalar(1.0 - self.loss_lambda);
