@@ -3,7 +3,15 @@
 //! feature extraction.
 use std::path::{Path, PathBuf};
 
-use selfsup::train::{extract::extract, train, LoadedConfig, Resume, TrainError, TrainOptions};
+use selfsup::{
+    train::{
+        extract::extract,
+        train,
+        visualize::{visualize_mae, VisualizeOptions},
+        LoadedConfig, Resume, TrainError, TrainOptions,
+    },
+    viz::{plot_log, PlotOptions},
+};
 use selfsup_tests::{device, workspace, B, BACKEND};
 
 fn demo() -> PathBuf {
@@ -132,6 +140,21 @@ fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
     assert_eq!(feats.get("feats").unwrap().shape.to_vec(), vec![9, 32]);
     let names: Vec<String> = serde_json::from_str(&feats.metadata["names"]).unwrap();
     assert_eq!(names.len(), 9);
+
+    // `selfsup visualize-mae`: four panels of the 16×16 test crop, drawn 2× larger.
+    let png = dir.path().join("mae.png");
+    let opts = VisualizeOptions { seed: 3, scale: 2 };
+    visualize_mae::<B>(&cfg, &summary.checkpoint, &imgs.join("4.png"), &png, &opts, &device()).unwrap();
+    let strip = image::open(&png).unwrap().to_rgb8();
+    assert!(strip.width() >= 4 * 32 && strip.height() >= 32, "[{BACKEND}] strip {}x{}", strip.width(), strip.height());
+    let err = visualize_mae::<B>(&cfg, &summary.checkpoint, &imgs.join("broken.jpg"), &png, &opts, &device()).unwrap_err();
+    assert!(err.to_string().contains("broken.jpg"), "{err}");
+
+    // `selfsup plot`: the loss and lr curves of the run.
+    let plots = plot_log(&dir.path().join("work"), &dir.path().join("plots"), &PlotOptions::default()).unwrap();
+    let names: Vec<String> = plots.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(names.contains(&"loss.png".to_string()) && names.contains(&"lr.png".to_string()), "{names:?}");
+    assert!(plots.iter().all(|p| image::open(p).is_ok()));
 }
 
 fn image_of(i: u32) -> image::RgbImage {

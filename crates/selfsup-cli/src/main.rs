@@ -7,7 +7,13 @@ use clap::{Parser, Subcommand};
 use selfsup::{
     algorithms::key_map,
     config::Config,
-    train::{bench::bench, extract::extract, LoadedConfig, Resume, TrainOptions},
+    train::{
+        bench::bench,
+        extract::extract,
+        visualize::{visualize_mae, VisualizeOptions},
+        LoadedConfig, Resume, TrainOptions,
+    },
+    viz::{plot_log, PlotOptions},
     weights::{export_state_dict, load_into, read_checkpoint, write_safetensors, LoadOptions},
     with_backend,
 };
@@ -100,6 +106,50 @@ enum Command {
         /// Images per batch.
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Draw a run's loss, learning-rate and momentum curves to PNG
+    /// (MMEngine's `analyze_logs.py plot_curve`).
+    Plot {
+        /// The work dir (or its `scalars.json`, or an MMEngine `vis_data/scalars.json`).
+        work_dir: PathBuf,
+        /// Output folder; default `WORK_DIR/plots`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Logarithmic loss axis (falls back to linear for losses ≤ 0).
+        #[arg(long)]
+        log_scale: bool,
+        /// Moving average over this many iterations (raw curves stay faded behind).
+        #[arg(long, default_value_t = 0)]
+        smooth: usize,
+        /// Also draw data and step time.
+        #[arg(long)]
+        timing: bool,
+    },
+    /// Show what an MAE model reconstructs of one image: original, masked,
+    /// reconstruction, and reconstruction with the visible patches pasted back.
+    VisualizeMae {
+        /// The MAE config.
+        config: PathBuf,
+        /// Weights: an MMSelfSup `.pth` or a selfsup checkpoint.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The image.
+        #[arg(long)]
+        image: PathBuf,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the random masking.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Draw each panel this many times larger.
+        #[arg(long, default_value_t = 2)]
+        scale: u32,
+        /// Override config keys.
+        #[arg(long, num_args = 1..)]
+        cfg_options: Vec<String>,
         #[command(flatten)]
         backend: BackendArgs,
     },
@@ -217,6 +267,23 @@ fn run(command: Command) -> Result<()> {
             })
             .map_err(|e| anyhow!(e))??;
             println!("wrote features of {n} images to {}", out.display());
+        }
+        Command::Plot { work_dir, out, log_scale, smooth, timing } => {
+            let base = if work_dir.is_file() { work_dir.parent().unwrap_or(Path::new(".")).to_path_buf() } else { work_dir.clone() };
+            let out = out.unwrap_or_else(|| base.join("plots"));
+            let opts = PlotOptions { log_loss: log_scale, smooth, timing, ..Default::default() };
+            for path in plot_log(&work_dir, &out, &opts)? {
+                println!("wrote {}", path.display());
+            }
+        }
+        Command::VisualizeMae { config, checkpoint, image, out, seed, scale, cfg_options, backend } => {
+            let cfg = LoadedConfig::load(&config, &cfg_options)?;
+            let opts = VisualizeOptions { seed, scale };
+            with_backend!(&backend.backend, &backend.device, |B, device| {
+                visualize_mae::<B>(&cfg, &checkpoint, &image, &out, &opts, &device)
+            })
+            .map_err(|e| anyhow!(e))??;
+            println!("wrote {}", out.display());
         }
         Command::Bench { config, batch_size, steps, warmup, cfg_options, json, backend } => {
             let cfg = LoadedConfig::load(&config, &cfg_options)?;

@@ -20,6 +20,7 @@ pub mod extract;
 pub mod optim;
 pub mod runner;
 pub mod schedule;
+pub mod visualize;
 
 use std::path::PathBuf;
 
