@@ -35,7 +35,7 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
 /// `slice_assign`, which burn backends do not all have).
 pub fn subsample<B: Backend>(x: Tensor<B, 4>, [sh, sw]: [usize; 2]) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
-    let (oh, ow) = ((h + sh - 1) / sh, (w + sw - 1) / sw);
+    let (oh, ow) = (h.div_ceil(sh), w.div_ceil(sw));
     let x = if oh * sh != h || ow * sw != w { x.pad([(0, 0), (0, 0), (0, oh * sh - h), (0, ow * sw - w)], PadMode::Constant(0.0)) } else { x };
     x.reshape([n * c * oh, sh, ow, sw]).slice([0..n * c * oh, 0..1, 0..ow, 0..1]).reshape([n, c, oh, ow])
 }
