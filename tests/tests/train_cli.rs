@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use selfsup::{
     train::{
         extract::extract,
+        knn::{knn, KnnData, KnnOptions},
         train,
         visualize::{visualize_mae, VisualizeOptions},
         LoadedConfig, Resume, TrainError, TrainOptions,
@@ -149,6 +150,16 @@ fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
     assert!(strip.width() >= 4 * 32 && strip.height() >= 32, "[{BACKEND}] strip {}x{}", strip.width(), strip.height());
     let err = visualize_mae::<B>(&cfg, &summary.checkpoint, &imgs.join("broken.jpg"), &png, &opts, &device()).unwrap_err();
     assert!(err.to_string().contains("broken.jpg"), "{err}");
+
+    // `selfsup knn` on the synthetic dataset and on class sub-folders
+    // (`imgs/nested` is one class: every neighbour votes for it).
+    let opts = KnnOptions { ks: vec![3, 200], batch_size: 8, ..Default::default() };
+    let synthetic = knn::<B>(&cfg, Some(&summary.checkpoint), &KnnData::Synthetic { train: 24, val: 12 }, &opts, &device()).unwrap();
+    assert_eq!(synthetic.iter().map(|r| r.k).collect::<Vec<_>>(), vec![3, 200]);
+    assert!(synthetic.iter().all(|r| (0.0..=100.0).contains(&r.top1) && r.top5 >= r.top1), "{synthetic:?}");
+    let folders = KnnData::Folders { train: dir.path().join("imgs"), val: dir.path().join("imgs") };
+    let one_class = knn::<B>(&cfg, None, &folders, &opts, &device()).unwrap();
+    assert!(one_class.iter().all(|r| r.top1 == 100.0), "{one_class:?}");
 
     // `selfsup plot`: the loss and lr curves of the run.
     let plots = plot_log(&dir.path().join("work"), &dir.path().join("plots"), &PlotOptions::default()).unwrap();

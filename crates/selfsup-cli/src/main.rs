@@ -10,6 +10,7 @@ use selfsup::{
     train::{
         bench::bench,
         extract::extract,
+        knn::{knn, KnnData, KnnOptions},
         visualize::{visualize_mae, VisualizeOptions},
         LoadedConfig, Resume, TrainOptions,
     },
@@ -106,6 +107,41 @@ enum Command {
         /// Images per batch.
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Weighted kNN accuracy of the backbone's features (MMSelfSup's kNN
+    /// benchmark): on class sub-folders, or on the synthetic dataset.
+    Knn {
+        /// The config (its model and test pipeline).
+        config: PathBuf,
+        /// Weights; without, the randomly initialised model (a baseline).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Training images in class sub-folders (with `--val`).
+        #[arg(long, requires = "val")]
+        train: Option<PathBuf>,
+        /// Evaluated images in class sub-folders (with `--train`).
+        #[arg(long, requires = "train")]
+        val: Option<PathBuf>,
+        /// Synthetic training samples, when no folders are given.
+        #[arg(long, default_value_t = 1024)]
+        num_train: usize,
+        /// Synthetic evaluated samples, when no folders are given.
+        #[arg(long, default_value_t = 512)]
+        num_val: usize,
+        /// Numbers of neighbours.
+        #[arg(long, value_delimiter = ',', default_value = "20,200")]
+        k: Vec<usize>,
+        /// Vote temperature.
+        #[arg(long, default_value_t = 0.07)]
+        temperature: f32,
+        /// Override config keys.
+        #[arg(long, num_args = 1..)]
+        cfg_options: Vec<String>,
+        /// Print one JSON line per k.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         backend: BackendArgs,
     },
@@ -267,6 +303,25 @@ fn run(command: Command) -> Result<()> {
             })
             .map_err(|e| anyhow!(e))??;
             println!("wrote features of {n} images to {}", out.display());
+        }
+        Command::Knn { config, checkpoint, train, val, num_train, num_val, k, temperature, cfg_options, json, backend } => {
+            let cfg = LoadedConfig::load(&config, &cfg_options)?;
+            let data = match (train, val) {
+                (Some(train), Some(val)) => KnnData::Folders { train, val },
+                _ => KnnData::Synthetic { train: num_train, val: num_val },
+            };
+            let opts = KnnOptions { ks: k, temperature, ..Default::default() };
+            let results = with_backend!(&backend.backend, &backend.device, |B, device| {
+                knn::<B>(&cfg, checkpoint.as_deref(), &data, &opts, &device)
+            })
+            .map_err(|e| anyhow!(e))??;
+            for r in results {
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!("k={}: top-1 {:.2} %, top-5 {:.2} %", r.k, r.top1, r.top5);
+                }
+            }
         }
         Command::Plot { work_dir, out, log_scale, smooth, timing } => {
             let base = if work_dir.is_file() { work_dir.parent().unwrap_or(Path::new(".")).to_path_buf() } else { work_dir.clone() };

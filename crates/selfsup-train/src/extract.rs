@@ -1,14 +1,17 @@
 //! Feature extraction (`selfsup extract`): a folder of images through the
 //! config's test pipeline and the model's `extract_feat`.
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use burn::{
     module::AutodiffModule,
-    tensor::{backend::AutodiffBackend, TensorData},
+    tensor::{
+        backend::{AutodiffBackend, Backend},
+        TensorData,
+    },
 };
 use selfsup_algorithms::{key_map, Algorithm};
 use selfsup_data::{
-    CustomDatasetConfig, DataLoader, DataLoaderOptions, DataPrefix, DatasetConfig, Pipeline, TransformConfig,
+    CustomDatasetConfig, DataLoader, DataLoaderOptions, DataPrefix, Dataset, DatasetConfig, Pipeline, TransformConfig,
 };
 use selfsup_weights::{load_into, write_safetensors, LoadOptions};
 
@@ -30,6 +33,59 @@ pub fn test_pipeline(cfg: &LoadedConfig) -> Result<Vec<TransformConfig>, TrainEr
         size * 256 / 224
     );
     Ok(TransformConfig::parse_list(&json)?)
+}
+
+/// Global features of a dataset, in dataset order.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// `[n, dim]`, row-major.
+    pub feats: Vec<f32>,
+    /// Per-sample labels (`None` for unlabelled samples).
+    pub labels: Vec<Option<usize>>,
+    /// Per-sample names.
+    pub names: Vec<String>,
+    /// Feature width.
+    pub dim: usize,
+}
+
+/// Runs every readable sample of `dataset` through `pipeline` and the
+/// model's global features (`extract_feat` pooled, the cls token for ViTs).
+/// Unreadable files are skipped (the loader warns and counts them).
+///
+/// # Errors
+/// A pipeline or model error.
+pub fn features<B: Backend>(
+    model: &Algorithm<B>,
+    dataset: Arc<dyn Dataset>,
+    pipeline: &[TransformConfig],
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<Features, TrainError> {
+    let pipeline = Pipeline::new(pipeline)?;
+    let opts = DataLoaderOptions { batch_size: batch_size.max(1), shuffle: false, drop_last: false, num_workers: 2, ..Default::default() };
+    let loader = DataLoader::new(dataset, pipeline, opts)?;
+    let mut out = Features { feats: Vec::new(), labels: Vec::new(), names: Vec::new(), dim: 0 };
+    let mut seen = std::collections::HashSet::new();
+    for batch in loader.iter_epoch(0) {
+        let batch = batch?;
+        // The loader fills the place of an unreadable file with the next
+        // readable sample, which then appears twice: keep the first.
+        let keep: Vec<usize> = (0..batch.indices.len()).filter(|&i| seen.insert(batch.indices[i])).collect();
+        if keep.is_empty() {
+            continue;
+        }
+        let inputs = batch_to_inputs(&batch, model, device);
+        let f = model.global_features(&inputs)?.global;
+        let dim = f.dims()[1];
+        out.dim = dim;
+        let values = f.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Other(format!("{e:?}")))?;
+        for &i in &keep {
+            out.feats.extend_from_slice(&values[i * dim..(i + 1) * dim]);
+            out.labels.push(batch.labels[i]);
+            out.names.push(batch.names[i].clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Extracts global features (the cls token for ViTs) of every image under
@@ -58,31 +114,7 @@ pub fn extract<B: AutodiffBackend>(
         ..Default::default()
     })
     .build(None)?;
-    let pipeline = Pipeline::new(&test_pipeline(cfg)?)?;
-    let opts = DataLoaderOptions { batch_size: batch_size.max(1), shuffle: false, drop_last: false, num_workers: 2, ..Default::default() };
-    let loader = DataLoader::new(dataset, pipeline, opts)?;
-
-    let mut feats: Vec<f32> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut dim = 0;
-    for batch in loader.iter_epoch(0) {
-        let batch = batch?;
-        // The loader fills the place of an unreadable file with the next
-        // readable sample, which then appears twice: keep the first.
-        let keep: Vec<usize> = (0..batch.indices.len()).filter(|&i| seen.insert(batch.indices[i])).collect();
-        if keep.is_empty() {
-            continue;
-        }
-        let inputs = batch_to_inputs(&batch, &model, device);
-        let f = model.global_features(&inputs)?.global;
-        dim = f.dims()[1];
-        let values = f.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Other(format!("{e:?}")))?;
-        for &i in &keep {
-            feats.extend_from_slice(&values[i * dim..(i + 1) * dim]);
-            names.push(batch.names[i].clone());
-        }
-    }
+    let Features { feats, names, dim, .. } = features(&model, dataset, &test_pipeline(cfg)?, batch_size, device)?;
     let n = names.len();
     let mut tensors = BTreeMap::new();
     tensors.insert("feats".to_string(), TensorData::new(feats, [n, dim]));

@@ -17,6 +17,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod extract;
+pub mod knn;
 pub mod optim;
 pub mod runner;
 pub mod schedule;
