@@ -1,5 +1,6 @@
 //! Optimisers against MMSelfSup's and PyTorch's update rules (values from
-//! `mmselfsup.engine.optimizers.LARS` and `torch.optim.SGD`, 2 steps).
+//! `mmselfsup.engine.optimizers.LARS`, `torch.optim.SGD` and
+//! `mmcls.engine.optimizers.Lamb`, 2 steps).
 use burn::{
     module::{Module, Param},
     optim::GradientsParams,
@@ -59,4 +60,19 @@ fn sgd_nesterov_matches_torch() {
     assert_close("SGD step 1", &w[0], &[0.480990499, -1.03798103, 2.05696201, 0.24049525], 1e-6, 1e-7);
     assert_close("SGD step 2", &w[1], &[0.4538773, -1.09215319, 2.13820672, 0.22693865], 1e-6, 1e-7);
     assert_close("SGD step 2 (q)", &q[1], &[0.769455731, 2.23040605], 1e-6, 1e-7);
+}
+
+/// mmcls's `Lamb` (values from `mmcls.engine.optimizers.Lamb`, 2 steps):
+/// its own global-norm clipping is active (‖g‖ = 0.80 > 0.5), the trust
+/// ratio applies to `w` and not to `q` (no weight decay there).
+#[test]
+fn lamb_matches_mmcls() {
+    let (w, q) = run(
+        serde_json::json!({"type": "Lamb", "lr": 0.01, "betas": [0.9, 0.95], "weight_decay": 0.04, "max_grad_norm": 0.5}),
+        serde_json::json!({"custom_keys": {"q": {"decay_mult": 0.0}}}),
+    );
+    assert_close("Lamb step 1", &w[0], &[0.487984687, -1.01130867, 2.01083755, 0.23810266], 1e-6, 1e-7);
+    assert_close("Lamb step 2", &w[1], &[0.475914598, -1.02266884, 2.02172446, 0.226151109], 1e-6, 1e-7);
+    assert_close("Lamb no-decay step 1", &q[0], &[0.99000001, 2.00999999], 1e-6, 1e-7);
+    assert_close("Lamb no-decay step 2", &q[1], &[0.980000019, 2.01999998], 1e-6, 1e-7);
 }

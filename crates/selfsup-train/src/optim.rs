@@ -141,8 +141,51 @@ impl Default for LarsConfig {
     }
 }
 
+/// mmcls's `Lamb` (timm's, used by SparK): `lr=1e-3, bias_correction=True,
+/// betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01, grad_averaging=True,
+/// max_grad_norm=1.0, trust_clip=False, always_adapt=False`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LambConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// Bias-correct the moments.
+    pub bias_correction: bool,
+    /// `(beta1, beta2)`.
+    pub betas: (f64, f64),
+    /// Denominator epsilon.
+    pub eps: f64,
+    /// Weight decay, added to the update before the trust ratio.
+    pub weight_decay: f64,
+    /// The first moment averages `(1 − beta1)·g` (else sums `g`).
+    pub grad_averaging: bool,
+    /// The optimiser's own global-norm clipping (after the wrapper's
+    /// `clip_grad`); `null` turns it off.
+    pub max_grad_norm: Option<f64>,
+    /// Cap the trust ratio at 1.
+    pub trust_clip: bool,
+    /// Apply the trust ratio to parameters without weight decay too.
+    pub always_adapt: bool,
+}
+
+impl Default for LambConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            bias_correction: true,
+            betas: (0.9, 0.999),
+            eps: 1e-6,
+            weight_decay: 0.01,
+            grad_averaging: true,
+            max_grad_norm: Some(1.0),
+            trust_clip: false,
+            always_adapt: false,
+        }
+    }
+}
+
 selfsup_config::registry! {
-    /// `optimizer = dict(type='AdamW' | 'SGD' | 'LARS', lr=..., ...)`.
+    /// `optimizer = dict(type='AdamW' | 'SGD' | 'LARS' | 'Lamb', lr=..., ...)`.
     #[derive(Debug, Clone, PartialEq)]
     pub enum OptimizerConfig {
         /// `torch.optim.AdamW`.
@@ -151,6 +194,8 @@ selfsup_config::registry! {
         "SGD" => Sgd(SgdConfig),
         /// MMSelfSup's LARS.
         "LARS" => Lars(LarsConfig),
+        /// mmcls's LAMB.
+        "Lamb" => Lamb(LambConfig),
     }
 }
 
@@ -241,6 +286,7 @@ impl OptimWrapperConfig {
             OptimizerConfig::AdamW(c) => c.lr,
             OptimizerConfig::Sgd(c) => c.lr,
             OptimizerConfig::Lars(c) => c.lr,
+            OptimizerConfig::Lamb(c) => c.lr,
         }
     }
 }
@@ -361,13 +407,14 @@ enum Rule {
     AdamW { betas: (f64, f64), eps: f64 },
     Sgd { momentum: f64, dampening: f64, nesterov: bool },
     Lars { momentum: f64, dampening: f64, nesterov: bool, eta: f64, eps: f64 },
+    Lamb { betas: (f64, f64), eps: f64, bias_correction: bool, grad_averaging: bool, max_grad_norm: Option<f64>, trust_clip: bool, always_adapt: bool },
 }
 
 impl Rule {
     /// Names of the per-parameter state tensors, as PyTorch's `state` keys.
     fn slots(&self) -> &'static [&'static str] {
         match self {
-            Rule::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
+            Rule::AdamW { .. } | Rule::Lamb { .. } => &["exp_avg", "exp_avg_sq"],
             Rule::Sgd { momentum, .. } | Rule::Lars { momentum, .. } if *momentum != 0.0 => &["momentum_buffer"],
             _ => &[],
         }
@@ -384,7 +431,11 @@ impl Rule {
 ///   buffer is `d`), Nesterov optional, `p ← p − lr·d`;
 /// - LARS: `d = (g + wd·p)·lr·η‖p‖/(‖g‖ + wd‖p‖ + ε)` (trust ratio 1 for
 ///   `lars_exclude` groups or zero norms), then momentum as SGD and
-///   `p ← p − d`. The trust ratio stays on the device (no host sync).
+///   `p ← p − d`. The trust ratio stays on the device (no host sync);
+/// - Lamb (mmcls/timm): gradients divided by `max(‖g‖/max_grad_norm, 1)`
+///   over all parameters, Adam moments, `u = m̂/(√v̂ + eps) + wd·p`, then
+///   `p ← p − lr·(‖p‖/‖u‖)·u` when `wd ≠ 0` or `always_adapt` (ratio 1
+///   for zero norms, capped at 1 with `trust_clip`).
 #[derive(Debug, Clone)]
 pub struct Optimizer<B: AutodiffBackend> {
     rule: Rule,
@@ -410,6 +461,18 @@ impl<B: AutodiffBackend> Optimizer<B> {
             OptimizerConfig::Lars(c) => {
                 (Rule::Lars { momentum: c.momentum, dampening: c.dampening, nesterov: c.nesterov, eta: c.eta, eps: c.eps }, c.weight_decay)
             }
+            OptimizerConfig::Lamb(c) => (
+                Rule::Lamb {
+                    betas: c.betas,
+                    eps: c.eps,
+                    bias_correction: c.bias_correction,
+                    grad_averaging: c.grad_averaging,
+                    max_grad_norm: c.max_grad_norm,
+                    trust_clip: c.trust_clip,
+                    always_adapt: c.always_adapt,
+                },
+                c.weight_decay,
+            ),
         };
         let mut group_mults: Vec<(f64, bool)> = Vec::new();
         let mut params = HashMap::new();
@@ -470,10 +533,17 @@ impl<B: AutodiffBackend> Optimizer<B> {
     pub fn step<M: AutodiffModule<B>>(&mut self, group_lrs: &[f64], module: M, mut grads: GradientsParams) -> (M, f64) {
         let norm = global_grad_norm::<B, M>(&module, &grads);
         // torch.nn.utils.clip_grad_norm_: scale by max/(norm+1e-6) when below 1.
-        let scale = match self.clip {
+        let mut scale = match self.clip {
             Some(max) if max / (norm + 1e-6) < 1.0 => max / (norm + 1e-6),
             _ => 1.0,
         };
+        // Lamb clips again, by its own `max_grad_norm`, the norm of the
+        // gradients it is given (the wrapper's clipped ones).
+        if let Rule::Lamb { max_grad_norm: Some(max), .. } = self.rule {
+            if norm * scale > max {
+                scale /= norm * scale / max;
+            }
+        }
         self.step += 1;
         let mut mapper = StepMapper { opt: self, grads: &mut grads, group_lrs, scale };
         (module.map(&mut mapper), norm)
@@ -601,6 +671,33 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
                 };
                 let (d, state) = momentum(prior, d, mom, dampening, nesterov);
                 (p - d, state)
+            }
+            Rule::Lamb { betas: (b1, b2), eps, bias_correction, grad_averaging, trust_clip, always_adapt, .. } => {
+                let t = self.opt.step as i32;
+                let b3 = if grad_averaging { 1.0 - b1 } else { 1.0 };
+                let (m, v) = match prior {
+                    Some(s) if s.len() == 2 => {
+                        let mut it = s.into_iter();
+                        let (m, v) = (it.next().expect("two slots"), it.next().expect("two slots"));
+                        (m.mul_scalar(b1).add(g.clone().mul_scalar(b3)), v.mul_scalar(b2).add(g.powi_scalar(2).mul_scalar(1.0 - b2)))
+                    }
+                    _ => (g.clone().mul_scalar(b3), g.powi_scalar(2).mul_scalar(1.0 - b2)),
+                };
+                let (bias1, bias2) = if bias_correction { (1.0 - b1.powi(t), 1.0 - b2.powi(t)) } else { (1.0, 1.0) };
+                let denom = v.clone().sqrt().div_scalar(bias2.sqrt()).add_scalar(eps);
+                let mut update = m.clone().div_scalar(bias1).div(denom);
+                if wd != 0.0 {
+                    update = update + p.clone().mul_scalar(wd);
+                }
+                if wd != 0.0 || always_adapt {
+                    let w_norm = p.clone().powi_scalar(2).sum().sqrt();
+                    let u_norm = update.clone().powi_scalar(2).sum().sqrt();
+                    let zero = w_norm.clone().equal_elem(0.0).bool_or(u_norm.clone().equal_elem(0.0));
+                    let ratio = (w_norm / u_norm).mask_fill(zero, 1.0);
+                    let ratio = if trust_clip { ratio.clamp_max(1.0) } else { ratio };
+                    update = update * ratio;
+                }
+                (p - update.mul_scalar(lr), vec![m, v])
             }
         };
         if !state.is_empty() {
