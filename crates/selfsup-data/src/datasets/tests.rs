@@ -258,3 +258,23 @@ fn dataset_config_rejects_unknown_keys_and_types() {
     };
     assert!(bad_ext.build(None).is_err());
 }
+
+#[test]
+fn rgb16_converts_and_an_unsupported_format_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    // 16-bit RGB (colour type 2, depth 16): (0xFFFF, 0x0000, 0x8080).
+    let png = handmade_png(1, 1, 16, 2, None, &[vec![0xFF, 0xFF, 0x00, 0x00, 0x80, 0x80]]);
+    std::fs::write(root.join("a_rgb16.png"), png).expect("write");
+    // A TIFF under a JPEG name: found by the scan, refused by the decoder.
+    std::fs::write(root.join("b_tiff.jpg"), [b'I', b'I', 42, 0, 8, 0, 0, 0, 0, 0]).expect("write");
+
+    let ds = CustomDatasetConfig::folder(root.to_string_lossy())
+        .build(None)
+        .expect("builds");
+    assert_eq!(ds.len(), 2);
+    let rgb = ds.load(0).expect("16-bit RGB");
+    assert_eq!(rgb.img.data(), &[255, 0, 128]);
+    let err = ds.load(1).expect_err("TIFF is not decoded").to_string();
+    assert!(err.contains("b_tiff.jpg"), "{err}");
+}
