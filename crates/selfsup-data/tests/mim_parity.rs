@@ -27,57 +27,11 @@ use selfsup_data::transforms::{
     BeitMaskGenerator, Draw, RandomSource, ReplayDraws, Results, Transform,
 };
 use selfsup_data::{Image, Pipeline, TransformConfig};
+
+mod common;
+use common::{draws, max_diff, Encoded};
 use serde::Deserialize;
 use serde_json::Value;
-
-#[derive(Deserialize)]
-struct Encoded {
-    w: usize,
-    h: usize,
-    c: usize,
-    data: String,
-}
-
-impl Encoded {
-    fn image(&self) -> Image {
-        Image::from_raw(self.w, self.h, self.c, base64_decode(&self.data)).expect("consistent size")
-    }
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    fn val(c: u8) -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("invalid base64 byte {c}"),
-        }
-    }
-    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &c)| acc | val(c) << (18 - 6 * i));
-        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
-    }
-    out
-}
-
-fn draws(v: &Value) -> Vec<Draw> {
-    v.as_array()
-        .expect("draw list")
-        .iter()
-        .map(|d| match (d.get("u"), d.get("i")) {
-            (Some(u), None) => Draw::Uniform(u.as_f64().expect("uniform")),
-            (None, Some(i)) => Draw::Int(i.as_u64().expect("int") as usize),
-            _ => panic!("bad draw {d}"),
-        })
-        .collect()
-}
 
 #[derive(Deserialize)]
 struct BeitStats {
@@ -161,20 +115,6 @@ fn run(cfgs: &[TransformConfig], img: &Image, d: Vec<Draw>) -> Results {
         .expect("runs");
     assert_eq!(rng.remaining(), 0, "every recorded draw is consumed");
     out
-}
-
-fn max_diff(got: &Image, want: &Image, what: &str) -> u8 {
-    assert_eq!(
-        (got.width(), got.height(), got.channels()),
-        (want.width(), want.height(), want.channels()),
-        "shape of {what}"
-    );
-    got.data()
-        .iter()
-        .zip(want.data())
-        .map(|(a, b)| a.abs_diff(*b))
-        .max()
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------------

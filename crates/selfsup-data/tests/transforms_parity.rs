@@ -40,24 +40,12 @@ use selfsup_data::{
 use serde::Deserialize;
 use serde_json::Value;
 
+mod common;
+use common::{max_diff, Encoded};
+
 // ---------------------------------------------------------------------------------------------
 // Golden file
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-struct Encoded {
-    w: usize,
-    h: usize,
-    c: usize,
-    data: String,
-}
-
-impl Encoded {
-    fn image(&self) -> Image {
-        let data = base64_decode(&self.data);
-        Image::from_raw(self.w, self.h, self.c, data).expect("golden image has a consistent size")
-    }
-}
 
 #[derive(Deserialize)]
 struct Case {
@@ -78,16 +66,7 @@ impl Case {
     }
 
     fn draws(&self) -> Vec<Draw> {
-        self.params["draws"]
-            .as_array()
-            .expect("draw list")
-            .iter()
-            .map(|d| match (d.get("u"), d.get("i")) {
-                (Some(u), None) => Draw::Uniform(u.as_f64().expect("uniform draw")),
-                (None, Some(i)) => Draw::Int(i.as_u64().expect("integer draw") as usize),
-                _ => panic!("bad draw {d}"),
-            })
-            .collect()
+        common::draws(&self.params["draws"])
     }
 
     fn what(&self) -> String {
@@ -135,45 +114,6 @@ fn checksum_update(state: &mut (u64, u64), bytes: &[u8]) {
         *sum = sum.wrapping_add(u64::from(v).wrapping_mul(w));
     }
     *offset += bytes.len() as u64;
-}
-
-/// Standard base64 (with padding), enough for the golden file.
-fn base64_decode(s: &str) -> Vec<u8> {
-    fn val(c: u8) -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("invalid base64 byte {c}"),
-        }
-    }
-    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &c)| acc | val(c) << (18 - 6 * i));
-        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
-    }
-    out
-}
-
-/// Largest per-value difference; panics when the shapes differ.
-fn max_diff(got: &Image, want: &Image, what: &str) -> u8 {
-    assert_eq!(
-        (got.width(), got.height(), got.channels()),
-        (want.width(), want.height(), want.channels()),
-        "shape of {what}"
-    );
-    got.data()
-        .iter()
-        .zip(want.data())
-        .map(|(a, b)| a.abs_diff(*b))
-        .max()
-        .unwrap_or(0)
 }
 
 /// Checks every case of `kinds` with `f`, asserts exact equality, and returns the number of
