@@ -35,6 +35,25 @@ pub fn test_pipeline(cfg: &LoadedConfig) -> Result<Vec<TransformConfig>, TrainEr
     Ok(TransformConfig::parse_list(&json)?)
 }
 
+/// The config's model for inference: with the weights of `checkpoint`
+/// (an MMSelfSup `.pth` or a selfsup checkpoint, loaded strictly), or as
+/// initialised when `None`.
+///
+/// # Errors
+/// An unreadable checkpoint or one that does not fit the model.
+pub fn load_model<B: AutodiffBackend>(
+    cfg: &LoadedConfig,
+    checkpoint: Option<&Path>,
+    device: &B::Device,
+) -> Result<Algorithm<B::InnerBackend>, TrainError> {
+    let model: Algorithm<B> = cfg.run.model.init(device);
+    let model = match checkpoint {
+        Some(path) => load_into(model, &checkpoint::load(path)?.model, &key_map(), &LoadOptions::default())?.0,
+        None => model,
+    };
+    Ok(model.valid())
+}
+
 /// Global features of a dataset, in dataset order.
 #[derive(Debug, Clone)]
 pub struct Features {
@@ -100,11 +119,7 @@ pub fn extract<B: AutodiffBackend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Result<usize, TrainError> {
-    let keymap = key_map();
-    let model: Algorithm<B> = cfg.run.model.init(device);
-    let ckpt = checkpoint::load(checkpoint_path)?;
-    let (model, _) = load_into(model, &ckpt.model, &keymap, &LoadOptions::default())?;
-    let model = model.valid();
+    let model = load_model::<B>(cfg, Some(checkpoint_path), device)?;
 
     let dataset = DatasetConfig::CustomDataset(CustomDatasetConfig {
         data_root: String::new(),

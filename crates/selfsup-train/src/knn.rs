@@ -5,16 +5,13 @@
 //! and top-5 accuracy in percent.
 use std::path::PathBuf;
 
-use burn::{module::AutodiffModule, tensor::backend::AutodiffBackend};
-use selfsup_algorithms::{key_map, Algorithm};
+use burn::tensor::backend::AutodiffBackend;
 use selfsup_data::{CustomDatasetConfig, DataPrefix, DatasetConfig, SyntheticDatasetConfig};
-use selfsup_weights::{load_into, LoadOptions};
 use serde::Serialize;
 
 use crate::{
-    checkpoint,
     config::LoadedConfig,
-    extract::{features, test_pipeline, Features},
+    extract::{features, load_model, test_pipeline, Features},
     TrainError,
 };
 
@@ -82,12 +79,7 @@ pub fn knn<B: AutodiffBackend>(
     opts: &KnnOptions,
     device: &B::Device,
 ) -> Result<Vec<KnnResult>, TrainError> {
-    let model: Algorithm<B> = cfg.run.model.init(device);
-    let model = match checkpoint_path {
-        Some(path) => load_into(model, &checkpoint::load(path)?.model, &key_map(), &LoadOptions::default())?.0,
-        None => model,
-    }
-    .valid();
+    let model = load_model::<B>(cfg, checkpoint_path, device)?;
     let (train, val) = match data {
         KnnData::Folders { train, val } => {
             let folder = |p: &PathBuf| {

@@ -5,17 +5,17 @@
 use std::path::Path;
 
 use rand::SeedableRng;
-use burn::{
-    module::AutodiffModule,
-    tensor::{backend::AutodiffBackend, Tensor, TensorData},
-};
-use selfsup_algorithms::{key_map, Algorithm};
+use burn::tensor::{backend::AutodiffBackend, Tensor, TensorData};
+use selfsup_algorithms::{Algorithm, AlgorithmConfig};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs};
 use selfsup_data::{imaging::io::imread, Pipeline, RawSample};
 use selfsup_viz::{save_png, ImageF32, MaeVisualization, StripOptions};
-use selfsup_weights::{load_into, LoadOptions};
 
-use crate::{checkpoint, config::LoadedConfig, extract::test_pipeline, TrainError};
+use crate::{
+    config::LoadedConfig,
+    extract::{load_model, test_pipeline},
+    TrainError,
+};
 
 /// Options of [`visualize_mae`].
 #[derive(Debug, Clone)]
@@ -46,13 +46,10 @@ pub fn visualize_mae<B: AutodiffBackend>(
     opts: &VisualizeOptions,
     device: &B::Device,
 ) -> Result<(), TrainError> {
-    let model: Algorithm<B> = cfg.run.model.init(device);
-    if !matches!(model, Algorithm::Mae(_)) {
+    if !matches!(cfg.run.model, AlgorithmConfig::Mae(_)) {
         return Err(TrainError::Other(format!("visualize-mae needs an MAE config; this one is {}", cfg.run.model.name())));
     }
-    let ckpt = checkpoint::load(checkpoint_path)?;
-    let (model, _) = load_into(model, &ckpt.model, &key_map(), &LoadOptions::default())?;
-    let Algorithm::Mae(mae) = model.valid() else { unreachable!("checked above") };
+    let Algorithm::Mae(mae) = load_model::<B>(cfg, Some(checkpoint_path), device)? else { unreachable!("checked above") };
 
     let raw = RawSample { img: imread(image)?, label: None, name: image.display().to_string(), index: 0 };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
