@@ -76,3 +76,93 @@ fn lamb_matches_mmcls() {
     assert_close("Lamb no-decay step 1", &q[0], &[0.99000001, 2.00999999], 1e-6, 1e-7);
     assert_close("Lamb no-decay step 2", &q[1], &[0.980000019, 2.01999998], 1e-6, 1e-7);
 }
+
+/// Layer-wise lr decay against MMSelfSup's
+/// `LearningRateDecayOptimWrapperConstructor` on the tiny MAE fixture
+/// model: every trainable parameter's lr and weight decay, for the ViT
+/// fine-tuning wrapper and for overlapping custom keys (the shortest
+/// matching key wins; a group keeps its first parameter's decay).
+#[test]
+fn layer_decay_matches_mmselfsup() {
+    use selfsup::algorithms::AlgorithmConfig;
+    let groups: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(selfsup_tests::fixtures().join("layer_decay/groups.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut model_cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(selfsup_tests::fixtures().join("mae_tiny_normpix/config.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for extra in [
+        "batch_size",
+        "optim_wrapper",
+        "optimizer_resolved",
+        "seeds",
+        "derived",
+    ] {
+        model_cfg.as_object_mut().unwrap().remove(extra);
+    }
+    let model_cfg: AlgorithmConfig = serde_json::from_value(model_cfg).unwrap();
+    let model = model_cfg.init::<AB>(&device());
+    for case in ["vit_ft", "overlap"] {
+        let cfg: OptimWrapperConfig =
+            serde_json::from_value(groups[case]["optim_wrapper"].clone()).unwrap();
+        cfg.validate().unwrap();
+        let opt = Optimizer::<AB>::new(&cfg, &model, &selfsup::algorithms::key_map());
+        let wd = match &cfg.optimizer {
+            selfsup::train::optim::OptimizerConfig::AdamW(c) => c.weight_decay,
+            _ => unreachable!(),
+        };
+        let expected = groups[case]["params"].as_object().unwrap();
+        let infos = opt.param_infos();
+        let ours: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
+        let theirs: Vec<&str> = expected.keys().map(String::as_str).collect();
+        assert_eq!(ours, theirs, "{case}: trainable parameters");
+        for info in infos {
+            let e = &expected[&info.name];
+            let (lr, decay) = (
+                cfg.lr() * info.setting.lr_mult,
+                wd * info.setting.decay_mult,
+            );
+            assert!(
+                (lr - e["lr"].as_f64().unwrap()).abs() < 1e-12,
+                "{case} {}: lr {lr} vs {}",
+                info.name,
+                e["lr"]
+            );
+            assert!(
+                (decay - e["weight_decay"].as_f64().unwrap()).abs() < 1e-12,
+                "{case} {}: wd {decay} vs {}",
+                info.name,
+                e["weight_decay"]
+            );
+        }
+    }
+}
+
+#[test]
+fn layer_decay_fields_need_their_constructor() {
+    let parse = |v: serde_json::Value| {
+        serde_json::from_value::<OptimWrapperConfig>(v)
+            .unwrap()
+            .validate()
+            .map_err(|e| e.0)
+    };
+    let opt = serde_json::json!({"type": "AdamW", "lr": 1e-3, "layer_decay_rate": 0.65, "model_type": "vit"});
+    assert_eq!(
+        parse(serde_json::json!({ "optimizer": opt })),
+        Err("optim_wrapper.optimizer.layer_decay_rate".to_string())
+    );
+    let with = |opt: serde_json::Value| serde_json::json!({ "optimizer": opt, "constructor": "mmselfsup.LearningRateDecayOptimWrapperConstructor" });
+    assert_eq!(parse(with(opt)), Ok(()));
+    let swin = serde_json::json!({"type": "AdamW", "layer_decay_rate": 0.9, "model_type": "swin"});
+    assert_eq!(
+        parse(with(swin)),
+        Err("optim_wrapper.optimizer.model_type".to_string())
+    );
+    let unknown =
+        serde_json::json!({ "optimizer": {"type": "SGD"}, "constructor": "MyConstructor" });
+    assert_eq!(parse(unknown), Err("optim_wrapper.constructor".to_string()));
+}

@@ -27,6 +27,12 @@ pub struct OptimWrapperConfig {
     pub kind: String,
     /// The optimiser.
     pub optimizer: OptimizerConfig,
+    /// MMEngine's optimiser-wrapper constructor:
+    /// `DefaultOptimWrapperConstructor` (when absent) or
+    /// `LearningRateDecayOptimWrapperConstructor` (layer-wise lr decay,
+    /// [`LayerDecay`]), with or without the `mmselfsup.` scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constructor: Option<String>,
     /// Per-parameter multipliers.
     #[serde(default)]
     pub paramwise_cfg: ParamwiseCfg,
@@ -83,11 +89,19 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
     /// AMSGrad is not supported (must be false).
     pub amsgrad: bool,
+    /// Layer-wise lr decay factor, read only by
+    /// `LearningRateDecayOptimWrapperConstructor` (see [`LayerDecay`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_decay_rate: Option<f64>,
+    /// Layer-wise lr decay model type (`"vit"`), read only by
+    /// `LearningRateDecayOptimWrapperConstructor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
 }
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        Self { lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 1e-2, amsgrad: false }
+        Self { lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 1e-2, amsgrad: false, layer_decay_rate: None, model_type: None }
     }
 }
 
@@ -106,11 +120,19 @@ pub struct SgdConfig {
     pub weight_decay: f64,
     /// Nesterov momentum.
     pub nesterov: bool,
+    /// Layer-wise lr decay factor, read only by
+    /// `LearningRateDecayOptimWrapperConstructor` (see [`LayerDecay`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_decay_rate: Option<f64>,
+    /// Layer-wise lr decay model type (`"vit"`), read only by
+    /// `LearningRateDecayOptimWrapperConstructor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
 }
 
 impl Default for SgdConfig {
     fn default() -> Self {
-        Self { lr: 0.1, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+        Self { lr: 0.1, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false, layer_decay_rate: None, model_type: None }
     }
 }
 
@@ -133,11 +155,19 @@ pub struct LarsConfig {
     pub nesterov: bool,
     /// Added to the trust-ratio denominator.
     pub eps: f64,
+    /// Layer-wise lr decay factor, read only by
+    /// `LearningRateDecayOptimWrapperConstructor` (see [`LayerDecay`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_decay_rate: Option<f64>,
+    /// Layer-wise lr decay model type (`"vit"`), read only by
+    /// `LearningRateDecayOptimWrapperConstructor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
 }
 
 impl Default for LarsConfig {
     fn default() -> Self {
-        Self { lr: 0.1, momentum: 0.0, weight_decay: 0.0, dampening: 0.0, eta: 0.001, nesterov: false, eps: 1e-8 }
+        Self { lr: 0.1, momentum: 0.0, weight_decay: 0.0, dampening: 0.0, eta: 0.001, nesterov: false, eps: 1e-8, layer_decay_rate: None, model_type: None }
     }
 }
 
@@ -166,6 +196,14 @@ pub struct LambConfig {
     pub trust_clip: bool,
     /// Apply the trust ratio to parameters without weight decay too.
     pub always_adapt: bool,
+    /// Layer-wise lr decay factor, read only by
+    /// `LearningRateDecayOptimWrapperConstructor` (see [`LayerDecay`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_decay_rate: Option<f64>,
+    /// Layer-wise lr decay model type (`"vit"`), read only by
+    /// `LearningRateDecayOptimWrapperConstructor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
 }
 
 impl Default for LambConfig {
@@ -180,6 +218,8 @@ impl Default for LambConfig {
             max_grad_norm: Some(1.0),
             trust_clip: false,
             always_adapt: false,
+            layer_decay_rate: None,
+            model_type: None,
         }
     }
 }
@@ -260,6 +300,34 @@ impl OptimWrapperConfig {
                 return Err(("optim_wrapper.optimizer.nesterov".into(), "Nesterov momentum requires a momentum and zero dampening".into()));
             }
         }
+        let (rate, model_type) = self.layer_decay_fields();
+        match self.constructor.as_deref().map(|c| c.strip_prefix("mmselfsup.").or(c.strip_prefix("mmengine.")).unwrap_or(c)) {
+            None | Some("DefaultOptimWrapperConstructor") => {
+                if rate.is_some() || model_type.is_some() {
+                    return Err((
+                        "optim_wrapper.optimizer.layer_decay_rate".into(),
+                        "`layer_decay_rate` and `model_type` are read only by constructor = \"LearningRateDecayOptimWrapperConstructor\"".into(),
+                    ));
+                }
+            }
+            Some("LearningRateDecayOptimWrapperConstructor") => match model_type {
+                Some("vit") => {
+                    if rate.is_some_and(|r| !(r > 0.0)) {
+                        return Err(("optim_wrapper.optimizer.layer_decay_rate".into(), "must be > 0".into()));
+                    }
+                }
+                Some(other) => {
+                    return Err(("optim_wrapper.optimizer.model_type".into(), format!("layer-wise lr decay for `{other}` is not supported; known: vit")))
+                }
+                None => return Err(("optim_wrapper.optimizer.model_type".into(), "layer-wise lr decay needs `model_type` (\"vit\")".into())),
+            },
+            Some(other) => {
+                return Err((
+                    "optim_wrapper.constructor".into(),
+                    format!("unknown constructor `{other}`; known: DefaultOptimWrapperConstructor, LearningRateDecayOptimWrapperConstructor"),
+                ))
+            }
+        }
         let lr = &self.lr();
         if !(*lr >= 0.0) {
             return Err(("optim_wrapper.optimizer.lr".into(), format!("lr must be >= 0, got {lr}")));
@@ -278,6 +346,25 @@ impl OptimWrapperConfig {
             );
         }
         w
+    }
+
+    /// `(layer_decay_rate, model_type)` of the optimiser dict.
+    fn layer_decay_fields(&self) -> (Option<f64>, Option<&str>) {
+        let (r, t) = match &self.optimizer {
+            OptimizerConfig::AdamW(c) => (c.layer_decay_rate, &c.model_type),
+            OptimizerConfig::Sgd(c) => (c.layer_decay_rate, &c.model_type),
+            OptimizerConfig::Lars(c) => (c.layer_decay_rate, &c.model_type),
+            OptimizerConfig::Lamb(c) => (c.layer_decay_rate, &c.model_type),
+        };
+        (r, t.as_deref())
+    }
+
+    /// The layer-wise lr decay this wrapper asks for, if its constructor is
+    /// `LearningRateDecayOptimWrapperConstructor` (call
+    /// [`OptimWrapperConfig::validate`] first).
+    pub fn layer_decay(&self) -> Option<LayerDecay> {
+        let c = self.constructor.as_deref()?;
+        c.ends_with("LearningRateDecayOptimWrapperConstructor").then(|| LayerDecay { rate: self.layer_decay_fields().0.unwrap_or(1.0) })
     }
 
     /// The base learning rate.
@@ -337,6 +424,64 @@ impl ParamwiseCfg {
             }
         }
         s
+    }
+}
+
+/// MMSelfSup's `LearningRateDecayOptimWrapperConstructor` for ViTs
+/// (`model_type = "vit"`), as fine-tuning configs use it:
+///
+/// - layer ids: `backbone.cls_token`, `backbone.mask_token`,
+///   `backbone.pos_embed` and `backbone.patch_embed.*` are 0,
+///   `backbone.layers.i.*` is `i + 1`, everything else (final norm, neck,
+///   head) is `num_layers − 1`, where `num_layers = len(backbone.layers) + 2`;
+/// - the lr multiplier is `rate^(num_layers − layer_id − 1)`;
+/// - of `paramwise_cfg` only `custom_keys`' `decay_mult` counts, and the
+///   *last* matching key in MMSelfSup's order (longest first, then
+///   alphabetical) wins, i.e. the shortest;
+/// - parameters are grouped per layer into decayed and not decayed, and a
+///   group keeps the weight decay of the first parameter that opened it
+///   (in module order), as the reference does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerDecay {
+    /// `layer_decay_rate` (1 when absent: no decay).
+    pub rate: f64,
+}
+
+impl LayerDecay {
+    /// The ViT layer id of the parameter `name` (MMSelfSup's
+    /// `get_layer_id_for_vit`).
+    pub fn layer_id(name: &str, num_layers: usize) -> usize {
+        if matches!(name, "backbone.cls_token" | "backbone.mask_token" | "backbone.pos_embed") || name.starts_with("backbone.patch_embed") {
+            return 0;
+        }
+        if let Some(rest) = name.strip_prefix("backbone.layers.") {
+            if let Some(Ok(i)) = rest.split('.').next().map(str::parse::<usize>) {
+                return i + 1;
+            }
+        }
+        num_layers.saturating_sub(1)
+    }
+
+    /// `(lr_mult, decay_mult)` of every name, in the given (module) order.
+    pub fn settings(&self, names: &[String], custom_keys: &BTreeMap<String, CustomKey>) -> Vec<(f64, f64)> {
+        let blocks = names
+            .iter()
+            .filter_map(|n| n.strip_prefix("backbone.layers.")?.split('.').next()?.parse::<usize>().ok())
+            .max()
+            .map_or(0, |m| m + 1);
+        let num_layers = blocks + 2;
+        let mut keys: Vec<&String> = custom_keys.keys().collect();
+        keys.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        let mut groups: HashMap<(usize, bool), f64> = HashMap::new();
+        names
+            .iter()
+            .map(|name| {
+                let decay = keys.iter().filter(|k| name.contains(k.as_str())).last().map_or(1.0, |k| custom_keys[*k].decay_mult.unwrap_or(1.0));
+                let id = Self::layer_id(name, num_layers);
+                let decay = *groups.entry((id, decay != 0.0)).or_insert(decay);
+                (self.rate.powi((num_layers - id - 1) as i32), decay)
+            })
+            .collect()
     }
 }
 
@@ -476,11 +621,16 @@ impl<B: AutodiffBackend> Optimizer<B> {
         };
         let mut group_mults: Vec<(f64, bool)> = Vec::new();
         let mut params = HashMap::new();
-        for (id, name, is_norm, trainable) in named_params(module, keymap) {
-            if !trainable {
-                continue;
-            }
-            let setting = cfg.paramwise_cfg.setting(&name, is_norm);
+        let trainable: Vec<_> = named_params(module, keymap).into_iter().filter(|p| p.3).collect();
+        let layer_decay = cfg.layer_decay().map(|ld| {
+            let names: Vec<String> = trainable.iter().map(|p| p.1.clone()).collect();
+            ld.settings(&names, &cfg.paramwise_cfg.custom_keys)
+        });
+        for (i, (id, name, is_norm, _)) in trainable.into_iter().enumerate() {
+            let setting = match &layer_decay {
+                Some(s) => ParamSetting { lr_mult: s[i].0, decay_mult: s[i].1, lars_exclude: false, fix_lr: false },
+                None => cfg.paramwise_cfg.setting(&name, is_norm),
+            };
             let key = (setting.lr_mult, setting.fix_lr);
             let group = match group_mults.iter().position(|m| *m == key) {
                 Some(g) => g,
