@@ -8,7 +8,8 @@
 //! pixels in the other channel order. All are bit-exact.
 
 use super::pillow_enhance::{
-    enhance_brightness, enhance_color, enhance_contrast, hsv_to_rgb, rgb_to_hsv,
+    enhance_brightness_in_place, enhance_color_in_place, enhance_contrast_in_place,
+    shift_hue_in_place,
 };
 use super::Image;
 
@@ -26,18 +27,39 @@ pub fn solarize(img: &Image, thr: f64) -> Image {
 
 /// `mmcv.adjust_brightness(img, factor, backend='pillow')`: `ImageEnhance.Brightness`.
 pub fn adjust_brightness(img: &Image, factor: f64) -> Image {
-    enhance_brightness(img, factor)
+    let mut out = img.clone();
+    adjust_brightness_in_place(&mut out, factor);
+    out
+}
+
+/// [`adjust_brightness`], in place.
+pub fn adjust_brightness_in_place(img: &mut Image, factor: f64) {
+    enhance_brightness_in_place(img, factor);
 }
 
 /// `mmcv.adjust_contrast(img, factor, backend='pillow')`: `ImageEnhance.Contrast`, i.e. a
 /// blend with the uniform grey of the image's mean luma (`int(mean(L) + 0.5)`).
 pub fn adjust_contrast(img: &Image, factor: f64) -> Image {
-    enhance_contrast(img, factor)
+    let mut out = img.clone();
+    adjust_contrast_in_place(&mut out, factor);
+    out
+}
+
+/// [`adjust_contrast`], in place.
+pub fn adjust_contrast_in_place(img: &mut Image, factor: f64) {
+    enhance_contrast_in_place(img, factor);
 }
 
 /// `mmcv.adjust_color(img, alpha, backend='pillow')`: `ImageEnhance.Color` (saturation).
 pub fn adjust_color(img: &Image, alpha: f64) -> Image {
-    enhance_color(img, alpha)
+    let mut out = img.clone();
+    adjust_color_in_place(&mut out, alpha);
+    out
+}
+
+/// [`adjust_color`], in place.
+pub fn adjust_color_in_place(img: &mut Image, alpha: f64) {
+    enhance_color_in_place(img, alpha);
 }
 
 /// The hue shift `np.uint8(hue_factor * 255)` of mmcv's `adjust_hue`: truncated toward zero
@@ -51,12 +73,14 @@ pub fn hue_shift(hue_factor: f64) -> u8 {
 /// The HSV round trip is lossy, so a zero shift may still change pixels, as in mmcv.
 /// `hue_factor` must be in `[-0.5, 0.5]` (callers check it; mmcv raises).
 pub fn adjust_hue(img: &Image, hue_factor: f64) -> Image {
-    let shift = hue_shift(hue_factor);
-    let mut hsv = rgb_to_hsv(img);
-    for px in hsv.data_mut().chunks_exact_mut(3) {
-        px[0] = px[0].wrapping_add(shift);
-    }
-    hsv_to_rgb(&hsv)
+    let mut out = img.clone();
+    adjust_hue_in_place(&mut out, hue_factor);
+    out
+}
+
+/// [`adjust_hue`], in place (one pass, pixel by pixel, no intermediate HSV image).
+pub fn adjust_hue_in_place(img: &mut Image, hue_factor: f64) {
+    shift_hue_in_place(img, hue_shift(hue_factor));
 }
 
 #[cfg(test)]

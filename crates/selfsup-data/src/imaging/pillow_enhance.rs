@@ -19,6 +19,30 @@ fn clip8(v: i32) -> u8 {
     v.clamp(0, 255) as u8
 }
 
+/// `Image.blend` for one byte: `a + alpha · (b − a)` in `f32`, truncated, and clipped to
+/// `0..=255` (Pillow clips only when `alpha` is outside `[0, 1]`, where the value can leave
+/// that range; inside, clipping is a no-op).
+///
+/// Rust's saturating `f32 → u8` cast *is* Pillow's `t <= 0 → 0, t >= 255 → 255, else
+/// (UINT8) t` (and maps NaN to 0, as Pillow's comparisons do), so there is no branch and
+/// loops over it vectorise.
+#[inline]
+fn blend_px(a: u8, b: u8, alpha: f32) -> u8 {
+    (f32::from(a) + alpha * (i32::from(b) - i32::from(a)) as f32) as u8
+}
+
+/// `Image.blend` of a uniform image of value `a` with every value `b`: `lut[b]`.
+fn blend_lut(a: u8, alpha: f32) -> [u8; 256] {
+    std::array::from_fn(|b| blend_px(a, b as u8, alpha))
+}
+
+/// Replaces every byte `v` of `data` by `lut[v]`.
+fn apply_lut(data: &mut [u8], lut: &[u8; 256]) {
+    for v in data {
+        *v = lut[usize::from(*v)];
+    }
+}
+
 /// `Image.blend(im1, im2, alpha)`: `im1 + alpha · (im2 − im1)` per byte, computed in `f32`
 /// (`alpha` is a C `float`) and truncated; outside `0 ≤ alpha ≤ 1` the result is clipped to
 /// `0..=255` first. `alpha = 0` returns `im1`, `alpha = 1` returns `im2`.
@@ -37,25 +61,19 @@ pub fn blend(im1: &Image, im2: &Image, alpha: f32) -> Image {
     if alpha == 1.0 {
         return im2.clone();
     }
-    let interpolate = (0.0..=1.0).contains(&alpha);
     let data = im1
         .data()
         .iter()
         .zip(im2.data())
-        .map(|(&a, &b)| {
-            let t = f32::from(a) + alpha * (i32::from(b) - i32::from(a)) as f32;
-            if interpolate {
-                t as u8
-            } else if t <= 0.0 {
-                0
-            } else if t >= 255.0 {
-                255
-            } else {
-                t as u8
-            }
-        })
+        .map(|(&a, &b)| blend_px(a, b, alpha))
         .collect();
     Image::from_raw(im1.width(), im1.height(), im1.channels(), data).unwrap_or_else(|| im1.clone())
+}
+
+/// `rgb2l`: ITU-R 601-2 luma in 16.16 fixed point.
+#[inline]
+fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471 + 0x8000) >> 16) as u8
 }
 
 /// `convert('L')` of an RGB image: ITU-R 601-2 luma in 16.16 fixed point,
@@ -67,10 +85,7 @@ pub fn rgb_to_l(img: &Image) -> Image {
     let data = img
         .data()
         .chunks_exact(img.channels())
-        .map(|p| {
-            ((u32::from(p[0]) * 19595 + u32::from(p[1]) * 38470 + u32::from(p[2]) * 7471 + 0x8000)
-                >> 16) as u8
-        })
+        .map(|p| luma(p[0], p[1], p[2]))
         .collect();
     Image::from_raw(img.width(), img.height(), 1, data).unwrap_or_else(|| img.clone())
 }
@@ -94,8 +109,51 @@ pub fn mean_l(img: &Image) -> f64 {
     sum as f64 / n as f64
 }
 
-/// `rgb2hsv_row`, following `colorsys.py`, with Pillow's float/double mix.
-fn rgb_to_hsv_px(r: u8, g: u8, b: u8) -> [u8; 3] {
+/// `ImageStat.Stat(img.convert('L')).mean[0]`, without building the `L` image.
+fn mean_of_luma(img: &Image) -> f64 {
+    let c = img.channels();
+    if c == 1 {
+        return mean_l(img);
+    }
+    let n = img.width() * img.height();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let sum: u64 = img
+        .data()
+        .chunks_exact(c)
+        .map(|p| u64::from(luma(p[0], p[1], p[2])))
+        .sum();
+    sum as f64 / n as f64
+}
+
+/// `x ≥ 1 ? x − 1 : x`: C's `fmod(x, 1.0)` for `0 ≤ x < 2` (both exact), without the libm
+/// call.
+#[inline]
+fn frac_below_2(x: f64) -> f64 {
+    if x >= 1.0 {
+        x - 1.0
+    } else {
+        x
+    }
+}
+
+/// C's `round` (half away from zero) of `x`, as an `i32`, for `x < 2³¹`; negative values
+/// give some value `≤ 0` (callers clip them to 0, as they would `round(x)`). `x − trunc(x)`
+/// is exact, so the comparison with ½ decides as `round` does, without the libm call.
+#[inline]
+fn round_nonneg(x: f64) -> i32 {
+    let t = x as i32;
+    if x - f64::from(t) >= 0.5 {
+        t + 1
+    } else {
+        t
+    }
+}
+
+/// `rgb2hsv_row`, following `colorsys.py`, with Pillow's float/double mix: the direct
+/// formula, which builds the [`HsvTables`].
+fn rgb_to_hsv_px_direct(r: u8, g: u8, b: u8) -> [u8; 3] {
     let maxc = r.max(g).max(b);
     let minc = r.min(g).min(b);
     if minc == maxc {
@@ -113,98 +171,495 @@ fn rgb_to_hsv_px(r: u8, g: u8, b: u8) -> [u8; 3] {
     } else {
         (4.0 + f64::from(gc) - f64::from(rc)) as f32
     };
-    // C's fmod, on doubles.
-    let h = ((f64::from(h) / 6.0 + 1.0) % 1.0) as f32;
+    // `fmod(h / 6.0 + 1.0, 1.0)` on doubles: `-1 ≤ h < 5`, so the argument is in [5/6, 2).
+    let h = frac_below_2(f64::from(h) / 6.0 + 1.0) as f32;
     let uh = clip8((f64::from(h) * 255.0) as i32);
     let us = clip8((f64::from(s) * 255.0) as i32);
     [uh, us, maxc]
 }
 
-/// `hsv2rgb`, following `colorsys.py`, with Pillow's float/double mix and C's `round`
-/// (half away from zero).
+/// Lookup tables for the HSV conversions, built once from the direct formulas (so exact by
+/// construction). Per pixel, Pillow's `rgb2hsv` costs four float divisions, a double one and
+/// unpredictable branches; the tables leave a few loads.
+///
+/// - `rgb2hsv`'s hue depends only on which channel is the maximum (the first one, R before
+///   G before B, on ties) and on the other two channels' distances to it: every quotient
+///   is `(max − channel) / (max − min)`. So `hue[m][dx][dy]`, where `m` is the maximum's
+///   position and `dx`, `dy` the distances of the other two channels in R, G, B order, holds
+///   the hue byte of the pixel with maximum 255 and those distances.
+/// - Its saturation depends on `(max, max − min)`: `sat[max][max − min]`.
+/// - `hsv2rgb`'s `i = floor(h·6/255)` and `f` depend on `h` only, `fs = s/255` on `s` only.
+struct HsvTables {
+    hue: Vec<u8>,
+    sat: Vec<u8>,
+    sector: [u8; 256],
+    frac: [f32; 256],
+    fs: [f32; 256],
+}
+
+impl HsvTables {
+    fn get() -> &'static HsvTables {
+        static TABLES: std::sync::OnceLock<HsvTables> = std::sync::OnceLock::new();
+        TABLES.get_or_init(HsvTables::build)
+    }
+
+    fn build() -> HsvTables {
+        let mut hue = vec![0u8; 3 << 16];
+        for m in 0..3 {
+            for dx in 0..=255u8 {
+                for dy in 0..=255u8 {
+                    // The channels other than the maximum, in R, G, B order.
+                    let (x, y) = (255 - dx, 255 - dy);
+                    let px = match m {
+                        0 => [255, x, y],
+                        1 => [x, 255, y],
+                        _ => [x, y, 255],
+                    };
+                    hue[(m << 16) | (usize::from(dx) << 8) | usize::from(dy)] =
+                        rgb_to_hsv_px_direct(px[0], px[1], px[2])[0];
+                }
+            }
+        }
+        let mut sat = vec![0u8; 1 << 16];
+        for maxc in 1..=255u8 {
+            for cr in 1..=maxc {
+                sat[(usize::from(maxc) << 8) | usize::from(cr)] =
+                    rgb_to_hsv_px_direct(maxc, maxc - cr, maxc - cr)[1];
+            }
+        }
+        let (mut sector, mut frac, mut fs) = ([0u8; 256], [0f32; 256], [0f32; 256]);
+        for v in 0..=255u8 {
+            let k = usize::from(v);
+            // `floor` of a value in [0, 6]: a truncating cast.
+            let hh = f64::from(v) * 6.0 / 255.0;
+            let i = hh as i32;
+            sector[k] = (i % 6) as u8;
+            frac[k] = (hh - f64::from(i as f32)) as f32;
+            fs[k] = (f64::from(v) / 255.0) as f32;
+        }
+        HsvTables {
+            hue,
+            sat,
+            sector,
+            frac,
+            fs,
+        }
+    }
+
+    /// `rgb2hsv` of one pixel, from the tables.
+    #[inline]
+    fn rgb_to_hsv(&self, r: u8, g: u8, b: u8) -> [u8; 3] {
+        let maxc = r.max(g).max(b);
+        let minc = r.min(g).min(b);
+        if minc == maxc {
+            return [0, 0, maxc];
+        }
+        let (m, x, y) = if r == maxc {
+            (0, g, b)
+        } else if g == maxc {
+            (1, r, b)
+        } else {
+            (2, r, g)
+        };
+        let key = (m << 16) | (usize::from(maxc - x) << 8) | usize::from(maxc - y);
+        let uh = self.hue[key];
+        let us = self.sat[(usize::from(maxc) << 8) | usize::from(maxc - minc)];
+        [uh, us, maxc]
+    }
+
+    /// `hsv2rgb` of one pixel, with C's `round` (half away from zero).
+    #[inline]
+    fn hsv_to_rgb(&self, h: u8, s: u8, v: u8) -> [u8; 3] {
+        if s == 0 {
+            return [v, v, v];
+        }
+        let f = self.frac[usize::from(h)];
+        let fs = self.fs[usize::from(s)];
+        let vv = f64::from(v);
+        // All three products are ≥ 0 (0 ≤ fs, f ≤ 1).
+        let p = round_nonneg(vv * (1.0 - f64::from(fs)));
+        let q = round_nonneg(vv * (1.0 - f64::from(fs * f)));
+        let t = round_nonneg(vv * (1.0 - f64::from(fs) * (1.0 - f64::from(f))));
+        let (up, uq, ut) = (clip8(p), clip8(q), clip8(t));
+        match self.sector[usize::from(h)] {
+            0 => [v, ut, up],
+            1 => [uq, v, up],
+            2 => [up, v, ut],
+            3 => [up, uq, v],
+            4 => [ut, up, v],
+            _ => [v, up, uq],
+        }
+    }
+}
+
+/// `rgb2hsv_row` of one pixel (see [`HsvTables`]).
+#[cfg(test)]
+fn rgb_to_hsv_px(r: u8, g: u8, b: u8) -> [u8; 3] {
+    HsvTables::get().rgb_to_hsv(r, g, b)
+}
+
+/// `hsv2rgb` of one pixel (see [`HsvTables`]).
+#[cfg(test)]
 fn hsv_to_rgb_px(h: u8, s: u8, v: u8) -> [u8; 3] {
-    if s == 0 {
-        return [v, v, v];
-    }
-    let hh = f64::from(h) * 6.0 / 255.0;
-    let i = hh.floor() as i32;
-    let f = (hh - f64::from(i as f32)) as f32;
-    let fs = (f64::from(s) / 255.0) as f32;
-    let vv = f64::from(v);
-    let p = (vv * (1.0 - f64::from(fs))).round() as i32;
-    let q = (vv * (1.0 - f64::from(fs * f))).round() as i32;
-    let t = (vv * (1.0 - f64::from(fs) * (1.0 - f64::from(f)))).round() as i32;
-    let (up, uq, ut) = (clip8(p), clip8(q), clip8(t));
-    match i % 6 {
-        0 => [v, ut, up],
-        1 => [uq, v, up],
-        2 => [up, v, ut],
-        3 => [up, uq, v],
-        4 => [ut, up, v],
-        _ => [v, up, uq],
-    }
+    HsvTables::get().hsv_to_rgb(h, s, v)
 }
 
 /// `convert('HSV')` of an RGB image: a 3-channel image holding H, S, V (each `0..=255`).
 pub fn rgb_to_hsv(img: &Image) -> Image {
-    map_px(img, rgb_to_hsv_px)
+    map_px(img, HsvTables::rgb_to_hsv)
 }
 
 /// `convert('RGB')` of an HSV image (as returned by [`rgb_to_hsv`]).
 pub fn hsv_to_rgb(img: &Image) -> Image {
-    map_px(img, hsv_to_rgb_px)
+    map_px(img, HsvTables::hsv_to_rgb)
 }
 
-fn map_px(img: &Image, f: fn(u8, u8, u8) -> [u8; 3]) -> Image {
+fn map_px(img: &Image, f: fn(&HsvTables, u8, u8, u8) -> [u8; 3]) -> Image {
     debug_assert_eq!(img.channels(), 3);
-    let data = img
-        .data()
-        .chunks_exact(3)
-        .flat_map(|p| f(p[0], p[1], p[2]))
-        .collect();
-    Image::from_raw(img.width(), img.height(), 3, data).unwrap_or_else(|| img.clone())
+    let tables = HsvTables::get();
+    let mut out = img.clone();
+    for p in out.data_mut().chunks_exact_mut(3) {
+        p.copy_from_slice(&f(tables, p[0], p[1], p[2]));
+    }
+    out
 }
 
-/// The degenerate image of an enhancer converted to the mode of `like` (`L` or RGB).
-fn in_mode_of(degenerate_l: Image, like: &Image) -> Image {
-    if like.channels() == 1 {
-        degenerate_l
-    } else {
-        l_to_rgb(&degenerate_l)
+/// `convert('HSV')`, `H += shift` (modulo 256), `convert('RGB')` of an RGB image, in place,
+/// pixel by pixel (no intermediate HSV image): the same bytes as
+/// `hsv_to_rgb(&shifted(rgb_to_hsv(img)))`.
+pub fn shift_hue_in_place(img: &mut Image, shift: u8) {
+    debug_assert_eq!(img.channels(), 3);
+    let tables = HsvTables::get();
+    for p in img.data_mut().chunks_exact_mut(3) {
+        let (r, g, b) = (p[0], p[1], p[2]);
+        if r == g && g == b {
+            // Grey: HSV (0, 0, v), and any hue with saturation 0 gives back (v, v, v).
+            continue;
+        }
+        let [h, s, v] = tables.rgb_to_hsv(r, g, b);
+        p.copy_from_slice(&tables.hsv_to_rgb(h.wrapping_add(shift), s, v));
     }
 }
 
-/// `ImageEnhance.Brightness(img).enhance(factor)`: a blend with a black image.
-pub fn enhance_brightness(img: &Image, factor: f64) -> Image {
-    let black = Image::filled(img.width(), img.height(), &vec![0; img.channels()]);
-    blend(&black, img, factor as f32)
+/// `ImageEnhance.Brightness(img).enhance(factor)`, in place: a blend with a black image,
+/// i.e. `lut[v] = blend(0, v)` for every byte.
+pub fn enhance_brightness_in_place(img: &mut Image, factor: f64) {
+    let alpha = factor as f32;
+    if alpha == 0.0 {
+        img.data_mut().fill(0);
+    } else if alpha != 1.0 {
+        apply_lut(img.data_mut(), &blend_lut(0, alpha));
+    }
 }
 
-/// `ImageEnhance.Contrast(img).enhance(factor)`: a blend with a uniform grey image whose
-/// value is the mean of `img.convert('L')`, rounded as `int(mean + 0.5)`.
-pub fn enhance_contrast(img: &Image, factor: f64) -> Image {
-    let mean = mean_l(&rgb_to_l(img));
+/// `ImageEnhance.Contrast(img).enhance(factor)`, in place (`L` or RGB): a blend with a
+/// uniform grey image whose value is the mean of `img.convert('L')`, rounded as
+/// `int(mean + 0.5)`, i.e. `lut[v] = blend(grey, v)` for every byte.
+pub fn enhance_contrast_in_place(img: &mut Image, factor: f64) {
+    let mean = mean_of_luma(img);
     let mean = if mean.is_finite() {
         (mean + 0.5) as u8
     } else {
         0
     };
-    let grey = Image::filled(img.width(), img.height(), &[mean]);
-    blend(&in_mode_of(grey, img), img, factor as f32)
+    let alpha = factor as f32;
+    if alpha == 0.0 {
+        img.data_mut().fill(mean);
+    } else if alpha != 1.0 {
+        apply_lut(img.data_mut(), &blend_lut(mean, alpha));
+    }
+}
+
+/// `ImageEnhance.Color(img).enhance(factor)`, in place: every channel blended with the
+/// pixel's luma (`img.convert('L').convert('RGB')`). An `L` image is its own degenerate:
+/// unchanged.
+pub fn enhance_color_in_place(img: &mut Image, factor: f64) {
+    let alpha = factor as f32;
+    if img.channels() == 1 || alpha == 1.0 {
+        return;
+    }
+    let c = img.channels();
+    for p in img.data_mut().chunks_exact_mut(c) {
+        let l = luma(p[0], p[1], p[2]);
+        for v in &mut p[..3] {
+            *v = blend_px(l, *v, alpha);
+        }
+    }
+}
+
+/// `ImageEnhance.Brightness(img).enhance(factor)`: a blend with a black image.
+pub fn enhance_brightness(img: &Image, factor: f64) -> Image {
+    let mut out = img.clone();
+    enhance_brightness_in_place(&mut out, factor);
+    out
+}
+
+/// `ImageEnhance.Contrast(img).enhance(factor)`: a blend with a uniform grey image whose
+/// value is the mean of `img.convert('L')`, rounded as `int(mean + 0.5)`.
+pub fn enhance_contrast(img: &Image, factor: f64) -> Image {
+    let mut out = img.clone();
+    enhance_contrast_in_place(&mut out, factor);
+    out
 }
 
 /// `ImageEnhance.Color(img).enhance(factor)`: a blend with `img.convert('L').convert('RGB')`
 /// (an `L` image is its own degenerate: unchanged).
 pub fn enhance_color(img: &Image, factor: f64) -> Image {
-    if img.channels() == 1 {
-        return blend(img, img, factor as f32);
-    }
-    blend(&l_to_rgb(&rgb_to_l(img)), img, factor as f32)
+    let mut out = img.clone();
+    enhance_color_in_place(&mut out, factor);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// The straightforward ports these functions replaced: libm's `fmod`, `round` and `floor`,
+    /// Pillow's explicit clipping, and enhancers built from whole degenerate images.
+    mod reference {
+        use super::super::{clip8, l_to_rgb, mean_l, rgb_to_l, Image};
+
+        pub fn blend(im1: &Image, im2: &Image, alpha: f32) -> Image {
+            if alpha == 0.0 {
+                return im1.clone();
+            }
+            if alpha == 1.0 {
+                return im2.clone();
+            }
+            let interpolate = (0.0..=1.0).contains(&alpha);
+            let data = im1
+                .data()
+                .iter()
+                .zip(im2.data())
+                .map(|(&a, &b)| {
+                    let t = f32::from(a) + alpha * (i32::from(b) - i32::from(a)) as f32;
+                    if interpolate {
+                        t as u8
+                    } else if t <= 0.0 {
+                        0
+                    } else if t >= 255.0 {
+                        255
+                    } else {
+                        t as u8
+                    }
+                })
+                .collect();
+            Image::from_raw(im1.width(), im1.height(), im1.channels(), data).unwrap()
+        }
+
+        pub fn rgb_to_hsv_px(r: u8, g: u8, b: u8) -> [u8; 3] {
+            let maxc = r.max(g).max(b);
+            let minc = r.min(g).min(b);
+            if minc == maxc {
+                return [0, 0, maxc];
+            }
+            let cr = f32::from(maxc - minc);
+            let s = cr / f32::from(maxc);
+            let rc = f32::from(maxc - r) / cr;
+            let gc = f32::from(maxc - g) / cr;
+            let bc = f32::from(maxc - b) / cr;
+            let h: f32 = if r == maxc {
+                bc - gc
+            } else if g == maxc {
+                (2.0 + f64::from(rc) - f64::from(bc)) as f32
+            } else {
+                (4.0 + f64::from(gc) - f64::from(rc)) as f32
+            };
+            let h = ((f64::from(h) / 6.0 + 1.0) % 1.0) as f32;
+            let uh = clip8((f64::from(h) * 255.0) as i32);
+            let us = clip8((f64::from(s) * 255.0) as i32);
+            [uh, us, maxc]
+        }
+
+        pub fn hsv_to_rgb_px(h: u8, s: u8, v: u8) -> [u8; 3] {
+            if s == 0 {
+                return [v, v, v];
+            }
+            let hh = f64::from(h) * 6.0 / 255.0;
+            let i = hh.floor() as i32;
+            let f = (hh - f64::from(i as f32)) as f32;
+            let fs = (f64::from(s) / 255.0) as f32;
+            let vv = f64::from(v);
+            let p = (vv * (1.0 - f64::from(fs))).round() as i32;
+            let q = (vv * (1.0 - f64::from(fs * f))).round() as i32;
+            let t = (vv * (1.0 - f64::from(fs) * (1.0 - f64::from(f)))).round() as i32;
+            let (up, uq, ut) = (clip8(p), clip8(q), clip8(t));
+            match i % 6 {
+                0 => [v, ut, up],
+                1 => [uq, v, up],
+                2 => [up, v, ut],
+                3 => [up, uq, v],
+                4 => [ut, up, v],
+                _ => [v, up, uq],
+            }
+        }
+
+        fn map_px(img: &Image, f: fn(u8, u8, u8) -> [u8; 3]) -> Image {
+            let data = img
+                .data()
+                .chunks_exact(3)
+                .flat_map(|p| f(p[0], p[1], p[2]))
+                .collect();
+            Image::from_raw(img.width(), img.height(), 3, data).unwrap()
+        }
+
+        pub fn shift_hue(img: &Image, shift: u8) -> Image {
+            let mut hsv = map_px(img, rgb_to_hsv_px);
+            for px in hsv.data_mut().chunks_exact_mut(3) {
+                px[0] = px[0].wrapping_add(shift);
+            }
+            map_px(&hsv, hsv_to_rgb_px)
+        }
+
+        fn in_mode_of(degenerate_l: Image, like: &Image) -> Image {
+            if like.channels() == 1 {
+                degenerate_l
+            } else {
+                l_to_rgb(&degenerate_l)
+            }
+        }
+
+        pub fn enhance_brightness(img: &Image, factor: f64) -> Image {
+            let black = Image::filled(img.width(), img.height(), &vec![0; img.channels()]);
+            blend(&black, img, factor as f32)
+        }
+
+        pub fn enhance_contrast(img: &Image, factor: f64) -> Image {
+            let mean = mean_l(&rgb_to_l(img));
+            let mean = if mean.is_finite() {
+                (mean + 0.5) as u8
+            } else {
+                0
+            };
+            let grey = Image::filled(img.width(), img.height(), &[mean]);
+            blend(&in_mode_of(grey, img), img, factor as f32)
+        }
+
+        pub fn enhance_color(img: &Image, factor: f64) -> Image {
+            if img.channels() == 1 {
+                return blend(img, img, factor as f32);
+            }
+            blend(&l_to_rgb(&rgb_to_l(img)), img, factor as f32)
+        }
+    }
+
+    fn random_image(rng: &mut ChaCha8Rng, channels: usize) -> Image {
+        let (w, h) = (rng.random_range(1..40), rng.random_range(1..30));
+        // Half the images are low-contrast (values close together, many greys and ties).
+        let (lo, hi) = if rng.random_bool(0.5) {
+            (0u8, 255u8)
+        } else {
+            let lo = rng.random_range(0..=250u8);
+            (lo, lo + 5)
+        };
+        let data = (0..w * h * channels)
+            .map(|_| rng.random_range(lo..=hi))
+            .collect();
+        Image::from_raw(w, h, channels, data).unwrap()
+    }
+
+    /// Every 24-bit colour, in both directions, against the libm-based reference.
+    #[test]
+    fn hsv_pixels_match_the_reference_for_every_value() {
+        for r in 0..=255u8 {
+            for g in 0..=255u8 {
+                for b in 0..=255u8 {
+                    assert_eq!(
+                        rgb_to_hsv_px(r, g, b),
+                        reference::rgb_to_hsv_px(r, g, b),
+                        "rgb {r} {g} {b}"
+                    );
+                    assert_eq!(
+                        hsv_to_rgb_px(r, g, b),
+                        reference::hsv_to_rgb_px(r, g, b),
+                        "hsv {r} {g} {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_hue_shift_matches_the_hsv_round_trip() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..200 {
+            let img = random_image(&mut rng, 3);
+            for shift in [0u8, 1, 25, 127, 128, 129, 231, 255, rng.random()] {
+                let mut got = img.clone();
+                shift_hue_in_place(&mut got, shift);
+                assert_eq!(got, reference::shift_hue(&img, shift), "shift {shift}");
+            }
+        }
+    }
+
+    #[test]
+    fn blend_matches_the_clipping_reference() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for _ in 0..100 {
+            let a = random_image(&mut rng, 3);
+            let b = Image::from_raw(
+                a.width(),
+                a.height(),
+                3,
+                (0..a.data().len()).map(|_| rng.random()).collect(),
+            )
+            .unwrap();
+            for alpha in [
+                0.0f32,
+                1.0,
+                0.5,
+                -0.3,
+                1.7,
+                3.0,
+                -2.0,
+                f32::NAN,
+                rng.random(),
+            ] {
+                assert_eq!(
+                    blend(&a, &b, alpha),
+                    reference::blend(&a, &b, alpha),
+                    "{alpha}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_enhancers_match_blends_with_degenerate_images() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for i in 0..300 {
+            let img = random_image(&mut rng, if i % 4 == 0 { 1 } else { 3 });
+            let factors = [
+                0.0,
+                1.0,
+                0.2,
+                1.8,
+                2.5,
+                -0.5,
+                rng.random_range(0.0..2.0),
+                rng.random_range(0.0..2.0),
+            ];
+            for f in factors {
+                assert_eq!(
+                    enhance_brightness(&img, f),
+                    reference::enhance_brightness(&img, f),
+                    "brightness {f}"
+                );
+                assert_eq!(
+                    enhance_contrast(&img, f),
+                    reference::enhance_contrast(&img, f),
+                    "contrast {f}"
+                );
+                assert_eq!(
+                    enhance_color(&img, f),
+                    reference::enhance_color(&img, f),
+                    "color {f}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn hsv_round_trip_of_primaries_and_greys() {

@@ -5,7 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::imaging::photometric::{adjust_brightness, adjust_color, adjust_contrast, adjust_hue};
+use crate::imaging::photometric::{
+    adjust_brightness_in_place, adjust_color_in_place, adjust_contrast_in_place,
+    adjust_hue_in_place,
+};
 use crate::imaging::Image;
 use crate::transforms::{ImageTransform, RandomSource};
 use crate::DataError;
@@ -205,21 +208,24 @@ impl ColorJitter {
         }
         let mut img = img;
         for &op in &params.order {
-            img = match op {
-                0 => match params.brightness {
-                    Some(f) => adjust_brightness(&img, f),
-                    None => img,
-                },
-                1 => match params.contrast {
-                    Some(f) => adjust_contrast(&img, f),
-                    None => img,
-                },
-                2 => match params.saturation {
-                    Some(f) => adjust_color(&img, f),
-                    None => img,
-                },
+            match op {
+                0 => {
+                    if let Some(f) = params.brightness {
+                        adjust_brightness_in_place(&mut img, f);
+                    }
+                }
+                1 => {
+                    if let Some(f) = params.contrast {
+                        adjust_contrast_in_place(&mut img, f);
+                    }
+                }
+                2 => {
+                    if let Some(f) = params.saturation {
+                        adjust_color_in_place(&mut img, f);
+                    }
+                }
                 3 => match params.hue {
-                    Some(h) if (-0.5..=0.5).contains(&h) => adjust_hue(&img, h),
+                    Some(h) if (-0.5..=0.5).contains(&h) => adjust_hue_in_place(&mut img, h),
                     Some(h) => {
                         return Err(DataError::Transform {
                             transform: Self::NAME,
@@ -227,10 +233,10 @@ impl ColorJitter {
                             message: format!("hue factor {h} is not in [-0.5, 0.5]"),
                         })
                     }
-                    None => img,
+                    None => {}
                 },
-                _ => img,
-            };
+                _ => {}
+            }
         }
         Ok(img)
     }
