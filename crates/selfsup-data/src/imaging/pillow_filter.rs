@@ -37,129 +37,117 @@ pub fn gaussian_blur_radius(radius: f32, passes: u32) -> f32 {
 /// `ImagingBoxBlur(xradius, yradius, n)`: `n` horizontal passes of the extended box of radius
 /// `xradius`, then `n` vertical passes with `yradius` (a radius of 0 skips that direction).
 /// Negative radii are treated as 0.
+///
+/// Pillow runs every pass along rows (transposing the image for the vertical ones). Here
+/// every pass runs along columns instead ([`vertical_pass`]: all the columns of a row at
+/// once, which vectorises), and the horizontal passes run on the transposed image. The
+/// passes and their rounding are the same, in the same order, so the output is the same.
 pub fn box_blur(img: &Image, xradius: f32, yradius: f32, n: usize) -> Image {
     if img.is_empty() || n == 0 {
         return img.clone();
     }
-    let mut out = img.clone();
+    let (w, h, c) = (img.width(), img.height(), img.channels());
+    let mut cur = img.data().to_vec();
+    let mut tmp = vec![0u8; cur.len()];
     if xradius > 0.0 {
+        // `w` rows of `h` pixels; column passes on it are row passes on the image.
+        transpose(&cur, &mut tmp, w, h, c);
         for _ in 0..n {
-            out = horizontal_box_blur(&out, xradius);
+            vertical_pass(&tmp, &mut cur, h * c, xradius);
+            std::mem::swap(&mut cur, &mut tmp);
         }
+        transpose(&tmp, &mut cur, h, w, c);
     }
     if yradius > 0.0 {
-        let mut t = transpose(&out);
         for _ in 0..n {
-            t = horizontal_box_blur(&t, yradius);
-        }
-        out = transpose(&t);
-    }
-    out
-}
-
-fn transpose(img: &Image) -> Image {
-    let (w, h, c) = (img.width(), img.height(), img.channels());
-    let src = img.data();
-    let mut data = vec![0u8; src.len()];
-    for y in 0..h {
-        for x in 0..w {
-            let s = (y * w + x) * c;
-            let d = (x * h + y) * c;
-            data[d..d + c].copy_from_slice(&src[s..s + c]);
+            vertical_pass(&cur, &mut tmp, w * c, yradius);
+            std::mem::swap(&mut cur, &mut tmp);
         }
     }
-    Image::from_raw(h, w, c, data).unwrap_or_else(|| img.clone())
+    Image::from_raw(w, h, c, cur).unwrap_or_else(|| img.clone())
 }
 
-/// `ImagingHorizontalBoxBlur`: one pass along every row.
-fn horizontal_box_blur(img: &Image, float_radius: f32) -> Image {
-    let (w, c) = (img.width(), img.channels());
-    let radius = float_radius as i64;
+/// Writes the transpose of `src` (`h` rows of `w` pixels of `c` bytes) into `dst` (`w` rows
+/// of `h` pixels), in square tiles so that both sides stay in cache.
+fn transpose(src: &[u8], dst: &mut [u8], w: usize, h: usize, c: usize) {
+    match c {
+        1 => transpose_px::<1>(src, dst, w, h),
+        3 => transpose_px::<3>(src, dst, w, h),
+        4 => transpose_px::<4>(src, dst, w, h),
+        _ => {
+            for y in 0..h {
+                for x in 0..w {
+                    let (s, d) = ((y * w + x) * c, (x * h + y) * c);
+                    dst[d..d + c].copy_from_slice(&src[s..s + c]);
+                }
+            }
+        }
+    }
+}
+
+fn transpose_px<const C: usize>(src: &[u8], dst: &mut [u8], w: usize, h: usize) {
+    const TILE: usize = 16;
+    debug_assert!(src.len() == w * h * C && dst.len() == src.len());
+    for y0 in (0..h).step_by(TILE) {
+        for x0 in (0..w).step_by(TILE) {
+            for y in y0..(y0 + TILE).min(h) {
+                let row = &src[(y * w + x0) * C..(y * w + (x0 + TILE).min(w)) * C];
+                for (k, px) in row.chunks_exact(C).enumerate() {
+                    let d = ((x0 + k) * h + y) * C;
+                    dst[d..d + C].copy_from_slice(px);
+                }
+            }
+        }
+    }
+}
+
+/// One pass of `ImagingLineBoxBlur8` down every column of `src` (rows of `row_len` bytes,
+/// channels interleaved: each byte is its own column) into `dst`.
+///
+/// Pillow's line blur, for output `y` with integer radius `r`: the accumulator is the sum of
+/// the inputs `y − r ..= y + r`, updated by adding input `y + r` and subtracting `y − r − 1`;
+/// the output is `(acc · ww + (in[y − r − 1] + in[y + r + 1]) · fw + 2²³) >> 24` in wrapping
+/// 8.24 fixed point, where `ww` weighs the whole box and `fw` its two fractional ends.
+/// Indices outside the line read its first or last value: Pillow's three loops (left edge,
+/// middle, right edge), and its start-up sum, are exactly this clamping.
+fn vertical_pass(src: &[u8], dst: &mut [u8], row_len: usize, float_radius: f32) {
+    let rows = src.len() / row_len;
+    let last = rows - 1;
+    let radius = float_radius as usize;
     // `(UINT32)(1 << 24) / (floatRadius * 2 + 1)`: a float division, truncated.
     let ww = (16_777_216.0_f32 / (float_radius * 2.0 + 1.0)) as u32;
     let fw = (1u32 << 24).wrapping_sub(((radius * 2 + 1) as u32).wrapping_mul(ww)) / 2;
-    let edge_a = (radius + 1).min(w as i64);
-    let edge_b = (w as i64 - radius - 1).max(0);
-    let mut out = vec![0u8; img.data().len()];
-    for (row_in, row_out) in img
-        .data()
-        .chunks_exact(w * c)
-        .zip(out.chunks_exact_mut(w * c))
-    {
-        for ch in 0..c {
-            line_box_blur(
-                row_out,
-                row_in,
-                ch,
-                c,
-                w as i64 - 1,
-                radius,
-                edge_a,
-                edge_b,
-                ww,
-                fw,
-            );
+    let row = |y: usize| &src[y * row_len..(y + 1) * row_len];
+
+    // The accumulator of output -1, as Pillow starts it: the first value `radius + 1` times,
+    // then values 0 .. radius - 1, the last value repeating past the end.
+    let edge_a = (radius + 1).min(rows);
+    let mut acc: Vec<u32> = row(0)
+        .iter()
+        .map(|&v| u32::from(v).wrapping_mul((radius + 1) as u32))
+        .collect();
+    for y in 0..edge_a - 1 {
+        for (a, &v) in acc.iter_mut().zip(row(y)) {
+            *a = a.wrapping_add(u32::from(v));
         }
     }
-    Image::from_raw(w, img.height(), c, out).unwrap_or_else(|| img.clone())
-}
-
-/// `ImagingLineBoxBlur8/32` for channel `ch` of one row (`c` interleaved channels).
-#[allow(clippy::too_many_arguments)]
-fn line_box_blur(
-    out: &mut [u8],
-    inp: &[u8],
-    ch: usize,
-    c: usize,
-    lastx: i64,
-    radius: i64,
-    edge_a: i64,
-    edge_b: i64,
-    ww: u32,
-    fw: u32,
-) {
-    let at = |x: i64| u32::from(inp[x as usize * c + ch]);
-    let mut acc: u32;
-    // Accumulator for the pixel at -1: the first pixel from -radius-1 to -1, then 0..radius-1,
-    // with the last pixel repeated past the end (the radius may exceed the width).
-    acc = at(0).wrapping_mul((radius + 1) as u32);
-    for x in 0..edge_a - 1 {
-        acc = acc.wrapping_add(at(x));
+    let repeats = (radius + 1 - edge_a) as u32;
+    if repeats > 0 {
+        for (a, &v) in acc.iter_mut().zip(row(last)) {
+            *a = a.wrapping_add(u32::from(v).wrapping_mul(repeats));
+        }
     }
-    acc = acc.wrapping_add(at(lastx).wrapping_mul((radius - edge_a + 1) as u32));
 
-    let mut step = |x: i64, sub: i64, add: i64, left: i64, right: i64| {
-        acc = acc.wrapping_add((at(add) as i32 - at(sub) as i32) as u32);
-        let bulk = acc
-            .wrapping_mul(ww)
-            .wrapping_add((at(left) + at(right)).wrapping_mul(fw));
-        out[x as usize * c + ch] = (bulk.wrapping_add(1 << 23) >> 24) as u8;
-    };
-    if edge_a <= edge_b {
-        for x in 0..edge_a {
-            step(x, 0, x + radius, 0, x + radius + 1);
-        }
-        for x in edge_a..edge_b {
-            step(
-                x,
-                x - radius - 1,
-                x + radius,
-                x - radius - 1,
-                x + radius + 1,
-            );
-        }
-        for x in edge_b..=lastx {
-            step(x, x - radius - 1, lastx, x - radius - 1, lastx);
-        }
-    } else {
-        for x in 0..edge_b {
-            step(x, 0, x + radius, 0, x + radius + 1);
-        }
-        for x in edge_b..edge_a {
-            step(x, 0, lastx, 0, lastx);
-        }
-        for x in edge_a..=lastx {
-            step(x, x - radius - 1, lastx, x - radius - 1, lastx);
+    for (y, out) in dst.chunks_exact_mut(row_len).enumerate() {
+        let sub = row(y.saturating_sub(radius + 1));
+        let add = row((y + radius).min(last));
+        let right = row((y + radius + 1).min(last));
+        for ((((a, o), &ad), &sb), &rt) in acc.iter_mut().zip(out).zip(add).zip(sub).zip(right) {
+            *a = a.wrapping_add(u32::from(ad)).wrapping_sub(u32::from(sb));
+            let bulk = a
+                .wrapping_mul(ww)
+                .wrapping_add((u32::from(sb) + u32::from(rt)).wrapping_mul(fw));
+            *o = (bulk.wrapping_add(1 << 23) >> 24) as u8;
         }
     }
 }
@@ -167,6 +155,140 @@ fn line_box_blur(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// The straightforward port of `BoxBlur.c` this module replaced: row passes, one channel
+    /// at a time, Pillow's three loops, the image transposed for the vertical passes.
+    mod reference {
+        use super::super::Image;
+
+        pub fn box_blur(img: &Image, xradius: f32, yradius: f32, n: usize) -> Image {
+            let mut out = img.clone();
+            if xradius > 0.0 {
+                for _ in 0..n {
+                    out = horizontal_box_blur(&out, xradius);
+                }
+            }
+            if yradius > 0.0 {
+                let mut t = transpose(&out);
+                for _ in 0..n {
+                    t = horizontal_box_blur(&t, yradius);
+                }
+                out = transpose(&t);
+            }
+            out
+        }
+
+        fn transpose(img: &Image) -> Image {
+            let (w, h, c) = (img.width(), img.height(), img.channels());
+            let src = img.data();
+            let mut data = vec![0u8; src.len()];
+            for y in 0..h {
+                for x in 0..w {
+                    let s = (y * w + x) * c;
+                    let d = (x * h + y) * c;
+                    data[d..d + c].copy_from_slice(&src[s..s + c]);
+                }
+            }
+            Image::from_raw(h, w, c, data).unwrap()
+        }
+
+        fn horizontal_box_blur(img: &Image, float_radius: f32) -> Image {
+            let (w, c) = (img.width(), img.channels());
+            let radius = float_radius as i64;
+            let ww = (16_777_216.0_f32 / (float_radius * 2.0 + 1.0)) as u32;
+            let fw = (1u32 << 24).wrapping_sub(((radius * 2 + 1) as u32).wrapping_mul(ww)) / 2;
+            let edge_a = (radius + 1).min(w as i64);
+            let edge_b = (w as i64 - radius - 1).max(0);
+            let mut out = vec![0u8; img.data().len()];
+            for (row_in, row_out) in img
+                .data()
+                .chunks_exact(w * c)
+                .zip(out.chunks_exact_mut(w * c))
+            {
+                for ch in 0..c {
+                    let at = |x: i64| u32::from(row_in[x as usize * c + ch]);
+                    let lastx = w as i64 - 1;
+                    let mut acc = at(0).wrapping_mul((radius + 1) as u32);
+                    for x in 0..edge_a - 1 {
+                        acc = acc.wrapping_add(at(x));
+                    }
+                    acc = acc.wrapping_add(at(lastx).wrapping_mul((radius - edge_a + 1) as u32));
+                    let mut step = |x: i64, sub: i64, add: i64, left: i64, right: i64| {
+                        acc = acc.wrapping_add((at(add) as i32 - at(sub) as i32) as u32);
+                        let bulk = acc
+                            .wrapping_mul(ww)
+                            .wrapping_add((at(left) + at(right)).wrapping_mul(fw));
+                        row_out[x as usize * c + ch] = (bulk.wrapping_add(1 << 23) >> 24) as u8;
+                    };
+                    if edge_a <= edge_b {
+                        for x in 0..edge_a {
+                            step(x, 0, x + radius, 0, x + radius + 1);
+                        }
+                        for x in edge_a..edge_b {
+                            step(
+                                x,
+                                x - radius - 1,
+                                x + radius,
+                                x - radius - 1,
+                                x + radius + 1,
+                            );
+                        }
+                        for x in edge_b..=lastx {
+                            step(x, x - radius - 1, lastx, x - radius - 1, lastx);
+                        }
+                    } else {
+                        for x in 0..edge_b {
+                            step(x, 0, x + radius, 0, x + radius + 1);
+                        }
+                        for x in edge_b..edge_a {
+                            step(x, 0, lastx, 0, lastx);
+                        }
+                        for x in edge_a..=lastx {
+                            step(x, x - radius - 1, lastx, x - radius - 1, lastx);
+                        }
+                    }
+                }
+            }
+            Image::from_raw(w, img.height(), c, out).unwrap()
+        }
+    }
+
+    #[test]
+    fn column_passes_match_the_row_by_row_reference() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for i in 0..400 {
+            let c = [1, 3, 4, 2][i % 4];
+            // Mostly small images, so that radii often exceed a side.
+            let (w, h) = if i % 5 == 0 {
+                (rng.random_range(30..80), rng.random_range(30..80))
+            } else {
+                (rng.random_range(1..12), rng.random_range(1..12))
+            };
+            let data = (0..w * h * c).map(|_| rng.random()).collect();
+            let img = Image::from_raw(w, h, c, data).unwrap();
+            let sigma = match i % 3 {
+                0 => rng.random_range(0.1..2.0),
+                1 => rng.random_range(0.0..0.5),
+                _ => rng.random_range(2.0..30.0),
+            };
+            let r = gaussian_blur_radius(sigma, 3);
+            assert_eq!(
+                box_blur(&img, r, r, 3),
+                reference::box_blur(&img, r, r, 3),
+                "{w}x{h}x{c}, sigma {sigma}"
+            );
+            let (rx, ry) = (rng.random_range(0.0..5.0f32), rng.random_range(0.0..5.0f32));
+            for (rx, ry, n) in [(rx, 0.0, 1), (0.0, ry, 2), (rx, ry, 1), (ry, rx, 4)] {
+                assert_eq!(
+                    box_blur(&img, rx, ry, n),
+                    reference::box_blur(&img, rx, ry, n),
+                    "{w}x{h}x{c}, radii {rx} {ry}, {n} passes"
+                );
+            }
+        }
+    }
 
     #[test]
     fn constant_image_stays_constant() {
