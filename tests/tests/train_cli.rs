@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use selfsup::{
     train::{
         extract::extract,
-        knn::{knn, KnnData, KnnOptions},
+        knn::{knn, KnnOptions, LabelledData},
+        linear_probe::{linear_probe, LinearProbeOptions, ProbeOptimizer},
         train,
         visualize::{visualize_mae, VisualizeOptions},
         LoadedConfig, Resume, TrainError, TrainOptions,
@@ -154,12 +155,23 @@ fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
     // `selfsup knn` on the synthetic dataset and on class sub-folders
     // (`imgs/nested` is one class: every neighbour votes for it).
     let opts = KnnOptions { ks: vec![3, 200], batch_size: 8, ..Default::default() };
-    let synthetic = knn::<B>(&cfg, Some(&summary.checkpoint), &KnnData::Synthetic { train: 24, val: 12 }, &opts, &device()).unwrap();
+    let synthetic = knn::<B>(&cfg, Some(&summary.checkpoint), &LabelledData::Synthetic { train: 24, val: 12 }, &opts, &device()).unwrap();
     assert_eq!(synthetic.iter().map(|r| r.k).collect::<Vec<_>>(), vec![3, 200]);
     assert!(synthetic.iter().all(|r| (0.0..=100.0).contains(&r.top1) && r.top5 >= r.top1), "{synthetic:?}");
-    let folders = KnnData::Folders { train: dir.path().join("imgs"), val: dir.path().join("imgs") };
+    let folders = LabelledData::Folders { train: dir.path().join("imgs"), val: dir.path().join("imgs") };
     let one_class = knn::<B>(&cfg, None, &folders, &opts, &device()).unwrap();
     assert!(one_class.iter().all(|r| r.top1 == 100.0), "{one_class:?}");
+    // A folder set with one class cannot train a classifier.
+    let probe_opts = LinearProbeOptions { epochs: 3, batch_size: 8, feature_batch_size: 8, ..Default::default() };
+    let err = linear_probe::<B>(&cfg, None, &folders, &probe_opts, &device()).unwrap_err();
+    assert!(err.to_string().contains("two classes"), "{err}");
+
+    // `selfsup linear-probe` on the synthetic dataset: the MAE protocol
+    // (ClsBatchNormNeck, LARS with warm-up), every epoch reported.
+    let probe = linear_probe::<B>(&cfg, Some(&summary.checkpoint), &LabelledData::Synthetic { train: 24, val: 16 }, &probe_opts, &device()).unwrap();
+    assert!(probe.cls_batch_norm && probe.optimizer == ProbeOptimizer::Lars && probe.warmup_epochs == 0, "{probe:?}");
+    assert_eq!((probe.num_train, probe.num_val, probe.dim, probe.epochs.len()), (24, 16, 32, 3));
+    assert!((0.0..=100.0).contains(&probe.top1) && probe.top5 >= probe.top1, "{probe:?}");
 
     // `selfsup plot`: the loss and lr curves of the run.
     let plots = plot_log(&dir.path().join("work"), &dir.path().join("plots"), &PlotOptions::default()).unwrap();

@@ -177,6 +177,21 @@ impl AlgorithmConfig {
             AlgorithmConfig::SwAV(c) => c.backbone.input_size(),
         }
     }
+
+    /// Whether the backbone is a ViT (its global feature is the cls token).
+    pub fn has_vit_backbone(&self) -> bool {
+        match self {
+            AlgorithmConfig::Mae(_) => true,
+            AlgorithmConfig::SimClr(c) => c.backbone.is_vit(),
+            AlgorithmConfig::MoCo(c) => c.backbone.is_vit(),
+            AlgorithmConfig::MoCoV3(c) => c.backbone.is_vit(),
+            AlgorithmConfig::Byol(c) => c.backbone.is_vit(),
+            AlgorithmConfig::SimSiam(c) => c.backbone.is_vit(),
+            AlgorithmConfig::BarlowTwins(c) => c.backbone.is_vit(),
+            AlgorithmConfig::DenseCl(c) => c.backbone.is_vit(),
+            AlgorithmConfig::SwAV(c) => c.backbone.is_vit(),
+        }
+    }
 }
 
 /// Any algorithm, chosen from a config. Checkpoint keys are the inner

@@ -14,4 +14,4 @@ pub use contrastive::{
     MoCoV2NeckConfig, NonLinearNeck, NonLinearNeckConfig, SwAVNeck, SwAVNeckConfig, SwAVProjection, NECK_KEY_ALIASES,
     NECK_KEY_REMAP, NONLINEAR_KEY_REMAP,
 };
-pub use mae_neck::{MaePretrainDecoder, MaePretrainDecoderConfig};
+pub use mae_neck::{ClsBatchNormNeck, ClsBatchNormNeckConfig, MaePretrainDecoder, MaePretrainDecoderConfig};

@@ -1,4 +1,4 @@
-//! Port of `mmselfsup.models.necks.MAEPretrainDecoder` (mmselfsup 1.0.0).
+//! Ports of `mmselfsup.models.necks.MAEPretrainDecoder` and `ClsBatchNormNeck` (mmselfsup 1.0.0).
 use burn::{
     module::{Module, Param},
     nn::{LayerNorm, Linear},
@@ -153,5 +153,54 @@ impl<B: Backend> MaePretrainDecoder<B> {
         }
         let x = self.decoder_pred.forward(self.ln1.forward(x));
         x.slice([0..n, 1..l + 1])
+    }
+}
+
+/// Configuration of [`ClsBatchNormNeck`], MAE's linear-probing neck.
+/// Field names and defaults are MMSelfSup's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClsBatchNormNeckConfig {
+    /// Width of the cls token.
+    pub input_features: usize,
+    /// Learnable scale and shift (MAE's protocol has none).
+    pub affine: bool,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+impl Default for ClsBatchNormNeckConfig {
+    fn default() -> Self {
+        Self { input_features: 768, affine: false, eps: 1e-6 }
+    }
+}
+
+impl ClsBatchNormNeckConfig {
+    /// Builds the neck (`BatchNorm1d`, momentum 0.1, running statistics
+    /// at 0 and 1).
+    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> ClsBatchNormNeck<B> {
+        ClsBatchNormNeck { bn: selfsup_layers::TorchBatchNorm::new(self.input_features, self.affine, self.eps, 0.1, device, rng) }
+    }
+}
+
+/// Port of `mmselfsup.models.necks.ClsBatchNormNeck`: a `BatchNorm1d`
+/// over the cls token before the linear classifier, the MAE paper's
+/// linear-probing protocol (features of a frozen ViT have very different
+/// scales per channel; normalising them lets one lr fit all). Keys: `bn.*`.
+#[derive(Module, Debug)]
+pub struct ClsBatchNormNeck<B: Backend> {
+    /// The normalisation (`running_mean`, `running_var`,
+    /// `num_batches_tracked`, and `weight`/`bias` when affine).
+    pub bn: selfsup_layers::TorchBatchNorm<B>,
+}
+
+impl<B: Backend> ClsBatchNormNeck<B> {
+    /// Normalises the cls token: batch statistics when training (updating
+    /// the running ones), running statistics otherwise.
+    ///
+    /// # Shapes
+    /// `[batch, input_features] -> [batch, input_features]`
+    pub fn forward(&self, cls_token: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.bn.forward(cls_token)
     }
 }

@@ -5,7 +5,8 @@
 //! and top-5 accuracy in percent.
 use std::path::PathBuf;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use selfsup_algorithms::Algorithm;
 use selfsup_data::{CustomDatasetConfig, DataPrefix, DatasetConfig, SyntheticDatasetConfig};
 use serde::Serialize;
 
@@ -15,9 +16,10 @@ use crate::{
     TrainError,
 };
 
-/// Where the labelled images come from.
+/// Where the labelled images of an evaluation (kNN, linear probe) come
+/// from.
 #[derive(Debug, Clone)]
-pub enum KnnData {
+pub enum LabelledData {
     /// Class sub-folders (`train/<class>/*.jpg`, `val/<class>/*.jpg`); the
     /// classes are the sorted folder names of the training folder.
     Folders {
@@ -75,13 +77,49 @@ pub struct KnnResult {
 pub fn knn<B: AutodiffBackend>(
     cfg: &LoadedConfig,
     checkpoint_path: Option<&std::path::Path>,
-    data: &KnnData,
+    data: &LabelledData,
     opts: &KnnOptions,
     device: &B::Device,
 ) -> Result<Vec<KnnResult>, TrainError> {
     let model = load_model::<B>(cfg, checkpoint_path, device)?;
+    let (train, val) = labelled_features(cfg, &model, data, opts.batch_size, device)?;
+    let num_classes = train.labels.iter().chain(&val.labels).max().map_or(0, |m| m + 1);
+    Ok(opts
+        .ks
+        .iter()
+        .map(|&k| {
+            let (top1, top5) = weighted_knn(&train.feats, &train.labels, &val.feats, &val.labels, train.dim, k, opts.temperature, num_classes);
+            KnnResult { k, top1, top5 }
+        })
+        .collect())
+}
+
+/// Global features of labelled samples: `[n, dim]` row-major and a class
+/// per sample.
+#[derive(Debug, Clone)]
+pub struct LabelledFeatures {
+    /// `[n, dim]`, row-major.
+    pub feats: Vec<f32>,
+    /// Class of each sample.
+    pub labels: Vec<usize>,
+    /// Feature width.
+    pub dim: usize,
+}
+
+/// The training and evaluated sets of `data` through the config's test
+/// pipeline and `model`'s global features.
+///
+/// # Errors
+/// An empty set, a sample without a label, or a pipeline or model error.
+pub fn labelled_features<B: Backend>(
+    cfg: &LoadedConfig,
+    model: &Algorithm<B>,
+    data: &LabelledData,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<(LabelledFeatures, LabelledFeatures), TrainError> {
     let (train, val) = match data {
-        KnnData::Folders { train, val } => {
+        LabelledData::Folders { train, val } => {
             let folder = |p: &PathBuf| {
                 DatasetConfig::CustomDataset(CustomDatasetConfig {
                     data_prefix: DataPrefix::Path(p.display().to_string()),
@@ -92,7 +130,7 @@ pub fn knn<B: AutodiffBackend>(
             };
             (folder(train)?, folder(val)?)
         }
-        KnnData::Synthetic { train, val } => {
+        LabelledData::Synthetic { train, val } => {
             let base = match &cfg.run.train_dataloader.dataset {
                 DatasetConfig::SyntheticDataset(s) => SyntheticDatasetConfig { pipeline: Vec::new(), ..s.clone() },
                 _ => SyntheticDatasetConfig::default(),
@@ -102,18 +140,13 @@ pub fn knn<B: AutodiffBackend>(
         }
     };
     let pipeline = test_pipeline(cfg)?;
-    let train = features(&model, train, &pipeline, opts.batch_size, device)?;
-    let val = features(&model, val, &pipeline, opts.batch_size, device)?;
-    let (train_labels, val_labels) = (labels_of(&train, "training")?, labels_of(&val, "evaluated")?);
-    let num_classes = train_labels.iter().chain(&val_labels).max().map_or(0, |m| m + 1);
-    Ok(opts
-        .ks
-        .iter()
-        .map(|&k| {
-            let (top1, top5) = weighted_knn(&train.feats, &train_labels, &val.feats, &val_labels, train.dim, k, opts.temperature, num_classes);
-            KnnResult { k, top1, top5 }
-        })
-        .collect())
+    let train = features(model, train, &pipeline, batch_size, device)?;
+    let val = features(model, val, &pipeline, batch_size, device)?;
+    let labelled = |f: Features, which: &str| -> Result<LabelledFeatures, TrainError> {
+        let labels = labels_of(&f, which)?;
+        Ok(LabelledFeatures { feats: f.feats, labels, dim: f.dim })
+    };
+    Ok((labelled(train, "training")?, labelled(val, "evaluated")?))
 }
 
 fn labels_of(f: &Features, which: &str) -> Result<Vec<usize>, TrainError> {

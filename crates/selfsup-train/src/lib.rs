@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod extract;
 pub mod knn;
+pub mod linear_probe;
 pub mod optim;
 pub mod runner;
 pub mod schedule;
