@@ -84,18 +84,7 @@ pub fn imresize(
 ) -> Result<Image, DataError> {
     check_interpolation("imresize", interpolation, backend)?;
     Ok(match backend {
-        ResizeBackend::Pillow => {
-            let filter = match interpolation {
-                Interpolation::Nearest => PillowFilter::Nearest,
-                Interpolation::Bilinear => PillowFilter::Bilinear,
-                Interpolation::Bicubic => PillowFilter::Bicubic,
-                Interpolation::Lanczos => PillowFilter::Lanczos,
-                Interpolation::Hamming => PillowFilter::Hamming,
-                // `Area` was rejected by `check_interpolation` above.
-                Interpolation::Box | Interpolation::Area => PillowFilter::Box,
-            };
-            pillow::resize(img, out_w, out_h, filter)
-        }
+        ResizeBackend::Pillow => pillow::resize(img, out_w, out_h, pillow_filter(interpolation)),
         ResizeBackend::Cv2 => {
             let interp = match interpolation {
                 Interpolation::Nearest => Cv2Interpolation::Nearest,
@@ -105,6 +94,60 @@ pub fn imresize(
             cv2::resize(img, out_w, out_h, interp)
         }
     })
+}
+
+/// `imresize(&crop_window(img, left, top, width, height), out_w, out_h, interpolation,
+/// backend)`; the Pillow back-end resamples the window in place, without copying it first.
+///
+/// # Errors
+/// As [`imresize`].
+#[allow(clippy::too_many_arguments)]
+pub fn imresize_window(
+    img: &Image,
+    left: usize,
+    top: usize,
+    width: usize,
+    height: usize,
+    out_w: usize,
+    out_h: usize,
+    interpolation: Interpolation,
+    backend: ResizeBackend,
+) -> Result<Image, DataError> {
+    match backend {
+        ResizeBackend::Pillow => {
+            check_interpolation("imresize", interpolation, backend)?;
+            Ok(pillow::resize_crop(
+                img,
+                left,
+                top,
+                width,
+                height,
+                out_w,
+                out_h,
+                pillow_filter(interpolation),
+            ))
+        }
+        ResizeBackend::Cv2 => imresize(
+            &crop_window(img, left, top, width, height),
+            out_w,
+            out_h,
+            interpolation,
+            backend,
+        ),
+    }
+}
+
+/// The Pillow filter of an interpolation (`Area` is rejected by [`check_interpolation`]
+/// before this is reached).
+fn pillow_filter(interpolation: Interpolation) -> PillowFilter {
+    match interpolation {
+        Interpolation::Nearest => PillowFilter::Nearest,
+        Interpolation::Bilinear => PillowFilter::Bilinear,
+        Interpolation::Bicubic => PillowFilter::Bicubic,
+        Interpolation::Lanczos => PillowFilter::Lanczos,
+        Interpolation::Hamming => PillowFilter::Hamming,
+        Interpolation::Box | Interpolation::Area => PillowFilter::Box,
+    }
 }
 
 /// `mmcv.imcrop(img, [x1, y1, x2, y2])` for one box: the **inclusive** box is clipped to the

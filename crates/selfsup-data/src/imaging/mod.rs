@@ -13,6 +13,7 @@ pub mod cv2;
 pub mod cv2_warp;
 pub mod geometric;
 pub mod io;
+mod kernels;
 pub mod photometric;
 pub mod pillow;
 pub mod pillow_enhance;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{py_round, SizeSpec};
-use crate::imaging::geometric::{check_interpolation, crop_window, imresize};
+use crate::imaging::geometric::{check_interpolation, imresize_window};
 use crate::imaging::{Image, Interpolation, ResizeBackend};
 use crate::transforms::{ImageTransform, RandomSource};
 use crate::DataError;
@@ -226,9 +226,12 @@ impl RandomResizedCrop {
                 ),
             });
         }
-        let cropped = crop_window(img, params.left, params.top, params.width, params.height);
-        imresize(
-            &cropped,
+        imresize_window(
+            img,
+            params.left,
+            params.top,
+            params.width,
+            params.height,
             self.out_w,
             self.out_h,
             self.interpolation,
