@@ -12,7 +12,7 @@
 //! Images are RGB (3 channels) or `L` (1 channel); [`rgb_to_hsv`] returns a 3-channel image
 //! holding H, S, V.
 
-use super::Image;
+use super::{kernels, Image};
 
 /// `CLIP8`: clamps to `0..=255`.
 fn clip8(v: i32) -> u8 {
@@ -138,17 +138,39 @@ fn frac_below_2(x: f64) -> f64 {
     }
 }
 
-/// C's `round` (half away from zero) of `x`, as an `i32`, for `x < 2³¹`; negative values
-/// give some value `≤ 0` (callers clip them to 0, as they would `round(x)`). `x − trunc(x)`
-/// is exact, so the comparison with ½ decides as `round` does, without the libm call.
-#[inline]
-fn round_nonneg(x: f64) -> i32 {
-    let t = x as i32;
-    if x - f64::from(t) >= 0.5 {
-        t + 1
+/// 2⁵²: adding it to a double in `[0, 2⁵¹)` rounds it to an integer (to nearest, ties to
+/// even), as the unit in the last place of the sum is 1.
+const ROUNDING: f64 = 4_503_599_627_370_496.0;
+
+/// A double holding an integer in `0..=255`, as a `u8`: the integer is the low bits of the
+/// mantissa of `x + 2⁵²`. Unlike an `as` cast (saturating, so a few instructions per value),
+/// this vectorises.
+#[inline(always)]
+fn small_int_to_u8(x: f64) -> u8 {
+    (x + ROUNDING).to_bits() as u8
+}
+
+/// `floor(x)` for `0 ≤ x < 2⁵¹`, without libm's `floor` (a call, on the baseline target).
+#[inline(always)]
+fn floor_nonneg(x: f64) -> f64 {
+    let n = (x + ROUNDING) - ROUNDING;
+    if n > x {
+        n - 1.0
     } else {
-        t
+        n
     }
+}
+
+/// `CLIP8(round(x))`, with C's `round` (half away from zero), for any `x` that is not NaN:
+/// clipping to the integer bounds first gives the same value. The sum with 2⁵² rounds to
+/// nearest with ties to even, and an exact tie it rounded down is moved up. No libm call and
+/// no `as` cast, so loops over it vectorise.
+#[inline(always)]
+fn round_clip8(x: f64) -> u8 {
+    let x = x.clamp(0.0, 255.0);
+    let n = (x + ROUNDING) - ROUNDING;
+    let n = if x - n == 0.5 { n + 1.0 } else { n };
+    small_int_to_u8(n)
 }
 
 /// `rgb2hsv_row`, following `colorsys.py`, with Pillow's float/double mix: the direct
@@ -178,23 +200,19 @@ fn rgb_to_hsv_px_direct(r: u8, g: u8, b: u8) -> [u8; 3] {
     [uh, us, maxc]
 }
 
-/// Lookup tables for the HSV conversions, built once from the direct formulas (so exact by
+/// Lookup tables for `rgb2hsv`, built once from the direct formula (so exact by
 /// construction). Per pixel, Pillow's `rgb2hsv` costs four float divisions, a double one and
 /// unpredictable branches; the tables leave a few loads.
 ///
-/// - `rgb2hsv`'s hue depends only on which channel is the maximum (the first one, R before
-///   G before B, on ties) and on the other two channels' distances to it: every quotient
-///   is `(max − channel) / (max − min)`. So `hue[m][dx][dy]`, where `m` is the maximum's
+/// - The hue depends only on which channel is the maximum (the first one, R before G before
+///   B, on ties) and on the other two channels' distances to it: every quotient is
+///   `(max − channel) / (max − min)`. So `hue[m][dx][dy]`, where `m` is the maximum's
 ///   position and `dx`, `dy` the distances of the other two channels in R, G, B order, holds
 ///   the hue byte of the pixel with maximum 255 and those distances.
-/// - Its saturation depends on `(max, max − min)`: `sat[max][max − min]`.
-/// - `hsv2rgb`'s `i = floor(h·6/255)` and `f` depend on `h` only, `fs = s/255` on `s` only.
+/// - The saturation depends on `(max, max − min)`: `sat[max][max − min]`.
 struct HsvTables {
     hue: Vec<u8>,
     sat: Vec<u8>,
-    sector: [u8; 256],
-    frac: [f32; 256],
-    fs: [f32; 256],
 }
 
 impl HsvTables {
@@ -227,23 +245,7 @@ impl HsvTables {
                     rgb_to_hsv_px_direct(maxc, maxc - cr, maxc - cr)[1];
             }
         }
-        let (mut sector, mut frac, mut fs) = ([0u8; 256], [0f32; 256], [0f32; 256]);
-        for v in 0..=255u8 {
-            let k = usize::from(v);
-            // `floor` of a value in [0, 6]: a truncating cast.
-            let hh = f64::from(v) * 6.0 / 255.0;
-            let i = hh as i32;
-            sector[k] = (i % 6) as u8;
-            frac[k] = (hh - f64::from(i as f32)) as f32;
-            fs[k] = (f64::from(v) / 255.0) as f32;
-        }
-        HsvTables {
-            hue,
-            sat,
-            sector,
-            frac,
-            fs,
-        }
+        HsvTables { hue, sat }
     }
 
     /// `rgb2hsv` of one pixel, from the tables.
@@ -266,30 +268,66 @@ impl HsvTables {
         let us = self.sat[(usize::from(maxc) << 8) | usize::from(maxc - minc)];
         [uh, us, maxc]
     }
+}
 
-    /// `hsv2rgb` of one pixel, with C's `round` (half away from zero).
-    #[inline]
-    fn hsv_to_rgb(&self, h: u8, s: u8, v: u8) -> [u8; 3] {
-        if s == 0 {
-            return [v, v, v];
-        }
-        let f = self.frac[usize::from(h)];
-        let fs = self.fs[usize::from(s)];
-        let vv = f64::from(v);
-        // All three products are ≥ 0 (0 ≤ fs, f ≤ 1).
-        let p = round_nonneg(vv * (1.0 - f64::from(fs)));
-        let q = round_nonneg(vv * (1.0 - f64::from(fs * f)));
-        let t = round_nonneg(vv * (1.0 - f64::from(fs) * (1.0 - f64::from(f))));
-        let (up, uq, ut) = (clip8(p), clip8(q), clip8(t));
-        match self.sector[usize::from(h)] {
-            0 => [v, ut, up],
-            1 => [uq, v, up],
-            2 => [up, v, ut],
-            3 => [up, uq, v],
-            4 => [ut, up, v],
-            _ => [v, up, uq],
-        }
+/// Pixels per block of [`hsv_to_rgb_block`].
+const HSV_BLOCK: usize = 64;
+
+/// `hsv2rgb` of [`HSV_BLOCK`] pixels given as separate H, S and V arrays: Pillow's
+/// float/double mix and C's `round` (half away from zero), then the sector's permutation.
+///
+/// The arithmetic runs branch-free over the whole block, so that it vectorises; the sector
+/// picks which of `v`, `t`, `p`, `q` go to R, G and B through a table rather than a jump
+/// (which would mispredict wherever neighbouring hues fall in different sectors). Pillow's
+/// `s == 0` case needs no branch either: then `fs = 0` and `p = q = t = v`.
+#[inline(always)]
+fn hsv_to_rgb_block_impl(
+    h: &[u8; HSV_BLOCK],
+    s: &[u8; HSV_BLOCK],
+    v: &[u8; HSV_BLOCK],
+    out: &mut [[u8; 3]; HSV_BLOCK],
+) {
+    // Indices into (v, t, p, q) for R, G, B, by sector (`hsv2rgb`'s switch).
+    const ORDER: [[usize; 3]; 6] = [
+        [0, 1, 2],
+        [3, 0, 2],
+        [2, 0, 1],
+        [2, 3, 0],
+        [1, 2, 0],
+        [0, 2, 3],
+    ];
+    let mut sector = [0u8; HSV_BLOCK];
+    let mut tpq = [[0u8; 3]; HSV_BLOCK];
+    for k in 0..HSV_BLOCK {
+        // `i = floor(h·6/255)`, a value in 0..=6.
+        let hh = f64::from(h[k]) * 6.0 / 255.0;
+        let i = floor_nonneg(hh);
+        let f = (hh - i) as f32;
+        let fs = (f64::from(s[k]) / 255.0) as f32;
+        let vv = f64::from(v[k]);
+        let p = round_clip8(vv * (1.0 - f64::from(fs)));
+        let q = round_clip8(vv * (1.0 - f64::from(fs * f)));
+        let t = round_clip8(vv * (1.0 - f64::from(fs) * (1.0 - f64::from(f))));
+        tpq[k] = [t, p, q];
+        // `i % 6`.
+        let i = small_int_to_u8(i);
+        sector[k] = if i == 6 { 0 } else { i };
     }
+    for k in 0..HSV_BLOCK {
+        let [t, p, q] = tpq[k];
+        let vals = [v[k], t, p, q];
+        let [a, b, c] = ORDER[usize::from(sector[k]).min(5)];
+        out[k] = [vals[a], vals[b], vals[c]];
+    }
+}
+
+kernels::avx2_dispatch! {
+    fn hsv_to_rgb_block(
+        h: &[u8; HSV_BLOCK],
+        s: &[u8; HSV_BLOCK],
+        v: &[u8; HSV_BLOCK],
+        out: &mut [[u8; 3]; HSV_BLOCK],
+    ) => hsv_to_rgb_block_impl
 }
 
 /// `rgb2hsv_row` of one pixel (see [`HsvTables`]).
@@ -298,47 +336,61 @@ fn rgb_to_hsv_px(r: u8, g: u8, b: u8) -> [u8; 3] {
     HsvTables::get().rgb_to_hsv(r, g, b)
 }
 
-/// `hsv2rgb` of one pixel (see [`HsvTables`]).
+/// `hsv2rgb` of one pixel (see [`hsv_to_rgb_block`]).
 #[cfg(test)]
 fn hsv_to_rgb_px(h: u8, s: u8, v: u8) -> [u8; 3] {
-    HsvTables::get().hsv_to_rgb(h, s, v)
+    let mut out = [[0; 3]; HSV_BLOCK];
+    hsv_to_rgb_block(&[h; HSV_BLOCK], &[s; HSV_BLOCK], &[v; HSV_BLOCK], &mut out);
+    out[0]
+}
+
+/// Converts the 3-byte pixels of `data` in place, [`HSV_BLOCK`] at a time: `to_hsv` gives
+/// each pixel's H, S, V, then [`hsv_to_rgb_block`] converts the block back to RGB.
+fn hsv_round_trip(data: &mut [u8], mut to_hsv: impl FnMut(&[u8]) -> [u8; 3]) {
+    let (mut h, mut s, mut v) = ([0u8; HSV_BLOCK], [0u8; HSV_BLOCK], [0u8; HSV_BLOCK]);
+    let mut rgb = [[0u8; 3]; HSV_BLOCK];
+    for block in data.chunks_mut(3 * HSV_BLOCK) {
+        // A short last block leaves stale values past its end: converted, never written.
+        for (k, px) in block.chunks_exact(3).enumerate() {
+            [h[k], s[k], v[k]] = to_hsv(px);
+        }
+        hsv_to_rgb_block(&h, &s, &v, &mut rgb);
+        for (px, new) in block.chunks_exact_mut(3).zip(&rgb) {
+            px.copy_from_slice(new);
+        }
+    }
 }
 
 /// `convert('HSV')` of an RGB image: a 3-channel image holding H, S, V (each `0..=255`).
 pub fn rgb_to_hsv(img: &Image) -> Image {
-    map_px(img, HsvTables::rgb_to_hsv)
-}
-
-/// `convert('RGB')` of an HSV image (as returned by [`rgb_to_hsv`]).
-pub fn hsv_to_rgb(img: &Image) -> Image {
-    map_px(img, HsvTables::hsv_to_rgb)
-}
-
-fn map_px(img: &Image, f: fn(&HsvTables, u8, u8, u8) -> [u8; 3]) -> Image {
     debug_assert_eq!(img.channels(), 3);
     let tables = HsvTables::get();
     let mut out = img.clone();
     for p in out.data_mut().chunks_exact_mut(3) {
-        p.copy_from_slice(&f(tables, p[0], p[1], p[2]));
+        let hsv = tables.rgb_to_hsv(p[0], p[1], p[2]);
+        p.copy_from_slice(&hsv);
     }
     out
 }
 
+/// `convert('RGB')` of an HSV image (as returned by [`rgb_to_hsv`]).
+pub fn hsv_to_rgb(img: &Image) -> Image {
+    debug_assert_eq!(img.channels(), 3);
+    let mut out = img.clone();
+    hsv_round_trip(out.data_mut(), |p| [p[0], p[1], p[2]]);
+    out
+}
+
 /// `convert('HSV')`, `H += shift` (modulo 256), `convert('RGB')` of an RGB image, in place,
-/// pixel by pixel (no intermediate HSV image): the same bytes as
+/// block by block (no intermediate HSV image): the same bytes as
 /// `hsv_to_rgb(&shifted(rgb_to_hsv(img)))`.
 pub fn shift_hue_in_place(img: &mut Image, shift: u8) {
     debug_assert_eq!(img.channels(), 3);
     let tables = HsvTables::get();
-    for p in img.data_mut().chunks_exact_mut(3) {
-        let (r, g, b) = (p[0], p[1], p[2]);
-        if r == g && g == b {
-            // Grey: HSV (0, 0, v), and any hue with saturation 0 gives back (v, v, v).
-            continue;
-        }
-        let [h, s, v] = tables.rgb_to_hsv(r, g, b);
-        p.copy_from_slice(&tables.hsv_to_rgb(h.wrapping_add(shift), s, v));
-    }
+    hsv_round_trip(img.data_mut(), |p| {
+        let [h, s, v] = tables.rgb_to_hsv(p[0], p[1], p[2]);
+        [h.wrapping_add(shift), s, v]
+    });
 }
 
 /// `ImageEnhance.Brightness(img).enhance(factor)`, in place: a blend with a black image,
@@ -560,22 +612,30 @@ mod tests {
         Image::from_raw(w, h, channels, data).unwrap()
     }
 
-    /// Every 24-bit colour, in both directions, against the libm-based reference.
+    /// Every 24-bit colour, in both directions, against the libm-based reference; HSV → RGB
+    /// in both builds of the block kernel (AVX2 where available, and the baseline).
     #[test]
     fn hsv_pixels_match_the_reference_for_every_value() {
-        for r in 0..=255u8 {
-            for g in 0..=255u8 {
-                for b in 0..=255u8 {
+        let mut out = [[0u8; 3]; HSV_BLOCK];
+        let mut out_baseline = [[0u8; 3]; HSV_BLOCK];
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                for c in 0..=255u8 {
                     assert_eq!(
-                        rgb_to_hsv_px(r, g, b),
-                        reference::rgb_to_hsv_px(r, g, b),
-                        "rgb {r} {g} {b}"
+                        rgb_to_hsv_px(a, b, c),
+                        reference::rgb_to_hsv_px(a, b, c),
+                        "rgb {a} {b} {c}"
                     );
-                    assert_eq!(
-                        hsv_to_rgb_px(r, g, b),
-                        reference::hsv_to_rgb_px(r, g, b),
-                        "hsv {r} {g} {b}"
-                    );
+                }
+                for c0 in (0..256).step_by(HSV_BLOCK) {
+                    let v: [u8; HSV_BLOCK] = std::array::from_fn(|k| (c0 + k) as u8);
+                    hsv_to_rgb_block(&[a; HSV_BLOCK], &[b; HSV_BLOCK], &v, &mut out);
+                    hsv_to_rgb_block_impl(&[a; HSV_BLOCK], &[b; HSV_BLOCK], &v, &mut out_baseline);
+                    for k in 0..HSV_BLOCK {
+                        let want = reference::hsv_to_rgb_px(a, b, v[k]);
+                        assert_eq!(out[k], want, "hsv {a} {b} {}", v[k]);
+                        assert_eq!(out_baseline[k], want, "hsv {a} {b} {} (baseline)", v[k]);
+                    }
                 }
             }
         }
