@@ -166,3 +166,66 @@ fn layer_decay_fields_need_their_constructor() {
         serde_json::json!({ "optimizer": {"type": "SGD"}, "constructor": "MyConstructor" });
     assert_eq!(parse(unknown), Err("optim_wrapper.constructor".to_string()));
 }
+
+#[test]
+fn loss_scaler_grows_backs_off_and_parses_mmengine_settings() {
+    use selfsup::train::optim::LossScaler;
+    let mut s = LossScaler::dynamic();
+    assert_eq!(s.scale, 65536.0);
+    s.update(true);
+    assert_eq!((s.scale, s.growth_tracker), (32768.0, 0));
+    for _ in 0..1999 {
+        s.update(false);
+    }
+    assert_eq!(s.scale, 32768.0);
+    s.update(false);
+    assert_eq!((s.scale, s.growth_tracker), (65536.0, 0));
+    let mut fixed = LossScaler::fixed(512.0);
+    fixed.update(true);
+    fixed.update(false);
+    assert_eq!(fixed.scale, 512.0);
+
+    let amp = |extra: serde_json::Value| {
+        let mut v = serde_json::json!({"type": "AmpOptimWrapper", "optimizer": {"type": "AdamW"}});
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value::<OptimWrapperConfig>(v).unwrap().amp()
+    };
+    let a = amp(serde_json::json!({"loss_scale": "dynamic"})).unwrap().unwrap();
+    assert_eq!((a.dtype, a.scaler), (burn::tensor::FloatDType::F16, LossScaler::dynamic()));
+    let a = amp(serde_json::json!({"dtype": "bfloat16", "loss_scale": 128.0})).unwrap().unwrap();
+    assert_eq!((a.dtype, a.scaler.scale, a.scaler.growth_factor), (burn::tensor::FloatDType::BF16, 128.0, 1.0));
+    let a = amp(serde_json::json!({"loss_scale": {"init_scale": 1024.0, "growth_interval": 10}})).unwrap().unwrap();
+    assert_eq!((a.scaler.scale, a.scaler.growth_interval), (1024.0, 10));
+    assert_eq!(amp(serde_json::json!({"dtype": "float8"})).unwrap_err().0, "optim_wrapper.dtype");
+    assert_eq!(amp(serde_json::json!({"loss_scale": "static"})).unwrap_err().0, "optim_wrapper.loss_scale");
+    let plain: OptimWrapperConfig = serde_json::from_value(serde_json::json!({"optimizer": {"type": "SGD"}, "dtype": "float16"})).unwrap();
+    assert_eq!(plain.validate().unwrap_err().0, "optim_wrapper.type");
+}
+
+/// GradScaler's step: scaled gradients are unscaled before the update (the
+/// same step as unscaled ones), and an overflowing step changes nothing.
+#[test]
+fn scaled_steps_unscale_and_overflowing_steps_are_skipped() {
+    let dev = device();
+    let cfg: OptimWrapperConfig =
+        serde_json::from_value(serde_json::json!({"optimizer": {"type": "SGD", "lr": 0.1, "momentum": 0.9}, "clip_grad": {"max_norm": 0.5}})).unwrap();
+    let t = |v: &[f32]| Param::from_tensor(Tensor::<AB, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &dev));
+    let g = || Tensor::<AB, 1>::from_data(TensorData::new(vec![0.1f32, 0.2, -0.3, 0.05], [4]), &dev);
+    let step = |scale: f64, factor: f32| {
+        let m = Two { w: t(&[0.5, -1.0, 2.0, 0.25]), q: t(&[1.0, 2.0]) };
+        let mut opt = Optimizer::<AB>::new(&cfg, &m, &KeyMap::new());
+        let loss = (m.w.val() * g()).sum().mul_scalar(factor) + m.q.val().sum().mul_scalar(factor);
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        let (m, norm, stepped) = opt.step_scaled(&[0.1], m, grads, scale);
+        (values(m.w.val()), norm, stepped, opt.steps())
+    };
+    let (plain, norm, stepped, steps) = step(1.0, 1.0);
+    assert!(stepped && steps == 1);
+    let (scaled, scaled_norm, stepped, _) = step(1024.0, 1024.0);
+    assert!(stepped);
+    assert!((scaled_norm - norm).abs() < 1e-6 * norm, "{scaled_norm} vs {norm}");
+    assert_close("unscaled step", &scaled, &plain, 1e-6, 1e-7);
+    let (skipped, norm, stepped, steps) = step(1.0, f32::INFINITY);
+    assert!(!stepped && steps == 0 && !norm.is_finite());
+    assert_eq!(skipped, vec![0.5, -1.0, 2.0, 0.25]);
+}

@@ -201,3 +201,43 @@ fn key_inventory_matches_reference_state_dict() {
         assert_eq!(exported, ours.keys().cloned().collect::<Vec<_>>());
     }
 }
+
+/// `AmpOptimWrapper`'s autocast: the MAE fixture's loss and gradients with
+/// the products in bfloat16 and float16 stay within low-precision rounding
+/// of the float32 reference, and the gradients come back float32 (the
+/// parameters are float32 masters). wgpu runs float16 only (WGSL has no
+/// bfloat16).
+#[test]
+fn autocast_loss_and_gradients_stay_close_to_float32() {
+    use burn::tensor::{DType, FloatDType};
+    use selfsup::layers::amp::autocast;
+    let dtypes: &[(FloatDType, f64)] =
+        if BACKEND == "wgpu" { &[(FloatDType::F16, 2e-2)] } else { &[(FloatDType::BF16, 5e-2), (FloatDType::F16, 2e-2)] };
+    let case = Case::load(CASES[0]);
+    let model = load_model(&case);
+    let run = |dtype: Option<FloatDType>| {
+        let inputs = case.tensor::<4, B>("inputs");
+        let mut draws = Draws::seeded(0).replay("mask_noise", case.f32("noise").0);
+        let (loss, _) = {
+            let _guard = autocast(dtype);
+            model.loss(&SelfSupInputs::single(inputs), &mut draws).unwrap()
+        };
+        let total = loss.total().unwrap();
+        assert_eq!(total.dtype(), DType::F32, "[{BACKEND}] {dtype:?}: the loss is float32");
+        let value = values(total.clone())[0];
+        let grads = GradientsParams::from_grads(total.backward(), &model);
+        (value, gradient_values(&model, &grads))
+    };
+    let (loss32, grads32) = run(None);
+    for &(dtype, tol) in dtypes {
+        let (loss, grads) = run(Some(dtype));
+        assert_ne!(loss, loss32, "[{BACKEND}] {dtype:?}: autocast changed nothing");
+        assert!(((loss - loss32) / loss32).abs() < tol as f32, "[{BACKEND}] {dtype:?}: loss {loss} vs float32 {loss32}");
+        for (key, g32) in &grads32 {
+            if g32.iter().all(|v| *v == 0.0) {
+                continue;
+            }
+            assert_rel_l2(&format!("{dtype:?} grad.{key}"), &grads[key], g32, 4.0 * tol);
+        }
+    }
+}

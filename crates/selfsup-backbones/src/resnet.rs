@@ -321,7 +321,7 @@ impl<B: Backend> ResBlock<B> {
             None => x.clone(),
         };
         let out = relu(self.bn1.forward(conv2d(&self.conv1, x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = self.bn2.forward(conv2d(&self.conv2, out));
         let out = match (&self.conv3, &self.bn3) {
             (Some(c), Some(b)) => b.forward(conv2d(c, relu(out))),
             _ => out,
@@ -367,7 +367,7 @@ impl<B: Backend> ResNet<B> {
             });
         }
         let mut outs = Vec::new();
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
         if self.out_indices.contains(&0) {
             outs.push(x.clone());
         }

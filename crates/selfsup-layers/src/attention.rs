@@ -6,7 +6,10 @@ use burn::{
     tensor::{activation::softmax, backend::Backend, Tensor},
 };
 
-use crate::init::InitRng;
+use crate::{
+    functional::{linear, matmul},
+    init::InitRng,
+};
 
 /// Multi-head self-attention with a fused `qkv` projection.
 /// Keys `attn.qkv.*` and `attn.proj.*`.
@@ -38,17 +41,15 @@ impl<B: Backend> MultiheadAttention<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, n, c] = x.dims();
         let h = self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(x)
+        let qkv = linear(&self.qkv, x)
             .reshape([b, n, 3, h, c / h])
             .permute([2, 0, 3, 1, 4]); // [3, b, h, n, hd]
         let q = qkv.clone().slice([0..1]).squeeze_dim::<4>(0);
         let k = qkv.clone().slice([1..2]).squeeze_dim::<4>(0);
         let v = qkv.slice([2..3]).squeeze_dim::<4>(0);
         // mmcls computes softmax(q·kᵀ·scale) explicitly.
-        let attn = softmax(q.matmul(k.swap_dims(2, 3)).mul_scalar(self.scale), 3);
-        let x = attn.matmul(v).swap_dims(1, 2).reshape([b, n, c]);
-        self.proj.forward(x)
+        let attn = softmax(matmul(q, k.swap_dims(2, 3)).mul_scalar(self.scale), 3);
+        let x = matmul(attn, v).swap_dims(1, 2).reshape([b, n, c]);
+        linear(&self.proj, x)
     }
 }

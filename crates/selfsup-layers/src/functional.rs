@@ -1,8 +1,33 @@
-//! Small tensor functions PyTorch has and burn lacks.
+//! Small tensor functions PyTorch has and burn lacks, and the matrix
+//! products of every layer, which honour [`crate::amp::autocast`].
 use burn::{
-    nn::{conv::Conv2d, PaddingConfig2d},
-    tensor::{backend::Backend, ops::{ConvOptions, PadMode}, Tensor},
+    nn::{conv::Conv2d, Linear, PaddingConfig2d},
+    tensor::{
+        backend::Backend,
+        ops::{ConvOptions, PadMode, PaddedConvOptions},
+        Tensor,
+    },
 };
+
+use crate::amp::cast_op;
+
+/// `linear(x)` for a burn `Linear` (`x·W + b`), in the autocast dtype when
+/// autocast is on.
+pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    let operands = (x.clone(), layer.weight.val(), layer.bias.as_ref().map(|b| b.val()));
+    cast_op(
+        &x,
+        operands,
+        |(x, w, b), dt| (x.cast(dt), w.cast(dt), b.map(|b| b.cast(dt))),
+        |(x, w, b)| burn::tensor::module::linear(x, w, b),
+    )
+}
+
+/// `a.matmul(b)`, in the autocast dtype when autocast is on.
+pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    let like = a.clone();
+    cast_op(&like, (a, b), |(a, b), dt| (a.cast(dt), b.cast(dt)), |(a, b)| a.matmul(b))
+}
 
 /// `F.normalize(x, dim=dim)`: `x / max(‖x‖₂, 1e-12)` along `dim`.
 pub fn l2_normalize<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
@@ -20,14 +45,34 @@ pub fn l2_normalize<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> 
 /// (`conv2d_gradients_match_a_direct_computation`), which corrupted every
 /// ResNet gradient below the last stage on wgpu. Other convolutions go
 /// straight to `Conv2d::forward`.
+/// Runs in the autocast dtype when autocast is on.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let like = x.clone();
+    let operands = (x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()));
+    cast_op(&like, operands, |(x, w, b), dt| (x.cast(dt), w.cast(dt), b.map(|b| b.cast(dt))), |(x, w, b)| conv2d_raw(conv, x, w, b))
+}
+
+fn conv2d_raw<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 4> {
     let unpadded = matches!(conv.padding, PaddingConfig2d::Valid) || matches!(conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));
     if conv.kernel_size != [1, 1] || conv.stride == [1, 1] || !unpadded {
-        return conv.forward(x);
+        let [_, _, h, w] = x.dims();
+        let same = |k: usize, s: usize, n: usize| {
+            let total = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
+            (total / 2, total - total / 2)
+        };
+        let ((top, bottom), (left, right)) = match conv.padding {
+            PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+            PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
+            PaddingConfig2d::Same => {
+                (same(conv.kernel_size[0], conv.stride[0], h), same(conv.kernel_size[1], conv.stride[1], w))
+            }
+        };
+        let options = PaddedConvOptions::asymmetric(conv.stride, [top, left], [bottom, right], conv.dilation, conv.groups);
+        return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let x = subsample(x, conv.stride);
     let options = ConvOptions::new([1, 1], [0, 0], conv.dilation, conv.groups);
-    burn::tensor::module::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options)
+    burn::tensor::module::conv2d(x, weight, bias, options)
 }
 
 /// `x[:, :, ::sh, ::sw]` of a `[n, c, h, w]` map, with reshapes and range

@@ -9,6 +9,7 @@
 //! This crate holds no backbone, neck or algorithm.
 #![warn(missing_docs)]
 
+pub mod amp;
 pub mod attention;
 pub mod batch_norm;
 pub mod functional;

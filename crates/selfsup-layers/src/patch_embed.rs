@@ -5,7 +5,10 @@ use burn::{
     tensor::{backend::Backend, Tensor},
 };
 
-use crate::init::{Dist, InitRng};
+use crate::{
+    functional::conv2d,
+    init::{Dist, InitRng},
+};
 
 /// Image to patch tokens. Key `patch_embed.projection.*`, as in mmcls.
 #[derive(Module, Debug)]
@@ -34,7 +37,7 @@ impl<B: Backend> PatchEmbed<B> {
     /// - `x`: `[batch, in_channels, height, width]`
     /// - returns `[batch, (height/p)·(width/p), embed_dims]`, patches in row-major order
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
-        let x = self.projection.forward(x); // [b, d, h, w]
+        let x = conv2d(&self.projection, x); // [b, d, h, w]
         x.flatten::<3>(2, 3).swap_dims(1, 2)
     }
 }

@@ -7,6 +7,7 @@ use burn::{
 };
 
 use crate::{
+    functional::linear,
     init::{Dist, InitRng},
     MultiheadAttention, NormCfg,
 };
@@ -33,7 +34,7 @@ impl<B: Backend> Ffn<B> {
     /// # Shapes
     /// `[batch, tokens, dims] -> [batch, tokens, dims]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.fc2.forward(gelu(self.fc1.forward(x)))
+        linear(&self.fc2, gelu(linear(&self.fc1, x)))
     }
 }
 

@@ -11,6 +11,7 @@ use burn::{
 use selfsup_layers::{
     l2_normalize,
     batch_norm::{BatchNormCfg, TorchBatchNorm},
+    functional::{conv2d, linear},
     init::{Dist, InitRng},
 };
 use serde::{Deserialize, Serialize};
@@ -75,7 +76,7 @@ pub struct LinearNeck<B: Backend> {
 impl<B: Backend> LinearNeck<B> {
     /// `[n, c, h, w] -> [n, out]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        self.fc.forward(pool_flatten(x, self.with_avg_pool))
+        linear(&self.fc, pool_flatten(x, self.with_avg_pool))
     }
 }
 
@@ -122,7 +123,7 @@ pub struct Mlp<B: Backend> {
 impl<B: Backend> Mlp<B> {
     /// `[n, in] -> [n, out]`
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.fc2.forward(relu(self.fc1.forward(x)))
+        linear(&self.fc2, relu(linear(&self.fc1, x)))
     }
 }
 
@@ -269,7 +270,7 @@ impl<B: Backend> NonLinearNeck<B> {
             if i > 0 {
                 x = relu(x);
             }
-            x = fc.forward(x);
+            x = linear(fc, x);
             if let Some(bn) = bn {
                 x = bn.forward(x);
             }
@@ -352,7 +353,7 @@ impl<B: Backend> DenseCLNeck<B> {
             Some(g) => adaptive_avg_pool2d(x, [g, g]),
             None => x,
         };
-        let x = self.mlp2.conv2.forward(relu(self.mlp2.conv1.forward(x)));
+        let x = conv2d(&self.mlp2.conv2, relu(conv2d(&self.mlp2.conv1, x)));
         let dense_avg = pool_flatten(x.clone(), true);
         DenseCLNeckOutput { global, dense: x.flatten::<3>(2, 3), dense_avg }
     }
@@ -433,8 +434,8 @@ impl<B: Backend> SwAVNeck<B> {
     pub fn forward(&self, groups: Vec<Tensor<B, 4>>) -> Tensor<B, 2> {
         let pooled: Vec<Tensor<B, 2>> = groups.into_iter().map(|x| pool_flatten(x, true)).collect();
         let x = Tensor::cat(pooled, 0);
-        let x = self.projection_neck.fc1.forward(x);
-        let x = self.projection_neck.fc2.forward(relu(self.bn.forward(x)));
+        let x = linear(&self.projection_neck.fc1, x);
+        let x = linear(&self.projection_neck.fc2, relu(self.bn.forward(x)));
         if self.with_l2norm {
             l2_normalize(x, 1)
         } else {

@@ -6,6 +6,7 @@ use burn::{
 };
 use selfsup_layers::{
     build_2d_sincos_position_embedding,
+    functional::linear,
     init::{fixed, Dist, InitRng},
     NormCfg, TransformerEncoderLayer, TransformerEncoderLayerConfig,
 };
@@ -141,7 +142,7 @@ impl<B: Backend> MaePretrainDecoder<B> {
     /// - `ids_restore`: `[batch, L]`
     /// - returns `[batch, L, patch_size² · in_chans]`
     pub fn forward(&self, latent: Tensor<B, 3>, ids_restore: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let x = self.decoder_embed.forward(latent);
+        let x = linear(&self.decoder_embed, latent);
         let [n, kept1, d] = x.dims();
         let l = ids_restore.dims()[1];
         let mask_tokens = self.mask_token.val().expand([n, l + 1 - kept1, d]);
@@ -151,7 +152,7 @@ impl<B: Backend> MaePretrainDecoder<B> {
         for block in &self.decoder_blocks {
             x = block.forward(x);
         }
-        let x = self.decoder_pred.forward(self.ln1.forward(x));
+        let x = linear(&self.decoder_pred, self.ln1.forward(x));
         x.slice([0..n, 1..l + 1])
     }
 }

@@ -40,6 +40,9 @@ pub struct CheckpointMeta {
     pub algorithm: String,
     /// The resolved config, as JSON.
     pub config: serde_json::Value,
+    /// `AmpOptimWrapper`'s loss scaler: `(scale, growth_tracker)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<(f64, usize)>,
 }
 
 /// A checkpoint read back.

@@ -15,12 +15,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use selfsup_algorithms::{contrastive::SwAVQueueState, key_map, Algorithm};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
 use selfsup_data::{Batch, DataLoader};
+use selfsup_layers::amp::autocast;
 use selfsup_weights::{export_state_dict, load_into, KeyMap, LoadOptions};
 
 use crate::{
     checkpoint::{self, CheckpointMeta},
     config::{CustomHookConfig, LoadedConfig, RunConfig},
-    optim::Optimizer,
+    optim::{LossScaler, Optimizer},
     schedule::{LrSchedule, StepUnit},
     TrainError,
 };
@@ -161,6 +162,11 @@ pub fn train<B: AutodiffBackend>(
         optim.group_fixed().iter().zip(&base).map(|(f, b)| f.then_some(hook_lr.unwrap_or(*b))).collect();
     let mut schedule = LrSchedule::new(&run.param_scheduler, base, epoch_length).map_err(TrainError::Other)?;
 
+    // AmpOptimWrapper: products in float16/bfloat16 during the forward
+    // pass, float32 masters, the loss scaled for the backward pass.
+    let amp = run.optim_wrapper.amp().map_err(|(k, m)| TrainError::Other(format!("{k}: {m}")))?;
+    let autocast_dtype = amp.map(|a| a.dtype);
+    let mut scaler = amp.map(|a| a.scaler);
     let mut draws = Draws::seeded(seed ^ 0x5eed_5e1f);
     let (mut iter, mut epoch, mut batch_in_epoch) = (0usize, 0usize, 0usize);
 
@@ -194,6 +200,10 @@ pub fn train<B: AutodiffBackend>(
             .map_err(|_| TrainError::Other("bad generator state in checkpoint".into()))?;
         let word_pos: u128 = meta.draws_word_pos.parse().map_err(|_| TrainError::Other("bad generator state in checkpoint".into()))?;
         draws = Draws::from_state(seed_bytes, word_pos);
+        if let (Some(sc), Some((scale, tracker))) = (scaler.as_mut(), meta.loss_scaler) {
+            sc.scale = scale;
+            sc.growth_tracker = tracker;
+        }
         iter = meta.iter;
         epoch = meta.epoch;
         batch_in_epoch = meta.batch_in_epoch;
@@ -231,6 +241,7 @@ pub fn train<B: AutodiffBackend>(
     let save = |model: &Algorithm<B>,
                 optim: &Optimizer<B>,
                 draws: &Draws,
+                scaler: Option<LossScaler>,
                 iter: usize,
                 epoch: usize,
                 batch_in_epoch: usize,
@@ -247,6 +258,7 @@ pub fn train<B: AutodiffBackend>(
             draws_word_pos: word_pos.to_string(),
             algorithm: model.name().to_string(),
             config: cfg.tree.value().clone(),
+            loss_scaler: scaler.map(|s| (s.scale, s.growth_tracker)),
         };
         let mut state = export_state_dict(&model.valid(), &keymap)?;
         if let Some(q) = model.swav_queue() {
@@ -296,7 +308,10 @@ pub fn train<B: AutodiffBackend>(
             let batch = batch?;
             data_time += t_data.elapsed().as_secs_f64();
             let inputs = batch_to_inputs(&batch, &model, device);
-            let (output, state) = model.loss(&inputs, &mut draws)?;
+            let (output, state) = {
+                let _autocast = autocast(autocast_dtype);
+                model.loss(&inputs, &mut draws)?
+            };
             let parts = output.to_f64();
             let total = output.total().ok_or_else(|| TrainError::Other("the algorithm returned no loss".into()))?;
             let total_value: f64 = parts.iter().filter(|(n, _)| n.contains("loss")).map(|(_, v)| v).sum();
@@ -310,6 +325,10 @@ pub fn train<B: AutodiffBackend>(
             let group_start = iter - iter % accumulate;
             let group_len = accumulate.min(max_iters - group_start);
             let total = if group_len > 1 { total.div_scalar(group_len as f64) } else { total };
+            let total = match &scaler {
+                Some(sc) => total.mul_scalar(sc.scale),
+                None => total,
+            };
             let grads = GradientsParams::from_grads(total.backward(), &model);
             pending += 1;
             let grads = if group_len > 1 {
@@ -330,10 +349,20 @@ pub fn train<B: AutodiffBackend>(
             pending = 0;
             // `fix_lr` groups (SimSiam's predictor) keep their base lr.
             let lrs: Vec<f64> = schedule.lrs().iter().zip(&fixed).map(|(lr, f)| f.unwrap_or(*lr)).collect();
-            if let Some(norm) = grad_norm_check(run, &model, &grads) {
-                return Err(TrainError::Other(format!("iteration {iter}: gradient norm {norm} is not finite (clip_grad.error_if_nonfinite)")));
-            }
-            let (m, grad_norm) = optim.step(&lrs, model, grads);
+            let (m, grad_norm) = match scaler.as_mut() {
+                // GradScaler: overflowing steps are skipped, not errors.
+                Some(sc) => {
+                    let (m, norm, stepped) = optim.step_scaled(&lrs, model, grads, sc.scale);
+                    sc.update(!stepped);
+                    (m, norm)
+                }
+                None => {
+                    if let Some(norm) = grad_norm_check(run, &model, &grads) {
+                        return Err(TrainError::Other(format!("iteration {iter}: gradient norm {norm} is not finite (clip_grad.error_if_nonfinite)")));
+                    }
+                    optim.step(&lrs, model, grads)
+                }
+            };
             model = m.after_step(state, &StepContext { iter, max_iters, epoch });
             schedule.step(StepUnit::Iter);
             iter += 1;
@@ -357,6 +386,9 @@ pub fn train<B: AutodiffBackend>(
                 for (name, v) in &parts {
                     line[name.as_str()] = serde_json::json!(v);
                 }
+                if let Some(sc) = &scaler {
+                    line["loss_scale"] = serde_json::json!(sc.scale);
+                }
                 log.write(&line);
                 if !show_bar {
                     eprintln!("Iter(train) [{iter:>6}/{max_iters}] epoch {} lr {lr:.4e} loss {total_value:.4} {imgs_per_s:.1} img/s", epoch + 1);
@@ -366,7 +398,7 @@ pub fn train<B: AutodiffBackend>(
 
             if let Some(hook) = &ckpt_hook {
                 if !hook.by_epoch && hook.interval > 0 && iter % hook.interval as usize == 0 && iter < max_iters {
-                    let p = save(&model, &optim, &draws, iter, epoch, batch_in_epoch, format!("iter_{iter}.safetensors"))?;
+                    let p = save(&model, &optim, &draws, scaler, iter, epoch, batch_in_epoch, format!("iter_{iter}.safetensors"))?;
                     ckpts.push(p.clone());
                     last_ckpt = Some(p);
                     prune(&mut ckpts, hook.max_keep_ckpts);
@@ -379,7 +411,7 @@ pub fn train<B: AutodiffBackend>(
         schedule.step(StepUnit::Epoch);
         if let Some(hook) = &ckpt_hook {
             if hook.by_epoch && hook.interval > 0 && epoch % hook.interval as usize == 0 && iter < max_iters {
-                let p = save(&model, &optim, &draws, iter, epoch, 0, format!("epoch_{epoch}.safetensors"))?;
+                let p = save(&model, &optim, &draws, scaler, iter, epoch, 0, format!("epoch_{epoch}.safetensors"))?;
                 ckpts.push(p.clone());
                 last_ckpt = Some(p);
                 prune(&mut ckpts, hook.max_keep_ckpts);
@@ -393,7 +425,7 @@ pub fn train<B: AutodiffBackend>(
         Some(h) if h.by_epoch && b == 0 => format!("epoch_{e}.safetensors"),
         _ => format!("iter_{iter}.safetensors"),
     };
-    let final_ckpt = save(&model, &optim, &draws, iter, e, b, final_name)?;
+    let final_ckpt = save(&model, &optim, &draws, scaler, iter, e, b, final_name)?;
     ckpts.push(final_ckpt.clone());
     if let Some(h) = &ckpt_hook {
         prune(&mut ckpts, h.max_keep_ckpts);
