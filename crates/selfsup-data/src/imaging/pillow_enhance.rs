@@ -21,26 +21,42 @@ fn clip8(v: i32) -> u8 {
 
 /// `Image.blend` for one byte: `a + alpha · (b − a)` in `f32`, truncated, and clipped to
 /// `0..=255` (Pillow clips only when `alpha` is outside `[0, 1]`, where the value can leave
-/// that range; inside, clipping is a no-op).
-///
-/// Rust's saturating `f32 → u8` cast *is* Pillow's `t <= 0 → 0, t >= 255 → 255, else
-/// (UINT8) t` (and maps NaN to 0, as Pillow's comparisons do), so there is no branch and
-/// loops over it vectorise.
-#[inline]
+/// that range; inside, clipping is a no-op). See [`trunc_clip8`].
+#[inline(always)]
 fn blend_px(a: u8, b: u8, alpha: f32) -> u8 {
-    (f32::from(a) + alpha * (i32::from(b) - i32::from(a)) as f32) as u8
+    trunc_clip8(f32::from(a) + alpha * (i32::from(b) - i32::from(a)) as f32)
 }
 
-/// `Image.blend` of a uniform image of value `a` with every value `b`: `lut[b]`.
-fn blend_lut(a: u8, alpha: f32) -> [u8; 256] {
-    std::array::from_fn(|b| blend_px(a, b as u8, alpha))
+/// 2²³: adding it to a float in `[0, 2²²)` rounds it to an integer (to nearest, ties to
+/// even), as the unit in the last place of the sum is 1.
+const ROUNDING_F32: f32 = 8_388_608.0;
+
+/// Pillow's `t <= 0 → 0, t >= 255 → 255, else (UINT8) t`, NaN giving 0 (it fails both
+/// comparisons and casts to 0 in practice), as Rust's saturating `t as u8` does. Written as
+/// a clamp, a floor by the 2²³ rounding trick and a read of the mantissa bits, so that loops
+/// over it vectorise (a saturating cast does not).
+#[inline(always)]
+fn trunc_clip8(t: f32) -> u8 {
+    // Not `clamp`, which keeps a NaN: `max` returns the other operand, 0.
+    #[allow(clippy::manual_clamp)]
+    let t = t.max(0.0).min(255.0);
+    let n = (t + ROUNDING_F32) - ROUNDING_F32;
+    let n = if n > t { n - 1.0 } else { n };
+    (n + ROUNDING_F32).to_bits() as u8
 }
 
-/// Replaces every byte `v` of `data` by `lut[v]`.
-fn apply_lut(data: &mut [u8], lut: &[u8; 256]) {
+/// `Image.blend` of a uniform image of value `a` with `data`, in place: every byte `b`
+/// becomes `blend_px(a, b, alpha)`. Arithmetic rather than a 256-entry table, because the
+/// arithmetic vectorises and the table lookups do not.
+#[inline(always)]
+fn blend_uniform_impl(data: &mut [u8], a: u8, alpha: f32) {
     for v in data {
-        *v = lut[usize::from(*v)];
+        *v = blend_px(a, *v, alpha);
     }
+}
+
+kernels::avx2_dispatch! {
+    fn blend_uniform(data: &mut [u8], a: u8, alpha: f32) => blend_uniform_impl
 }
 
 /// `Image.blend(im1, im2, alpha)`: `im1 + alpha · (im2 − im1)` per byte, computed in `f32`
@@ -119,12 +135,34 @@ fn mean_of_luma(img: &Image) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
-    let sum: u64 = img
-        .data()
-        .chunks_exact(c)
-        .map(|p| u64::from(luma(p[0], p[1], p[2])))
-        .sum();
+    let sum = if c == 3 {
+        luma_sum_rgb(img.data())
+    } else {
+        img.data()
+            .chunks_exact(c)
+            .map(|p| u64::from(luma(p[0], p[1], p[2])))
+            .sum()
+    };
     sum as f64 / n as f64
+}
+
+/// The sum of the lumas of the RGB pixels of `data` (exact: 32-bit partial sums over blocks
+/// small enough not to overflow).
+#[inline(always)]
+fn luma_sum_rgb_impl(data: &[u8]) -> u64 {
+    data.chunks(3 * 4096)
+        .map(|block| {
+            let s: u32 = block
+                .chunks_exact(3)
+                .map(|p| u32::from(luma(p[0], p[1], p[2])))
+                .sum();
+            u64::from(s)
+        })
+        .sum()
+}
+
+kernels::avx2_dispatch! {
+    fn luma_sum_rgb(data: &[u8]) -> u64 => luma_sum_rgb_impl
 }
 
 /// `x ≥ 1 ? x − 1 : x`: C's `fmod(x, 1.0)` for `0 ≤ x < 2` (both exact), without the libm
@@ -394,19 +432,19 @@ pub fn shift_hue_in_place(img: &mut Image, shift: u8) {
 }
 
 /// `ImageEnhance.Brightness(img).enhance(factor)`, in place: a blend with a black image,
-/// i.e. `lut[v] = blend(0, v)` for every byte.
+/// i.e. `blend(0, v)` for every byte `v`.
 pub fn enhance_brightness_in_place(img: &mut Image, factor: f64) {
     let alpha = factor as f32;
     if alpha == 0.0 {
         img.data_mut().fill(0);
     } else if alpha != 1.0 {
-        apply_lut(img.data_mut(), &blend_lut(0, alpha));
+        blend_uniform(img.data_mut(), 0, alpha);
     }
 }
 
 /// `ImageEnhance.Contrast(img).enhance(factor)`, in place (`L` or RGB): a blend with a
 /// uniform grey image whose value is the mean of `img.convert('L')`, rounded as
-/// `int(mean + 0.5)`, i.e. `lut[v] = blend(grey, v)` for every byte.
+/// `int(mean + 0.5)`, i.e. `blend(grey, v)` for every byte `v`.
 pub fn enhance_contrast_in_place(img: &mut Image, factor: f64) {
     let mean = mean_of_luma(img);
     let mean = if mean.is_finite() {
@@ -418,7 +456,7 @@ pub fn enhance_contrast_in_place(img: &mut Image, factor: f64) {
     if alpha == 0.0 {
         img.data_mut().fill(mean);
     } else if alpha != 1.0 {
-        apply_lut(img.data_mut(), &blend_lut(mean, alpha));
+        blend_uniform(img.data_mut(), mean, alpha);
     }
 }
 
@@ -431,12 +469,39 @@ pub fn enhance_color_in_place(img: &mut Image, factor: f64) {
         return;
     }
     let c = img.channels();
+    if c == 3 {
+        blend_with_luma_rgb(img.data_mut(), alpha);
+        return;
+    }
     for p in img.data_mut().chunks_exact_mut(c) {
         let l = luma(p[0], p[1], p[2]);
         for v in &mut p[..3] {
             *v = blend_px(l, *v, alpha);
         }
     }
+}
+
+/// Pixels per block of [`blend_with_luma_rgb`].
+const LUMA_BLOCK: usize = 64;
+
+/// Every byte of the RGB pixels of `data` blended with its pixel's luma, a block of
+/// [`LUMA_BLOCK`] pixels at a time: the lumas are spread to one per byte, then one flat loop
+/// blends byte by byte, which vectorises.
+#[inline(always)]
+fn blend_with_luma_rgb_impl(data: &mut [u8], alpha: f32) {
+    let mut l3 = [0u8; 3 * LUMA_BLOCK];
+    for block in data.chunks_mut(3 * LUMA_BLOCK) {
+        for (l, p) in l3.chunks_exact_mut(3).zip(block.chunks_exact(3)) {
+            l.fill(luma(p[0], p[1], p[2]));
+        }
+        for (v, &l) in block.iter_mut().zip(&l3) {
+            *v = blend_px(l, *v, alpha);
+        }
+    }
+}
+
+kernels::avx2_dispatch! {
+    fn blend_with_luma_rgb(data: &mut [u8], alpha: f32) => blend_with_luma_rgb_impl
 }
 
 /// `ImageEnhance.Brightness(img).enhance(factor)`: a blend with a black image.
@@ -683,6 +748,69 @@ mod tests {
                     "{alpha}"
                 );
             }
+        }
+    }
+
+    /// Every byte pair, for alphas inside, outside and at the edges of [0, 1], against
+    /// Pillow's explicit clip-then-truncate.
+    #[test]
+    fn blend_px_is_pillows_clip_and_truncate() {
+        let alphas = [
+            0.0f32,
+            1.0,
+            0.5,
+            0.2,
+            1.8,
+            -0.3,
+            7.5,
+            -1e30,
+            1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            1.0 / 3.0,
+            0.999_999_9,
+        ];
+        for alpha in alphas {
+            for a in 0..=255u8 {
+                for b in 0..=255u8 {
+                    let t = f32::from(a) + alpha * (i32::from(b) - i32::from(a)) as f32;
+                    let want = if t <= 0.0 {
+                        0
+                    } else if t >= 255.0 {
+                        255
+                    } else {
+                        t as u8
+                    };
+                    assert_eq!(blend_px(a, b, alpha), want, "{a} {b} {alpha}");
+                }
+            }
+        }
+    }
+
+    /// The dispatched kernels (AVX2 where available) and their baseline builds agree.
+    #[test]
+    fn byte_kernels_are_the_same_with_and_without_avx2() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        for _ in 0..50 {
+            let len = 3 * rng.random_range(0..500);
+            let data: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            let alpha = rng.random_range(-1.0..3.0f32);
+            let a = rng.random();
+            let (mut x, mut y) = (data.clone(), data.clone());
+            blend_uniform(&mut x, a, alpha);
+            blend_uniform_impl(&mut y, a, alpha);
+            assert_eq!(x, y);
+            let (mut x, mut y) = (data.clone(), data.clone());
+            blend_with_luma_rgb(&mut x, alpha);
+            blend_with_luma_rgb_impl(&mut y, alpha);
+            assert_eq!(x, y);
+            let want: u64 = data
+                .chunks_exact(3)
+                .map(|p| u64::from(luma(p[0], p[1], p[2])))
+                .sum();
+            assert_eq!(luma_sum_rgb(&data), want);
+            assert_eq!(luma_sum_rgb_impl(&data), want);
         }
     }
 
