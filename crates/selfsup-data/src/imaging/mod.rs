@@ -146,9 +146,49 @@ impl Image {
     pub fn write_chw_f32(&self, out: &mut [f32]) {
         let plane = self.width * self.height;
         debug_assert_eq!(out.len(), plane * self.channels);
+        if self.channels == 3 && out.len() == 3 * plane {
+            // The common case: three planes, filled side by side.
+            let (r, gb) = out.split_at_mut(plane);
+            let (g, b) = gb.split_at_mut(plane);
+            for (((px, r), g), b) in self.data.chunks_exact(3).zip(r).zip(g).zip(b) {
+                *r = f32::from(px[0]);
+                *g = f32::from(px[1]);
+                *b = f32::from(px[2]);
+            }
+            return;
+        }
         for (p, px) in self.data.chunks_exact(self.channels).enumerate() {
             for (c, &v) in px.iter().enumerate() {
                 out[c * plane + p] = f32::from(v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chw_f32_is_the_transposed_hwc_buffer() {
+        for c in 1..=4 {
+            let img = Image::from_fn::<4>(7, 5, |x, y| {
+                [(x * 31 + y) as u8, (y * 17) as u8, (x ^ y) as u8, 200]
+            });
+            let data: Vec<u8> = img
+                .data()
+                .chunks_exact(4)
+                .flat_map(|p| p[..c].to_vec())
+                .collect();
+            let img = Image::from_raw(7, 5, c, data).expect("valid");
+            let mut out = vec![0f32; 7 * 5 * c];
+            img.write_chw_f32(&mut out);
+            for y in 0..5 {
+                for x in 0..7 {
+                    for k in 0..c {
+                        assert_eq!(out[(k * 5 + y) * 7 + x], f32::from(img.pixel(x, y)[k]));
+                    }
+                }
             }
         }
     }
