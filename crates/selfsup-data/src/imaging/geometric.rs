@@ -202,25 +202,54 @@ pub enum FlipDirection {
 
 /// `mmcv.imflip(img, direction)`.
 pub fn imflip(img: &Image, direction: FlipDirection) -> Image {
-    let (w, h, c) = (img.width(), img.height(), img.channels());
-    let src = img.data();
-    let mut data = Vec::with_capacity(src.len());
-    for y in 0..h {
-        let sy = match direction {
-            FlipDirection::Horizontal => y,
-            FlipDirection::Vertical | FlipDirection::Diagonal => h - 1 - y,
-        };
-        let row = &src[sy * w * c..(sy + 1) * w * c];
-        match direction {
-            FlipDirection::Vertical => data.extend_from_slice(row),
-            FlipDirection::Horizontal | FlipDirection::Diagonal => {
-                for px in row.chunks_exact(c).rev() {
-                    data.extend_from_slice(px);
-                }
+    let mut out = img.clone();
+    imflip_in_place(&mut out, direction);
+    out
+}
+
+/// [`imflip`], in place.
+pub fn imflip_in_place(img: &mut Image, direction: FlipDirection) {
+    let (h, c) = (img.height(), img.channels());
+    let row_len = img.width() * c;
+    if row_len == 0 || h == 0 {
+        return;
+    }
+    let data = img.data_mut();
+    if matches!(direction, FlipDirection::Vertical | FlipDirection::Diagonal) {
+        // Swap row y with row h - 1 - y.
+        let (top, bottom) = data.split_at_mut(h / 2 * row_len);
+        let bottom = &mut bottom[(h % 2) * row_len..];
+        for (a, b) in top
+            .chunks_exact_mut(row_len)
+            .zip(bottom.chunks_exact_mut(row_len).rev())
+        {
+            a.swap_with_slice(b);
+        }
+    }
+    if matches!(
+        direction,
+        FlipDirection::Horizontal | FlipDirection::Diagonal
+    ) {
+        for row in data.chunks_exact_mut(row_len) {
+            reverse_pixels(row, c);
+        }
+    }
+}
+
+/// Reverses the order of the `c`-byte pixels of `row`.
+fn reverse_pixels(row: &mut [u8], c: usize) {
+    match c {
+        1 => row.reverse(),
+        3 => row.as_chunks_mut::<3>().0.reverse(),
+        4 => row.as_chunks_mut::<4>().0.reverse(),
+        _ => {
+            let w = row.len() / c;
+            for i in 0..w / 2 {
+                let (a, b) = row.split_at_mut((w - 1 - i) * c);
+                a[i * c..(i + 1) * c].swap_with_slice(&mut b[..c]);
             }
         }
     }
-    Image::from_raw(w, h, c, data).unwrap_or_else(|| img.clone())
 }
 
 /// `mmcv.impad(img, shape=(height, width), pad_val)`: pads at the bottom and right with a
@@ -329,6 +358,36 @@ mod tests {
 
     fn ramp(w: usize, h: usize) -> Image {
         Image::from_fn(w, h, |x, y| [(y * w + x) as u8, x as u8, y as u8])
+    }
+
+    /// In-place flips against the definition, for every channel count and odd and even
+    /// sizes.
+    #[test]
+    fn in_place_flips_match_the_definition() {
+        for c in 1..=5 {
+            for (w, h) in [(1, 1), (1, 4), (5, 1), (4, 3), (7, 6)] {
+                let data: Vec<u8> = (0..w * h * c).map(|i| (i * 37 % 256) as u8).collect();
+                let img = Image::from_raw(w, h, c, data).expect("valid");
+                for d in [
+                    FlipDirection::Horizontal,
+                    FlipDirection::Vertical,
+                    FlipDirection::Diagonal,
+                ] {
+                    let mut got = img.clone();
+                    imflip_in_place(&mut got, d);
+                    for y in 0..h {
+                        for x in 0..w {
+                            let (sx, sy) = match d {
+                                FlipDirection::Horizontal => (w - 1 - x, y),
+                                FlipDirection::Vertical => (x, h - 1 - y),
+                                FlipDirection::Diagonal => (w - 1 - x, h - 1 - y),
+                            };
+                            assert_eq!(got.pixel(x, y), img.pixel(sx, sy), "{w}x{h}x{c} {d:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -87,16 +87,30 @@ impl MultiView {
         results: Results,
         rng: &mut R,
     ) -> Result<Results, DataError> {
-        let mut views = Vec::with_capacity(self.num_views() * results.img.len());
+        let total = self.num_views();
+        let mut template = results;
+        let mut input = Some(std::mem::take(&mut template.img));
+        let mut views = Vec::with_capacity(total * input.as_ref().map_or(0, Vec::len));
+        let mut done = 0;
         for (pipeline, &n) in self.pipelines.iter().zip(&self.counts) {
             for _ in 0..n {
-                let out = pipeline.transform(results.clone(), rng)?;
-                views.extend(out.img);
+                done += 1;
+                // Every view but the last works on a copy; the last takes the input itself.
+                let img = if done == total {
+                    input.take()
+                } else {
+                    input.clone()
+                };
+                let view = Results {
+                    img: img.unwrap_or_default(),
+                    ..template.clone()
+                };
+                views.extend(pipeline.transform(view, rng)?.img);
             }
         }
         Ok(Results {
             img: views,
-            ..results
+            ..template
         })
     }
 }

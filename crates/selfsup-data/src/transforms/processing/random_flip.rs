@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::imaging::geometric::{imflip, FlipDirection};
+use crate::imaging::geometric::{imflip_in_place, FlipDirection};
 use crate::imaging::Image;
 use crate::transforms::{ImageTransform, RandomSource};
 use crate::DataError;
@@ -134,10 +134,11 @@ impl ImageTransform for RandomFlip {
     const NAME: &'static str = "RandomFlip";
 
     fn apply<R: RandomSource + ?Sized>(&self, img: Image, rng: &mut R) -> Result<Image, DataError> {
-        Ok(match self.sample_direction(rng) {
-            Some(d) => imflip(&img, d),
-            None => img,
-        })
+        let mut img = img;
+        if let Some(d) = self.sample_direction(rng) {
+            imflip_in_place(&mut img, d);
+        }
+        Ok(img)
     }
 }
 
