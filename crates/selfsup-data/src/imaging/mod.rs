@@ -141,6 +141,17 @@ impl Image {
         &self.data[i..i + self.channels]
     }
 
+    /// Appends the image as CHW `f32` values (0..255) to `out`: the values
+    /// [`write_chw_f32`](Self::write_chw_f32) writes, without a zero-filled buffer first.
+    pub fn extend_chw_f32(&self, out: &mut Vec<f32>) {
+        let c = self.channels;
+        out.reserve(self.data.len());
+        for k in 0..c {
+            // `ChunksExact` and `Map` report their exact length: no per-value capacity check.
+            out.extend(self.data.chunks_exact(c).map(|px| f32::from(px[k])));
+        }
+    }
+
     /// Writes the image as CHW `f32` values (0..255) into `out`, which must hold
     /// `channels * height * width` values.
     pub fn write_chw_f32(&self, out: &mut [f32]) {
@@ -183,6 +194,9 @@ mod tests {
             let img = Image::from_raw(7, 5, c, data).expect("valid");
             let mut out = vec![0f32; 7 * 5 * c];
             img.write_chw_f32(&mut out);
+            let mut appended = vec![-1.0];
+            img.extend_chw_f32(&mut appended);
+            assert_eq!(appended[1..], out[..]);
             for y in 0..5 {
                 for x in 0..7 {
                     for k in 0..c {
