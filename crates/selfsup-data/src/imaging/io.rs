@@ -59,11 +59,34 @@ pub fn imfrombytes(bytes: &[u8]) -> Result<Image, image::ImageError> {
 /// (`FF DA`). Neither can occur inside entropy-coded data (where `FF` is followed by `00` or a
 /// restart marker), so a file cut anywhere before its end fails this test, while trailing
 /// bytes after the end marker are tolerated.
+///
+/// The scan goes backwards over the `FF` bytes only, remembering whether one starts an
+/// end-of-image marker, until the first start-of-scan marker; blocks without an `FF` byte
+/// (most of the entropy-coded data) are passed over with one test each.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let Some(sos) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
-        return false;
-    };
-    bytes[sos + 2..].windows(2).any(|w| w == [0xFF, 0xD9])
+    const BLOCK: usize = 32;
+    let mut eoi_after = false;
+    let mut end = bytes.len();
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        // A reduction without early exit, so that it vectorises.
+        if bytes[start..end]
+            .iter()
+            .fold(false, |any, &b| any | (b == 0xFF))
+        {
+            for p in (start..end).rev() {
+                if bytes[p] == 0xFF {
+                    match bytes.get(p + 1) {
+                        Some(0xD9) => eoi_after = true,
+                        Some(0xDA) => return eoi_after,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        end = start;
+    }
+    false
 }
 
 /// Converts any decoded image to 8-bit RGB.
@@ -150,6 +173,32 @@ mod tests {
         let mut padded = bytes.clone();
         padded.extend_from_slice(b"trailing bytes after EOI");
         assert!(imfrombytes(&padded).is_ok());
+    }
+
+    /// The block scan agrees with the definition (an `FF D9` after the last `FF DA`) on
+    /// random byte strings rich in marker bytes.
+    #[test]
+    fn completeness_scan_matches_the_definition() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let definition = |bytes: &[u8]| {
+            let Some(sos) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
+                return false;
+            };
+            bytes[sos + 2..].windows(2).any(|w| w == [0xFF, 0xD9])
+        };
+        for _ in 0..3000 {
+            let len = rng.random_range(0..200);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match rng.random_range(0..8) {
+                    0 | 1 => 0xFF,
+                    2 => 0xDA,
+                    3 => 0xD9,
+                    _ => rng.random(),
+                })
+                .collect();
+            assert_eq!(jpeg_is_complete(&bytes), definition(&bytes), "{bytes:02X?}");
+        }
     }
 
     #[test]
