@@ -56,17 +56,24 @@ pub(crate) fn transpose(src: &[u8], stride: usize, w: usize, h: usize, c: usize,
 }
 
 fn transpose_px<const C: usize>(src: &[u8], stride: usize, w: usize, h: usize, dst: &mut [u8]) {
-    // 32 × 32 pixels measured faster than 8 or 16 (500 × 375 RGB, 1 core).
+    // 32 × 32 pixels measured faster than 8 or 16 (500 × 375 RGB, 1 core), and going
+    // through a small buffer faster than writing the destination pixel by pixel: its rows
+    // are then written whole.
     const TILE: usize = 32;
+    let mut tile = [[[0u8; C]; TILE]; TILE];
     for y0 in (0..h).step_by(TILE) {
+        let ny = (h - y0).min(TILE);
         for x0 in (0..w).step_by(TILE) {
-            let x1 = (x0 + TILE).min(w);
-            for y in y0..(y0 + TILE).min(h) {
-                let row = &src[y * stride + x0 * C..y * stride + x1 * C];
-                for (k, px) in row.chunks_exact(C).enumerate() {
-                    let d = ((x0 + k) * h + y) * C;
-                    dst[d..d + C].copy_from_slice(px);
+            let nx = (w - x0).min(TILE);
+            for j in 0..ny {
+                let row = &src[(y0 + j) * stride + x0 * C..][..nx * C];
+                for (column, px) in tile.iter_mut().zip(row.as_chunks::<C>().0) {
+                    column[j] = *px;
                 }
+            }
+            for (i, column) in tile.iter().enumerate().take(nx) {
+                let d = ((x0 + i) * h + y0) * C;
+                dst[d..d + ny * C].copy_from_slice(column[..ny].as_flattened());
             }
         }
     }
