@@ -8,5 +8,6 @@ mod eval;
 mod optim;
 mod parity_contrastive;
 mod parity_mae;
+mod preprocessors;
 mod train_cli;
 mod weights;

@@ -1,5 +1,17 @@
-//! Port of `mmselfsup.models.utils.SelfSupDataPreprocessor`: channel order
-//! and mean/std normalisation, run on the training device.
+//! Ports of `mmselfsup.models.utils.data_preprocessor`: channel order and
+//! mean/std normalisation, run on the training device, and the variants
+//! that reshape or normalise views differently:
+//!
+//! - `SelfSupDataPreprocessor`: every view normalised by `mean`/`std`;
+//! - `TwoNormDataPreprocessor`: view 0 by `mean`/`std`, view 1 (the
+//!   target image) by `second_mean`/`second_std`;
+//! - `CAEDataPreprocessor`: view 0 by `mean`/`std`, view 1 mapped from
+//!   [0, 255] to [0.1, 0.9] (`x / 255 · 0.8 + 0.1`);
+//! - `RelativeLocDataPreprocessor`: 9 normalised views (the centre patch,
+//!   then its 8 neighbours) become two `[8·N, C, H, W]` inputs, the
+//!   neighbours sample-major and the centre repeated 8 times;
+//! - `RotationPredDataPreprocessor`: the normalised views (4 rotations)
+//!   become one `[4·N, C, H, W]` input, sample-major.
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +25,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataPreprocessorConfig {
-    /// `"SelfSupDataPreprocessor"`.
+    /// `"SelfSupDataPreprocessor"`, or one of the variants of the module
+    /// docs.
     #[serde(rename = "type")]
     pub kind: String,
     /// Per-channel mean, in the model's channel order.
@@ -28,7 +41,24 @@ pub struct DataPreprocessorConfig {
     pub non_blocking: bool,
     /// Pad value (unused: every batch is resized to one size by the pipeline).
     pub pad_value: f64,
+    /// `TwoNormDataPreprocessor`: mean of the second view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_mean: Option<Vec<f64>>,
+    /// `TwoNormDataPreprocessor`: std of the second view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_std: Option<Vec<f64>>,
+    /// Accepted for compatibility (must be 1: batches have one size).
+    pub pad_size_divisor: usize,
 }
+
+/// The `data_preprocessor` types this port knows.
+pub const DATA_PREPROCESSORS: &[&str] = &[
+    "SelfSupDataPreprocessor",
+    "TwoNormDataPreprocessor",
+    "CAEDataPreprocessor",
+    "RelativeLocDataPreprocessor",
+    "RotationPredDataPreprocessor",
+];
 
 impl Default for DataPreprocessorConfig {
     fn default() -> Self {
@@ -40,6 +70,9 @@ impl Default for DataPreprocessorConfig {
             rgb_to_bgr: false,
             non_blocking: false,
             pad_value: 0.0,
+            second_mean: None,
+            second_std: None,
+            pad_size_divisor: 1,
         }
     }
 }
@@ -47,8 +80,26 @@ impl Default for DataPreprocessorConfig {
 impl DataPreprocessorConfig {
     /// Checks the fields; returns `(key, message)` for the first bad one.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.kind != "SelfSupDataPreprocessor" {
-            return Err(("type", format!("unknown data preprocessor `{}`; known: SelfSupDataPreprocessor", self.kind)));
+        let kind = self.kind.strip_prefix("mmselfsup.").unwrap_or(&self.kind);
+        if !DATA_PREPROCESSORS.contains(&kind) {
+            return Err(("type", format!("unknown data preprocessor `{}`; known: {}", self.kind, DATA_PREPROCESSORS.join(", "))));
+        }
+        if self.pad_size_divisor != 1 {
+            return Err(("pad_size_divisor", "only 1 is supported (the pipeline gives every image of a batch one size)".into()));
+        }
+        if kind == "TwoNormDataPreprocessor" {
+            match (&self.second_mean, &self.second_std) {
+                (Some(m), Some(s)) if [1, 3].contains(&m.len()) && m.len() == s.len() && !s.contains(&0.0) => {}
+                (Some(_), Some(_)) => {
+                    return Err(("second_std", "second_mean and second_std need 1 or 3 values each, the same number, and no zero std".into()))
+                }
+                _ => return Err(("second_mean", "TwoNormDataPreprocessor needs second_mean and second_std".into())),
+            }
+            if self.mean.is_none() {
+                return Err(("mean", "TwoNormDataPreprocessor needs mean and std".into()));
+            }
+        } else if self.second_mean.is_some() || self.second_std.is_some() {
+            return Err(("second_mean", format!("only TwoNormDataPreprocessor reads second_mean/second_std, not {kind}")));
         }
         match (&self.mean, &self.std) {
             (Some(m), Some(s)) if m.len() != s.len() => {
@@ -65,28 +116,70 @@ impl DataPreprocessorConfig {
         self.bgr_to_rgb || self.rgb_to_bgr
     }
 
-    /// Turns a raw RGB batch (values 0–255) into the model's input.
+    /// Turns a raw RGB batch (values 0–255) into the model's input with
+    /// `mean`/`std` (the first view's normalisation in every variant).
     ///
     /// # Shapes
     /// `[batch, channels, h, w] -> [batch, channels, h, w]`
     pub fn apply<B: Backend>(&self, raw_rgb: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [_, c, _, _] = raw_rgb.dims();
-        let device = raw_rgb.device();
-        let x = if !self.model_sees_rgb() && c == 3 { raw_rgb.flip([1]) } else { raw_rgb };
-        match (&self.mean, &self.std) {
-            (Some(mean), Some(std)) => {
-                let n = mean.len();
-                let mean = Tensor::<B, 4>::from_data(
-                    TensorData::new(mean.iter().map(|v| *v as f32).collect::<Vec<_>>(), [1, n, 1, 1]),
-                    &device,
-                );
-                let std = Tensor::<B, 4>::from_data(
-                    TensorData::new(std.iter().map(|v| *v as f32).collect::<Vec<_>>(), [1, n, 1, 1]),
-                    &device,
-                );
-                (x - mean) / std
-            }
-            _ => x,
+        normalise(self.channels(raw_rgb), self.mean.as_deref(), self.std.as_deref())
+    }
+
+    /// The model's channel order.
+    fn channels<B: Backend>(&self, raw_rgb: Tensor<B, 4>) -> Tensor<B, 4> {
+        let c = raw_rgb.dims()[1];
+        if !self.model_sees_rgb() && c == 3 {
+            raw_rgb.flip([1])
+        } else {
+            raw_rgb
         }
     }
+
+    /// Turns the raw RGB views of a batch into the model's inputs, as the
+    /// configured variant does (see the module docs). RelativeLoc needs 9
+    /// views and RotationPred at least one; with fewer (a test pipeline
+    /// with one view), the views are only normalised.
+    ///
+    /// # Shapes
+    /// each view `[batch, channels, h, w]`; see the module docs for the
+    /// outputs.
+    pub fn apply_views<B: Backend>(&self, raw_rgb: Vec<Tensor<B, 4>>) -> Vec<Tensor<B, 4>> {
+        let kind = self.kind.strip_prefix("mmselfsup.").unwrap_or(&self.kind);
+        let views: Vec<Tensor<B, 4>> = raw_rgb.into_iter().map(|v| self.channels(v)).collect();
+        let (mean, std) = (self.mean.as_deref(), self.std.as_deref());
+        match kind {
+            "TwoNormDataPreprocessor" | "CAEDataPreprocessor" if views.len() >= 2 => views
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match (i, kind) {
+                    (0, _) => normalise(v, mean, std),
+                    (1, "CAEDataPreprocessor") if mean.is_some() => v.div_scalar(255.0).mul_scalar(0.8).add_scalar(0.1),
+                    (1, "TwoNormDataPreprocessor") => normalise(v, self.second_mean.as_deref(), self.second_std.as_deref()),
+                    _ => v,
+                })
+                .collect(),
+            "RelativeLocDataPreprocessor" if views.len() == 9 => {
+                let views: Vec<Tensor<B, 4>> = views.into_iter().map(|v| normalise(v, mean, std)).collect();
+                let [n, c, h, w] = views[0].dims();
+                let neighbours = Tensor::stack::<5>(views[1..].to_vec(), 1).reshape([n * 8, c, h, w]);
+                let centre = views[0].clone().unsqueeze_dim::<5>(1).repeat_dim(1, 8).reshape([n * 8, c, h, w]);
+                vec![neighbours, centre]
+            }
+            "RotationPredDataPreprocessor" if !views.is_empty() => {
+                let k = views.len();
+                let [n, c, h, w] = views[0].dims();
+                let views: Vec<Tensor<B, 4>> = views.into_iter().map(|v| normalise(v, mean, std)).collect();
+                vec![Tensor::stack::<5>(views, 1).reshape([n * k, c, h, w])]
+            }
+            _ => views.into_iter().map(|v| normalise(v, mean, std)).collect(),
+        }
+    }
+}
+
+/// `(x − mean) / std` per channel; `x` unchanged without statistics.
+fn normalise<B: Backend>(x: Tensor<B, 4>, mean: Option<&[f64]>, std: Option<&[f64]>) -> Tensor<B, 4> {
+    let (Some(mean), Some(std)) = (mean, std) else { return x };
+    let device = x.device();
+    let stat = |v: &[f64]| Tensor::<B, 4>::from_data(TensorData::new(v.iter().map(|v| *v as f32).collect::<Vec<_>>(), [1, v.len(), 1, 1]), &device);
+    (x - stat(mean)) / stat(std)
 }

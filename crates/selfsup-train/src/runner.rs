@@ -73,15 +73,8 @@ pub fn batch_to_inputs<B: burn::tensor::backend::Backend>(
     model: &Algorithm<B>,
     device: &B::Device,
 ) -> SelfSupInputs<B> {
-    let views = batch
-        .views
-        .iter()
-        .map(|v| {
-            let raw = Tensor::<B, 4>::from_data(TensorData::new(v.data.clone(), v.shape), device);
-            model.data_preprocessor().apply(raw)
-        })
-        .collect();
-    SelfSupInputs { views }
+    let raw = batch.views.iter().map(|v| Tensor::<B, 4>::from_data(TensorData::new(v.data.clone(), v.shape), device)).collect();
+    SelfSupInputs { views: model.data_preprocessor().apply_views(raw) }
 }
 
 fn keymap() -> KeyMap {
