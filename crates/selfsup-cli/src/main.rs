@@ -27,6 +27,43 @@ struct Cli {
     command: Command,
 }
 
+/// The model and labelled data of `knn` and `linear-probe`.
+#[derive(clap::Args, Clone)]
+struct EvalArgs {
+    /// The config (its model and test pipeline).
+    config: PathBuf,
+    /// Weights; without, the randomly initialised model (a baseline).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Training images in class sub-folders (with `--val`).
+    #[arg(long, requires = "val")]
+    train: Option<PathBuf>,
+    /// Evaluated images in class sub-folders (with `--train`).
+    #[arg(long, requires = "train")]
+    val: Option<PathBuf>,
+    /// Synthetic training samples, when no folders are given.
+    #[arg(long, default_value_t = 1024)]
+    num_train: usize,
+    /// Synthetic evaluated samples, when no folders are given.
+    #[arg(long, default_value_t = 512)]
+    num_val: usize,
+    /// Override config keys.
+    #[arg(long, num_args = 1..)]
+    cfg_options: Vec<String>,
+}
+
+impl EvalArgs {
+    /// The loaded config and where its labelled images come from.
+    fn load(&self) -> Result<(LoadedConfig, LabelledData)> {
+        let cfg = LoadedConfig::load(&self.config, &self.cfg_options)?;
+        let data = match (&self.train, &self.val) {
+            (Some(train), Some(val)) => LabelledData::Folders { train: train.clone(), val: val.clone() },
+            _ => LabelledData::Synthetic { train: self.num_train, val: self.num_val },
+        };
+        Ok((cfg, data))
+    }
+}
+
 #[derive(clap::Args, Clone)]
 struct BackendArgs {
     /// Backend: flex (pure-Rust CPU), tch (libtorch), wgpu, cuda; compiled ones only.
@@ -114,32 +151,14 @@ enum Command {
     /// Weighted kNN accuracy of the backbone's features (MMSelfSup's kNN
     /// benchmark): on class sub-folders, or on the synthetic dataset.
     Knn {
-        /// The config (its model and test pipeline).
-        config: PathBuf,
-        /// Weights; without, the randomly initialised model (a baseline).
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        /// Training images in class sub-folders (with `--val`).
-        #[arg(long, requires = "val")]
-        train: Option<PathBuf>,
-        /// Evaluated images in class sub-folders (with `--train`).
-        #[arg(long, requires = "train")]
-        val: Option<PathBuf>,
-        /// Synthetic training samples, when no folders are given.
-        #[arg(long, default_value_t = 1024)]
-        num_train: usize,
-        /// Synthetic evaluated samples, when no folders are given.
-        #[arg(long, default_value_t = 512)]
-        num_val: usize,
+        #[command(flatten)]
+        eval: EvalArgs,
         /// Numbers of neighbours.
         #[arg(long, value_delimiter = ',', default_value = "20,200")]
         k: Vec<usize>,
         /// Vote temperature.
         #[arg(long, default_value_t = 0.07)]
         temperature: f32,
-        /// Override config keys.
-        #[arg(long, num_args = 1..)]
-        cfg_options: Vec<String>,
         /// Print one JSON line per k.
         #[arg(long)]
         json: bool,
@@ -150,23 +169,8 @@ enum Command {
     /// linear evaluation; ClsBatchNormNeck + LARS for ViTs, SGD for
     /// ResNets): on class sub-folders, or on the synthetic dataset.
     LinearProbe {
-        /// The config (its model and test pipeline).
-        config: PathBuf,
-        /// Weights; without, the randomly initialised model (a baseline).
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        /// Training images in class sub-folders (with `--val`).
-        #[arg(long, requires = "val")]
-        train: Option<PathBuf>,
-        /// Evaluated images in class sub-folders (with `--train`).
-        #[arg(long, requires = "train")]
-        val: Option<PathBuf>,
-        /// Synthetic training samples, when no folders are given.
-        #[arg(long, default_value_t = 1024)]
-        num_train: usize,
-        /// Synthetic evaluated samples, when no folders are given.
-        #[arg(long, default_value_t = 512)]
-        num_val: usize,
+        #[command(flatten)]
+        eval: EvalArgs,
         /// Epochs of the linear head.
         #[arg(long, default_value_t = 100)]
         epochs: usize,
@@ -188,9 +192,6 @@ enum Command {
         /// Seed of the head and the sample order.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Override config keys.
-        #[arg(long, num_args = 1..)]
-        cfg_options: Vec<String>,
         /// Print the result (every epoch included) as JSON.
         #[arg(long)]
         json: bool,
@@ -356,15 +357,11 @@ fn run(command: Command) -> Result<()> {
             .map_err(|e| anyhow!(e))??;
             println!("wrote features of {n} images to {}", out.display());
         }
-        Command::Knn { config, checkpoint, train, val, num_train, num_val, k, temperature, cfg_options, json, backend } => {
-            let cfg = LoadedConfig::load(&config, &cfg_options)?;
-            let data = match (train, val) {
-                (Some(train), Some(val)) => LabelledData::Folders { train, val },
-                _ => LabelledData::Synthetic { train: num_train, val: num_val },
-            };
+        Command::Knn { eval, k, temperature, json, backend } => {
+            let (cfg, data) = eval.load()?;
             let opts = KnnOptions { ks: k, temperature, ..Default::default() };
             let results = with_backend!(&backend.backend, &backend.device, |B, device| {
-                knn::<B>(&cfg, checkpoint.as_deref(), &data, &opts, &device)
+                knn::<B>(&cfg, eval.checkpoint.as_deref(), &data, &opts, &device)
             })
             .map_err(|e| anyhow!(e))??;
             for r in results {
@@ -376,12 +373,7 @@ fn run(command: Command) -> Result<()> {
             }
         }
         Command::LinearProbe {
-            config,
-            checkpoint,
-            train,
-            val,
-            num_train,
-            num_val,
+            eval,
             epochs,
             batch_size,
             optimizer,
@@ -389,15 +381,10 @@ fn run(command: Command) -> Result<()> {
             weight_decay,
             warmup_epochs,
             seed,
-            cfg_options,
             json,
             backend,
         } => {
-            let cfg = LoadedConfig::load(&config, &cfg_options)?;
-            let data = match (train, val) {
-                (Some(train), Some(val)) => LabelledData::Folders { train, val },
-                _ => LabelledData::Synthetic { train: num_train, val: num_val },
-            };
+            let (cfg, data) = eval.load()?;
             let optimizer = match optimizer.as_deref().map(str::to_ascii_lowercase).as_deref() {
                 None => None,
                 Some("sgd") => Some(ProbeOptimizer::Sgd),
@@ -406,7 +393,7 @@ fn run(command: Command) -> Result<()> {
             };
             let opts = LinearProbeOptions { epochs, batch_size, optimizer, lr, weight_decay, warmup_epochs, seed, ..Default::default() };
             let r = with_backend!(&backend.backend, &backend.device, |B, device| {
-                linear_probe::<B>(&cfg, checkpoint.as_deref(), &data, &opts, &device)
+                linear_probe::<B>(&cfg, eval.checkpoint.as_deref(), &data, &opts, &device)
             })
             .map_err(|e| anyhow!(e))??;
             if json {

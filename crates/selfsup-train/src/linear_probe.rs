@@ -284,7 +284,8 @@ pub fn probe_features<B: AutodiffBackend>(
     let mut epochs = Vec::with_capacity(opts.epochs);
     for epoch in 0..opts.epochs {
         order.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
+        // The epoch's losses are summed on the device and read once.
+        let mut loss_sum: Option<Tensor<B::InnerBackend, 1>> = None;
         for step in 0..steps {
             let idx = &order[step * batch_size..((step + 1) * batch_size).min(n)];
             let idx_t = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]), device);
@@ -292,13 +293,18 @@ pub fn probe_features<B: AutodiffBackend>(
             let y = y_train.clone().select(0, idx_t);
             let logits = head.forward(x);
             let loss = (log_softmax(logits, 1) * y).sum().neg().div_scalar(idx.len() as f64);
-            loss_sum += loss.clone().into_scalar().elem::<f64>();
+            let value = loss.clone().inner();
+            loss_sum = Some(match loss_sum {
+                Some(sum) => sum + value,
+                None => value,
+            });
             let grads = GradientsParams::from_grads(loss.backward(), &head);
             head = optim.step(schedule.lrs(), head, grads).0;
             schedule.step(StepUnit::Iter);
         }
         schedule.step(StepUnit::Epoch);
         let (top1, top5) = accuracy(&head.valid(), x_val.clone(), &val.labels, num_classes);
+        let loss_sum = loss_sum.map_or(0.0, |sum| sum.into_scalar().elem::<f64>());
         epochs.push(ProbeEpoch { epoch: epoch + 1, loss: loss_sum / steps as f64, top1, top5 });
     }
     let last = *epochs.last().expect("at least one epoch");
