@@ -98,6 +98,8 @@ struct Shared {
     pipeline: Pipeline,
     opts: DataLoaderOptions,
     batches_per_epoch: usize,
+    /// `(rank, world_size)`: this loader takes every `world_size`-th position.
+    shard: (usize, usize),
     skipped: Arc<AtomicUsize>,
     /// Samples already reported (counted once each).
     reported: Mutex<HashSet<usize>>,
@@ -172,26 +174,14 @@ impl DataLoader {
                 reason: "the dataset has no sample".into(),
             });
         }
-        let batches_per_epoch = if opts.drop_last && opts.sampler == SamplerKind::Default {
-            len / opts.batch_size
-        } else {
-            len.div_ceil(opts.batch_size)
-        };
-        if batches_per_epoch == 0 {
-            return Err(DataError::config(
-                "DataLoader",
-                format!(
-                    "the dataset has {len} samples, fewer than batch_size = {} with drop_last = true: no batch",
-                    opts.batch_size
-                ),
-            ));
-        }
+        let batches_per_epoch = batches_per_epoch(len, &opts, 1)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 dataset,
                 pipeline,
                 opts,
                 batches_per_epoch,
+                shard: (0, 1),
                 skipped: Arc::new(AtomicUsize::new(0)),
                 reported: Mutex::new(HashSet::new()),
                 unreadable: Mutex::new(HashSet::new()),
@@ -234,6 +224,7 @@ impl DataLoader {
                 pipeline: s.pipeline.clone(),
                 opts: s.opts.clone(),
                 batches_per_epoch: s.batches_per_epoch,
+                shard: s.shard,
                 skipped: s.skipped.clone(),
                 reported: Mutex::new(lock(&s.reported).clone()),
                 unreadable: Mutex::new(lock(&s.unreadable).clone()),
@@ -241,6 +232,45 @@ impl DataLoader {
                 on_skip: callback,
             }),
         }
+    }
+
+    /// The loader of rank `rank` of `world_size` data-parallel replicas, as
+    /// MMEngine's samplers shard: every rank walks the same epoch order and
+    /// takes positions `rank, rank + world_size, ...`; `DefaultSampler`
+    /// pads the order by repeating its start so that every rank gets
+    /// `ceil(len / world_size)` samples, and `InfiniteSampler` strides its
+    /// endless stream. The augmentation stream of a sample is keyed by its
+    /// position in the whole order, so ranks never share one. Rank 0 of 1
+    /// is the loader itself. Call before iterating.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidConfig`] for a rank out of range, or when
+    /// `drop_last` leaves a rank no batch.
+    pub fn sharded(self, rank: usize, world_size: usize) -> Result<Self, DataError> {
+        if world_size == 0 || rank >= world_size {
+            return Err(DataError::config("DataLoader", format!("rank {rank} of {world_size} replicas")));
+        }
+        let s = &self.shared;
+        let batches_per_epoch = batches_per_epoch(s.len(), &s.opts, world_size)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                dataset: s.dataset.clone(),
+                pipeline: s.pipeline.clone(),
+                opts: s.opts.clone(),
+                batches_per_epoch,
+                shard: (rank, world_size),
+                skipped: s.skipped.clone(),
+                reported: Mutex::new(lock(&s.reported).clone()),
+                unreadable: Mutex::new(lock(&s.unreadable).clone()),
+                perms: Mutex::new(VecDeque::new()),
+                on_skip: s.on_skip.clone(),
+            }),
+        })
+    }
+
+    /// `(rank, world_size)` of this loader's shard; `(0, 1)` unsharded.
+    pub fn shard(&self) -> (usize, usize) {
+        self.shared.shard
     }
 
     /// The dataset.
@@ -299,6 +329,24 @@ impl DataLoader {
     }
 }
 
+/// Batches per epoch of one of `world` shards.
+fn batches_per_epoch(len: usize, opts: &DataLoaderOptions, world: usize) -> Result<usize, DataError> {
+    let shard_len = len.div_ceil(world);
+    let n = if opts.drop_last && opts.sampler == SamplerKind::Default {
+        shard_len / opts.batch_size
+    } else {
+        shard_len.div_ceil(opts.batch_size)
+    };
+    if n == 0 {
+        let per = if world > 1 { format!(" ({shard_len} per each of {world} replicas)") } else { String::new() };
+        return Err(DataError::config(
+            "DataLoader",
+            format!("the dataset has {len} samples{per}, fewer than batch_size = {} with drop_last = true: no batch", opts.batch_size),
+        ));
+    }
+    Ok(n)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves the set consistent: keep going.
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -331,25 +379,30 @@ impl Shared {
     fn slots(&self, g: u64) -> (Vec<Slot>, Vec<Slot>) {
         let len = self.len();
         let bs = self.opts.batch_size;
+        let (rank, world) = self.shard;
+        // Local position `p` of this shard is position `rank + p·world` of
+        // the whole (padded) order.
+        let global = |p: usize| rank + p * world;
         match self.opts.sampler {
             SamplerKind::Default => {
+                let shard_len = len.div_ceil(world);
                 let nb = self.batches_per_epoch as u64;
                 let (epoch, k) = (g / nb, (g % nb) as usize);
                 let start = k * bs;
-                let end = (start + bs).min(len);
-                let slots = (start..end).map(|pos| Slot { pass: epoch, pos }).collect();
-                let cands = (end..start + len)
+                let end = (start + bs).min(shard_len);
+                let slots = (start..end).map(|p| Slot { pass: epoch, pos: global(p) % len }).collect();
+                let cands = (end..start + shard_len)
                     .map(|q| Slot {
                         pass: epoch,
-                        pos: q % len,
+                        pos: global(q % shard_len) % len,
                     })
                     .collect();
                 (slots, cands)
             }
             SamplerKind::Infinite => {
-                let at = |s: u64| Slot {
-                    pass: s / len as u64,
-                    pos: (s % len as u64) as usize,
+                let at = |s: u64| {
+                    let t = rank as u64 + s * world as u64;
+                    Slot { pass: t / len as u64, pos: (t % len as u64) as usize }
                 };
                 let start = g * bs as u64;
                 let end = start + bs as u64;

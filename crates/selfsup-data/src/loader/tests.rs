@@ -361,3 +361,33 @@ fn from_mmengine_config() {
     let err = DataLoaderConfig::from_json(&typo).expect_err("unknown key");
     assert!(err.to_string().contains("droplast"), "{err}");
 }
+
+#[test]
+fn shards_split_the_epoch_order_as_mmengine_samplers_do() {
+    let opts = DataLoaderOptions { batch_size: 2, seed: 7, ..DataLoaderOptions::default() };
+    let whole = loader(synthetic(7), opts.clone());
+    let order: Vec<usize> = collect(whole.iter_epoch(1)).into_iter().flat_map(|b| b.indices).collect();
+    // DefaultSampler(round_up): the order padded to 8 by its start, rank r
+    // taking positions r, r + 2, ...
+    let padded: Vec<usize> = (0..8).map(|q| order[q % 7]).collect();
+    for rank in 0..2 {
+        let shard = loader(synthetic(7), opts.clone()).sharded(rank, 2).expect("valid");
+        assert_eq!(shard.batches_per_epoch(), 2);
+        let got: Vec<usize> = collect(shard.iter_epoch(1)).into_iter().flat_map(|b| b.indices).collect();
+        let want: Vec<usize> = padded.iter().skip(rank).step_by(2).copied().collect();
+        assert_eq!(got, want, "rank {rank}");
+    }
+    // Rank 0 of 1 is the loader itself, augmentations included.
+    let one = loader(synthetic(7), opts.clone()).sharded(0, 1).expect("valid");
+    assert_eq!(collect(one.iter_epoch(1)), collect(whole.iter_epoch(1)));
+    // The two ranks' views of their first samples come from different streams.
+    let r0 = collect(loader(synthetic(7), opts.clone()).sharded(0, 2).expect("valid").iter_epoch(0));
+    let r1 = collect(loader(synthetic(7), opts.clone()).sharded(1, 2).expect("valid").iter_epoch(0));
+    assert_ne!(r0[0].views[0].data, r1[0].views[0].data);
+    // InfiniteSampler strides its endless stream.
+    let inf = DataLoaderOptions { batch_size: 2, shuffle: false, sampler: SamplerKind::Infinite, ..DataLoaderOptions::default() };
+    let idx: Vec<Vec<usize>> =
+        loader(synthetic(5), inf).sharded(1, 2).expect("valid").iter_from(0, 0).take(3).map(|b| b.expect("batch").indices).collect();
+    assert_eq!(idx, vec![vec![1, 3], vec![0, 2], vec![4, 1]]);
+    assert!(loader(synthetic(5), opts).sharded(2, 2).is_err());
+}

@@ -1,0 +1,234 @@
+//! Data-parallel collectives: `mmengine.dist` for replicas that run as
+//! threads of one process, on burn's own collective (`burn::collective`,
+//! the `burn-collective` crate).
+//!
+//! A data-parallel run starts one thread per device; each thread calls
+//! [`join`] with its rank and holds the returned guard while it trains.
+//! While the guard is alive, [`rank`] and [`world_size`] answer as
+//! `get_rank()` and `get_world_size()` do under `torch.distributed`, and
+//! the collectives below talk to the other ranks. Without a guard the
+//! world is one device and every collective is the identity, so the
+//! algorithms call them unconditionally, as MMSelfSup's do.
+//!
+//! burn-collective keeps one local server per backend *type*. A backend
+//! joins lazily on its first collective (every rank runs the same
+//! program, so every rank joins at the same point); the guard leaves all
+//! of them when dropped. Tensors of an autodiff backend go through the
+//! collective detached: the `*_with_grad` forms put the local gradient
+//! path back, as MMSelfSup's `GatherLayer` and in-place `all_reduce` do.
+//!
+//! A collective that fails (a peer died, shapes differ between ranks)
+//! panics with the reason, like a failed `torch.distributed` call raises:
+//! there is no way to go on with the step.
+use std::any::TypeId;
+use std::cell::RefCell;
+
+use burn::collective::{self as bc, CollectiveConfig, PeerId};
+use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
+
+pub use burn::collective::ReduceOperation;
+
+/// This thread's place in the data-parallel group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rank {
+    /// `0..world_size`; rank 0 logs and writes checkpoints.
+    pub rank: usize,
+    /// Number of replicas.
+    pub world_size: usize,
+}
+
+struct Session {
+    rank: Rank,
+    /// Backends registered with burn-collective, and how to leave them.
+    joined: Vec<(TypeId, Box<dyn Fn()>)>,
+}
+
+thread_local! {
+    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+}
+
+/// Leaves the group (every backend joined on this thread) when dropped.
+#[must_use = "the thread leaves the group when the guard is dropped"]
+pub struct GroupGuard {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for GroupGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupGuard").field("rank", &current()).finish()
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(session) = SESSION.with(|s| s.borrow_mut().take()) {
+            for (_, leave) in session.joined {
+                leave();
+            }
+        }
+    }
+}
+
+/// Makes this thread rank `rank.rank` of `rank.world_size` until the guard
+/// drops.
+///
+/// # Panics
+/// When the thread is already in a group, or the rank is out of range.
+pub fn join(rank: Rank) -> GroupGuard {
+    assert!(rank.world_size >= 1 && rank.rank < rank.world_size, "rank {} of {}", rank.rank, rank.world_size);
+    SESSION.with(|s| {
+        let mut s = s.borrow_mut();
+        assert!(s.is_none(), "this thread is already in a data-parallel group");
+        *s = Some(Session { rank, joined: Vec::new() });
+    });
+    GroupGuard { _not_send: std::marker::PhantomData }
+}
+
+/// Resets burn-collective's local server of backend `B`: peers of an
+/// earlier group that died without leaving are forgotten. Call before the
+/// ranks of a new group join.
+pub fn reset<B: Backend>() {
+    bc::reset_collective::<B>();
+}
+
+/// The group of this thread, if it is in one.
+pub fn current() -> Option<Rank> {
+    SESSION.with(|s| s.borrow().as_ref().map(|s| s.rank))
+}
+
+/// `get_rank()`: 0 outside a group.
+pub fn rank() -> usize {
+    current().map_or(0, |r| r.rank)
+}
+
+/// `get_world_size()`: 1 outside a group.
+pub fn world_size() -> usize {
+    current().map_or(1, |r| r.world_size)
+}
+
+/// This rank's burn-collective peer id.
+pub fn peer() -> PeerId {
+    PeerId::from(rank())
+}
+
+/// Registers backend `B` of this rank with burn-collective, once per
+/// thread and backend; blocks until every rank has registered it.
+///
+/// # Panics
+/// Outside a group, or when burn-collective refuses the registration.
+pub fn register<B: Backend>(device: &B::Device) {
+    let id = TypeId::of::<B>();
+    let rank = current().expect("dist::register outside a data-parallel group");
+    let known = SESSION.with(|s| s.borrow().as_ref().is_some_and(|s| s.joined.iter().any(|(t, _)| *t == id)));
+    if known {
+        return;
+    }
+    let peer = PeerId::from(rank.rank);
+    bc::register::<B>(peer, device.clone(), CollectiveConfig::default().with_num_devices(rank.world_size))
+        .unwrap_or_else(|e| panic!("rank {}: joining the collective failed: {e:?}", rank.rank));
+    let leave: Box<dyn Fn()> = Box::new(move || {
+        let _ = bc::finish_collective::<B>(peer);
+    });
+    SESSION.with(|s| {
+        if let Some(s) = s.borrow_mut().as_mut() {
+            s.joined.push((id, leave));
+        }
+    });
+}
+
+fn reduce_raw<B: Backend, const D: usize>(x: Tensor<B, D>, op: ReduceOperation) -> Tensor<B, D> {
+    let device = x.device();
+    register::<B>(&device);
+    let prim = x.detach().into_primitive().tensor();
+    let out = bc::all_reduce::<B>(peer(), prim, op)
+        .unwrap_or_else(|e| panic!("rank {}: all_reduce failed: {e:?}", rank()));
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+/// `all_reduce`: the sum or mean of `x` over the ranks, no gradient. The
+/// identity (detached) outside a group.
+pub fn all_reduce<B: Backend, const D: usize>(x: Tensor<B, D>, op: ReduceOperation) -> Tensor<B, D> {
+    if world_size() == 1 {
+        return x.detach();
+    }
+    reduce_raw(x, op)
+}
+
+/// MMEngine's in-place `all_reduce` on a tensor that needs a gradient
+/// (Barlow Twins' cross-correlation): the value is the sum over ranks, the
+/// gradient reaches only this rank's `x`.
+pub fn all_reduce_sum_with_grad<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if world_size() == 1 {
+        return x;
+    }
+    let others = reduce_raw(x.clone(), ReduceOperation::Sum) - x.clone().detach();
+    x + others
+}
+
+/// `x` of this rank in its slot of a zero tensor `[world·n, ...]`.
+fn slotted<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let dims = x.dims();
+    let (w, r) = (world_size(), rank());
+    let n = dims[0];
+    let mut parts = Vec::with_capacity(3);
+    let mut pad = dims;
+    if r > 0 {
+        pad[0] = r * n;
+        parts.push(Tensor::zeros(pad, &x.device()));
+    }
+    let device = x.device();
+    parts.push(x);
+    if r + 1 < w {
+        pad[0] = (w - r - 1) * n;
+        parts.push(Tensor::zeros(pad, &device));
+    }
+    Tensor::cat(parts, 0)
+}
+
+/// `concat_all_gather`: the ranks' `x` (same shape on every rank)
+/// concatenated along dimension 0 in rank order, no gradient.
+pub fn all_gather<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if world_size() == 1 {
+        return x.detach();
+    }
+    // Adding zeros is exact, so a sum of the slotted tensors is a gather.
+    reduce_raw(slotted(x.detach()), ReduceOperation::Sum)
+}
+
+/// `torch.cat(GatherLayer.apply(x))`: as [`all_gather`], but the gradient
+/// of this rank's slice flows back to `x` (the other slices are constants).
+pub fn all_gather_with_grad<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if world_size() == 1 {
+        return x;
+    }
+    let local = slotted(x);
+    let others = reduce_raw(local.clone(), ReduceOperation::Sum) - local.clone().detach();
+    local + others
+}
+
+/// `broadcast(x, src)`: rank `src`'s `x` on every rank, no gradient. Every
+/// rank passes a tensor of the same shape; only `src`'s values are used.
+pub fn broadcast<B: Backend, const D: usize>(x: Tensor<B, D>, src: usize) -> Tensor<B, D> {
+    if world_size() == 1 {
+        return x.detach();
+    }
+    let device = x.device();
+    register::<B>(&device);
+    let shape = x.dims();
+    let mine = (rank() == src).then(|| x.detach().into_primitive().tensor());
+    let out = bc::broadcast::<B>(peer(), mine).unwrap_or_else(|e| panic!("rank {}: broadcast failed: {e:?}", rank()));
+    let out: Tensor<B, D> = Tensor::from_primitive(TensorPrimitive::Float(out));
+    debug_assert_eq!(out.dims(), shape);
+    out
+}
+
+/// The mean over the ranks of a few host numbers (loss values for the log
+/// and the NaN check), through backend `B` on `device`.
+pub fn mean_values<B: Backend>(values: &[f64], device: &B::Device) -> Vec<f64> {
+    if world_size() == 1 || values.is_empty() {
+        return values.to_vec();
+    }
+    let t = Tensor::<B, 1>::from_data(TensorData::new(values.iter().map(|v| *v as f32).collect(), [values.len()]), device);
+    let mean = reduce_raw(t, ReduceOperation::Mean);
+    mean.into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default()
+}
