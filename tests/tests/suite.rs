@@ -4,6 +4,7 @@
 //! backend with `cargo xtask test-all`.
 
 mod configs;
+mod data_parallel;
 mod eval;
 mod optim;
 mod parity_contrastive;

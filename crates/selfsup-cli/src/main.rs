@@ -69,7 +69,9 @@ struct BackendArgs {
     /// Backend: flex (pure-Rust CPU), tch (libtorch), wgpu, cuda; compiled ones only.
     #[arg(long, default_value_t = default_backend())]
     backend: String,
-    /// Device: `cpu`, or `cuda:N` for tch and cuda.
+    /// Device: `cpu`, `cuda:N` for tch and cuda, `discrete:N` for wgpu.
+    /// `selfsup train` takes a comma-separated list for data-parallel
+    /// training: `--device cuda:0,cuda:1`.
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -296,8 +298,9 @@ fn run(command: Command) -> Result<()> {
                 Some(p) => Resume::From(PathBuf::from(p)),
             };
             let opts = TrainOptions { work_dir: work_dir.clone(), resume, progress: !no_progress, config_name: config_name(&config) };
-            let summary = with_backend!(&backend.backend, &backend.device, |B, device| {
-                selfsup::train::train::<B>(&cfg, &opts, &device)
+            // `--device cuda:0,cuda:1`: data-parallel on those devices.
+            let summary = with_backend!(&backend.backend, &backend.device, |B, [devices]| {
+                selfsup::train::train_data_parallel::<B>(&cfg, &opts, &devices)
             })
             .map_err(|e| anyhow!(e))??;
             let first = summary.losses.first().copied().unwrap_or(f64::NAN);

@@ -5,7 +5,7 @@ use burn::{
     module::Module,
     tensor::{backend::Backend, Int, Tensor},
 };
-use selfsup_layers::{batch_norm::TorchBatchNorm, init::InitRng};
+use selfsup_layers::{batch_norm::TorchBatchNorm, dist, init::InitRng};
 use selfsup_losses::{
     l2_normalize, CosineSimilarityLoss, CrossCorrelationLoss, CrossEntropyLossConfig, SwAVLoss, SwAVLossConfig, SwAVQueue,
 };
@@ -187,8 +187,9 @@ impl LatentCrossCorrelationHeadConfig {
 /// Barlow Twins' head: one affine-free `BatchNorm1d` (key `bn`) for both
 /// embeddings, `c = bn(z1)ᵀ·bn(z2)/n`.
 ///
-/// On several devices MMSelfSup all-reduces `c` (divided by the global
-/// batch); on one device that is the identity.
+/// On several devices `c` is divided by the global batch and summed over
+/// the replicas, the gradient reaching each replica's own term, as
+/// MMSelfSup's in-place `all_reduce` does.
 #[derive(Module, Debug)]
 pub struct LatentCrossCorrelationHead<B: Backend> {
     /// Shared normalisation (running stats updated twice per step).
@@ -201,9 +202,9 @@ impl<B: Backend> LatentCrossCorrelationHead<B> {
     /// # Shapes
     /// - `z1`, `z2`: `[n, d]` -> `[1]`
     pub fn forward(&self, z1: Tensor<B, 2>, z2: Tensor<B, 2>) -> Tensor<B, 1> {
-        let n = z1.dims()[0];
+        let n = z1.dims()[0] * dist::world_size();
         let c = self.bn.forward(z1).transpose().matmul(self.bn.forward(z2)).div_scalar(n as f64);
-        self.loss.forward(c)
+        self.loss.forward(dist::all_reduce_sum_with_grad(c))
     }
 }
 
@@ -231,8 +232,8 @@ impl MoCoV3HeadConfig {
 /// MoCo v3's head: `CE(normalize(predictor(q))·normalize(k)ᵀ/T, arange(n))`.
 /// Keys `predictor.*`.
 ///
-/// MMSelfSup gathers the keys of every device (the labels are offset by
-/// the rank); on one device the keys are the local batch.
+/// `momentum_out` holds the keys of every replica (gathered by the
+/// algorithm); the labels are offset by the rank, as MMSelfSup's.
 #[derive(Module, Debug)]
 pub struct MoCoV3Head<B: Backend> {
     /// The predictor.
@@ -249,8 +250,9 @@ impl<B: Backend> MoCoV3Head<B> {
         let pred = l2_normalize(self.predictor.forward(base_out), 1);
         let target = l2_normalize(momentum_out.detach(), 1);
         let logits = pred.matmul(target.transpose()).div_scalar(self.temperature);
-        let n = logits.dims()[0];
-        let labels = Tensor::<B, 1, Int>::arange(0..n as i64, &logits.device());
+        let n = logits.dims()[0] as i64;
+        let first = n * dist::rank() as i64;
+        let labels = Tensor::<B, 1, Int>::arange(first..first + n, &logits.device());
         self.loss.forward(logits, labels)
     }
 }

@@ -23,8 +23,15 @@
 use std::any::TypeId;
 use std::cell::RefCell;
 
+use std::collections::HashSet;
+
 use burn::collective::{self as bc, CollectiveConfig, PeerId};
-use burn::tensor::{backend::Backend, Tensor, TensorData, TensorPrimitive};
+use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::{
+    backend::{AutodiffBackend, Backend},
+    Tensor, TensorData, TensorPrimitive,
+};
 
 pub use burn::collective::ReduceOperation;
 
@@ -231,4 +238,42 @@ pub fn mean_values<B: Backend>(values: &[f64], device: &B::Device) -> Vec<f64> {
     let t = Tensor::<B, 1>::from_data(TensorData::new(values.iter().map(|v| *v as f32).collect(), [values.len()]), device);
     let mean = reduce_raw(t, ReduceOperation::Mean);
     mean.into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default()
+}
+
+/// `DistributedDataParallel`'s gradient synchronisation: every gradient of
+/// `model` reduced over the replicas (`Mean` averages them).
+///
+/// The tensors go through burn-collective's all-reduce in the order the
+/// module visits its parameters, which is the same on every replica; the
+/// parameter ids are not (each replica's `ParamId`s are drawn when it is
+/// built), so `GradientsParams::all_reduce`, which orders by id, cannot be
+/// used for replicas built apart.
+pub fn all_reduce_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: GradientsParams,
+    op: ReduceOperation,
+) -> GradientsParams {
+    if world_size() == 1 {
+        return grads;
+    }
+    struct Reduce<B> {
+        grads: GradientsParams,
+        op: ReduceOperation,
+        seen: HashSet<ParamId>,
+        _backend: std::marker::PhantomData<B>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Reduce<B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if !self.seen.insert(param.id) {
+                return;
+            }
+            if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+                let g = reduce_raw(g, self.op);
+                self.grads.register::<B::InnerBackend, D>(param.id, g);
+            }
+        }
+    }
+    let mut visitor = Reduce::<B> { grads, op, seen: HashSet::new(), _backend: std::marker::PhantomData };
+    model.visit(&mut visitor);
+    visitor.grads
 }

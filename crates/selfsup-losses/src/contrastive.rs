@@ -7,7 +7,7 @@ use burn::{
     tensor::{activation::log_softmax, backend::Backend, Int, Tensor},
 };
 use burn::tensor::ElementConversion;
-use selfsup_layers::l2_normalize;
+use selfsup_layers::{dist::{self, ReduceOperation}, l2_normalize};
 use serde::{Deserialize, Serialize};
 
 /// `dict(type='mmcls.CrossEntropyLoss', loss_weight=1.0)`: softmax cross
@@ -328,22 +328,36 @@ impl<B: Backend> SwAVLoss<B> {
     }
 }
 
-/// MMSelfSup's `distributed_sinkhorn` on one device: soft assignments
-/// `[n, K]` of the scores `out` (`[n, K]`), no gradient.
+/// MMSelfSup's `distributed_sinkhorn`: soft assignments `[n, K]` of the
+/// scores `out` (`[n, K]`), no gradient.
+///
+/// Across replicas the total mass is all-reduced and the column count is
+/// the global batch. As in MMSelfSup, the prototype (row) sums are
+/// all-reduced only on the rare iteration that finds an empty row; the
+/// zero-row test itself is made global here, so that every replica takes
+/// the same branch (MMSelfSup's ranks would wait on each other otherwise).
 pub fn sinkhorn<B: Backend>(out: Tensor<B, 2>, iterations: usize, epsilon: f64) -> Tensor<B, 2> {
+    let world = dist::world_size();
     let out = out.detach();
     let mut q = out.div_scalar(epsilon).exp().transpose(); // [K, n]
     let [k, n] = q.dims();
-    let total = q.clone().sum();
+    let n = n * world;
+    let total = dist::all_reduce(q.clone().sum(), ReduceOperation::Sum);
     q = q / total.reshape([1, 1]);
     for _ in 0..iterations {
         let u = q.clone().sum_dim(1); // [K, 1]
         // MMSelfSup adds 1e-12 everywhere when a row sums to zero.
         // Entries are non-negative, so a zero row sum is a zero minimum.
-        let zero_rows = u.clone().min().into_scalar().elem::<f64>() == 0.0;
+        let local_zero = u.clone().min().into_scalar().elem::<f64>() == 0.0;
+        let zero_rows = if world > 1 {
+            let flag = Tensor::<B, 1>::from_floats([if local_zero { 1.0 } else { 0.0 }], &u.device());
+            dist::all_reduce(flag, ReduceOperation::Sum).into_scalar().elem::<f64>() > 0.0
+        } else {
+            local_zero
+        };
         let (qq, u) = if zero_rows {
             let qq = q.add_scalar(1e-12);
-            let u = qq.clone().sum_dim(1);
+            let u = dist::all_reduce(qq.clone().sum_dim(1), ReduceOperation::Sum);
             (qq, u)
         } else {
             (q, u)

@@ -27,7 +27,7 @@ pub mod visualize;
 use std::path::PathBuf;
 
 pub use config::{LoadedConfig, RunConfig, RunConfigError};
-pub use runner::{train, Resume, TrainOptions, TrainSummary};
+pub use runner::{train, train_data_parallel, Resume, TrainOptions, TrainSummary};
 
 /// Errors that stop a run.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,10 @@
-//! The training loop: MMEngine's runner for one device.
+//! The training loop: MMEngine's runner, on one device ([`train`]) or
+//! data-parallel on several ([`train_data_parallel`]).
 use std::{
     fs,
     io::{IsTerminal, Write},
     path::{Path, PathBuf},
+    sync::{mpsc, Arc, Mutex, PoisonError},
     time::Instant,
 };
 
@@ -15,7 +17,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use selfsup_algorithms::{contrastive::SwAVQueueState, key_map, Algorithm};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
 use selfsup_data::{Batch, DataLoader};
-use selfsup_layers::amp::autocast;
+use selfsup_layers::{
+    amp::autocast,
+    dist::{self, Rank, ReduceOperation},
+};
 use selfsup_weights::{export_state_dict, load_into, KeyMap, LoadOptions};
 
 use crate::{
@@ -102,6 +107,10 @@ impl Log {
 }
 
 /// Trains the config's algorithm on backend `B`. See the crate docs.
+///
+/// Called on a thread that is a rank of a data-parallel group
+/// ([`selfsup_layers::dist::join`]), it trains that rank's replica: see
+/// [`train_data_parallel`].
 pub fn train<B: AutodiffBackend>(
     cfg: &LoadedConfig,
     opts: &TrainOptions,
@@ -109,15 +118,21 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<TrainSummary, TrainError> {
     let run = &cfg.run;
     let work_dir = &opts.work_dir;
-    fs::create_dir_all(work_dir).map_err(|e| TrainError::Io(work_dir.clone(), e))?;
-    cfg.tree
-        .dump(work_dir.join(&opts.config_name))
-        .map_err(|e| TrainError::Other(format!("writing the resolved config: {e}")))?;
-
-    for w in run.optim_wrapper.warnings() {
-        eprintln!("warning: {w}");
+    let Rank { rank, world_size: world } = dist::current().unwrap_or(Rank { rank: 0, world_size: 1 });
+    // Rank 0 writes the work dir, the log and the checkpoints.
+    let lead = rank == 0;
+    if lead {
+        fs::create_dir_all(work_dir).map_err(|e| TrainError::Io(work_dir.clone(), e))?;
+        cfg.tree
+            .dump(work_dir.join(&opts.config_name))
+            .map_err(|e| TrainError::Other(format!("writing the resolved config: {e}")))?;
+        for w in run.optim_wrapper.warnings() {
+            eprintln!("warning: {w}");
+        }
     }
     let seed = run.randomness.seed.unwrap_or(0);
+    // MMEngine's `diff_rank_seed`: rank r's draws are seeded with seed + r.
+    let draws_seed = |r: usize| (seed + if run.randomness.diff_rank_seed { r as u64 } else { 0 }) ^ 0x5eed_5e1f;
     let keymap = keymap();
     let mut model: Algorithm<B> = run.model.init_seeded(device, seed);
 
@@ -128,7 +143,7 @@ pub fn train<B: AutodiffBackend>(
         eprintln!("load_from {path}: {} tensors", report.loaded.len());
     }
 
-    let loader = DataLoader::from_config_seeded(&run.train_dataloader, None, seed)?;
+    let loader = DataLoader::from_config_seeded(&run.train_dataloader, None, seed)?.sharded(rank, world)?;
     let epoch_length = loader.batches_per_epoch();
     if epoch_length == 0 {
         return Err(TrainError::Other("the training data gives no full batch (dataset smaller than batch_size with drop_last?)".into()));
@@ -160,7 +175,7 @@ pub fn train<B: AutodiffBackend>(
     let amp = run.optim_wrapper.amp().map_err(|(k, m)| TrainError::Other(format!("{k}: {m}")))?;
     let autocast_dtype = amp.map(|a| a.dtype);
     let mut scaler = amp.map(|a| a.scaler);
-    let mut draws = Draws::seeded(seed ^ 0x5eed_5e1f);
+    let mut draws = Draws::seeded(draws_seed(rank));
     let (mut iter, mut epoch, mut batch_in_epoch) = (0usize, 0usize, 0usize);
 
     let resume_from = match &opts.resume {
@@ -176,8 +191,23 @@ pub fn train<B: AutodiffBackend>(
         let (m, _) = load_into(model, &ckpt.model, &keymap, &LoadOptions::default())?;
         model = m.prepare();
         if let Some(q) = queue {
-            let shape: [usize; 3] = q.shape.to_vec().try_into().map_err(|_| TrainError::Other("bad SwAV queue in checkpoint".into()))?;
-            let data = q.convert::<f32>().to_vec::<f32>().map_err(|_| TrainError::Other("bad SwAV queue in checkpoint".into()))?;
+            let bad = || TrainError::Other("bad SwAV queue in checkpoint".into());
+            let qshape = q.shape.to_vec();
+            let all = q.convert::<f32>().to_vec::<f32>().map_err(|_| bad())?;
+            // One replica's queue is `[crops, rows, dim]`; a data-parallel
+            // run saves every replica's, `[world, crops, rows, dim]`.
+            let (shape, data): ([usize; 3], Vec<f32>) = match qshape.len() {
+                3 if world == 1 => (qshape.try_into().map_err(|_| bad())?, all),
+                4 if qshape[0] == world => {
+                    let per = all.len() / world;
+                    (qshape[1..].to_vec().try_into().map_err(|_| bad())?, all[rank * per..(rank + 1) * per].to_vec())
+                }
+                _ => {
+                    return Err(TrainError::Other(format!(
+                        "the checkpoint's SwAV queue {qshape:?} was saved by a run on another number of devices than {world}"
+                    )))
+                }
+            };
             // `use_queue` needs no saving: the loss turns it on whenever the
             // queue's last row is filled, and nothing empties a row again.
             model = model.with_swav_queue(Some(SwAVQueueState { data, shape, use_queue: false }));
@@ -192,7 +222,10 @@ pub fn train<B: AutodiffBackend>(
             .try_into()
             .map_err(|_| TrainError::Other("bad generator state in checkpoint".into()))?;
         let word_pos: u128 = meta.draws_word_pos.parse().map_err(|_| TrainError::Other("bad generator state in checkpoint".into()))?;
-        draws = Draws::from_state(seed_bytes, word_pos);
+        // Every rank makes the same number of draws, so rank 0's position
+        // is every rank's; with `diff_rank_seed` the key is the rank's own.
+        let key = if rank > 0 && run.randomness.diff_rank_seed { Draws::seeded(draws_seed(rank)).state().0 } else { seed_bytes };
+        draws = Draws::from_state(key, word_pos);
         if let (Some(sc), Some((scale, tracker))) = (scaler.as_mut(), meta.loss_scaler) {
             sc.scale = scale;
             sc.growth_tracker = tracker;
@@ -201,15 +234,17 @@ pub fn train<B: AutodiffBackend>(
         epoch = meta.epoch;
         batch_in_epoch = meta.batch_in_epoch;
         schedule.fast_forward(iter, epoch);
-        eprintln!("resumed from {} at iteration {iter} (epoch {epoch})", path.display());
+        if lead {
+            eprintln!("resumed from {} at iteration {iter} (epoch {epoch})", path.display());
+        }
     }
 
-    let mut log = Log::open(&work_dir.join("scalars.json"))?;
+    let mut log = if lead { Some(Log::open(&work_dir.join("scalars.json"))?) } else { None };
     let log_interval = run.default_hooks.logger.as_ref().map(|l| l.interval.max(1)).unwrap_or(50);
     let ckpt_hook = run.default_hooks.checkpoint.clone();
 
     // A progress bar on a terminal; log lines every logger interval otherwise.
-    let show_bar = opts.progress && std::io::stderr().is_terminal();
+    let show_bar = lead && opts.progress && std::io::stderr().is_terminal();
     let bar = if show_bar {
         let bar = ProgressBar::with_draw_target(Some(max_iters as u64), ProgressDrawTarget::stderr_with_hz(4));
         bar.set_style(
@@ -231,6 +266,8 @@ pub fn train<B: AutodiffBackend>(
     let mut t_last = Instant::now();
     let mut data_time = 0.0f64;
 
+    // Every rank calls `save` at the same iterations (SwAV's queues are
+    // gathered there); rank 0 writes.
     let save = |model: &Algorithm<B>,
                 optim: &Optimizer<B>,
                 draws: &Draws,
@@ -241,6 +278,17 @@ pub fn train<B: AutodiffBackend>(
                 name: String|
      -> Result<PathBuf, TrainError> {
         let path = work_dir.join(name);
+        let queue = model.swav_queue().map(|q| {
+            if world == 1 {
+                return TensorData::new(q.data.clone(), q.shape);
+            }
+            let [c, r, d] = q.shape;
+            let mine = Tensor::<B::InnerBackend, 4>::from_data(TensorData::new(q.data.clone(), [1, c, r, d]), device);
+            dist::all_gather(mine).into_data()
+        });
+        if !lead {
+            return Ok(path);
+        }
         let (seed_bytes, word_pos) = draws.state();
         let meta = CheckpointMeta {
             iter,
@@ -254,8 +302,8 @@ pub fn train<B: AutodiffBackend>(
             loss_scaler: scaler.map(|s| (s.scale, s.growth_tracker)),
         };
         let mut state = export_state_dict(&model.valid(), &keymap)?;
-        if let Some(q) = model.swav_queue() {
-            state.insert(checkpoint::SWAV_QUEUE.to_string(), TensorData::new(q.data.clone(), q.shape));
+        if let Some(q) = queue {
+            state.insert(checkpoint::SWAV_QUEUE.to_string(), q);
         }
         checkpoint::save(&path, state, optim.state_tensors(), &meta)?;
         let rel = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -271,11 +319,13 @@ pub fn train<B: AutodiffBackend>(
         // SwAVHook.before_train_epoch: start the queue, restart `use_queue`.
         for hook in &run.custom_hooks {
             if let CustomHookConfig::SwAV(h) = hook {
-                let length = h.queue_length - h.queue_length % h.batch_size.max(1);
+                // SwAVHook: the length rounded down to whole global batches,
+                // each replica queueing its own share.
+                let length = h.queue_length - h.queue_length % (h.batch_size.max(1) * world);
                 if length > 0 && epoch >= h.epoch_queue_starts {
                     let queue = match model.swav_queue() {
                         Some(q) => Some(SwAVQueueState { use_queue: false, ..q.clone() }),
-                        None => Some(SwAVQueueState::zeros(h.crops_for_assign.len(), length, h.feat_dim)),
+                        None => Some(SwAVQueueState::zeros(h.crops_for_assign.len(), length / world, h.feat_dim)),
                     };
                     model = model.with_swav_queue(queue);
                 }
@@ -305,7 +355,15 @@ pub fn train<B: AutodiffBackend>(
                 let _autocast = autocast(autocast_dtype);
                 model.loss(&inputs, &mut draws)?
             };
-            let parts = output.to_f64();
+            let mut parts = output.to_f64();
+            if world > 1 {
+                // Logged and checked: the mean over the replicas, the same
+                // on every rank, so that all stop together on a NaN.
+                let values: Vec<f64> = parts.iter().map(|(_, v)| *v).collect();
+                for ((_, v), m) in parts.iter_mut().zip(dist::mean_values::<B>(&values, device)) {
+                    *v = m;
+                }
+            }
             let total = output.total().ok_or_else(|| TrainError::Other("the algorithm returned no loss".into()))?;
             let total_value: f64 = parts.iter().filter(|(n, _)| n.contains("loss")).map(|(_, v)| v).sum();
             if !total_value.is_finite() {
@@ -340,6 +398,8 @@ pub fn train<B: AutodiffBackend>(
                 grads
             };
             pending = 0;
+            // DistributedDataParallel: the replicas' gradients averaged.
+            let grads = dist::all_reduce_gradients(&model, grads, ReduceOperation::Mean);
             // `fix_lr` groups (SimSiam's predictor) keep their base lr.
             let lrs: Vec<f64> = schedule.lrs().iter().zip(&fixed).map(|(lr, f)| f.unwrap_or(*lr)).collect();
             let (m, grad_norm) = match scaler.as_mut() {
@@ -364,7 +424,7 @@ pub fn train<B: AutodiffBackend>(
 
             let lr = lrs.first().copied().unwrap_or(0.0);
             let elapsed = t_last.elapsed().as_secs_f64();
-            let imgs_per_s = (iter - start_iter) as f64 * batch_size as f64 / t_start.elapsed().as_secs_f64().max(1e-9);
+            let imgs_per_s = (iter - start_iter) as f64 * (batch_size * world) as f64 / t_start.elapsed().as_secs_f64().max(1e-9);
             bar.set_position(iter as u64);
             bar.set_message(format!(
                 "loss {total_value:.4} lr {lr:.3e} {imgs_per_s:.1} img/s data {:.0}%",
@@ -382,8 +442,10 @@ pub fn train<B: AutodiffBackend>(
                 if let Some(sc) = &scaler {
                     line["loss_scale"] = serde_json::json!(sc.scale);
                 }
-                log.write(&line);
-                if !show_bar {
+                if let Some(log) = log.as_mut() {
+                    log.write(&line);
+                }
+                if lead && !show_bar {
                     eprintln!("Iter(train) [{iter:>6}/{max_iters}] epoch {} lr {lr:.4e} loss {total_value:.4} {imgs_per_s:.1} img/s", epoch + 1);
                 }
             }
@@ -394,7 +456,9 @@ pub fn train<B: AutodiffBackend>(
                     let p = save(&model, &optim, &draws, scaler, iter, epoch, batch_in_epoch, format!("iter_{iter}.safetensors"))?;
                     ckpts.push(p.clone());
                     last_ckpt = Some(p);
-                    prune(&mut ckpts, hook.max_keep_ckpts);
+                    if lead {
+                        prune(&mut ckpts, hook.max_keep_ckpts);
+                    }
                 }
             }
         }
@@ -407,7 +471,9 @@ pub fn train<B: AutodiffBackend>(
                 let p = save(&model, &optim, &draws, scaler, iter, epoch, 0, format!("epoch_{epoch}.safetensors"))?;
                 ckpts.push(p.clone());
                 last_ckpt = Some(p);
-                prune(&mut ckpts, hook.max_keep_ckpts);
+                if lead {
+                    prune(&mut ckpts, hook.max_keep_ckpts);
+                }
             }
         }
     }
@@ -420,7 +486,7 @@ pub fn train<B: AutodiffBackend>(
     };
     let final_ckpt = save(&model, &optim, &draws, scaler, iter, e, b, final_name)?;
     ckpts.push(final_ckpt.clone());
-    if let Some(h) = &ckpt_hook {
+    if let (Some(h), true) = (&ckpt_hook, lead) {
         prune(&mut ckpts, h.max_keep_ckpts);
     }
     let secs = t_start.elapsed().as_secs_f64().max(1e-9);
@@ -428,10 +494,92 @@ pub fn train<B: AutodiffBackend>(
         iters: iter,
         iters_this_run: iter - start_iter,
         losses,
-        images_per_sec: (iter - start_iter) as f64 * batch_size as f64 / secs,
+        images_per_sec: (iter - start_iter) as f64 * (batch_size * world) as f64 / secs,
         skipped_images: loader.skipped(),
         checkpoint: final_ckpt,
     })
+}
+
+/// One data-parallel run at a time per process: burn-collective's local
+/// servers are per backend type, shared by the whole process.
+static DATA_PARALLEL: Mutex<()> = Mutex::new(());
+
+/// Data-parallel training (PyTorch's `DistributedDataParallel`, MMEngine's
+/// `launcher`) on `devices` of one machine: one replica per device, each on
+/// its own thread and rank ([`selfsup_layers::dist`]).
+///
+/// - Every replica starts from the same seeded weights and steps its own
+///   optimiser with the gradients averaged over the replicas by
+///   burn-collective's all-reduce, so the replicas stay identical.
+/// - `batch_size` is per device, as in MMSelfSup: the global batch is
+///   `batch_size × devices`. Each replica loads its shard of every epoch
+///   ([`DataLoader::sharded`]), so an epoch has `1/devices` as many
+///   iterations.
+/// - The algorithms' distributed pieces (gathers, ShuffleBN, Barlow Twins'
+///   all-reduce, SwAV's Sinkhorn) talk to the other replicas; BatchNorm
+///   normalises each replica's own batch (burn has no SyncBN).
+/// - Rank 0 writes the log and the checkpoints; the logged losses are the
+///   means over the replicas. A checkpoint resumes on the same number of
+///   devices, or any number for algorithms without per-replica state
+///   (all but SwAV's queue).
+///
+/// One device is [`train`]. The same device may be listed more than once
+/// (a CPU backend has one): the replicas then share it, which tests the
+/// data-parallel path on any machine.
+///
+/// # Errors
+/// The first error of any replica; a replica that fails while the others
+/// wait in a collective leaves them blocked, so call this from a process
+/// that ends on the error (as the CLI does).
+pub fn train_data_parallel<B: AutodiffBackend>(
+    cfg: &LoadedConfig,
+    opts: &TrainOptions,
+    devices: &[B::Device],
+) -> Result<TrainSummary, TrainError> {
+    match devices {
+        [] => return Err(TrainError::Other("no device to train on".into())),
+        [device] => return train::<B>(cfg, opts, device),
+        _ => {}
+    }
+    let _one_at_a_time = DATA_PARALLEL.lock().unwrap_or_else(PoisonError::into_inner);
+    dist::reset::<B>();
+    dist::reset::<B::InnerBackend>();
+    let world = devices.len();
+    let (cfg, opts) = (Arc::new(cfg.clone()), Arc::new(opts.clone()));
+    let (tx, rx) = mpsc::channel::<(usize, Result<TrainSummary, TrainError>)>();
+    for (rank, device) in devices.iter().enumerate() {
+        let (cfg, opts, tx, device) = (cfg.clone(), opts.clone(), tx.clone(), device.clone());
+        std::thread::Builder::new()
+            .name(format!("selfsup-rank-{rank}"))
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _group = dist::join(Rank { rank, world_size: world });
+                    train::<B>(&cfg, &opts, &device)
+                }))
+                .unwrap_or_else(|panic| {
+                    let msg = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "panicked".into());
+                    Err(TrainError::Other(format!("rank {rank}: {msg}")))
+                });
+                let _ = tx.send((rank, result));
+            })
+            .map_err(|e| TrainError::Other(format!("starting the thread of rank {rank}: {e}")))?;
+    }
+    drop(tx);
+    // Rank 0's summary once every replica is done; the first error at once.
+    let mut summary = None;
+    for _ in 0..world {
+        match rx.recv() {
+            Ok((0, Ok(s))) => summary = Some(s),
+            Ok((_, Ok(_))) => {}
+            Ok((_, Err(e))) => return Err(e),
+            Err(_) => break,
+        }
+    }
+    summary.ok_or_else(|| TrainError::Other("rank 0 ended without a result".into()))
 }
 
 fn prune(ckpts: &mut Vec<PathBuf>, keep: i64) {

@@ -57,9 +57,17 @@ pub fn tch_device(spec: &str) -> Result<burn_tch::LibTorchDevice, String> {
     }
 }
 
-/// A wgpu device: the default adapter.
+/// A wgpu device: `discrete:N` or `integrated:N` for that adapter, else
+/// the default adapter.
 #[cfg(feature = "wgpu")]
-pub fn wgpu_device(_spec: &str) -> Result<burn_wgpu::WgpuDevice, String> {
+pub fn wgpu_device(spec: &str) -> Result<burn_wgpu::WgpuDevice, String> {
+    let index = |rest: &str| rest.parse::<usize>().map_err(|_| format!("bad device `{spec}`"));
+    if let Some(rest) = spec.strip_prefix("discrete:") {
+        return index(rest).map(burn_wgpu::WgpuDevice::DiscreteGpu);
+    }
+    if let Some(rest) = spec.strip_prefix("integrated:") {
+        return index(rest).map(burn_wgpu::WgpuDevice::IntegratedGpu);
+    }
     Ok(burn_wgpu::WgpuDevice::default())
 }
 
@@ -73,31 +81,40 @@ pub fn cuda_device(spec: &str) -> Result<burn_cuda::CudaDevice, String> {
 /// Runs `$body` with `$B` bound to the autodiff backend called `$name`
 /// (`"flex"`, `"tch"`, `"wgpu"`, `"cuda"`) and `$device` to its device
 /// parsed from `$spec`. Evaluates to `Result<T, String>`.
+///
+/// With `|B, [devices]|`, `$spec` is a comma-separated list
+/// (`cuda:0,cuda:1`) and `devices` a `Vec` of devices.
 #[macro_export]
 macro_rules! with_backend {
-    ($name:expr, $spec:expr, |$B:ident, $device:ident| $body:expr) => {{
+    ($name:expr, $spec:expr, |$B:ident, [$devices:ident]| $body:expr) => {
+        $crate::with_backend!(@run $name, $spec, parse_list, |$B, $devices| $body)
+    };
+    ($name:expr, $spec:expr, |$B:ident, $device:ident| $body:expr) => {
+        $crate::with_backend!(@run $name, $spec, parse_one, |$B, $device| $body)
+    };
+    (@run $name:expr, $spec:expr, $parse:ident, |$B:ident, $device:ident| $body:expr) => {{
         let name: &str = $name;
         let spec: &str = $spec;
         let mut result: Option<Result<_, String>> = None;
         #[cfg(feature = "flex")]
         if name == "flex" {
             type $B = $crate::backend::Autodiff<$crate::backend::Flex>;
-            result = Some($crate::backend::flex_device(spec).map(|$device| $body));
+            result = Some($crate::backend::$parse(spec, $crate::backend::flex_device).map(|$device| $body));
         }
         #[cfg(feature = "tch")]
         if name == "tch" {
             type $B = $crate::backend::Autodiff<$crate::backend::Tch>;
-            result = Some($crate::backend::tch_device(spec).map(|$device| $body));
+            result = Some($crate::backend::$parse(spec, $crate::backend::tch_device).map(|$device| $body));
         }
         #[cfg(feature = "wgpu")]
         if name == "wgpu" {
             type $B = $crate::backend::Autodiff<$crate::backend::Wgpu>;
-            result = Some($crate::backend::wgpu_device(spec).map(|$device| $body));
+            result = Some($crate::backend::$parse(spec, $crate::backend::wgpu_device).map(|$device| $body));
         }
         #[cfg(feature = "cuda")]
         if name == "cuda" {
             type $B = $crate::backend::Autodiff<$crate::backend::Cuda>;
-            result = Some($crate::backend::cuda_device(spec).map(|$device| $body));
+            result = Some($crate::backend::$parse(spec, $crate::backend::cuda_device).map(|$device| $body));
         }
         result.unwrap_or_else(|| {
             Err(format!(
@@ -108,4 +125,14 @@ macro_rules! with_backend {
             ))
         })
     }};
+}
+
+/// One device from its spec ([`with_backend!`]'s single form).
+pub fn parse_one<D>(spec: &str, parse: fn(&str) -> Result<D, String>) -> Result<D, String> {
+    parse(spec)
+}
+
+/// The devices of a comma-separated spec, `cuda:0,cuda:1`.
+pub fn parse_list<D>(spec: &str, parse: fn(&str) -> Result<D, String>) -> Result<Vec<D>, String> {
+    spec.split(',').map(|s| parse(s.trim())).collect()
 }

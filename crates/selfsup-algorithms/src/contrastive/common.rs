@@ -1,13 +1,14 @@
 //! Pieces every algorithm of the family shares: the backbone choice, the
-//! neck registries and the single-device forms of MMSelfSup's distributed
-//! helpers.
+//! neck registries and MMSelfSup's distributed helpers
+//! (`concat_all_gather`, `GatherLayer`, `batch_shuffle_ddp`), which are
+//! the identity outside a data-parallel group ([`selfsup_layers::dist`]).
 use burn::{
     module::Module,
-    tensor::{backend::Backend, module::adaptive_avg_pool2d, Tensor},
+    tensor::{backend::Backend, module::adaptive_avg_pool2d, Int, Tensor, TensorData},
 };
 use selfsup_backbones::{MaeVit, MoCoV3VitConfig, ResNet, ResNetConfig, VitFeatures};
-use selfsup_core::{ModelError, SelfSupInputs};
-use selfsup_layers::init::InitRng;
+use selfsup_core::{Draws, ModelError, SelfSupInputs};
+use selfsup_layers::{dist, init::InitRng};
 use selfsup_necks::{NonLinearNeck, NonLinearNeckConfig};
 
 use crate::ConfigIssue;
@@ -140,10 +141,63 @@ pub fn check_nonlinear(neck: &NonLinearNeckConfig, backbone: &ContrastiveBackbon
     Ok(())
 }
 
-/// MMSelfSup's `GatherLayer` / `concat_all_gather` on one device: the
-/// local batch. Data-parallel training replaces this function.
+/// MMSelfSup's `concat_all_gather`: every replica's `x` in rank order,
+/// no gradient. On one device, `x` detached.
 pub fn gather<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    x
+    dist::all_gather(x)
+}
+
+/// `torch.cat(GatherLayer.apply(x))`: as [`gather`], with the gradient of
+/// this replica's rows flowing back to `x`. On one device, `x`.
+pub fn gather_with_grad<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    dist::all_gather_with_grad(x)
+}
+
+/// How [`batch_shuffle`] dealt the global batch: this replica's rows of
+/// `argsort(perm)`, or nothing on one device.
+#[derive(Debug, Clone)]
+pub struct Unshuffle(Option<Vec<i64>>);
+
+/// MMSelfSup's `batch_shuffle_ddp` (the ShuffleBN of MoCo and DenseCL):
+/// the global batch of key images is permuted by rank 0's random
+/// permutation (the draw `"batch_shuffle"`, broadcast) and dealt back, so
+/// the key encoder's BatchNorm never sees a replica's own positives. On
+/// one device BatchNorm sees the whole batch whatever its order, so this
+/// is the identity and draws nothing.
+pub fn batch_shuffle<B: Backend>(x: Tensor<B, 4>, draws: &mut Draws) -> (Tensor<B, 4>, Unshuffle) {
+    let (world, rank) = (dist::world_size(), dist::rank());
+    if world == 1 {
+        return (x, Unshuffle(None));
+    }
+    let n = x.dims()[0];
+    let device = x.device();
+    let all = dist::all_gather(x);
+    let noise = draws.uniform("batch_shuffle", n * world);
+    let mut perm: Vec<usize> = (0..n * world).collect();
+    perm.sort_by(|a, b| noise[*a].total_cmp(&noise[*b]));
+    // Rank 0's permutation (exact in float32 below 2²⁴).
+    let perm_t = Tensor::<B, 1>::from_data(TensorData::new(perm.iter().map(|p| *p as f32).collect(), [n * world]), &device);
+    let perm: Vec<i64> =
+        dist::broadcast(perm_t, 0).into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default().iter().map(|p| *p as i64).collect();
+    let mut unshuffle = vec![0i64; perm.len()];
+    for (i, p) in perm.iter().enumerate() {
+        unshuffle[*p as usize] = i as i64;
+    }
+    let mine = Tensor::<B, 1, Int>::from_data(TensorData::new(perm[rank * n..(rank + 1) * n].to_vec(), [n]), &device);
+    (all.select(0, mine), Unshuffle(Some(unshuffle[rank * n..(rank + 1) * n].to_vec())))
+}
+
+/// MMSelfSup's `batch_unshuffle_ddp`: this replica's rows of the gathered
+/// `x` in the order of its own images again.
+pub fn batch_unshuffle<B: Backend, const D: usize>(x: Tensor<B, D>, unshuffle: &Unshuffle) -> Tensor<B, D> {
+    match &unshuffle.0 {
+        None => x,
+        Some(idx) => {
+            let device = x.device();
+            let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.clone(), [idx.len()]), &device);
+            dist::all_gather(x).select(0, idx)
+        }
+    }
 }
 
 /// Exactly `count` views of the same shape, or an error saying what the

@@ -12,7 +12,7 @@ use selfsup_necks::{DenseCLNeck, DenseCLNeckConfig, LinearNeck, LinearNeckConfig
 use serde::{Deserialize, Serialize};
 
 use super::{
-    common::{check_common, expect_pair, gather, Backbone, BackboneOut, ContrastiveBackboneConfig},
+    common::{batch_shuffle, batch_unshuffle, check_common, expect_pair, gather, Backbone, BackboneOut, ContrastiveBackboneConfig},
     simclr::ContrastiveHeadRegistry,
 };
 use crate::{ConfigIssue, InitCfg};
@@ -216,10 +216,11 @@ impl<B: Backend> SelfSupAlgorithm<B> for MoCo<B> {
         self.backbone.forward(inputs.views.first().ok_or(ModelError::Views { algorithm: "MoCo", expected: 1, got: 0 })?.clone())
     }
 
-    fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, Tensor<B, 2>), ModelError> {
+    fn loss(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<(LossOutput<B>, Tensor<B, 2>), ModelError> {
         let views = expect_pair(inputs, "MoCo")?;
         let q = l2_normalize(self.neck.forward(map_of(self.backbone.forward(views[0].clone())?)), 1);
-        let k = self.keys(views[1].clone())?;
+        let (im_k, unshuffle) = batch_shuffle(views[1].clone(), draws);
+        let k = batch_unshuffle(self.keys(im_k)?, &unshuffle);
         let l_pos = (q.clone() * k.clone()).sum_dim(1);
         let l_neg = q.matmul(self.memory.keys());
         let loss = self.head.forward(l_pos, l_neg);
@@ -404,7 +405,7 @@ impl<B: Backend> SelfSupAlgorithm<B> for DenseCl<B> {
         self.backbone.forward(inputs.views.first().ok_or(ModelError::Views { algorithm: "DenseCL", expected: 1, got: 0 })?.clone())
     }
 
-    fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, DenseClKeys<B>), ModelError> {
+    fn loss(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<(LossOutput<B>, DenseClKeys<B>), ModelError> {
         let views = expect_pair(inputs, "DenseCL")?;
         let q_b = map_of(self.backbone.forward(views[0].clone())?);
         let qo = self.neck.forward(q_b.clone());
@@ -414,12 +415,13 @@ impl<B: Backend> SelfSupAlgorithm<B> for DenseCl<B> {
         let q_grid = l2_normalize(qo.dense, 1); // [n, d, s²]
 
         let (kb_net, kn_net) = &self.encoder_k.module;
-        let k_b = map_of(kb_net.forward(views[1].clone())?).detach();
+        let (im_k, unshuffle) = batch_shuffle(views[1].clone(), draws);
+        let k_b = map_of(kb_net.forward(im_k)?).detach();
         let ko = kn_net.forward(k_b.clone());
-        let k_b = l2_normalize(k_b.reshape([n, c, h * w]), 1);
-        let k = l2_normalize(ko.global, 1).detach();
-        let k2 = l2_normalize(ko.dense_avg, 1).detach();
-        let k_grid = l2_normalize(ko.dense, 1).detach();
+        let k_b = batch_unshuffle(l2_normalize(k_b.reshape([n, c, h * w]), 1), &unshuffle);
+        let k = batch_unshuffle(l2_normalize(ko.global, 1).detach(), &unshuffle);
+        let k2 = batch_unshuffle(l2_normalize(ko.dense_avg, 1).detach(), &unshuffle);
+        let k_grid = batch_unshuffle(l2_normalize(ko.dense, 1).detach(), &unshuffle);
 
         let l_pos = (q.clone() * k.clone()).sum_dim(1);
         let l_neg = q.matmul(self.memory.keys());

@@ -9,7 +9,7 @@ use selfsup_layers::init::InitRng;
 use selfsup_necks::{NonLinearNeck, NonLinearNeckConfig};
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_common, check_nonlinear, expect_pair, gather, Backbone, BackboneOut, ContrastiveBackboneConfig};
+use super::common::{check_common, check_nonlinear, expect_pair, gather_with_grad, Backbone, BackboneOut, ContrastiveBackboneConfig};
 use crate::{ConfigIssue, InitCfg};
 
 selfsup_config::registry! {
@@ -124,7 +124,7 @@ impl<B: Backend> SimClr<B> {
         let x = Tensor::stack::<5>(vec![views[0].clone(), views[1].clone()], 1).reshape([2 * n, c, h, w]);
         let z = super::common::project(&self.neck, self.backbone.forward(x)?);
         let norm = z.clone().powi_scalar(2).sum_dim(1).sqrt().add_scalar(1e-10);
-        Ok(gather(z / norm))
+        Ok(gather_with_grad(z / norm))
     }
 }
 
