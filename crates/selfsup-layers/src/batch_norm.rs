@@ -24,8 +24,10 @@ use crate::init::{fixed, Dist, InitRng};
 /// `dict(type='SyncBN')`, `dict(type='BN1d')`.
 ///
 /// `SyncBN` computes statistics over every device's batch. On one device it
-/// is exactly `BN`; multi-device training reduces the statistics across
-/// devices in the engine (see ARCHITECTURE.md), not here.
+/// is exactly `BN`. In data-parallel training ([`crate::dist`]) it is `BN`
+/// on each replica's batch: a synchronised BatchNorm needs the gradient of
+/// the shared statistics all-reduced in the backward pass, an autodiff
+/// operation burn 0.21 offers only on its CUDA backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchNormCfg {
