@@ -450,8 +450,17 @@ fn run(command: Command) -> Result<()> {
                 println!("{v}");
             } else {
                 println!(
-                    "{} on {}: batch {}, {:.1} ms/step, {:.2} img/s ({} steps after {} warm-up)",
-                    r.algorithm, backend.backend, r.batch_size, r.ms_per_step, r.images_per_sec, r.steps, warmup
+                    "{} on {}: batch {}, {:.1} ms/step, {:.2} img/s ({} steps after {} warm-up); forward {:.1} ms, backward {:.1} ms, optimiser {:.1} ms",
+                    r.algorithm,
+                    backend.backend,
+                    r.batch_size,
+                    r.ms_per_step,
+                    r.images_per_sec,
+                    r.steps,
+                    warmup,
+                    r.forward_ms,
+                    r.backward_ms,
+                    r.optimizer_ms
                 );
             }
         }

@@ -173,7 +173,7 @@ impl<B: Backend> TorchBatchNorm<B> {
             // which gives wrong values on burn-tch for 1×1 maps.
             let x3 = x.clone().reshape([b, channels, rest]);
             let mean3 = x3.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
-            let var = (x3 - mean3.clone()).powi_scalar(2).mean_dim(2).mean_dim(0).reshape([channels]); // biased
+            let var = (x3 - per_sample(mean3.clone(), b)).powi_scalar(2).mean_dim(2).mean_dim(0).reshape([channels]); // biased
             let mean = mean3.reshape([channels]);
             let m = self.momentum;
             let unbiased = var.clone().detach().mul_scalar(n as f64 / (n.max(2) - 1) as f64);
@@ -193,12 +193,28 @@ impl<B: Backend> TorchBatchNorm<B> {
         } else {
             (self.running_mean.value(), self.running_var.value())
         };
-        let x = (x - mean.reshape(bshape)) / (var.add_scalar(self.eps).sqrt().reshape(bshape));
+        let n = dims[0];
+        let per_channel = |v: Tensor<B, 1>| per_sample(v.reshape(bshape), n);
+        let x = (x - per_channel(mean)) / per_channel(var.add_scalar(self.eps).sqrt());
         match (&self.weight, &self.bias) {
-            (Some(w), Some(b)) => x * w.val().reshape(bshape) + b.val().reshape(bshape),
-            (Some(w), None) => x * w.val().reshape(bshape),
-            (None, Some(b)) => x + b.val().reshape(bshape),
+            (Some(w), Some(b)) => x * per_channel(w.val()) + per_channel(b.val()),
+            (Some(w), None) => x * per_channel(w.val()),
+            (None, Some(b)) => x + per_channel(b.val()),
             (None, None) => x,
         }
+    }
+}
+
+/// A per-channel tensor `[1, C, 1, ...]` repeated to `[n, C, 1, ...]` when
+/// spatial dimensions follow. The same values broadcast; but burn-flex
+/// runs `[n, C, H, W] ∘ [n, C, 1, 1]` (one scalar per row) on its SIMD
+/// path, and a `[1, C, 1, 1]` operand on a per-element strided walk about
+/// ten times slower, which made BatchNorm most of a ResNet step on flex.
+/// The copy is `n·C` values.
+fn per_sample<B: Backend, const D: usize>(v: Tensor<B, D>, n: usize) -> Tensor<B, D> {
+    if D > 2 && n > 1 {
+        v.repeat_dim(0, n)
+    } else {
+        v
     }
 }

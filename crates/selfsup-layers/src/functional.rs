@@ -13,7 +13,21 @@ use crate::amp::cast_op;
 
 /// `linear(x)` for a burn `Linear` (`x·W + b`), in the autocast dtype when
 /// autocast is on.
+///
+/// Inputs of rank above 2 (`[n, tokens, c]`) run as one `[n·tokens, c]`
+/// product, as PyTorch's `F.linear` does: burn's default linear makes a
+/// batched product against the broadcast weight, whose weight gradient is
+/// a `[n, c_in, c_out]` stack summed afterwards; one large product is both
+/// less memory and a better shape for the CPU GEMMs.
 pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    if D > 2 {
+        let dims = x.dims();
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let y = linear(layer, x.reshape([rows, dims[D - 1]]));
+        let mut out = dims;
+        out[D - 1] = y.dims()[1];
+        return y.reshape(out);
+    }
     let operands = (x.clone(), layer.weight.val(), layer.bias.as_ref().map(|b| b.val()));
     cast_op(
         &x,

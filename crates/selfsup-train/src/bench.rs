@@ -21,6 +21,12 @@ pub struct BenchResult {
     pub steps: usize,
     /// Mean milliseconds per training step (forward, backward, optimiser).
     pub ms_per_step: f64,
+    /// Of which the forward pass (the loss).
+    pub forward_ms: f64,
+    /// Of which the backward pass.
+    pub backward_ms: f64,
+    /// Of which the optimiser step and the algorithm's after-step update.
+    pub optimizer_ms: f64,
     /// Images per second.
     pub images_per_sec: f64,
 }
@@ -50,26 +56,39 @@ pub fn bench<B: AutodiffBackend>(
         })
         .collect();
     let inputs = SelfSupInputs { views };
-    let mut elapsed = 0.0;
+    // Seconds in the forward pass, the backward pass and the update; the
+    // device is waited for after each, which costs an asynchronous device a
+    // little overlap but makes the split honest.
+    let mut phases = [0.0f64; 3];
     for i in 0..warmup + steps {
         let t = Instant::now();
         let (out, state) = model.loss(&inputs, &mut draws)?;
         let total = out.total().ok_or_else(|| TrainError::Other("no loss".into()))?;
+        let _ = B::sync(device);
+        let t_forward = t.elapsed().as_secs_f64();
         let grads = GradientsParams::from_grads(total.backward(), &model);
+        let _ = B::sync(device);
+        let t_backward = t.elapsed().as_secs_f64();
         let (m, _) = optim.step(&lrs, model, grads);
         model = m.after_step(state, &StepContext { iter: i, max_iters: warmup + steps, epoch: 0 });
-        // Wait for the device: read one value of the updated model.
         let _ = B::sync(device);
+        let t_step = t.elapsed().as_secs_f64();
         if i >= warmup {
-            elapsed += t.elapsed().as_secs_f64();
+            phases[0] += t_forward;
+            phases[1] += t_backward - t_forward;
+            phases[2] += t_step - t_backward;
         }
     }
-    let ms = 1000.0 * elapsed / steps.max(1) as f64;
+    let per = |s: f64| 1000.0 * s / steps.max(1) as f64;
+    let ms = per(phases.iter().sum());
     Ok(BenchResult {
         algorithm: model.name().to_string(),
         batch_size,
         steps,
         ms_per_step: ms,
+        forward_ms: per(phases[0]),
+        backward_ms: per(phases[1]),
+        optimizer_ms: per(phases[2]),
         images_per_sec: batch_size as f64 * 1000.0 / ms.max(1e-9),
     })
 }
