@@ -57,8 +57,9 @@ pub fn l2_normalize<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> 
 /// pixels on the stride grid) and cost the same, but burn-wgpu 0.21
 /// computes the input gradient of a strided 1×1 convolution wrongly
 /// (`conv2d_gradients_match_a_direct_computation`), which corrupted every
-/// ResNet gradient below the last stage on wgpu. Other convolutions go
-/// straight to `Conv2d::forward`.
+/// ResNet gradient below the last stage on wgpu. Ungrouped 1×1
+/// convolutions run as matrix products (`pointwise`); other convolutions
+/// go straight to burn's `conv2d`.
 /// Runs in the autocast dtype when autocast is on.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let like = x.clone();
@@ -68,6 +69,10 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
 
 fn conv2d_raw<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 4> {
     let unpadded = matches!(conv.padding, PaddingConfig2d::Valid) || matches!(conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));
+    if conv.kernel_size == [1, 1] && unpadded && conv.groups == 1 {
+        let x = if conv.stride == [1, 1] { x } else { subsample(x, conv.stride) };
+        return pointwise(x, weight, bias);
+    }
     if conv.kernel_size != [1, 1] || conv.stride == [1, 1] || !unpadded {
         let [_, _, h, w] = x.dims();
         let same = |k: usize, s: usize, n: usize| {
@@ -87,6 +92,23 @@ fn conv2d_raw<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, weight: Tensor<B, 4
     let x = subsample(x, conv.stride);
     let options = ConvOptions::new([1, 1], [0, 0], conv.dilation, conv.groups);
     burn::tensor::module::conv2d(x, weight, bias, options)
+}
+
+/// A 1×1, stride-1, unpadded, ungrouped convolution as the product
+/// `W[c_out, c_in] · x[n][c_in, h·w]`, with no layout change: the forward
+/// and both gradients are then batched GEMMs. burn-flex's convolution
+/// gradients go through permuted copies and thin GEMMs instead, which made
+/// them most of a ResNet-50 backward pass (2 of the 3 convolutions of a
+/// bottleneck are 1×1).
+fn pointwise<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let c_out = weight.dims()[0];
+    let y = weight.reshape([1, c_out, c]).matmul(x.reshape([n, c, h * w]));
+    let y = match bias {
+        Some(b) => y + b.reshape([1, c_out, 1]),
+        None => y,
+    };
+    y.reshape([n, c_out, h, w])
 }
 
 /// `x[:, :, ::sh, ::sw]` of a `[n, c, h, w]` map, with reshapes and range

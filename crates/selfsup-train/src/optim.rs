@@ -783,8 +783,8 @@ impl<B: AutodiffBackend> Optimizer<B> {
     /// One step. `group_lrs[g]` is the current lr of group `g` (already
     /// multiplied by its `lr_mult`, as MMEngine's schedulers hold it).
     /// Returns the global gradient norm before clipping.
-    pub fn step<M: AutodiffModule<B>>(&mut self, group_lrs: &[f64], module: M, grads: GradientsParams) -> (M, f64) {
-        let norm = global_grad_norm::<B, M>(&module, &grads);
+    pub fn step<M: AutodiffModule<B>>(&mut self, group_lrs: &[f64], module: M, mut grads: GradientsParams) -> (M, f64) {
+        let norm = compact_grad_norm::<B, M>(&module, &mut grads);
         self.step_with_norm(group_lrs, module, grads, norm, 1.0)
     }
 
@@ -793,8 +793,8 @@ impl<B: AutodiffBackend> Optimizer<B> {
     /// it before clipping and the update. When their norm is not finite the
     /// step is skipped (parameters, state and step count untouched).
     /// Returns the unscaled global gradient norm and whether it stepped.
-    pub fn step_scaled<M: AutodiffModule<B>>(&mut self, group_lrs: &[f64], module: M, grads: GradientsParams, loss_scale: f64) -> (M, f64, bool) {
-        let norm = global_grad_norm::<B, M>(&module, &grads) / loss_scale;
+    pub fn step_scaled<M: AutodiffModule<B>>(&mut self, group_lrs: &[f64], module: M, mut grads: GradientsParams, loss_scale: f64) -> (M, f64, bool) {
+        let norm = compact_grad_norm::<B, M>(&module, &mut grads) / loss_scale;
         if !norm.is_finite() {
             return (module, norm, false);
         }
@@ -999,6 +999,35 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for NormVisitor<'_, B> {
             });
         }
     }
+}
+
+/// As [`global_grad_norm`], storing each gradient back contiguous: burn's
+/// convolution weight gradients come out permuted, and on burn-flex every
+/// element-wise pass over a permuted tensor walks it element by element,
+/// so the norm and the update would each pay that walk. Reshaping through
+/// one dimension makes the copy once.
+fn compact_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &mut GradientsParams) -> f64 {
+    struct Compact<'a, B: AutodiffBackend> {
+        grads: &'a mut GradientsParams,
+        sum: Option<Tensor<B::InnerBackend, 1>>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Compact<'_, B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+                let shape = g.shape();
+                let flat = g.reshape([shape.num_elements()]);
+                let s = flat.clone().powi_scalar(2).sum();
+                self.sum = Some(match self.sum.take() {
+                    Some(acc) => acc + s,
+                    None => s,
+                });
+                self.grads.register::<B::InnerBackend, D>(param.id, flat.reshape(shape));
+            }
+        }
+    }
+    let mut v = Compact::<B> { grads, sum: None };
+    module.visit(&mut v);
+    v.sum.map(|s| s.into_scalar().elem::<f64>().sqrt()).unwrap_or(0.0)
 }
 
 /// The global L2 norm of every gradient (one host read).
