@@ -143,13 +143,19 @@ pub fn register<B: Backend>(device: &B::Device) {
     });
 }
 
+/// burn-collective's server thread computes the reduction with backend
+/// `B`'s own operations. On an autodiff backend those operations join the
+/// graphs of their inputs, so the tensors that go in and come out are
+/// detached (fresh nodes): otherwise the ranks' graphs would be merged
+/// through the server's, and burn-autodiff's graph locks, taken from
+/// several rank threads at once, can deadlock (seen on burn-tch).
 fn reduce_raw<B: Backend, const D: usize>(x: Tensor<B, D>, op: ReduceOperation) -> Tensor<B, D> {
     let device = x.device();
     register::<B>(&device);
     let prim = x.detach().into_primitive().tensor();
     let out = bc::all_reduce::<B>(peer(), prim, op)
         .unwrap_or_else(|e| panic!("rank {}: all_reduce failed: {e:?}", rank()));
-    Tensor::from_primitive(TensorPrimitive::Float(out))
+    Tensor::<B, D>::from_primitive(TensorPrimitive::Float(out)).detach()
 }
 
 /// `all_reduce`: the sum or mean of `x` over the ranks, no gradient. The
@@ -224,7 +230,8 @@ pub fn broadcast<B: Backend, const D: usize>(x: Tensor<B, D>, src: usize) -> Ten
     let shape = x.dims();
     let mine = (rank() == src).then(|| x.detach().into_primitive().tensor());
     let out = bc::broadcast::<B>(peer(), mine).unwrap_or_else(|e| panic!("rank {}: broadcast failed: {e:?}", rank()));
-    let out: Tensor<B, D> = Tensor::from_primitive(TensorPrimitive::Float(out));
+    // Detached, as in `reduce_raw`.
+    let out: Tensor<B, D> = Tensor::<B, D>::from_primitive(TensorPrimitive::Float(out)).detach();
     debug_assert_eq!(out.dims(), shape);
     out
 }
