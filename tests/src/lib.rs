@@ -172,3 +172,19 @@ impl<BB: AutodiffBackend> ModuleMapper<BB::InnerBackend> for GradsAsParams<'_, B
 pub fn gradient_values<M: AutodiffModule<B, InnerModule = MI>, MI: Module<Inner>>(model: &M, grads: &GradientsParams) -> BTreeMap<String, Vec<f32>> {
     state_values(&model.valid().map(&mut GradsAsParams::<B> { grads, _b: Default::default() }))
 }
+
+/// `--cfg-options` for a short run of a `*_demo_synthetic` config: 16
+/// samples, `batch_size` per device, one worker, a checkpoint every epoch
+/// and a log line every iteration, `epochs` epochs, then `extra`.
+pub fn demo_options(batch_size: usize, epochs: usize, extra: &[&str]) -> Vec<String> {
+    let mut o: Vec<String> = vec![
+        format!("train_dataloader.batch_size={batch_size}"),
+        "train_dataloader.num_workers=1".into(),
+        "train_dataloader.dataset.num_samples=16".into(),
+        "default_hooks.checkpoint.interval=1".into(),
+        "default_hooks.logger.interval=1".into(),
+        format!("train_cfg.max_epochs={epochs}"),
+    ];
+    o.extend(extra.iter().map(|s| s.to_string()));
+    o
+}

@@ -18,7 +18,7 @@ use selfsup::{
     train::{train_data_parallel, LoadedConfig, Resume, TrainOptions, TrainSummary},
     weights::{read_checkpoint, load_into, LoadOptions},
 };
-use selfsup_tests::{assert_close, device, gradient_values, values, workspace, Case, Inner, B, BACKEND};
+use selfsup_tests::{demo_options, assert_close, device, gradient_values, values, workspace, Case, Inner, B, BACKEND};
 
 /// burn-collective's servers are per process and backend: one group at a
 /// time in this binary.
@@ -182,21 +182,7 @@ fn two_replicas_train_and_resume_to_the_same_losses() {
     ];
     for (path, extra) in cases {
         let resumable = !path.contains("simclr") && !path.contains("barlow");
-        let options = |epochs: usize| -> Vec<String> {
-            let mut o: Vec<String> = [
-                "train_dataloader.batch_size=4",
-                "train_dataloader.num_workers=1",
-                "train_dataloader.dataset.num_samples=16",
-                "default_hooks.checkpoint.interval=1",
-                "default_hooks.logger.interval=1",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            o.push(format!("train_cfg.max_epochs={epochs}"));
-            o.extend(extra.iter().map(|s| s.to_string()));
-            o
-        };
+        let options = |epochs: usize| demo_options(4, epochs, extra);
         let dir = tempfile::tempdir().unwrap();
         let epochs = if resumable { 3 } else { 1 };
         let full_cfg = LoadedConfig::load(&workspace().join(path), &options(epochs)).unwrap();

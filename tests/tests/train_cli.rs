@@ -14,7 +14,7 @@ use selfsup::{
     },
     viz::{plot_log, PlotOptions},
 };
-use selfsup_tests::{device, workspace, B, BACKEND};
+use selfsup_tests::{demo_options, device, workspace, B, BACKEND};
 
 fn demo() -> PathBuf {
     workspace().join("configs/mae/mae_vit-tiny-p4_demo_synthetic.toml")
@@ -202,21 +202,7 @@ fn contrastive_state_survives_kill_and_resume() {
         ),
     ];
     for (path, extra) in cases {
-        let options = |epochs: usize| -> Vec<String> {
-            let mut o: Vec<String> = [
-                "train_dataloader.batch_size=8",
-                "train_dataloader.num_workers=1",
-                "train_dataloader.dataset.num_samples=16",
-                "default_hooks.checkpoint.interval=1",
-                "default_hooks.logger.interval=1",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            o.push(format!("train_cfg.max_epochs={epochs}"));
-            o.extend(extra.iter().map(|s| s.to_string()));
-            o
-        };
+        let options = |epochs: usize| demo_options(8, epochs, extra);
         let dir = tempfile::tempdir().unwrap();
         let full_cfg = LoadedConfig::load(&workspace().join(path), &options(3)).unwrap();
         let full = run(&full_cfg, &dir.path().join("full"), Resume::No).unwrap();
