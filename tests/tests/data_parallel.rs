@@ -46,15 +46,8 @@ fn tensor<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(v, shape), &device())
 }
 
-/// Not on wgpu: there, collectives on autodiff tensors fail inside
-/// burn-fusion (`CallError` when the result is read); see README, "Several
-/// devices". The gradient all-reduce (inner backend) is checked below.
 #[test]
 fn collectives_gather_reduce_and_shuffle_across_replicas() {
-    if BACKEND == "wgpu" {
-        eprintln!("[wgpu] not checked: collectives on Autodiff<Fusion<..>> tensors fail with burn-fusion's CallError");
-        return;
-    }
     let out = on_two_ranks(|rank| {
         let r = rank as f32;
         let x = tensor(vec![10.0 * r, 10.0 * r + 1.0, 10.0 * r + 2.0, 10.0 * r + 3.0], [2, 2]).require_grad();
@@ -159,13 +152,8 @@ fn run_on_two(cfg: &LoadedConfig, dir: &std::path::Path, resume: Resume) -> Trai
 /// queue) and SwAV (distributed Sinkhorn, one queue per replica), killed
 /// after two epochs and resumed, give the uninterrupted run's losses.
 /// SimCLR's gathered loss and Barlow Twins' all-reduced correlation train.
-/// Not on wgpu, for the reason given on the collectives test.
 #[test]
 fn two_replicas_train_and_resume_to_the_same_losses() {
-    if BACKEND == "wgpu" {
-        eprintln!("[wgpu] not checked: collectives on Autodiff<Fusion<..>> tensors fail with burn-fusion's CallError");
-        return;
-    }
     let cases: [(&str, &[&str]); 4] = [
         ("configs/mocov2/mocov2_resnet18-tiny_demo_synthetic.toml", &["model.queue_len=32"]),
         (

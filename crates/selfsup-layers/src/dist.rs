@@ -23,7 +23,8 @@
 use std::any::TypeId;
 use std::cell::RefCell;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Barrier, Mutex};
 
 use burn::collective::{self as bc, CollectiveConfig, PeerId};
 use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
@@ -47,8 +48,30 @@ pub struct Rank {
 struct Session {
     rank: Rank,
     /// Backends registered with burn-collective, and how to leave them.
-    joined: Vec<(TypeId, Box<dyn Fn()>)>,
+    joined: Vec<Joined>,
 }
+
+struct Joined {
+    backend: TypeId,
+    leave: Box<dyn Fn()>,
+    /// Whether another rank of the group runs on this rank's device.
+    shared_device: bool,
+}
+
+/// The group's barrier, made for its world size; see [`own`].
+static BARRIER: Mutex<Option<(usize, Arc<Barrier>)>> = Mutex::new(None);
+
+fn barrier(world_size: usize) -> Arc<Barrier> {
+    let mut b = BARRIER.lock().unwrap_or_else(|e| e.into_inner());
+    match b.as_ref() {
+        Some((w, barrier)) if *w == world_size => barrier.clone(),
+        _ => b.insert((world_size, Arc::new(Barrier::new(world_size)))).1.clone(),
+    }
+}
+
+/// Every rank's device (`Debug` form) per backend, written by [`register`]
+/// before it joins burn-collective, so complete once the join returns.
+static DEVICES: Mutex<Option<HashMap<(TypeId, usize), String>>> = Mutex::new(None);
 
 thread_local! {
     static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
@@ -69,8 +92,8 @@ impl std::fmt::Debug for GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(session) = SESSION.with(|s| s.borrow_mut().take()) {
-            for (_, leave) in session.joined {
-                leave();
+            for joined in session.joined {
+                (joined.leave)();
             }
         }
     }
@@ -96,6 +119,7 @@ pub fn join(rank: Rank) -> GroupGuard {
 /// ranks of a new group join.
 pub fn reset<B: Backend>() {
     bc::reset_collective::<B>();
+    *BARRIER.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
 /// The group of this thread, if it is in one.
@@ -124,23 +148,60 @@ pub fn peer() -> PeerId {
 /// # Panics
 /// Outside a group, or when burn-collective refuses the registration.
 pub fn register<B: Backend>(device: &B::Device) {
+    registered::<B>(device);
+}
+
+/// [`register`], and whether this rank shares its device with another.
+fn registered<B: Backend>(device: &B::Device) -> bool {
     let id = TypeId::of::<B>();
     let rank = current().expect("dist::register outside a data-parallel group");
-    let known = SESSION.with(|s| s.borrow().as_ref().is_some_and(|s| s.joined.iter().any(|(t, _)| *t == id)));
-    if known {
-        return;
+    let known = SESSION.with(|s| {
+        s.borrow().as_ref().and_then(|s| s.joined.iter().find(|j| j.backend == id).map(|j| j.shared_device))
+    });
+    if let Some(shared_device) = known {
+        return shared_device;
     }
+    let mine = format!("{device:?}");
+    DEVICES.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert((id, rank.rank), mine.clone());
     let peer = PeerId::from(rank.rank);
+    // Returns once every rank has registered, so `DEVICES` is complete.
     bc::register::<B>(peer, device.clone(), CollectiveConfig::default().with_num_devices(rank.world_size))
         .unwrap_or_else(|e| panic!("rank {}: joining the collective failed: {e:?}", rank.rank));
+    let shared_device = DEVICES.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|all| {
+        (0..rank.world_size).any(|r| r != rank.rank && all.get(&(id, r)) == Some(&mine))
+    });
     let leave: Box<dyn Fn()> = Box::new(move || {
         let _ = bc::finish_collective::<B>(peer);
     });
     SESSION.with(|s| {
         if let Some(s) = s.borrow_mut().as_mut() {
-            s.joined.push((id, leave));
+            s.joined.push(Joined { backend: id, leave, shared_device });
         }
     });
+    shared_device
+}
+
+/// The result of a collective as this rank's own tensor.
+///
+/// On one device burn-collective hands every rank a clone of the *same*
+/// tensor. burn-fusion (wgpu, cuda) executes each thread's operations
+/// lazily on its own stream and frees a tensor with the last operation
+/// that reads it: a rank whose queued read runs after the other rank's
+/// last read finds the buffer gone ("Should have handle for tensor").
+/// So each rank reads the values out (a blocking read) while it still
+/// holds its clone, waits until every rank has read, and uploads them as a
+/// buffer of its own. Replicas on distinct devices already get distinct
+/// tensors (a device-to-device copy), so this costs nothing there.
+fn own<B: Backend, const D: usize>(out: B::FloatTensorPrimitive, shared_device: bool, device: &B::Device) -> Tensor<B, D> {
+    let out = Tensor::<B, D>::from_primitive(TensorPrimitive::Float(out));
+    if !shared_device {
+        return out.detach();
+    }
+    // The clone keeps the shared tensor read-only for this read.
+    let data = out.clone().into_data();
+    barrier(world_size()).wait();
+    drop(out);
+    Tensor::from_data(data, device)
 }
 
 /// burn-collective's server thread computes the reduction with backend
@@ -151,11 +212,11 @@ pub fn register<B: Backend>(device: &B::Device) {
 /// several rank threads at once, can deadlock (seen on burn-tch).
 fn reduce_raw<B: Backend, const D: usize>(x: Tensor<B, D>, op: ReduceOperation) -> Tensor<B, D> {
     let device = x.device();
-    register::<B>(&device);
+    let shared_device = registered::<B>(&device);
     let prim = x.detach().into_primitive().tensor();
     let out = bc::all_reduce::<B>(peer(), prim, op)
         .unwrap_or_else(|e| panic!("rank {}: all_reduce failed: {e:?}", rank()));
-    Tensor::<B, D>::from_primitive(TensorPrimitive::Float(out)).detach()
+    own(out, shared_device, &device)
 }
 
 /// `all_reduce`: the sum or mean of `x` over the ranks, no gradient. The
@@ -226,12 +287,12 @@ pub fn broadcast<B: Backend, const D: usize>(x: Tensor<B, D>, src: usize) -> Ten
         return x.detach();
     }
     let device = x.device();
-    register::<B>(&device);
+    let shared_device = registered::<B>(&device);
     let shape = x.dims();
     let mine = (rank() == src).then(|| x.detach().into_primitive().tensor());
     let out = bc::broadcast::<B>(peer(), mine).unwrap_or_else(|e| panic!("rank {}: broadcast failed: {e:?}", rank()));
     // Detached, as in `reduce_raw`.
-    let out: Tensor<B, D> = Tensor::<B, D>::from_primitive(TensorPrimitive::Float(out)).detach();
+    let out: Tensor<B, D> = own(out, shared_device, &device);
     debug_assert_eq!(out.dims(), shape);
     out
 }
