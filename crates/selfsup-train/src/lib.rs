@@ -17,6 +17,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod extract;
+mod fused;
 pub mod knn;
 pub mod linear_probe;
 pub mod optim;

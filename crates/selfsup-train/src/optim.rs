@@ -17,6 +17,7 @@ use burn::{
 };
 use serde::{Deserialize, Serialize};
 use selfsup_weights::KeyMap;
+use crate::fused;
 
 /// `optim_wrapper` of an MMEngine config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -910,20 +911,38 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
         let (p, state) = match self.opt.rule {
             Rule::AdamW { betas: (b1, b2), eps } => {
                 let t = self.opt.step as i32;
-                let (m, v) = match prior {
-                    Some(s) if s.len() == 2 => {
-                        let mut it = s.into_iter();
-                        let (m, v) = (it.next().expect("two slots"), it.next().expect("two slots"));
-                        (m.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1)), v.mul_scalar(b2).add(g.powi_scalar(2).mul_scalar(1.0 - b2)))
-                    }
-                    _ => (g.clone().mul_scalar(1.0 - b1), g.powi_scalar(2).mul_scalar(1.0 - b2)),
-                };
                 let bias1 = 1.0 - b1.powi(t);
                 let bias2 = 1.0 - b2.powi(t);
-                let p = if wd != 0.0 { p.mul_scalar(1.0 - lr * wd) } else { p };
-                let denom = v.clone().sqrt().div_scalar(bias2.sqrt()).add_scalar(eps);
-                let p = p - m.clone().div(denom).mul_scalar(lr / bias1);
-                (p, vec![m, v])
+                let h = fused::AdamWStep {
+                    decay: 1.0 - lr * wd,
+                    b1,
+                    b2,
+                    eps,
+                    step_size: lr / bias1,
+                    bias2_sqrt: bias2.sqrt(),
+                };
+                let moments = match prior {
+                    Some(s) if s.len() == 2 => {
+                        let mut it = s.into_iter();
+                        Some((it.next().expect("two slots"), it.next().expect("two slots")))
+                    }
+                    _ => None,
+                };
+                match fused::adamw(p, g, moments, &h) {
+                    Ok((p, m, v)) => (p, vec![m, v]),
+                    Err((p, g, moments)) => {
+                        let (m, v) = match moments {
+                            Some((m, v)) => {
+                                (m.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1)), v.mul_scalar(b2).add(g.powi_scalar(2).mul_scalar(1.0 - b2)))
+                            }
+                            None => (g.clone().mul_scalar(1.0 - b1), g.powi_scalar(2).mul_scalar(1.0 - b2)),
+                        };
+                        let p = if wd != 0.0 { p.mul_scalar(h.decay) } else { p };
+                        let denom = v.clone().sqrt().div_scalar(h.bias2_sqrt).add_scalar(eps);
+                        let p = p - m.clone().div(denom).mul_scalar(h.step_size);
+                        (p, vec![m, v])
+                    }
+                }
             }
             Rule::Sgd { momentum: mom, dampening, nesterov } => {
                 let d = if wd != 0.0 { g + p.clone().mul_scalar(wd) } else { g };
