@@ -74,6 +74,25 @@ pub(crate) fn adamw<B: Backend>(
     Err(args)
 }
 
+/// `Σ t²` of a flat tensor as a one-element tensor on its device: one pass
+/// and no temporary on flex (multi-threaded) and tch (`dot`); elsewhere
+/// burn's `powi` and `sum`.
+pub(crate) fn sum_of_squares<B: Backend>(t: &Flat<B>) -> Flat<B> {
+    #[cfg(feature = "flex")]
+    if let Some(t) = (t as &dyn std::any::Any).downcast_ref::<Flat<burn_flex::Flex>>() {
+        if let Some(s) = flex::sum_of_squares(t) {
+            return cast(s).ok().expect("same backend");
+        }
+    }
+    #[cfg(feature = "tch")]
+    if let Some(t) = (t as &dyn std::any::Any).downcast_ref::<Flat<burn_tch::LibTorch<f32>>>() {
+        if let Some(s) = tch::sum_of_squares(t) {
+            return cast(s).ok().expect("same backend");
+        }
+    }
+    t.clone().powi_scalar(2).sum()
+}
+
 #[cfg(feature = "flex")]
 mod flex {
     use burn::tensor::{DType, Tensor, TensorPrimitive};
@@ -85,6 +104,16 @@ mod flex {
     /// Elements per parallel task: large enough to amortise the task, small
     /// enough to balance a few hundred thousand elements over the cores.
     const CHUNK: usize = 1 << 15;
+
+    pub(super) fn sum_of_squares(t: &Tensor<Flex, 1>) -> Option<Tensor<Flex, 1>> {
+        let prim = t.clone().into_primitive().tensor();
+        let s: f64 = prim
+            .as_slice::<f32>()?
+            .par_chunks(CHUNK)
+            .map(|c| c.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>())
+            .sum();
+        Some(Tensor::from_data(burn::tensor::TensorData::new(vec![s as f32], [1]), &t.device()))
+    }
 
     fn contiguous(t: Tensor<Flex, 1>) -> FlexTensor {
         t.into_primitive().tensor().to_contiguous()
@@ -149,6 +178,15 @@ mod tch {
 
     fn wrap(t: TchTensor) -> T {
         Tensor::from_primitive(TensorPrimitive::Float(t))
+    }
+
+    pub(super) fn sum_of_squares(t: &T) -> Option<T> {
+        if t.dtype() != DType::F32 {
+            return None;
+        }
+        let prim = t.clone().into_primitive().tensor();
+        let s = prim.tensor.f_dot(&prim.tensor).and_then(|s| s.f_reshape([1])).ok()?;
+        Some(wrap(TchTensor::new(s)))
     }
 
     /// torch's `_single_tensor_adamw`, in place: eight passes, one

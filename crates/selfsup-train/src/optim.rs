@@ -953,8 +953,8 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
                 let d = if info.setting.lars_exclude {
                     (g + p.clone().mul_scalar(wd)).mul_scalar(lr)
                 } else {
-                    let w_norm = p.clone().powi_scalar(2).sum().sqrt();
-                    let g_norm = g.clone().powi_scalar(2).sum().sqrt();
+                    let w_norm = fused::sum_of_squares(&p).sqrt();
+                    let g_norm = fused::sum_of_squares(&g).sqrt();
                     let trust = w_norm.clone().mul_scalar(eta) / (g_norm.clone() + w_norm.clone().mul_scalar(wd)).add_scalar(eps);
                     // Trust ratio 1 when either norm is zero.
                     let zero = w_norm.equal_elem(0.0).bool_or(g_norm.equal_elem(0.0));
@@ -982,8 +982,8 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
                     update = update + p.clone().mul_scalar(wd);
                 }
                 if wd != 0.0 || always_adapt {
-                    let w_norm = p.clone().powi_scalar(2).sum().sqrt();
-                    let u_norm = update.clone().powi_scalar(2).sum().sqrt();
+                    let w_norm = fused::sum_of_squares(&p).sqrt();
+                    let u_norm = fused::sum_of_squares(&update).sqrt();
                     let zero = w_norm.clone().equal_elem(0.0).bool_or(u_norm.clone().equal_elem(0.0));
                     let ratio = (w_norm / u_norm).mask_fill(zero, 1.0);
                     let ratio = if trust_clip { ratio.clamp_max(1.0) } else { ratio };
@@ -1011,7 +1011,8 @@ struct NormVisitor<'a, B: AutodiffBackend> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for NormVisitor<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let s = g.powi_scalar(2).sum();
+            let n = g.shape().num_elements();
+            let s = fused::sum_of_squares(&g.reshape([n]));
             self.sum = Some(match self.sum.take() {
                 Some(acc) => acc + s,
                 None => s,
@@ -1035,7 +1036,7 @@ fn compact_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads
             if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
                 let shape = g.shape();
                 let flat = g.reshape([shape.num_elements()]);
-                let s = flat.clone().powi_scalar(2).sum();
+                let s = fused::sum_of_squares(&flat);
                 self.sum = Some(match self.sum.take() {
                     Some(acc) => acc + s,
                     None => s,
