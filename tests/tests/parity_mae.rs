@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use burn::{
     module::AutodiffModule,
     optim::GradientsParams,
-    tensor::Tensor,
+    tensor::{Tensor, TensorData},
 };
 use selfsup::{
     algorithms::{key_map, Algorithm, AlgorithmConfig},
@@ -245,5 +245,40 @@ fn autocast_loss_and_gradients_stay_close_to_float32() {
             }
             assert_rel_l2(&format!("{dtype:?} grad.{key}"), &grads[key], g32, 4.0 * tol);
         }
+    }
+}
+
+/// Attention's softmax (one autodiff operation on flex and tch, burn's
+/// composed one elsewhere) against a direct f64 computation: values, the
+/// input gradient, and the forward pass without autodiff. Rows of 7 and of
+/// 300 (several parallel tasks on flex), with large logits.
+#[test]
+fn attention_softmax_and_its_gradient_match_a_direct_computation() {
+    use selfsup::layers::fused::softmax_last_dim;
+    use selfsup_tests::Inner;
+    for (rows, n) in [(24usize, 7usize), (150, 300)] {
+        let x: Vec<f32> = (0..rows * n).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.4).collect();
+        let w: Vec<f32> = (0..rows * n).map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.1).collect();
+        let (mut y_ref, mut dx_ref) = (vec![0f32; rows * n], vec![0f32; rows * n]);
+        for r in 0..rows {
+            let xs = &x[r * n..(r + 1) * n];
+            let max = xs.iter().fold(f64::NEG_INFINITY, |m, v| m.max(f64::from(*v)));
+            let e: Vec<f64> = xs.iter().map(|v| (f64::from(*v) - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            let y: Vec<f64> = e.iter().map(|v| v / sum).collect();
+            let dot: f64 = (0..n).map(|i| y[i] * f64::from(w[r * n + i])).sum();
+            for i in 0..n {
+                y_ref[r * n + i] = y[i] as f32;
+                dx_ref[r * n + i] = (y[i] * (f64::from(w[r * n + i]) - dot)) as f32;
+            }
+        }
+        let shape = [2, 3, rows / 6, n];
+        let xt = Tensor::<B, 4>::from_data(TensorData::new(x.clone(), shape), &device()).require_grad();
+        let y = softmax_last_dim(xt.clone());
+        assert_close(&format!("softmax, rows of {n}"), &values(y.clone()), &y_ref, 1e-5, 1e-7);
+        let grads = (y * Tensor::<B, 4>::from_data(TensorData::new(w, shape), &device())).sum().backward();
+        assert_close(&format!("softmax gradient, rows of {n}"), &values(xt.grad(&grads).expect("x has a gradient")), &dx_ref, 1e-4, 1e-6);
+        let plain = softmax_last_dim(Tensor::<Inner, 4>::from_data(TensorData::new(x, shape), &device()));
+        assert_close(&format!("softmax without autodiff, rows of {n}"), &values(plain), &y_ref, 1e-5, 1e-7);
     }
 }

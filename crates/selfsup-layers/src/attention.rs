@@ -3,11 +3,12 @@
 use burn::{
     module::Module,
     nn::Linear,
-    tensor::{activation::softmax, backend::Backend, Tensor},
+    tensor::{backend::Backend, Tensor},
 };
 
 use crate::{
     functional::{linear, matmul},
+    fused::softmax_last_dim,
     init::InitRng,
 };
 
@@ -48,7 +49,7 @@ impl<B: Backend> MultiheadAttention<B> {
         let k = qkv.clone().slice([1..2]).squeeze_dim::<4>(0);
         let v = qkv.slice([2..3]).squeeze_dim::<4>(0);
         // mmcls computes softmax(q·kᵀ·scale) explicitly.
-        let attn = softmax(matmul(q, k.swap_dims(2, 3)).mul_scalar(self.scale), 3);
+        let attn = softmax_last_dim(matmul(q, k.swap_dims(2, 3)).mul_scalar(self.scale));
         let x = matmul(attn, v).swap_dims(1, 2).reshape([b, n, c]);
         linear(&self.proj, x)
     }

@@ -14,6 +14,7 @@ pub mod attention;
 pub mod batch_norm;
 pub mod dist;
 pub mod functional;
+pub mod fused;
 pub mod init;
 pub mod norm;
 pub mod patch_embed;

@@ -1,0 +1,180 @@
+//! Fused kernels for the backends whose tensors we can reach.
+//!
+//! burn 0.21 composes softmax from five operations (max, subtract, exp,
+//! sum, divide), and its autodiff records each one, so the backward pass
+//! makes another half-dozen passes; burn-flex runs all of them on one
+//! thread. PyTorch has one kernel each way. On the backends enabled at
+//! compile time this module registers softmax over the last dimension as a
+//! single autodiff operation:
+//!
+//! - burn-flex: rows spread over the cores, `y = exp(x − max) / Σ` forward
+//!   and `dx = y ⊙ (dy − Σ dy ⊙ y)` backward, one pass each;
+//! - burn-tch: libtorch's `softmax` and `_softmax_backward_data`.
+//!
+//! The backend is recognised by its type at run time (components stay
+//! generic over `B: Backend`); every other backend, and any dtype other
+//! than float32, takes burn's composed softmax.
+use burn::tensor::{activation, backend::Backend, Tensor};
+
+/// Moves `t` into type `U` when `T` is `U`.
+#[allow(dead_code)]
+fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
+    let mut slot = Some(t);
+    match (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<U>>() {
+        Some(u) => Ok(u.take().expect("just filled")),
+        None => Err(slot.expect("not taken")),
+    }
+}
+
+/// `softmax(x, D − 1)`: the same function as burn's, fused where the
+/// backend allows it.
+#[allow(unused_mut)]
+pub fn softmax_last_dim<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let mut x = x;
+    if x.dtype() == burn::tensor::DType::F32 {
+        #[cfg(feature = "flex")]
+        {
+            x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<burn_flex::Flex>, D>>(x) {
+                Ok(t) => return cast(kernels::softmax_autodiff::<burn_flex::Flex, D>(t)).ok().expect("same backend"),
+                Err(t) => t,
+            };
+            x = match cast::<Tensor<B, D>, Tensor<burn_flex::Flex, D>>(x) {
+                Ok(t) => return cast(kernels::softmax_inner::<burn_flex::Flex, D>(t)).ok().expect("same backend"),
+                Err(t) => t,
+            };
+        }
+        #[cfg(feature = "tch")]
+        {
+            type Tch = burn_tch::LibTorch<f32>;
+            x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<Tch>, D>>(x) {
+                Ok(t) => return cast(kernels::softmax_autodiff::<Tch, D>(t)).ok().expect("same backend"),
+                Err(t) => t,
+            };
+            x = match cast::<Tensor<B, D>, Tensor<Tch, D>>(x) {
+                Ok(t) => return cast(kernels::softmax_inner::<Tch, D>(t)).ok().expect("same backend"),
+                Err(t) => t,
+            };
+        }
+    }
+    activation::softmax(x, D - 1)
+}
+
+/// A backend with its own softmax kernels over the last dimension.
+#[cfg(any(feature = "flex", feature = "tch"))]
+trait SoftmaxKernels: Backend {
+    fn softmax_forward(x: Self::FloatTensorPrimitive) -> Self::FloatTensorPrimitive;
+    /// The input gradient from the output `y` and its gradient `dy`.
+    fn softmax_backward(y: Self::FloatTensorPrimitive, dy: Self::FloatTensorPrimitive) -> Self::FloatTensorPrimitive;
+}
+
+#[cfg(any(feature = "flex", feature = "tch"))]
+mod kernels {
+    use burn::tensor::{Tensor, TensorPrimitive};
+    use burn_autodiff::{
+        checkpoint::{base::Checkpointer, strategy::NoCheckpointing},
+        grads::Gradients,
+        ops::{unary, Backward, Ops, OpsKind},
+        Autodiff,
+    };
+
+    use super::SoftmaxKernels;
+
+    #[derive(Debug)]
+    struct SoftmaxBackward;
+
+    impl<I: SoftmaxKernels> Backward<I, 1> for SoftmaxBackward {
+        /// The forward output.
+        type State = I::FloatTensorPrimitive;
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let y = ops.state;
+            unary::<I, _>(ops.parents, ops.node, grads, |dy| I::softmax_backward(y, dy));
+        }
+    }
+
+    pub(super) fn softmax_autodiff<I: SoftmaxKernels, const D: usize>(x: Tensor<Autodiff<I>, D>) -> Tensor<Autodiff<I>, D> {
+        let x = x.into_primitive().tensor();
+        let out = match SoftmaxBackward.prepare::<NoCheckpointing>([x.node.clone()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let y = I::softmax_forward(x.primitive);
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(I::softmax_forward(x.primitive)),
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(out))
+    }
+
+    pub(super) fn softmax_inner<I: SoftmaxKernels, const D: usize>(x: Tensor<I, D>) -> Tensor<I, D> {
+        Tensor::from_primitive(TensorPrimitive::Float(I::softmax_forward(x.into_primitive().tensor())))
+    }
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::tensor::DType;
+    use burn_flex::{Flex, FlexTensor};
+    use rayon::prelude::*;
+
+    /// Rows per parallel task, for rows of `n` elements: about 16 K
+    /// elements a task.
+    fn rows_per_task(n: usize) -> usize {
+        ((1 << 14) / n.max(1)).max(1)
+    }
+
+    impl super::SoftmaxKernels for Flex {
+        fn softmax_forward(x: FlexTensor) -> FlexTensor {
+            let x = x.to_contiguous();
+            let shape = x.layout().shape().clone();
+            let n = shape.as_slice().last().copied().unwrap_or(1);
+            let mut y = FlexTensor::empty(shape, DType::F32);
+            let xs = x.as_slice::<f32>().expect("contiguous float32");
+            let ys = y.storage_mut::<f32>();
+            let chunk = rows_per_task(n) * n;
+            ys.par_chunks_mut(chunk).zip(xs.par_chunks(chunk)).for_each(|(ys, xs)| {
+                for (y, x) in ys.chunks_mut(n).zip(xs.chunks(n)) {
+                    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0.0f32;
+                    for (yi, xi) in y.iter_mut().zip(x) {
+                        *yi = (xi - max).exp();
+                        sum += *yi;
+                    }
+                    let inv = 1.0 / sum;
+                    y.iter_mut().for_each(|yi| *yi *= inv);
+                }
+            });
+            y
+        }
+
+        fn softmax_backward(y: FlexTensor, dy: FlexTensor) -> FlexTensor {
+            let y = y.to_contiguous();
+            let mut dx = dy.to_contiguous();
+            let n = y.layout().shape().as_slice().last().copied().unwrap_or(1);
+            let ys = y.as_slice::<f32>().expect("contiguous float32");
+            // `dy` is rewritten in place (copied first if shared).
+            let dxs = dx.storage_mut::<f32>();
+            let chunk = rows_per_task(n) * n;
+            dxs.par_chunks_mut(chunk).zip(ys.par_chunks(chunk)).for_each(|(dxs, ys)| {
+                for (d, y) in dxs.chunks_mut(n).zip(ys.chunks(n)) {
+                    let dot: f32 = d.iter().zip(y).map(|(a, b)| a * b).sum();
+                    d.iter_mut().zip(y).for_each(|(di, yi)| *di = yi * (*di - dot));
+                }
+            });
+            dx
+        }
+    }
+}
+
+#[cfg(feature = "tch")]
+mod tch {
+    use burn_tch::{LibTorch, TchTensor};
+
+    impl super::SoftmaxKernels for LibTorch<f32> {
+        fn softmax_forward(x: TchTensor) -> TchTensor {
+            TchTensor::new(x.tensor.softmax(-1, ::tch::Kind::Float))
+        }
+
+        fn softmax_backward(y: TchTensor, dy: TchTensor) -> TchTensor {
+            TchTensor::new(::tch::Tensor::internal_softmax_backward_data(&dy.tensor, &y.tensor, -1, ::tch::Kind::Float))
+        }
+    }
+}
