@@ -16,9 +16,10 @@
 //! than float32, takes burn's composed softmax.
 use burn::tensor::{activation, backend::Backend, Tensor};
 
-/// Moves `t` into type `U` when `T` is `U`.
-#[allow(dead_code)]
-fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
+/// Moves `t` into type `U` when `T` is `U` (a typed downcast by value):
+/// how the fused paths here and in selfsup-train recognise a concrete
+/// backend inside generic code.
+pub fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
     let mut slot = Some(t);
     match (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<U>>() {
         Some(u) => Ok(u.take().expect("just filled")),

@@ -14,7 +14,9 @@
 //!
 //! The backend is recognised by its type at run time, so the optimiser
 //! stays generic; every other backend takes the generic path.
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, DType, Tensor};
+#[allow(unused_imports)]
+use selfsup_layers::fused::cast;
 
 /// The scalars of one AdamW update of one parameter.
 #[derive(Debug, Clone, Copy)]
@@ -35,16 +37,6 @@ type Flat<B> = Tensor<B, 1>;
 /// What [`adamw`] hands back when no fused kernel applies: its arguments.
 pub(crate) type Unfused<B> = (Flat<B>, Flat<B>, Option<(Flat<B>, Flat<B>)>);
 
-/// Moves `t` into type `U` when `T` is `U`.
-#[allow(dead_code)]
-fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
-    let mut slot = Some(t);
-    match (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<U>>() {
-        Some(u) => Ok(u.take().expect("just filled")),
-        None => Err(slot.expect("not taken")),
-    }
-}
-
 /// One AdamW step of the flat parameter `p` with gradient `g` and moments
 /// `(m, v)` (none before the first step): the new `(p, m, v)`, or the
 /// arguments back when this backend has no fused kernel.
@@ -55,7 +47,14 @@ pub(crate) fn adamw<B: Backend>(
     moments: Option<(Flat<B>, Flat<B>)>,
     h: &AdamWStep,
 ) -> Result<(Flat<B>, Flat<B>, Flat<B>), Unfused<B>> {
+    let all_f32 = [Some(&p), Some(&g), moments.as_ref().map(|m| &m.0), moments.as_ref().map(|m| &m.1)]
+        .into_iter()
+        .flatten()
+        .all(|t| t.dtype() == DType::F32);
     let mut args = (p, g, moments);
+    if !all_f32 {
+        return Err(args);
+    }
     #[cfg(feature = "flex")]
     {
         args = match cast::<Unfused<B>, Unfused<burn_flex::Flex>>(args) {
@@ -124,13 +123,6 @@ mod flex {
         (p, g, moments): Unfused<Flex>,
         h: &AdamWStep,
     ) -> Result<(Tensor<Flex, 1>, Tensor<Flex, 1>, Tensor<Flex, 1>), Unfused<Flex>> {
-        let all_f32 = [Some(&p), Some(&g), moments.as_ref().map(|m| &m.0), moments.as_ref().map(|m| &m.1)]
-            .into_iter()
-            .flatten()
-            .all(|t| t.dtype() == DType::F32);
-        if !all_f32 {
-            return Err((p, g, moments));
-        }
         let n = p.dims()[0];
         let mut p = contiguous(p);
         let g = contiguous(g);
@@ -193,13 +185,6 @@ mod tch {
     /// temporary. Falls back when a tensor shares its storage, since an
     /// in-place update would change the other one too.
     pub(super) fn adamw((p, g, moments): Unfused<LibTorch<f32>>, h: &AdamWStep) -> Result<(T, T, T), Unfused<LibTorch<f32>>> {
-        let all_f32 = [Some(&p), Some(&g), moments.as_ref().map(|m| &m.0), moments.as_ref().map(|m| &m.1)]
-            .into_iter()
-            .flatten()
-            .all(|t| t.dtype() == DType::F32);
-        if !all_f32 {
-            return Err((p, g, moments));
-        }
         let (mut p, g) = (prim(p), prim(g));
         let (mut m, mut v) = match moments {
             Some((m, v)) => (prim(m), prim(v)),

@@ -932,13 +932,14 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
                     Ok((p, m, v)) => (p, vec![m, v]),
                     Err((p, g, moments)) => {
                         let (m, v) = match moments {
-                            Some((m, v)) => {
-                                (m.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1)), v.mul_scalar(b2).add(g.powi_scalar(2).mul_scalar(1.0 - b2)))
-                            }
-                            None => (g.clone().mul_scalar(1.0 - b1), g.powi_scalar(2).mul_scalar(1.0 - b2)),
+                            Some((m, v)) => (
+                                m.mul_scalar(h.b1).add(g.clone().mul_scalar(1.0 - h.b1)),
+                                v.mul_scalar(h.b2).add(g.powi_scalar(2).mul_scalar(1.0 - h.b2)),
+                            ),
+                            None => (g.clone().mul_scalar(1.0 - h.b1), g.powi_scalar(2).mul_scalar(1.0 - h.b2)),
                         };
                         let p = if wd != 0.0 { p.mul_scalar(h.decay) } else { p };
-                        let denom = v.clone().sqrt().div_scalar(h.bias2_sqrt).add_scalar(eps);
+                        let denom = v.clone().sqrt().div_scalar(h.bias2_sqrt).add_scalar(h.eps);
                         let p = p - m.clone().div(denom).mul_scalar(h.step_size);
                         (p, vec![m, v])
                     }
