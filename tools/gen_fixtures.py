@@ -52,6 +52,7 @@ import warnings
 
 warnings.filterwarnings('ignore')
 
+import pin_cpu_kernels  # noqa: E402,F401  (AVX2 kernels; before torch, see that file)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 

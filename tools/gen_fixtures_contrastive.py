@@ -105,6 +105,7 @@ import warnings
 
 warnings.filterwarnings('ignore')
 
+import pin_cpu_kernels  # noqa: E402,F401  (AVX2 kernels; before torch, see that file)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -390,11 +391,13 @@ def cfg_mocov3_vit():
 
 CASES = {
     'simclr_tiny': dict(cfg=cfg_simclr, views=[32, 32], seed=101),
-    'mocov2_tiny': dict(cfg=cfg_mocov2, views=[32, 32], seed=212),
+    'mocov2_tiny':
+    dict(cfg=cfg_mocov2, views=[32, 32], seed=212, data2_offset=75),
     'byol_tiny': dict(cfg=cfg_byol, views=[32, 32], seed=303),
     'simsiam_tiny': dict(cfg=cfg_simsiam, views=[32, 32], seed=404),
     'barlowtwins_tiny': dict(cfg=cfg_barlowtwins, views=[32, 32], seed=505),
-    'densecl_tiny': dict(cfg=cfg_densecl, views=[32, 32], seed=616),
+    'densecl_tiny':
+    dict(cfg=cfg_densecl, views=[32, 32], seed=616, data2_offset=15),
     'swav_tiny': dict(cfg=cfg_swav, views=[32, 32, 16, 16], seed=707),
     'swav_tiny_queue':
     dict(cfg=cfg_swav, views=[32, 32, 16, 16], seed=808, queue_length=8),
@@ -411,6 +414,13 @@ def seeds_of(case):
         step_seed=s + 3)
     if 'queue_length' in case:
         d['queue_seed'] = s + 4
+    # second iteration (iter2.*, loss2.*, after_update2.*): a second batch
+    # and the global-RNG seed set before its loss(). data2_seed is the first
+    # of s+5, s+15, s+25, ... whose iteration-2 ReLU inputs all stay
+    # KINK_MARGIN away from 0 (s+5 failed for mocov2 up to s+65 and for
+    # densecl at s+5)
+    d['data2_seed'] = s + case.get('data2_offset', 5)
+    d['step2_seed'] = s + 6
     return d
 
 
@@ -529,6 +539,102 @@ def momentum_update(model, cfg):
         return
     getattr(model, attr).update_parameters(
         nn.Sequential(model.backbone, model.neck))
+
+
+def state_after_following_update(model, cfg):
+    """The state_dict after the FOLLOWING momentum update (what the next
+    ``loss()`` does first), computed on a deep copy so that ``model`` stays
+    at the end of its iteration. Without a momentum encoder it is the state
+    itself."""
+    if MOMENTUM_ATTR.get(cfg['type']) is None:
+        return clone_sd(model)
+    m = copy.deepcopy(model)
+    momentum_update(m, cfg)
+    return clone_sd(m)
+
+
+# online forward calls / momentum-encoder forward calls per loss()
+MOMENTUM_CALLS = {'MoCo': (1, 1), 'DenseCL': (1, 1), 'BYOL': (2, 2),
+                  'MoCoV3': (2, 2)}
+
+
+def momentum_views(cfg, views, draws, it):
+    """The batches the momentum encoder sees in ``loss()`` of iteration
+    ``it`` (1-based): MoCo/DenseCL the shuffled view 1 (``batch_shuffle_ddp``),
+    BYOL/MoCoV3 view 0 then view 1."""
+    if cfg['type'] in ('MoCo', 'DenseCL'):
+        key = 'draw.idx_shuffle' if it == 1 else 'draw2.idx_shuffle'
+        return [views[1][draws[key]]]
+    return [views[0], views[1]]
+
+
+@torch.no_grad()
+def check_momentum_buffers(name, cfg, model, init_sd, iters, afters,
+                           inputs_per_iter, draws_per_iter):
+    """Asserts the buffer semantics documented in tools/README.md.
+
+    ``update_parameters`` (update_buffers=False) copies every buffer of the
+    online backbone+neck into the momentum encoder when ``loss()`` calls it,
+    i.e. AFTER the online forward of that iteration; the momentum encoder's
+    own train-mode forward then moves its running stats again. Checked by
+    replaying the momentum forward(s) from ``iter<t>`` alone: momentum
+    parameters of iter<t> + online buffers of iter<t> (the online forward of
+    iteration t is their last change; SGD does not touch buffers)."""
+    attr = MOMENTUM_ATTR.get(cfg['type'])
+    if attr is None:
+        return
+    n_on, n_mom = MOMENTUM_CALLS[cfg['type']]
+    P = attr + '.module.'
+    online = nn.Sequential(model.backbone, model.neck)
+    roots = {'0': 'backbone.', '1': 'neck.'}
+
+    def on(k):  # momentum-module key '0.x' / '1.x' -> online key
+        return roots[k[0]] + k[2:]
+
+    buf_keys = [k for k, _ in online.named_buffers()]
+    par_keys = [k for k, _ in online.named_parameters()]
+    nbt = [k for k in buf_keys if k.endswith('num_batches_tracked')]
+    stats = [k for k in buf_keys if k.endswith(('running_mean',
+                                                'running_var'))]
+    assert nbt, (name, 'no BN buffers in the momentum encoder')
+    prev = init_sd
+    for t, (S, A) in enumerate(zip(iters, afters), start=1):
+        assert int(S[attr + '.steps']) == t, (name, t)
+        assert int(A[attr + '.steps']) == t + 1, (name, t)
+        for k in nbt:
+            assert int(S[on(k)]) == n_on * t, (name, t, k, int(S[on(k)]))
+            assert int(S[P + k]) == n_on * t + n_mom, (name, t, k)
+            assert int(A[P + k]) == n_on * t, (name, t, k)
+        for k in buf_keys:
+            # the following update copies the online buffers...
+            assert torch.equal(A[P + k], A[on(k)]), (name, t, k)
+        for k in stats:
+            # ... while at the end of the iteration they differ
+            assert not torch.equal(S[P + k], S[on(k)]), (name, t, k)
+        for k in S:
+            if not k.startswith(attr + '.'):
+                assert torch.equal(A[k], S[k]), (name, t, k)  # online: same
+        # replay the momentum forward(s) of iteration t from iter<t>
+        views = momentum_views(cfg, inputs_per_iter[t - 1],
+                               {**draws_per_iter[0], **draws_per_iter[1]}, t)
+        for src, must_match in ((S, True), (prev, False)):
+            mod = copy.deepcopy(getattr(model, attr).module).train()
+            sd = {}
+            for k in mod.state_dict():
+                sd[k] = (src[on(k)] if k in buf_keys else S[P + k]).clone()
+            mod.load_state_dict(sd, strict=True)
+            for v in views:
+                mod(v.clone())
+            got = mod.state_dict()
+            same = all(torch.equal(got[k], S[P + k]) for k in buf_keys)
+            assert same == must_match, (
+                name, t, 'momentum buffers: copied from the online net of '
+                + ('this' if src is S else 'the previous') + ' state')
+        prev = S
+    # the in-loss update of iteration 2 moves the parameters exactly as the
+    # "following update" after iteration 1 (after_update) did
+    for k in par_keys:
+        assert torch.equal(iters[1][P + k], afters[0][P + k]), (name, k)
 
 
 def make_sgd(model):
@@ -908,8 +1014,11 @@ def run_case(name, case, out_dir):
             raise AssertionError(f'{name}: trainable {k} got no grad')
     opt.step()
     opt.zero_grad()
-    momentum_update(model, cfg)
-    after = clone_sd(model)
+    # end of iteration 1 (what MMSelfSup holds when train_step returns)
+    iter1 = clone_sd(model)
+    # ... and after the following momentum update, on a copy: the model
+    # goes on to iteration 2 from iter1, whose loss() does that update itself
+    after = state_after_following_update(model, cfg)
     queue_after = None
     if queue is not None:
         queue_after = model.head.loss.queue.detach().clone()
@@ -947,6 +1056,62 @@ def run_case(name, case, out_dir):
         assert torch.equal(after['queue'][:, :BATCH], kn.t())
         assert int(after['queue_ptr'][0]) == BATCH
 
+    # ---- the second iteration: same model (at iter1), same SGD object (its
+    # momentum buffers carry over), a second seeded batch
+    inputs2 = make_inputs(case['views'], seeds['data2_seed'])
+    check_relu_margin(
+        copy.deepcopy(model).train(), inputs2, f'{name} (iteration 2)')
+    rec2 = Recorder()
+    if cfg['type'] in ('MoCo', 'DenseCL'):
+        rec2.wrap_randperm()  # recording only (the replays do not wrap)
+    try:
+        torch.manual_seed(seeds['step2_seed'])
+        losses2 = model([x.clone() for x in inputs2], data_samples(),
+                        mode='loss')
+    finally:
+        rec2.close()
+    parsed2, _ = model.parse_losses(losses2)
+    losses2 = {k: v.detach().clone() for k, v in losses2.items()}
+    parsed2.backward()
+    grads2 = {}
+    for k, p in model.named_parameters(remove_duplicate=False):
+        if p.grad is not None:
+            grads2[k] = p.grad.detach().clone()
+    assert set(grads2) == set(grads), (name, set(grads2) ^ set(grads))
+    opt.step()
+    opt.zero_grad()
+    iter2 = clone_sd(model)
+    after2 = state_after_following_update(model, cfg)
+    queue_after2 = None
+    if queue is not None:
+        queue_after2 = model.head.loss.queue.detach().clone()
+        # iteration 2 shifted the queue left by iteration 1 once more
+        for i in range(queue_after2.shape[0]):
+            assert torch.equal(queue_after2[i, BATCH:],
+                               queue_after[i, :-BATCH]), 'swav queue 2'
+    draws2 = {}
+    if 'randperm' in rec2.store:
+        assert len(rec2.store['randperm']) == 1
+        perm2 = rec2.store['randperm'][0]
+        g_ref = torch.Generator().manual_seed(seeds['step2_seed'])
+        assert torch.equal(torch.randperm(BATCH, generator=g_ref), perm2)
+        draws2['draw2.idx_shuffle'] = perm2
+        draws2['draw2.idx_unshuffle'] = torch.argsort(perm2)
+    if cfg['type'] in ('MoCo', 'DenseCL'):
+        # the queue is written at [:, 4:8] in iteration 2, nothing else moves
+        for q in [k for k in iter2 if k.startswith('queue') and
+                  not k.endswith('_ptr')]:
+            assert int(iter1[q + '_ptr'][0]) == BATCH
+            assert int(iter2[q + '_ptr'][0]) == 2 * BATCH
+            assert torch.equal(iter2[q][:, :BATCH], iter1[q][:, :BATCH])
+            assert torch.equal(iter2[q][:, 2 * BATCH:],
+                               init_sd[q][:, 2 * BATCH:])
+            assert not torch.equal(iter2[q][:, BATCH:2 * BATCH],
+                                   iter1[q][:, BATCH:2 * BATCH])
+    check_momentum_buffers(
+        name, cfg, model, init_sd, [iter1, iter2], [after, after2],
+        [inputs, inputs2], [draws, draws2])
+
     # ---- tensors
     tensors = {}
     for i, x in enumerate(inputs):
@@ -965,6 +1130,23 @@ def run_case(name, case, out_dir):
         tensors['queue.before'] = queue
         tensors['queue.after'] = queue_after
     tensors.update(dbg)
+    # ---- two-iteration state (see tools/README.md)
+    for k, v in iter1.items():
+        tensors[f'iter1.{k}'] = v
+    for i, x in enumerate(inputs2):
+        tensors[f'inputs2.{i}'] = x
+    for k, v in losses2.items():
+        tensors[f'loss2.{k}'] = v.reshape(1)
+    tensors['loss2_total'] = parsed2.detach().reshape(1)
+    for k, v in grads2.items():
+        tensors[f'grad2.{k}'] = v
+    for k, v in iter2.items():
+        tensors[f'iter2.{k}'] = v
+    for k, v in after2.items():
+        tensors[f'after_update2.{k}'] = v
+    tensors.update(draws2)
+    if queue is not None:
+        tensors['queue.after2'] = queue_after2
     tensors = {k: to_f32(v) for k, v in tensors.items()}
     save_file(
         tensors,
@@ -1013,27 +1195,41 @@ def run_case(name, case, out_dir):
             set_queue(m, queue)
         return m
 
-    # replay A: mmengine's train_step, no patches, no hooks
+    # replay A: mmengine's train_step, no patches, no hooks, two iterations
+    # with one OptimWrapper
     m2 = fresh(999, identity_preproc=True)
     ow = build_optim_wrapper(
         m2, dict(type='OptimWrapper', optimizer=copy.deepcopy(OPTIMIZER)))
-    data = dict(
-        inputs=[x.clone() for x in inputs], data_samples=data_samples())
-    torch.manual_seed(seeds['step_seed'])
-    log = m2.train_step(data, ow)
-    assert torch.equal(
-        torch.as_tensor(log['loss']).reshape(1),
-        parsed.detach().reshape(1)), (name, log['loss'], parsed)
-    momentum_update(m2, cfg)
-    sd2 = m2.state_dict()
-    assert list(sd2.keys()) == list(after.keys())
-    for k, v in sd2.items():
-        assert torch.equal(v, after[k]), (name, 'after_update', k)
-    if queue is not None:
-        assert torch.equal(m2.head.loss.queue, queue_after)
+
+    def replay_iteration(data_inputs, seed, loss_ref, state_ref, after_ref,
+                         queue_ref, what):
+        data = dict(
+            inputs=[x.clone() for x in data_inputs],
+            data_samples=data_samples())
+        torch.manual_seed(seed)
+        log = m2.train_step(data, ow)
+        assert torch.equal(
+            torch.as_tensor(log['loss']).reshape(1),
+            loss_ref.detach().reshape(1)), (name, what, log['loss'], loss_ref)
+        sd2 = m2.state_dict()
+        assert list(sd2.keys()) == list(state_ref.keys())
+        for k, v in sd2.items():
+            assert torch.equal(v, state_ref[k]), (name, what, k)
+        sd2u = state_after_following_update(m2, cfg)
+        assert list(sd2u.keys()) == list(after_ref.keys())
+        for k, v in sd2u.items():
+            assert torch.equal(v, after_ref[k]), (name, what, 'update', k)
+        if queue is not None:
+            assert torch.equal(m2.head.loss.queue, queue_ref)
+
+    replay_iteration(inputs, seeds['step_seed'], parsed, iter1, after,
+                     queue_after, 'iter1')
+    replay_iteration(inputs2, seeds['step2_seed'], parsed2, iter2, after2,
+                     queue_after2, 'iter2')
 
     # replay B: losses, grads and features by hand
     m3 = fresh(555)
+    opt3 = make_sgd(m3)
     ft3, fe3 = features(m3, inputs)
     for k, v in {**ft3, **fe3}.items():
         assert torch.equal(v, tensors[k]), (name, k)
@@ -1051,10 +1247,31 @@ def run_case(name, case, out_dir):
     assert set(g3) == set(grads), (name, set(g3) ^ set(grads))
     for k, v in g3.items():
         assert torch.equal(v, grads[k]), (name, 'grad', k)
+    opt3.step()
+    opt3.zero_grad()
+    torch.manual_seed(seeds['step2_seed'])
+    l3 = m3([x.clone() for x in inputs2], data_samples(), mode='loss')
+    p3, _ = m3.parse_losses(l3)
+    assert torch.equal(p3.detach().reshape(1), tensors['loss2_total'])
+    for k, v in l3.items():
+        assert torch.equal(v.detach().reshape(1), tensors[f'loss2.{k}']), k
+    p3.backward()
+    g3 = {
+        k: p.grad
+        for k, p in m3.named_parameters(remove_duplicate=False)
+        if p.grad is not None
+    }
+    assert set(g3) == set(grads2), (name, set(g3) ^ set(grads2))
+    for k, v in g3.items():
+        assert torch.equal(v, grads2[k]), (name, 'grad2', k)
+    opt3.step()
+    for k, v in m3.state_dict().items():
+        assert torch.equal(v, iter2[k]), (name, 'replay B iter2', k)
 
     return dict(
         case=name,
         losses={k: float(v) for k, v in losses.items()},
+        losses2={k: float(v) for k, v in losses2.items()},
         n_tensors=len(tensors),
         n_state=sum(v.numel() for v in init_sd.values()),
         n_grads=len(grads),
@@ -1134,7 +1351,8 @@ def main():
             for f in sorted(os.listdir(r['dir']))
         }
         total += sum(sizes.values())
-        print(f'{r["case"]:<18} losses={r["losses"]} tensors={r["n_tensors"]}'
+        print(f'{r["case"]:<18} losses={r["losses"]} '
+              f'losses2={r["losses2"]} tensors={r["n_tensors"]}'
               f' grads={r["n_grads"]} state_elems={r["n_state"]} '
               f'bytes={sum(sizes.values())} {sizes}')
     for r in results:

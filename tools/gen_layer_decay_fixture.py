@@ -18,6 +18,7 @@ import copy
 import json
 import os
 
+import pin_cpu_kernels  # noqa: F401  (AVX2 kernels; before torch, see that file)
 import torch
 from mmengine.optim import build_optim_wrapper
 from mmselfsup.registry import MODELS
@@ -54,10 +55,13 @@ OVERLAP_WRAPPER = dict(
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--out', required=True)
+    p.add_argument('--model-config', default=MODEL_CONFIG,
+                   help='the tiny MAE config.json (default: the committed '
+                   'tests/fixtures/mae_tiny_normpix/config.json)')
     args = p.parse_args()
     register_all_modules()
     torch.manual_seed(0)
-    with open(MODEL_CONFIG) as f:
+    with open(args.model_config) as f:
         cfg = json.load(f)
     for extra in ('batch_size', 'optim_wrapper', 'optimizer_resolved', 'seeds', 'derived'):
         cfg.pop(extra, None)

@@ -22,6 +22,7 @@ for the reference and back.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -31,6 +32,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pin_cpu_kernels  # noqa: E402,F401  (AVX2 kernels; before torch, see that file)
 import gen_transform_fixtures as g  # noqa: E402  (registers MMSelfSup's modules)
 from mmselfsup.datasets.transforms import processing as mm_processing  # noqa: E402
 from mmselfsup.registry import TRANSFORMS  # noqa: E402
@@ -195,7 +197,14 @@ def patch_input() -> np.ndarray:
     return np.stack([(x * 3) % 256, (y * 3) % 256, (x * y) % 251], axis=-1).astype(np.uint8)
 
 
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=OUT, help=f"output file (default: the committed {os.path.relpath(OUT)})")
+    return ap.parse_args(argv)
+
+
 def main() -> None:
+    out_path = parse_args().out
     inputs = g.make_inputs() + [patch_input()]
     cases: list[dict] = []
 
@@ -302,11 +311,11 @@ def main() -> None:
         cases=cases,
         patch_meta=patch_meta,
     )
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w") as f:
         json.dump(golden, f, separators=(",", ":"))
         f.write("\n")
-    print(f"{len(cases)} cases, {os.path.getsize(OUT)} bytes -> {os.path.relpath(OUT)}", file=sys.stderr)
+    print(f"{len(cases)} cases, {os.path.getsize(out_path)} bytes -> {os.path.relpath(out_path)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 
+import pin_cpu_kernels  # noqa: F401  (AVX2 kernels; before torch, see that file)
 import torch
 from mmselfsup.registry import MODELS
 from mmselfsup.utils import register_all_modules

@@ -21,6 +21,7 @@ Images are stored as base64 of the HWC uint8 buffer (RGB, or one channel).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import json
@@ -29,6 +30,7 @@ import random
 import sys
 from collections import deque
 
+import pin_cpu_kernels  # noqa: F401  (AVX2 kernels; before torch, see that file)
 import cv2
 import mmcv
 import numpy as np
@@ -273,7 +275,14 @@ def exhaustive_checksums() -> dict:
 # --------------------------------------------------------------------------------------------
 
 
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=OUT, help=f"output file (default: the committed {os.path.relpath(OUT)})")
+    return ap.parse_args(argv)
+
+
 def main() -> None:
+    out_path = parse_args().out
     inputs = make_inputs()
     cases: list[dict] = []
 
@@ -450,11 +459,11 @@ def main() -> None:
         cases=cases,
         exhaustive=exhaustive_checksums(),
     )
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w") as f:
         json.dump(golden, f, separators=(",", ":"))
         f.write("\n")
-    print(f"{len(cases)} cases, {os.path.getsize(OUT)} bytes → {os.path.relpath(OUT)}", file=sys.stderr)
+    print(f"{len(cases)} cases, {os.path.getsize(out_path)} bytes → {os.path.relpath(out_path)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ use burn::{
 };
 use selfsup::{
     algorithms::{
-        contrastive::common::{batch_shuffle, batch_unshuffle, gather_with_grad},
+        common::{batch_shuffle, batch_unshuffle, gather_with_grad},
         key_map, Algorithm, AlgorithmConfig,
     },
     core::{Draws, SelfSupAlgorithm, SelfSupInputs},
@@ -116,7 +116,7 @@ fn averaged_replica_gradients_equal_the_global_batch_gradient() {
     let (noise, shape) = case.f32("noise");
     assert_eq!(shape[0], 2, "the fixture batch is split in two");
     let whole = {
-        let inputs = SelfSupInputs { views: vec![model.data_preprocessor().apply(raw.clone())] };
+        let inputs = SelfSupInputs::single(model.data_preprocessor().apply(raw.clone()));
         let mut draws = Draws::seeded(0).replay("mask_noise", noise.clone());
         let (loss, _) = model.loss(&inputs, &mut draws).expect("loss");
         let grads = GradientsParams::from_grads(loss.total().expect("total").backward(), &model);
@@ -127,7 +127,7 @@ fn averaged_replica_gradients_equal_the_global_batch_gradient() {
     let replicas = on_two_ranks(move |rank| {
         let (_, model) = mae_case();
         let raw = Tensor::<B, 4>::from_data(raw_host.clone(), &device()).narrow(0, rank, 1);
-        let inputs = SelfSupInputs { views: vec![model.data_preprocessor().apply(raw)] };
+        let inputs = SelfSupInputs::single(model.data_preprocessor().apply(raw));
         let mut draws = Draws::seeded(0).replay("mask_noise", noise[rank * per..(rank + 1) * per].to_vec());
         let (loss, _) = model.loss(&inputs, &mut draws).expect("loss");
         let grads = GradientsParams::from_grads(loss.total().expect("total").backward(), &model);

@@ -21,7 +21,7 @@ use burn::{
     tensor::Tensor,
 };
 use selfsup::{
-    algorithms::{contrastive::BackboneOut, key_map, Algorithm, AlgorithmConfig, AnyPrediction},
+    algorithms::{key_map, Algorithm, AlgorithmConfig, AnyPrediction, AnyStepState, BackboneOut},
     core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext},
     losses::SwAVQueue,
     train::optim::{OptimWrapperConfig, Optimizer},
@@ -29,26 +29,41 @@ use selfsup::{
 };
 use selfsup_tests::{assert_close, device, gradient_values, state_values, values, Case, Inner, B, BACKEND};
 
-const CASES: &[&str] = &[
-    "simclr_tiny",
-    "mocov2_tiny",
-    "byol_tiny",
-    "simsiam_tiny",
-    "barlowtwins_tiny",
-    "densecl_tiny",
-    "swav_tiny",
-    "swav_tiny_queue",
-    "mocov3_vit_tiny",
-];
+/// One module per fixture case, each with one `#[test]` per check, so a
+/// failure names its case and never hides another's. Select cases with
+/// cargo's test filter (`cargo test -p selfsup-tests mocov2_tiny`).
+macro_rules! parity_cases {
+    ($($case:ident),+ $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn key_inventory() {
+                super::check_key_inventory(stringify!($case));
+            }
 
-/// The cases to run: all, or those named in `SELFSUP_PARITY_CASES`
-/// (comma-separated), for investigating one.
-fn cases() -> Vec<&'static str> {
-    match std::env::var("SELFSUP_PARITY_CASES") {
-        Ok(only) => CASES.iter().copied().filter(|c| only.split(',').any(|o| o.trim() == *c)).collect(),
-        Err(_) => CASES.to_vec(),
-    }
+            #[test]
+            fn features_and_losses() {
+                super::check_features_and_losses(stringify!($case));
+            }
+
+            #[test]
+            fn gradients_step_and_momentum_update() {
+                super::check_gradients_and_step(stringify!($case));
+            }
+        }
+    )+};
 }
+
+parity_cases!(
+    simclr_tiny,
+    mocov2_tiny,
+    byol_tiny,
+    simsiam_tiny,
+    barlowtwins_tiny,
+    densecl_tiny,
+    swav_tiny,
+    swav_tiny_queue,
+    mocov3_vit_tiny,
+);
 
 const EXTRA_KEYS: &[&str] = &["batch_size", "views", "seeds", "max_iters", "optimizer", "float32_error", "swav_queue"];
 
@@ -74,7 +89,7 @@ fn load_model(case: &Case) -> Algorithm<B> {
 
 fn inputs(case: &Case) -> SelfSupInputs<B> {
     let n = case.config["views"].as_array().expect("views").len();
-    SelfSupInputs { views: (0..n).map(|i| case.tensor::<4, B>(&format!("inputs.{i}"))).collect() }
+    SelfSupInputs::new((0..n).map(|i| case.tensor::<4, B>(&format!("inputs.{i}"))).collect())
 }
 
 fn grad_tol(case: &Case) -> f32 {
@@ -108,7 +123,6 @@ fn assert_rel_max(what: &str, ours: &[f32], reference: &[f32], tol: f32) {
     let err = rel_max(ours, reference);
     if std::env::var("SELFSUP_PARITY_VERBOSE").is_ok() {
         eprintln!("{what}: {err:.3e} (scale {scale:.3e})");
-        return;
     }
     // Analytically zero gradients hold only round-off in the reference.
     let ok = if scale < 1e-5 { ours.iter().all(|v| v.abs() < 1e-5) } else { err <= tol };
@@ -118,23 +132,37 @@ fn assert_rel_max(what: &str, ours: &[f32], reference: &[f32], tol: f32) {
 
 /// The loss of a case: the algorithm's, or for the queue case SwAV's loss
 /// with the fixture's queue (MMSelfSup's SwAVHook state).
-fn case_loss(case: &Case, name: &str, model: &Algorithm<B>) -> (BTreeMap<String, Tensor<B, 1>>, Option<SwAVQueue<B>>, selfsup::algorithms::AnyStepState<B>) {
+fn case_loss(case: &Case, name: &str, model: &Algorithm<B>) -> (BTreeMap<String, Tensor<B, 1>>, Option<SwAVQueue<B>>, AnyStepState<B>) {
     let x = inputs(case);
     if name == "swav_tiny_queue" {
         let Algorithm::SwAV(m) = model else { panic!("SwAV") };
         let queue = SwAVQueue { queue: case.tensor::<3, B>("queue.before"), use_queue: true };
         let z = m.embed(&x).unwrap();
         let (loss, q) = m.head.forward(z, Some(&queue));
-        return (BTreeMap::from([("loss".to_string(), loss)]), q, selfsup::algorithms::AnyStepState::None);
+        return (BTreeMap::from([("loss".to_string(), loss)]), q, AnyStepState::SwAV(None));
     }
     let (out, state) = model.loss(&x, &mut Draws::seeded(0)).unwrap();
     (out.parts().iter().map(|(k, v)| (k.clone(), v.clone())).collect(), None, state)
 }
 
+/// Momentum encoders' BatchNorm buffers (MMEngine copies them with
+/// `update_buffers=False`).
+fn is_momentum_buffer(key: &str) -> bool {
+    ["encoder_k.", "target_net.", "momentum_encoder."].iter().any(|p| key.starts_with(p))
+        && ["running_mean", "running_var", "num_batches_tracked"].iter().any(|b| key.ends_with(b))
+}
+
+/// Momentum encoders' parameters and update counters, which ours update
+/// in `after_step` (one update ahead of MMSelfSup's end of iteration).
+fn is_momentum_param(key: &str) -> bool {
+    ["encoder_k.", "target_net.", "momentum_encoder."].iter().any(|p| key.starts_with(p)) && !is_momentum_buffer(key)
+}
+
 fn backbone_out<BB: burn::tensor::backend::Backend>(model: &Algorithm<BB>, x: SelfSupInputs<BB>) -> BackboneOut<BB> {
+    use AnyPrediction as P;
     match model.predict(&x, &mut Draws::seeded(0)).unwrap() {
-        AnyPrediction::Backbone(out) => out,
-        _ => panic!("the contrastive family predicts backbone features"),
+        P::SimClr(o) | P::MoCo(o) | P::MoCoV3(o) | P::Byol(o) | P::SimSiam(o) | P::BarlowTwins(o) | P::DenseCl(o) | P::SwAV(o) => o,
+        P::Mae(_) => panic!("the contrastive family predicts backbone features"),
     }
 }
 
@@ -148,9 +176,8 @@ fn compare_features<BB: burn::tensor::backend::Backend>(case: &Case, name: &str,
     }
 }
 
-#[test]
-fn contrastive_key_inventories_match_reference() {
-    for name in cases() {
+fn check_key_inventory(name: &str) {
+    {
         let case = Case::load(name);
         let model = model_config(&case).init::<B>(&device());
         let ours = model_keys(&model, &key_map());
@@ -166,15 +193,14 @@ fn contrastive_key_inventories_match_reference() {
     }
 }
 
-#[test]
-fn contrastive_features_and_losses_match_reference() {
-    for name in cases() {
+fn check_features_and_losses(name: &str) {
+    {
         let case = Case::load(name);
         let x = inputs(&case);
-        let first = SelfSupInputs { views: vec![x.views[0].clone()] };
+        let first = SelfSupInputs::single(x.views[0].clone());
         // Eval mode (running statistics) on the inner backend.
         let eval = load_model(&case).valid();
-        let out = backbone_out(&eval, SelfSupInputs { views: vec![case.tensor::<4, Inner>("inputs.0")] });
+        let out = backbone_out(&eval, SelfSupInputs::single(case.tensor::<4, Inner>("inputs.0")));
         compare_features(&case, name, "feat_eval", out);
         // Train mode (batch statistics).
         let model = load_model(&case);
@@ -196,7 +222,7 @@ fn contrastive_features_and_losses_match_reference() {
             let (pos, all) = m.similarities(&x).unwrap();
             assert_rel_max(&format!("{name}: positives"), &values(pos), &case.f32("debug.pos").0, feat_tol(&case));
             let n2 = all.dims()[0];
-            let (_, neg_idx) = selfsup::algorithms::contrastive::simclr::simclr_indices(n2);
+            let (_, neg_idx) = selfsup::algorithms::simclr::simclr_indices(n2);
             let all = values(all);
             let neg: Vec<f32> = neg_idx.chunks(n2 - 2).enumerate().flat_map(|(i, cols)| cols.iter().map(|&j| all[i * n2 + j as usize]).collect::<Vec<_>>()).collect();
             assert_rel_max(&format!("{name}: negatives"), &neg, &case.f32("debug.neg").0, feat_tol(&case));
@@ -209,9 +235,8 @@ fn contrastive_features_and_losses_match_reference() {
     }
 }
 
-#[test]
-fn contrastive_gradients_step_and_momentum_update_match_reference() {
-    for name in cases() {
+fn check_gradients_and_step(name: &str) {
+    {
         let case = Case::load(name);
         let model = load_model(&case);
         let (parts, queue, state) = case_loss(&case, name, &model);
@@ -237,7 +262,6 @@ fn contrastive_gradients_step_and_momentum_update_match_reference() {
         let global = (diff2 / norm2.max(f64::MIN_POSITIVE)).sqrt();
         if std::env::var("SELFSUP_PARITY_VERBOSE").is_ok() {
             eprintln!("{name}: all gradients {global:.3e}");
-            continue;
         }
         assert!(global <= tol as f64, "[{BACKEND}] {name}: all gradients: relative L2 error {global:.3e} > {tol:e}");
         assert!(checked > 10, "{name}: only {checked} gradients compared");
@@ -252,7 +276,11 @@ fn contrastive_gradients_step_and_momentum_update_match_reference() {
         let updated = stepped.after_step(state, &StepContext { iter: 0, max_iters, epoch: 0 });
         let after = state_values(&updated.valid());
         for (key, ours) in &after {
-            let mut reference = case.f32(&format!("after_update.{key}")).0;
+            // MMEngine copies the buffers into the momentum encoder inside
+            // `loss()`, and the encoder's own pass moves them: compare them
+            // with the state at the end of the iteration.
+            let name_of = if is_momentum_buffer(key) { "iter1" } else { "after_update" };
+            let mut reference = case.f32(&format!("{name_of}.{key}")).0;
             if key == "head.loss.prototypes.weight" {
                 // MMSelfSup normalises the prototypes at the start of the next
                 // forward; ours are normalised right after the step.
@@ -271,15 +299,85 @@ fn contrastive_gradients_step_and_momentum_update_match_reference() {
     }
 }
 
+/// Two training iterations of the momentum algorithms against MMSelfSup's
+/// state at the end of each (`iter1.*`, `iter2.*`): every online weight,
+/// every BatchNorm buffer (the momentum encoders' included: MMEngine
+/// copies them inside `loss()`, then the encoder's pass moves them), the
+/// queues; and the momentum encoders' weights after the update that
+/// follows each iteration (`after_update.*`, `after_update2.*`).
+macro_rules! two_iteration_cases {
+    ($($case:ident),+ $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn two_iterations_with_buffers() {
+                super::check_two_iterations(stringify!($case));
+            }
+        }
+    )+};
+}
+
+mod two_iterations {
+    use super::check_two_iterations;
+    two_iteration_cases!(mocov2_tiny, densecl_tiny, byol_tiny, mocov3_vit_tiny);
+}
+
+fn check_two_iterations(name: &str) {
+    let case = Case::load(name);
+    let mut model = load_model(&case);
+    let ow: OptimWrapperConfig = serde_json::from_value(serde_json::json!({ "optimizer": case.config["optimizer"].clone() })).unwrap();
+    let mut optim = Optimizer::<B>::new(&ow, &model, &key_map());
+    let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| ow.lr() * m).collect();
+    let max_iters = case.config["max_iters"].as_u64().unwrap() as usize;
+    let views = case.config["views"].as_array().expect("views").len();
+    let tol = grad_tol(&case).max(1e-4);
+    for (step, prefix, after) in [(0usize, "iter1", "after_update"), (1, "iter2", "after_update2")] {
+        let input = if step == 0 { "inputs" } else { "inputs2" };
+        let x = SelfSupInputs::new((0..views).map(|i| case.tensor::<4, B>(&format!("{input}.{i}"))).collect());
+        let (out, state) = model.loss(&x, &mut Draws::seeded(0)).unwrap();
+        if step == 1 {
+            for (part, value) in out.parts() {
+                let reference = case.f32(&format!("loss2.{part}")).0;
+                assert_close(&format!("{name}: loss2.{part}"), &values(value.clone()), &reference, 1e-3, 1e-6);
+            }
+        }
+        let total = out.total().unwrap();
+        let grads = GradientsParams::from_grads(total.backward(), &model);
+        let (stepped, _) = optim.step(&lrs, model, grads);
+        // The end of MMSelfSup's iteration: all but the momentum encoders'
+        // weights, which ours average in `after_step`.
+        let state_now = state_values(&stepped.valid());
+        let mut checked = 0;
+        for (key, ours) in &state_now {
+            if is_momentum_param(key) || key.starts_with("queue") || key.starts_with("memory") {
+                continue;
+            }
+            let reference = case.f32(&format!("{prefix}.{key}")).0;
+            assert_rel_max(&format!("{name}: {prefix}.{key}"), ours, &reference, tol);
+            checked += 1;
+        }
+        model = stepped.after_step(state, &StepContext { iter: step, max_iters, epoch: 0 });
+        let state_after = state_values(&model.valid());
+        for (key, ours) in &state_after {
+            if key.starts_with("queue") {
+                assert_rel_max(&format!("{name}: {prefix}.{key}"), ours, &case.f32(&format!("{prefix}.{key}")).0, tol);
+            } else if is_momentum_param(key) {
+                assert_rel_max(&format!("{name}: {after}.{key}"), ours, &case.f32(&format!("{after}.{key}")).0, tol);
+            }
+            checked += 1;
+        }
+        assert!(checked > 20, "{name}: only {checked} tensors compared");
+    }
+}
+
 #[test]
 fn wrong_views_are_refused_with_what_was_expected() {
     let case = Case::load("simclr_tiny");
     let model = load_model(&case);
-    let one = SelfSupInputs { views: vec![case.tensor::<4, B>("inputs.0")] };
+    let one = SelfSupInputs::single(case.tensor::<4, B>("inputs.0"));
     let err = model.loss(&one, &mut Draws::seeded(0)).unwrap_err().to_string();
     assert!(err.contains("SimCLR expects 2 view(s)"), "{err}");
     let x = case.tensor::<4, B>("inputs.0");
-    let mismatched = SelfSupInputs { views: vec![x.clone(), x.slice([0..4, 0..3, 0..16, 0..16])] };
+    let mismatched = SelfSupInputs::new(vec![x.clone(), x.slice([0..4, 0..3, 0..16, 0..16])]);
     let err = model.loss(&mismatched, &mut Draws::seeded(0)).unwrap_err().to_string();
     assert!(err.contains("both views of shape"), "{err}");
 }

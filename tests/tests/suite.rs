@@ -6,6 +6,7 @@
 mod configs;
 mod data_parallel;
 mod eval;
+mod new_algorithm;
 mod optim;
 mod parity_contrastive;
 mod parity_mae;

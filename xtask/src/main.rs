@@ -5,6 +5,13 @@
 //!   adapter), a compile check of cuda, and a per-backend summary. It
 //!   installs what is missing: torch 2.9.0 into `.venv-torch` (PyPI) for
 //!   libtorch, and Debian's `mesa-vulkan-drivers` (lavapipe) for wgpu.
+//! - `lint`: the house rules: `cargo fmt --check`, `cargo clippy -D
+//!   warnings`, and the crate-dependency invariants of ARCHITECTURE.md
+//!   (component crates never depend on each other sideways); `test-all`
+//!   runs it first.
+//! - `fixtures --check`: rebuilds every golden fixture with the reference
+//!   implementation (`tools/reference/setup.sh` installs it) and compares
+//!   it with the committed files and `tests/fixtures/SHA256SUMS`.
 //! - `bench`: training throughput of a config on chosen backends.
 use std::{
     env,
@@ -25,8 +32,12 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>\n\
      \n\
      commands:\n\
-     \x20 test-all [--backends flex,tch,wgpu,cuda] [--no-install]\n\
-     \x20     run the test suite on every backend that runs here, compile-check cuda\n\
+     \x20 test-all [--backends flex,tch,wgpu,cuda] [--no-install] [--no-lint]\n\
+     \x20     lint, then run the test suite on every backend that runs here, compile-check cuda\n\
+     \x20 lint\n\
+     \x20     cargo fmt --check, cargo clippy -D warnings, crate-dependency invariants\n\
+     \x20 fixtures --check | --write [--python PY]\n\
+     \x20     rebuild the golden fixtures in the reference environment and compare (or rewrite SHA256SUMS)\n\
      \x20 bench [CONFIG] [--backends flex,tch] [--batch-size N] [--steps N]\n\
      \x20     training throughput (img/s, ms/step) of CONFIG (default: MAE ViT-B/16)\n\
      \x20 setup-torch\n\
@@ -37,6 +48,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test-all") => test_all(&args[1..]),
+        Some("lint") => lint().and_then(|failures| if failures.is_empty() { Ok(()) } else { bail!("{}", failures.join("; ")) }),
+        Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("setup-torch") => torch_venv(true).map(|_| ()),
         _ => {
@@ -174,6 +187,20 @@ fn test_all(args: &[String]) -> Result<()> {
     let mut outcomes = Vec::new();
     let started = Instant::now();
 
+    if !args.iter().any(|a| a == "--no-lint") {
+        let t = Instant::now();
+        let failures = lint()?;
+        let ok = failures.is_empty();
+        outcomes.push(Outcome {
+            backend: "all",
+            what: "lint (fmt, clippy, deps)",
+            ok,
+            detail: if ok { "clean".into() } else { failures.join("; ") },
+            secs: t.elapsed().as_secs_f64(),
+            counts: if ok { (1, 0) } else { (0, 1) },
+        });
+    }
+
     if wanted.contains(&"flex") {
         let t = Instant::now();
         let (ok, detail, counts) = cargo_test(Command::new(&cargo).current_dir(&root).args(["test", "--workspace"]))?;
@@ -271,4 +298,110 @@ fn bench(args: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Component crates and the selfsup crates each may depend on
+/// (ARCHITECTURE.md's invariant: no sideways dependencies; heads own their
+/// loss and build predictor MLPs from necks).
+const COMPONENT_DEPS: &[(&str, &[&str])] = &[
+    ("selfsup-core", &[]),
+    ("selfsup-config", &[]),
+    ("selfsup-layers", &["selfsup-core", "selfsup-config"]),
+    ("selfsup-backbones", &["selfsup-core", "selfsup-config", "selfsup-layers"]),
+    ("selfsup-necks", &["selfsup-core", "selfsup-config", "selfsup-layers"]),
+    ("selfsup-losses", &["selfsup-core", "selfsup-config", "selfsup-layers"]),
+    ("selfsup-memories", &["selfsup-core", "selfsup-config", "selfsup-layers"]),
+    ("selfsup-heads", &["selfsup-core", "selfsup-config", "selfsup-layers", "selfsup-losses", "selfsup-necks"]),
+    ("selfsup-data", &["selfsup-config"]),
+    ("selfsup-weights", &["selfsup-core", "selfsup-config"]),
+    ("selfsup-viz", &[]),
+];
+
+/// The `selfsup-*` crates a manifest lists in its `[dependencies]`.
+fn selfsup_deps(manifest: &str) -> Vec<String> {
+    let mut section = String::new();
+    let mut deps = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.trim_matches(|c| c == '[' || c == ']').to_string();
+            continue;
+        }
+        if section == "dependencies" {
+            if let Some(name) = line.split(|c: char| c == '=' || c == '.' || c.is_whitespace()).next() {
+                if name.starts_with("selfsup-") || name == "selfsup" {
+                    deps.push(name.to_string());
+                }
+            }
+        }
+    }
+    deps
+}
+
+/// Checks the dependency invariants; returns one line per violation.
+fn check_crate_deps(root: &Path) -> Result<Vec<String>> {
+    let mut failures = Vec::new();
+    for (krate, allowed) in COMPONENT_DEPS {
+        let path = root.join("crates").join(krate).join("Cargo.toml");
+        let manifest = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        for dep in selfsup_deps(&manifest) {
+            if !allowed.contains(&dep.as_str()) {
+                failures.push(format!("{krate} depends on {dep}, which ARCHITECTURE.md's invariants forbid"));
+            }
+        }
+    }
+    Ok(failures)
+}
+
+/// `cargo fmt --check`, `cargo clippy -D warnings` and the dependency
+/// invariants; returns what failed.
+fn lint() -> Result<Vec<String>> {
+    let root = root();
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut failures = check_crate_deps(&root)?;
+    if !run(Command::new(&cargo).current_dir(&root).args(["fmt", "--all", "--check"]))? {
+        failures.push("cargo fmt --check: run `cargo fmt --all`".into());
+    }
+    if !run(Command::new(&cargo).current_dir(&root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))? {
+        failures.push("cargo clippy reports warnings".into());
+    }
+    for f in &failures {
+        eprintln!("lint: {f}");
+    }
+    Ok(failures)
+}
+
+/// `fixtures --check|--write [--python PY]`: `tools/fixtures.py` in the
+/// reference environment.
+fn fixtures(args: &[String]) -> Result<()> {
+    let root = root();
+    let mode = match (args.iter().any(|a| a == "--check"), args.iter().any(|a| a == "--write")) {
+        (true, false) => "--check",
+        (false, true) => "--write",
+        _ => bail!("usage: cargo xtask fixtures --check | --write [--python PY]"),
+    };
+    let python = flag_value(args, "--python").map(PathBuf::from).unwrap_or_else(|| root.join(".venv-reference/bin/python"));
+    if !python.exists() {
+        bail!("{} not found: install the reference environment with `bash tools/reference/setup.sh` (PyPI, about 7 GB)", python.display());
+    }
+    if !run(Command::new(&python).current_dir(&root).arg("tools/fixtures.py").arg(mode).arg("--python").arg(&python))? {
+        bail!("the fixtures differ from the reference (see above)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_lines_are_read_from_the_dependencies_table_only() {
+        let manifest = "[package]\nname = \"x\"\n[dependencies]\nselfsup-core = { workspace = true }\nselfsup-necks.workspace = true\nburn = \"1\"\n[dev-dependencies]\nselfsup-heads = { workspace = true }\n";
+        assert_eq!(selfsup_deps(manifest), vec!["selfsup-core".to_string(), "selfsup-necks".to_string()]);
+    }
+
+    #[test]
+    fn the_workspace_keeps_its_dependency_invariants() {
+        let failures = check_crate_deps(&root()).unwrap();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
 }

@@ -1,22 +1,70 @@
 //! selfsup's algorithms: the one crate that composes backbones, necks, heads,
 //! memories and target generators. Each file ports one MMSelfSup algorithm
-//! (`mae.rs` ↔ `mmselfsup/models/algorithms/mae.py`).
+//! and is named after its Python file (`byol.rs` ↔
+//! `mmselfsup/models/algorithms/byol.py`); `common.rs` holds what the
+//! contrastive family shares.
 //!
-//! [`AlgorithmConfig`] is the registry of `model.type` names and [`Algorithm`]
-//! the matching module enum, for tools that pick the algorithm from a config
-//! file. Code that knows its algorithm uses the concrete type ([`Mae`]).
+//! The list below is the registry: [`AlgorithmConfig`] (the `model.type`
+//! names), [`Algorithm`] (the module enum for tools that pick the algorithm
+//! from a config file) and their companions are generated from it. Adding
+//! an algorithm is its file (a config implementing [`AlgorithmSpec`], a
+//! module implementing [`selfsup_core::SelfSupAlgorithm`]) and one line
+//! here. Code that knows its algorithm uses the concrete type ([`Mae`]).
 #![warn(missing_docs)]
 
-pub mod contrastive;
+pub mod barlowtwins;
+pub mod byol;
+pub mod common;
+pub mod densecl;
 pub mod mae;
+pub mod moco;
+pub mod mocov3;
 mod registry;
+pub mod simclr;
+pub mod simsiam;
+pub mod swav;
 
-pub use contrastive::{
-    BarlowTwins, BarlowTwinsConfig, Byol, ByolConfig, DenseCl, DenseClConfig, MoCo, MoCoConfig, MoCoV3, MoCoV3Config, SimClr,
-    SimClrConfig, SimSiam, SimSiamConfig, SwAV, SwAVConfig,
-};
+pub use barlowtwins::{BarlowTwins, BarlowTwinsConfig};
+pub use byol::{Byol, ByolConfig};
+pub use common::{Backbone, BackboneOut, ContrastiveBackboneConfig};
+pub use densecl::{DenseCl, DenseClConfig};
 pub use mae::{Mae, MaeConfig, MaePrediction};
-pub use registry::{Algorithm, AlgorithmConfig, AnyPrediction, AnyStepState, ConfigIssue, Features};
+pub use moco::{MoCo, MoCoConfig};
+pub use mocov3::{MoCoV3, MoCoV3Config};
+pub use registry::{AlgorithmSpec, ConfigIssue};
+pub use simclr::{SimClr, SimClrConfig};
+pub use simsiam::{SimSiam, SimSiamConfig};
+pub use swav::{SwAV, SwAVConfig, SwAVQueueState};
+
+algorithms! {
+    /// Masked autoencoder.
+    "MAE" => Mae(MaeConfig, Mae),
+    /// SimCLR.
+    "SimCLR" => SimClr(SimClrConfig, SimClr),
+    /// MoCo v1 and v2.
+    "MoCo" => MoCo(MoCoConfig, MoCo),
+    /// MoCo v3.
+    "MoCoV3" => MoCoV3(MoCoV3Config, MoCoV3),
+    /// BYOL.
+    "BYOL" => Byol(ByolConfig, Byol),
+    /// SimSiam.
+    "SimSiam" => SimSiam(SimSiamConfig, SimSiam),
+    /// Barlow Twins.
+    "BarlowTwins" => BarlowTwins(BarlowTwinsConfig, BarlowTwins),
+    /// DenseCL.
+    "DenseCL" => DenseCl(DenseClConfig, DenseCl),
+    /// SwAV.
+    "SwAV" => SwAV(SwAVConfig, SwAV),
+}
+
+/// What the `algorithms!` macro names, for crates that invoke it.
+#[doc(hidden)]
+pub mod __private {
+    pub use burn;
+    pub use selfsup_config;
+    pub use selfsup_core;
+    pub use selfsup_layers;
+}
 
 /// Rows that map MMSelfSup checkpoint keys to selfsup field paths and back
 /// (`(pytorch_pattern, ours, ours_pattern, pytorch)`), for every component

@@ -9,8 +9,9 @@ use selfsup_heads::{MaePretrainHead, MaePretrainHeadConfig};
 use selfsup_necks::{MaePretrainDecoder, MaePretrainDecoderConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::{ConfigIssue, InitCfg};
 use selfsup_layers::init::InitRng;
+
+use crate::{AlgorithmSpec, ConfigIssue, InitCfg};
 
 /// `model = dict(type='MAE', ...)`: MMSelfSup's field names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,11 +91,29 @@ impl Default for MaeConfig {
     }
 }
 
-impl MaeConfig {
+impl AlgorithmSpec for MaeConfig {
+    type Model<B: Backend> = Mae<B>;
+
+    fn data_preprocessor(&self) -> &DataPreprocessorConfig {
+        &self.data_preprocessor
+    }
+
+    fn num_views(&self) -> usize {
+        1
+    }
+
+    fn input_size(&self) -> Option<usize> {
+        Some(self.backbone.get().img_size)
+    }
+
+    fn has_vit_backbone(&self) -> bool {
+        true
+    }
+
     /// Checks every part and the dimensions that depend on each other
     /// (`neck.embed_dim == backbone.embed_dims`, patch sizes, patch counts).
     /// Errors carry the key path below `model`.
-    pub fn validate(&self) -> Result<(), ConfigIssue> {
+    fn validate(&self) -> Result<(), ConfigIssue> {
         let issue = |prefix: &str, (key, msg): (&str, String)| ConfigIssue::new(format!("{prefix}.{key}"), msg);
         self.data_preprocessor.validate().map_err(|e| issue("data_preprocessor", e))?;
         let backbone = self.backbone.get();
@@ -130,8 +149,8 @@ impl MaeConfig {
     }
 
     /// Builds the algorithm with weights drawn from `rng`. Call
-    /// [`MaeConfig::validate`] first.
-    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> Mae<B> {
+    /// [`AlgorithmSpec::validate`] first.
+    fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> Mae<B> {
         Mae {
             backbone: self.backbone.get().init(device, rng),
             neck: self.neck.get().init(device, rng),
@@ -172,11 +191,6 @@ pub struct MaePrediction<B: Backend> {
 }
 
 impl<B: Backend> Mae<B> {
-    /// The data preprocessor config.
-    pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
-        &self.data_preprocessor
-    }
-
     /// The head.
     pub fn head(&self) -> &MaePretrainHead {
         &self.head
@@ -201,6 +215,15 @@ impl<B: Backend> SelfSupAlgorithm<B> for Mae<B> {
 
     fn name(&self) -> &'static str {
         "MAE"
+    }
+
+    fn data_preprocessor(&self) -> &DataPreprocessorConfig {
+        &self.data_preprocessor
+    }
+
+    /// The cls token after the final norm, without masking.
+    fn global_features(&self, inputs: &SelfSupInputs<B>) -> Result<Tensor<B, 2>, ModelError> {
+        Ok(self.extract_feat(inputs)?.cls_token)
     }
 
     /// The backbone's features without masking (as mmpretrain's

@@ -2,7 +2,7 @@
 //! configs. Run `selfsup --help`.
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use selfsup::{
     algorithms::key_map,
@@ -67,8 +67,8 @@ impl EvalArgs {
 #[derive(clap::Args, Clone)]
 struct BackendArgs {
     /// Backend: flex (pure-Rust CPU), tch (libtorch), wgpu, cuda; compiled ones only.
-    #[arg(long, default_value_t = default_backend())]
-    backend: String,
+    #[arg(long, value_enum, default_value_t = default_backend())]
+    backend: BackendName,
     /// Device: `cpu`, `cuda:N` for tch and cuda, `discrete:N` for wgpu.
     /// `selfsup train` takes a comma-separated list for data-parallel
     /// training: `--device cuda:0,cuda:1`.
@@ -76,8 +76,64 @@ struct BackendArgs {
     device: String,
 }
 
-fn default_backend() -> String {
-    selfsup::backend::available().first().copied().unwrap_or("flex").to_string()
+/// The backends a build may have; `with_backend!` says when one is not compiled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendName {
+    /// burn-flex, pure-Rust CPU.
+    Flex,
+    /// burn-tch, libtorch (CPU or CUDA).
+    Tch,
+    /// burn-wgpu (Vulkan, Metal, DX12).
+    Wgpu,
+    /// burn-cuda (CubeCL).
+    Cuda,
+}
+
+impl BackendName {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::Tch => "tch",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The first compiled backend.
+fn default_backend() -> BackendName {
+    match selfsup::backend::available().first().copied() {
+        Some("tch") => BackendName::Tch,
+        Some("wgpu") => BackendName::Wgpu,
+        Some("cuda") => BackendName::Cuda,
+        _ => BackendName::Flex,
+    }
+}
+
+/// `selfsup linear-probe --optimizer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProbeOptimizerArg {
+    /// SGD with momentum 0.9.
+    Sgd,
+    /// MMSelfSup's LARS with momentum 0.9.
+    Lars,
+}
+
+/// `selfsup config --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ConfigFormat {
+    /// TOML.
+    Toml,
+    /// JSON, indented.
+    Json,
+    /// YAML.
+    Yaml,
 }
 
 #[derive(Subcommand)]
@@ -108,9 +164,9 @@ enum Command {
         /// Override config keys.
         #[arg(long, num_args = 1..)]
         cfg_options: Vec<String>,
-        /// Output format: toml, json or yaml.
-        #[arg(long, default_value = "toml")]
-        format: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ConfigFormat::Toml)]
+        format: ConfigFormat,
     },
     /// Convert a checkpoint (MMSelfSup `.pth` or ours) to safetensors with
     /// PyTorch key names; with `--config`, check it against the model first.
@@ -179,9 +235,9 @@ enum Command {
         /// Samples per step.
         #[arg(long, default_value_t = 256)]
         batch_size: usize,
-        /// `sgd` or `lars` (default: LARS for ViTs, SGD for ResNets).
-        #[arg(long)]
-        optimizer: Option<String>,
+        /// The probe's optimiser (default: LARS for ViTs, SGD for ResNets).
+        #[arg(long, value_enum, ignore_case = true)]
+        optimizer: Option<ProbeOptimizerArg>,
         /// Peak learning rate (default: 6.4 with LARS, 0.3 × batch/256 with SGD).
         #[arg(long)]
         lr: Option<f64>,
@@ -299,7 +355,7 @@ fn run(command: Command) -> Result<()> {
             };
             let opts = TrainOptions { work_dir: work_dir.clone(), resume, progress: !no_progress, config_name: config_name(&config) };
             // `--device cuda:0,cuda:1`: data-parallel on those devices.
-            let summary = with_backend!(&backend.backend, &backend.device, |B, [devices]| {
+            let summary = with_backend!(backend.backend.as_str(), &backend.device, |B, [devices]| {
                 selfsup::train::train_data_parallel::<B>(&cfg, &opts, &devices)
             })
             .map_err(|e| anyhow!(e))??;
@@ -317,11 +373,10 @@ fn run(command: Command) -> Result<()> {
             tree.merge_options(&cfg_options)?;
             // Decode too, so an unknown key or type is reported here.
             LoadedConfig::from_tree(tree.clone())?;
-            let text = match format.as_str() {
-                "toml" => tree.to_toml_string()?,
-                "json" => tree.to_json_string_pretty()?,
-                "yaml" => tree.to_yaml_string()?,
-                other => bail!("unknown format `{other}`; use toml, json or yaml"),
+            let text = match format {
+                ConfigFormat::Toml => tree.to_toml_string()?,
+                ConfigFormat::Json => tree.to_json_string_pretty()?,
+                ConfigFormat::Yaml => tree.to_yaml_string()?,
             };
             print!("{text}");
         }
@@ -335,7 +390,7 @@ fn run(command: Command) -> Result<()> {
                 Some(cfg_path) => {
                     let cfg = LoadedConfig::load(&cfg_path, &[])?;
                     let keymap = key_map();
-                    with_backend!(&backend.backend, &backend.device, |B, device| {
+                    with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
                         (|| -> Result<_> {
                             let model = cfg.run.model.init::<B>(&device);
                             let (model, report) = load_into(model, &state, &keymap, &LoadOptions::default())
@@ -354,7 +409,7 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Extract { config, checkpoint, images, out, cfg_options, batch_size, backend } => {
             let cfg = LoadedConfig::load(&config, &cfg_options)?;
-            let n = with_backend!(&backend.backend, &backend.device, |B, device| {
+            let n = with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
                 extract::<B>(&cfg, &checkpoint, &images, &out, batch_size, &device)
             })
             .map_err(|e| anyhow!(e))??;
@@ -363,7 +418,7 @@ fn run(command: Command) -> Result<()> {
         Command::Knn { eval, k, temperature, json, backend } => {
             let (cfg, data) = eval.load()?;
             let opts = KnnOptions { ks: k, temperature, ..Default::default() };
-            let results = with_backend!(&backend.backend, &backend.device, |B, device| {
+            let results = with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
                 knn::<B>(&cfg, eval.checkpoint.as_deref(), &data, &opts, &device)
             })
             .map_err(|e| anyhow!(e))??;
@@ -388,14 +443,12 @@ fn run(command: Command) -> Result<()> {
             backend,
         } => {
             let (cfg, data) = eval.load()?;
-            let optimizer = match optimizer.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None => None,
-                Some("sgd") => Some(ProbeOptimizer::Sgd),
-                Some("lars") => Some(ProbeOptimizer::Lars),
-                Some(other) => bail!("--optimizer {other}: expected sgd or lars"),
-            };
+            let optimizer = optimizer.map(|o| match o {
+                ProbeOptimizerArg::Sgd => ProbeOptimizer::Sgd,
+                ProbeOptimizerArg::Lars => ProbeOptimizer::Lars,
+            });
             let opts = LinearProbeOptions { epochs, batch_size, optimizer, lr, weight_decay, warmup_epochs, seed, ..Default::default() };
-            let r = with_backend!(&backend.backend, &backend.device, |B, device| {
+            let r = with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
                 linear_probe::<B>(&cfg, eval.checkpoint.as_deref(), &data, &opts, &device)
             })
             .map_err(|e| anyhow!(e))??;
@@ -432,7 +485,7 @@ fn run(command: Command) -> Result<()> {
         Command::VisualizeMae { config, checkpoint, image, out, seed, scale, cfg_options, backend } => {
             let cfg = LoadedConfig::load(&config, &cfg_options)?;
             let opts = VisualizeOptions { seed, scale };
-            with_backend!(&backend.backend, &backend.device, |B, device| {
+            with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
                 visualize_mae::<B>(&cfg, &checkpoint, &image, &out, &opts, &device)
             })
             .map_err(|e| anyhow!(e))??;
@@ -440,13 +493,13 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Bench { config, batch_size, steps, warmup, cfg_options, json, backend } => {
             let cfg = LoadedConfig::load(&config, &cfg_options)?;
-            let r = with_backend!(&backend.backend, &backend.device, |B, device| {
+            let r = with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
                 bench::<B>(&cfg, batch_size, warmup, steps, &device)
             })
             .map_err(|e| anyhow!(e))??;
             if json {
                 let mut v = serde_json::to_value(&r)?;
-                v["backend"] = serde_json::json!(backend.backend);
+                v["backend"] = serde_json::json!(backend.backend.as_str());
                 println!("{v}");
             } else {
                 println!(

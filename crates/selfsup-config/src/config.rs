@@ -61,7 +61,7 @@ impl Format {
         let value: Value = match self {
             Format::Toml => toml::from_str(text).map_err(|e| err(toml_message(text, &e)))?,
             Format::Json => serde_json::from_str(text).map_err(|e| err(e.to_string()))?,
-            Format::Yaml => serde_yaml::from_str(text).map_err(|e| err(e.to_string()))?,
+            Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?,
         };
         match value {
             Value::Object(m) => Ok(m),
@@ -315,7 +315,7 @@ impl Config {
             Format::Json => serde_json::to_string_pretty(&self.value)
                 .map(|s| s + "\n")
                 .map_err(|e| err(e.to_string())),
-            Format::Yaml => serde_yaml::to_string(&self.value).map_err(|e| err(e.to_string())),
+            Format::Yaml => serde_yaml_ng::to_string(&self.value).map_err(|e| err(e.to_string())),
         }
     }
 

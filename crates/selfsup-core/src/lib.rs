@@ -19,7 +19,7 @@ mod draws;
 mod loss;
 mod preprocessor;
 
-pub use algorithm::{ModelError, SelfSupAlgorithm, SelfSupInputs, StepContext};
+pub use algorithm::{DataSamples, ModelError, SelfSupAlgorithm, SelfSupInputs, StepContext};
 pub use draws::Draws;
 pub use loss::LossOutput;
-pub use preprocessor::DataPreprocessorConfig;
+pub use preprocessor::{DataPreprocessorConfig, DataPreprocessorKind};

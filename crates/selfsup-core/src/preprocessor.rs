@@ -25,10 +25,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataPreprocessorConfig {
-    /// `"SelfSupDataPreprocessor"`, or one of the variants of the module
-    /// docs.
+    /// `SelfSupDataPreprocessor`, or one of the variants of the module docs.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: DataPreprocessorKind,
     /// Per-channel mean, in the model's channel order.
     pub mean: Option<Vec<f64>>,
     /// Per-channel std, in the model's channel order.
@@ -51,19 +50,32 @@ pub struct DataPreprocessorConfig {
     pub pad_size_divisor: usize,
 }
 
-/// The `data_preprocessor` types this port knows.
-pub const DATA_PREPROCESSORS: &[&str] = &[
-    "SelfSupDataPreprocessor",
-    "TwoNormDataPreprocessor",
-    "CAEDataPreprocessor",
-    "RelativeLocDataPreprocessor",
-    "RotationPredDataPreprocessor",
-];
+/// The `data_preprocessor` types this port knows, by MMSelfSup's names
+/// (with or without the `mmselfsup.` scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DataPreprocessorKind {
+    /// Every view normalised by `mean`/`std`.
+    #[default]
+    #[serde(rename = "SelfSupDataPreprocessor", alias = "mmselfsup.SelfSupDataPreprocessor")]
+    SelfSup,
+    /// View 1 by `second_mean`/`second_std`.
+    #[serde(rename = "TwoNormDataPreprocessor", alias = "mmselfsup.TwoNormDataPreprocessor")]
+    TwoNorm,
+    /// View 1 mapped to [0.1, 0.9].
+    #[serde(rename = "CAEDataPreprocessor", alias = "mmselfsup.CAEDataPreprocessor")]
+    Cae,
+    /// Nine patches into neighbours and repeated centres.
+    #[serde(rename = "RelativeLocDataPreprocessor", alias = "mmselfsup.RelativeLocDataPreprocessor")]
+    RelativeLoc,
+    /// The rotations stacked sample-major.
+    #[serde(rename = "RotationPredDataPreprocessor", alias = "mmselfsup.RotationPredDataPreprocessor")]
+    RotationPred,
+}
 
 impl Default for DataPreprocessorConfig {
     fn default() -> Self {
         Self {
-            kind: "SelfSupDataPreprocessor".into(),
+            kind: DataPreprocessorKind::SelfSup,
             mean: None,
             std: None,
             bgr_to_rgb: false,
@@ -80,14 +92,11 @@ impl Default for DataPreprocessorConfig {
 impl DataPreprocessorConfig {
     /// Checks the fields; returns `(key, message)` for the first bad one.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let kind = self.kind.strip_prefix("mmselfsup.").unwrap_or(&self.kind);
-        if !DATA_PREPROCESSORS.contains(&kind) {
-            return Err(("type", format!("unknown data preprocessor `{}`; known: {}", self.kind, DATA_PREPROCESSORS.join(", "))));
-        }
+        let kind = self.kind;
         if self.pad_size_divisor != 1 {
             return Err(("pad_size_divisor", "only 1 is supported (the pipeline gives every image of a batch one size)".into()));
         }
-        if kind == "TwoNormDataPreprocessor" {
+        if kind == DataPreprocessorKind::TwoNorm {
             match (&self.second_mean, &self.second_std) {
                 (Some(m), Some(s)) if [1, 3].contains(&m.len()) && m.len() == s.len() && !s.contains(&0.0) => {}
                 (Some(_), Some(_)) => {
@@ -99,7 +108,7 @@ impl DataPreprocessorConfig {
                 return Err(("mean", "TwoNormDataPreprocessor needs mean and std".into()));
             }
         } else if self.second_mean.is_some() || self.second_std.is_some() {
-            return Err(("second_mean", format!("only TwoNormDataPreprocessor reads second_mean/second_std, not {kind}")));
+            return Err(("second_mean", format!("only TwoNormDataPreprocessor reads second_mean/second_std, not {kind:?}")));
         }
         match (&self.mean, &self.std) {
             (Some(m), Some(s)) if m.len() != s.len() => {
@@ -144,28 +153,29 @@ impl DataPreprocessorConfig {
     /// each view `[batch, channels, h, w]`; see the module docs for the
     /// outputs.
     pub fn apply_views<B: Backend>(&self, raw_rgb: Vec<Tensor<B, 4>>) -> Vec<Tensor<B, 4>> {
-        let kind = self.kind.strip_prefix("mmselfsup.").unwrap_or(&self.kind);
+        use DataPreprocessorKind as K;
+        let kind = self.kind;
         let views: Vec<Tensor<B, 4>> = raw_rgb.into_iter().map(|v| self.channels(v)).collect();
         let (mean, std) = (self.mean.as_deref(), self.std.as_deref());
         match kind {
-            "TwoNormDataPreprocessor" | "CAEDataPreprocessor" if views.len() >= 2 => views
+            K::TwoNorm | K::Cae if views.len() >= 2 => views
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| match (i, kind) {
                     (0, _) => normalise(v, mean, std),
-                    (1, "CAEDataPreprocessor") if mean.is_some() => v.div_scalar(255.0).mul_scalar(0.8).add_scalar(0.1),
-                    (1, "TwoNormDataPreprocessor") => normalise(v, self.second_mean.as_deref(), self.second_std.as_deref()),
+                    (1, K::Cae) if mean.is_some() => v.div_scalar(255.0).mul_scalar(0.8).add_scalar(0.1),
+                    (1, K::TwoNorm) => normalise(v, self.second_mean.as_deref(), self.second_std.as_deref()),
                     _ => v,
                 })
                 .collect(),
-            "RelativeLocDataPreprocessor" if views.len() == 9 => {
+            K::RelativeLoc if views.len() == 9 => {
                 let views: Vec<Tensor<B, 4>> = views.into_iter().map(|v| normalise(v, mean, std)).collect();
                 let [n, c, h, w] = views[0].dims();
                 let neighbours = Tensor::stack::<5>(views[1..].to_vec(), 1).reshape([n * 8, c, h, w]);
                 let centre = views[0].clone().unsqueeze_dim::<5>(1).repeat_dim(1, 8).reshape([n * 8, c, h, w]);
                 vec![neighbours, centre]
             }
-            "RotationPredDataPreprocessor" if !views.is_empty() => {
+            K::RotationPred if !views.is_empty() => {
                 let k = views.len();
                 let [n, c, h, w] = views[0].dims();
                 let views: Vec<Tensor<B, 4>> = views.into_iter().map(|v| normalise(v, mean, std)).collect();

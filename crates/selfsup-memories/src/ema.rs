@@ -2,14 +2,20 @@
 //! and MMSelfSup's `CosineEMA` (BYOL, MoCo v3), with their exact update
 //! rules and MMEngine's `update_buffers=False` semantics.
 //!
-//! MMSelfSup runs `update_parameters` at the start of `loss()`, before the
-//! keys are computed; the first call copies the online network. Here the
-//! copy happens in [`MomentumEncoder::prepare`] (before training, and after
-//! loading a checkpoint whose `steps` is 0) and every later update in the
-//! algorithm's `after_step`, with the online weights after the optimiser
-//! step: the same values MMSelfSup's next `loss()` would average, so every
-//! forward sees the same target network. BatchNorm buffers are copied from
-//! the online network at each update, as MMEngine does.
+//! MMSelfSup runs `update_parameters` inside `loss()`, after the online
+//! network's forward pass and before the target's; the first call copies
+//! the online network. Here:
+//! - parameters: the copy happens in [`MomentumEncoder::prepare`] (before
+//!   training, and after loading a checkpoint whose `steps` is 0) and every
+//!   later average in the algorithm's `after_step`, with the online weights
+//!   after the optimiser step: the values MMSelfSup's next `loss()` would
+//!   average, so every forward sees the same target network;
+//! - BatchNorm buffers (`update_buffers=False`): copied from the online
+//!   network at MMEngine's moment, inside `loss()` after the online forward
+//!   pass ([`MomentumEncoder::copy_buffers`]), so that the target's own
+//!   train-mode forward then moves them as PyTorch's does. The running
+//!   statistics live in burn's `RunningState`, which a forward pass updates
+//!   through `&self`, and so does this copy. `after_step` leaves them alone.
 use burn::{
     module::{Module, ModuleMapper, ModuleVisitor, Param},
     tensor::{backend::Backend, ElementConversion, Tensor, TensorPrimitive},
@@ -92,11 +98,21 @@ impl<B: Backend> ModuleVisitor<B> for OnlineWeights<B> {
     }
 }
 
+/// What an [`Average`] pass does to each tensor of the target.
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    /// Copy every tensor (MMEngine's first update).
+    Copy,
+    /// Average the parameters with this rule and momentum, keep the buffers.
+    Average(EmaKind, f64),
+    /// Copy the buffers, keep the parameters.
+    Buffers,
+}
+
 struct Average<B: Backend> {
     online: std::vec::IntoIter<TensorPrimitive<B>>,
     path: Vec<String>,
-    kind: Option<EmaKind>,
-    momentum: f64,
+    pass: Pass,
 }
 
 impl<B: Backend> ModuleMapper<B> for Average<B> {
@@ -111,10 +127,11 @@ impl<B: Backend> ModuleMapper<B> for Average<B> {
         let online = Tensor::<B, D>::from_primitive(self.online.next().expect("online and target have the same structure"));
         let is_buffer = self.path.last().is_some_and(|n| BUFFERS.contains(&n.as_str()));
         let target = target.detach().set_require_grad(false);
-        let value = match (self.kind, is_buffer) {
-            (None, _) | (_, true) => online,
-            (Some(EmaKind::Lerp { weight }), false) => target.clone() + (online - target).mul_scalar(weight),
-            (Some(EmaKind::Cosine { .. }), false) => target.mul_scalar(self.momentum) + online.mul_scalar(1.0 - self.momentum),
+        let value = match (self.pass, is_buffer) {
+            (Pass::Copy, _) | (Pass::Buffers, true) => online,
+            (Pass::Buffers, false) | (Pass::Average(..), true) => target,
+            (Pass::Average(EmaKind::Lerp { weight }, _), false) => target.clone() + (online - target).mul_scalar(weight),
+            (Pass::Average(EmaKind::Cosine { .. }, m), false) => target.mul_scalar(m) + online.mul_scalar(1.0 - m),
         };
         Param::from_mapped_value(id, value.set_require_grad(false), mapper)
     }
@@ -137,8 +154,8 @@ impl<B: Backend, M: Module<B>> MomentumEncoder<B, M> {
         self.steps.val().into_scalar().elem::<f64>() as usize
     }
 
-    fn apply(mut self, online: OnlineWeights<B>, kind: Option<EmaKind>, momentum: f64) -> Self {
-        let mut avg = Average { online: online.out.into_iter(), path: Vec::new(), kind, momentum };
+    fn apply(mut self, online: OnlineWeights<B>, pass: Pass) -> Self {
+        let mut avg = Average { online: online.out.into_iter(), path: Vec::new(), pass };
         self.module = self.module.map(&mut avg);
         let steps = self.steps() + 1;
         let (id, s, mapper) = self.steps.consume();
@@ -151,20 +168,35 @@ impl<B: Backend, M: Module<B>> MomentumEncoder<B, M> {
     /// no update happened yet (`steps == 0`); otherwise unchanged.
     pub fn prepare(self, online: OnlineWeights<B>) -> Self {
         if self.steps() == 0 {
-            self.apply(online, None, 0.0)
+            self.apply(online, Pass::Copy)
         } else {
             self
         }
     }
 
-    /// One update towards `online` (MMEngine's `update_parameters` when
-    /// `steps > 0`), then `steps += 1`. `max_iters` drives `CosineEMA`.
+    /// One update of the parameters towards `online` (MMEngine's
+    /// `update_parameters` when `steps > 0`), then `steps += 1`. The buffers
+    /// stay: [`MomentumEncoder::copy_buffers`] set them during `loss()`.
+    /// `max_iters` drives `CosineEMA`.
     pub fn update(self, online: OnlineWeights<B>, max_iters: usize) -> Self {
         if self.steps() == 0 {
             return self.prepare(online);
         }
         let momentum = self.kind.momentum(self.steps(), max_iters);
         let kind = self.kind;
-        self.apply(online, Some(kind), momentum)
+        self.apply(online, Pass::Average(kind, momentum))
+    }
+
+    /// MMEngine's buffer copy (`update_buffers=False`) at the moment
+    /// `update_parameters` runs inside `loss()`: the online network's
+    /// BatchNorm buffers (`running_mean`, `running_var`,
+    /// `num_batches_tracked`) into the target, through `&self`. Call it
+    /// after the online forward pass and before the target's.
+    pub fn copy_buffers(&self, online: OnlineWeights<B>) {
+        // `RunningState` keeps its value behind a shared lock, so mapping a
+        // clone writes the buffers of `self`; the clone's parameters are
+        // dropped unchanged.
+        let mut copy = Average { online: online.out.into_iter(), path: Vec::new(), pass: Pass::Buffers };
+        let _ = self.module.clone().map(&mut copy);
     }
 }

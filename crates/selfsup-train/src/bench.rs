@@ -55,7 +55,7 @@ pub fn bench<B: AutodiffBackend>(
             model.data_preprocessor().apply(Tensor::<B, 4>::from_data(TensorData::new(data, [batch_size, 3, s, s]), device))
         })
         .collect();
-    let inputs = SelfSupInputs { views };
+    let inputs = SelfSupInputs::new(views);
     // Seconds in the forward pass, the backward pass and the update; the
     // device is waited for after each, which costs an asynchronous device a
     // little overlap but makes the split honest.

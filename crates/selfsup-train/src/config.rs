@@ -12,9 +12,9 @@ use crate::{optim::OptimWrapperConfig, schedule::SchedulerConfig};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainCfg {
-    /// `EpochBasedTrainLoop` or `IterBasedTrainLoop`.
-    #[serde(rename = "type", default = "epoch_loop")]
-    pub kind: String,
+    /// `EpochBasedTrainLoop` (the default) or `IterBasedTrainLoop`.
+    #[serde(rename = "type", default)]
+    pub kind: TrainLoop,
     /// Epochs (epoch-based loops).
     #[serde(default)]
     pub max_epochs: Option<usize>,
@@ -27,8 +27,16 @@ pub struct TrainCfg {
     pub val_interval: Option<usize>,
 }
 
-fn epoch_loop() -> String {
-    "EpochBasedTrainLoop".into()
+/// MMEngine's training loops, by their `type` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TrainLoop {
+    /// `EpochBasedTrainLoop`: `max_epochs` passes over the data.
+    #[default]
+    #[serde(rename = "EpochBasedTrainLoop")]
+    EpochBased,
+    /// `IterBasedTrainLoop`: `max_iters` iterations.
+    #[serde(rename = "IterBasedTrainLoop")]
+    IterBased,
 }
 
 /// `default_hooks` that the engine honours; the other MMEngine hooks
@@ -289,22 +297,16 @@ impl LoadedConfig {
         for (i, s) in run.param_scheduler.iter().enumerate() {
             s.validate().map_err(|m| invalid(format!("param_scheduler.{i}"), m))?;
         }
-        match run.train_cfg.kind.as_str() {
-            "EpochBasedTrainLoop" => {
+        match run.train_cfg.kind {
+            TrainLoop::EpochBased => {
                 if run.train_cfg.max_epochs.is_none() && run.train_cfg.max_iters.is_none() {
                     return Err(invalid("train_cfg.max_epochs".into(), "an EpochBasedTrainLoop needs max_epochs".into()));
                 }
             }
-            "IterBasedTrainLoop" => {
+            TrainLoop::IterBased => {
                 if run.train_cfg.max_iters.is_none() {
                     return Err(invalid("train_cfg.max_iters".into(), "an IterBasedTrainLoop needs max_iters".into()));
                 }
-            }
-            other => {
-                return Err(invalid(
-                    "train_cfg.type".into(),
-                    format!("unknown loop `{other}`; known: EpochBasedTrainLoop, IterBasedTrainLoop"),
-                ))
             }
         }
         if let Some(c) = &run.default_hooks.checkpoint {

@@ -10,6 +10,7 @@ use burn::{
     },
 };
 use selfsup_algorithms::{key_map, Algorithm};
+use selfsup_core::SelfSupAlgorithm;
 use selfsup_data::{
     CustomDatasetConfig, DataLoader, DataLoaderOptions, DataPrefix, Dataset, DatasetConfig, Pipeline, TransformConfig,
 };
@@ -94,7 +95,7 @@ pub fn features<B: Backend>(
             continue;
         }
         let inputs = batch_to_inputs(&batch, model, device);
-        let f = model.global_features(&inputs)?.global;
+        let f = model.global_features(&inputs)?;
         let dim = f.dims()[1];
         out.dim = dim;
         let values = f.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Other(format!("{e:?}")))?;

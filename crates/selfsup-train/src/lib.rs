@@ -5,8 +5,11 @@
 //!   `default_hooks`, ...), validated at load time.
 //! - [`optim`]: AdamW with PyTorch semantics and MMEngine's `paramwise_cfg`.
 //! - [`schedule`]: MMEngine's parameter schedulers in their chainable form.
-//! - [`runner`]: the loop, with a progress bar, a JSON-lines log
-//!   (`scalars.json`), checkpoints and resume.
+//! - [`runner`]: the loop (MMEngine's `Runner`), resume, data-parallel
+//!   training.
+//! - [`hooks`]: what runs around the loop, one hook per file: checkpoints,
+//!   the log (`scalars.json`), the progress bar, the non-finite guard, and
+//!   MMSelfSup's `SwAVHook`, `DenseCLHook` and `SimSiamHook`.
 //! - [`checkpoint`]: atomic safetensors checkpoints with PyTorch keys.
 //! - [`bench`] and [`extract`]: throughput measurement and feature extraction.
 //!
@@ -18,6 +21,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod extract;
 mod fused;
+pub mod hooks;
 pub mod knn;
 pub mod linear_probe;
 pub mod optim;

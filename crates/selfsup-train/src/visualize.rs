@@ -61,7 +61,7 @@ pub fn visualize_mae<B: AutodiffBackend>(
     let preprocessor = mae.data_preprocessor().clone();
     let x = preprocessor.apply(Tensor::<B::InnerBackend, 4>::from_data(TensorData::new(pixels, [1, c, h, w]), device));
 
-    let prediction = mae.predict(&SelfSupInputs { views: vec![x.clone()] }, &mut Draws::seeded(opts.seed))?;
+    let prediction = mae.predict(&SelfSupInputs::single(x.clone()), &mut Draws::seeded(opts.seed))?;
     let host = |t: TensorData| t.convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Other(format!("{e:?}")));
     let original = ImageF32::new(c, h, w, host(x.into_data())?).map_err(viz)?;
     let head = mae.head();

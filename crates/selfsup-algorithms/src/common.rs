@@ -1,13 +1,28 @@
-//! Pieces every algorithm of the family shares: the backbone choice, the
-//! neck registries and MMSelfSup's distributed helpers
-//! (`concat_all_gather`, `GatherLayer`, `batch_shuffle_ddp`), which are
-//! the identity outside a data-parallel group ([`selfsup_layers::dist`]).
+//! Pieces the contrastive and siamese algorithms share: the backbone
+//! choice, the neck and head registries, config checks, and MMSelfSup's
+//! distributed helpers.
+//!
+//! What MMSelfSup does across devices, and what it is here. Each piece is
+//! a collective of [`selfsup_layers::dist`], which is the identity on one
+//! device and talks to the other replicas in a data-parallel run:
+//! - SimCLR's `GatherLayer` ([`gather_with_grad`]), MoCo v3's and the
+//!   queues' `concat_all_gather` ([`gather`]); MoCo v3's labels are offset
+//!   by the rank.
+//! - MoCo's and DenseCL's `batch_shuffle_ddp` / `batch_unshuffle_ddp`
+//!   ([`batch_shuffle`]): they keep BatchNorm from seeing a device's own
+//!   positives. On one device the key encoder's BatchNorm sees the whole
+//!   batch whatever its order, so both are skipped.
+//! - Barlow Twins' all-reduce of the correlation matrix and SwAV's
+//!   distributed Sinkhorn: sums over the replicas.
+//! - `SyncBN`: burn has none, so each replica's BatchNorm normalises its
+//!   own batch, as MMSelfSup's plain `BN` does (MoCo v2's configs use it).
 use burn::{
     module::Module,
     tensor::{backend::Backend, module::adaptive_avg_pool2d, Int, Tensor, TensorData},
 };
 use selfsup_backbones::{MaeVit, MoCoV3VitConfig, ResNet, ResNetConfig, VitFeatures};
-use selfsup_core::{Draws, ModelError, SelfSupInputs};
+use selfsup_core::{DataPreprocessorConfig, Draws, ModelError, SelfSupInputs};
+use selfsup_heads::{ContrastiveHeadConfig, LatentCrossCorrelationHeadConfig, LatentPredictHeadConfig, MoCoV3HeadConfig};
 use selfsup_layers::{dist, init::InitRng};
 use selfsup_necks::{NonLinearNeck, NonLinearNeckConfig};
 
@@ -61,6 +76,67 @@ impl ContrastiveBackboneConfig {
             Self::ResNet(c) => Backbone::ResNet(c.init(device, rng)),
             Self::MoCoV3Vit(c) => Backbone::Vit(c.init(device, rng)),
         }
+    }
+}
+
+selfsup_config::registry! {
+    /// A `NonLinearNeck` dict.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum NonLinearNeckRegistry {
+        /// MMSelfSup's MLP projection.
+        "NonLinearNeck" => NonLinearNeck(NonLinearNeckConfig),
+    }
+}
+
+impl NonLinearNeckRegistry {
+    /// The inner config.
+    pub fn get(&self) -> &NonLinearNeckConfig {
+        let Self::NonLinearNeck(c) = self;
+        c
+    }
+}
+
+selfsup_config::registry! {
+    /// A `ContrastiveHead` dict.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum ContrastiveHeadRegistry {
+        /// InfoNCE.
+        "ContrastiveHead" => ContrastiveHead(ContrastiveHeadConfig),
+    }
+}
+
+impl ContrastiveHeadRegistry {
+    /// The inner config.
+    pub fn get(&self) -> &ContrastiveHeadConfig {
+        let Self::ContrastiveHead(c) = self;
+        c
+    }
+}
+
+selfsup_config::registry! {
+    /// A `LatentPredictHead` dict.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum LatentPredictHeadRegistry {
+        /// Predictor + cosine loss.
+        "LatentPredictHead" => LatentPredict(LatentPredictHeadConfig),
+    }
+}
+
+selfsup_config::registry! {
+    /// A `LatentCrossCorrelationHead` dict.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum CrossCorrelationHeadRegistry {
+        /// Barlow Twins' head.
+        "LatentCrossCorrelationHead" => LatentCrossCorrelation(LatentCrossCorrelationHeadConfig),
+    }
+}
+
+selfsup_config::registry! {
+    /// A `MoCoV3Head` dict.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum MoCoV3HeadRegistry {
+        /// MoCo v3's head.
+        "MoCoV3Head" => MoCoV3(MoCoV3HeadConfig),
     }
 }
 
@@ -121,9 +197,31 @@ pub fn project<B: Backend>(neck: &NonLinearNeck<B>, out: BackboneOut<B>) -> Tens
 
 /// Checks the parts every algorithm of the family has: the data
 /// preprocessor and the backbone.
-pub fn check_common(dp: &selfsup_core::DataPreprocessorConfig, backbone: &ContrastiveBackboneConfig) -> Result<(), ConfigIssue> {
+pub fn check_common(dp: &DataPreprocessorConfig, backbone: &ContrastiveBackboneConfig) -> Result<(), ConfigIssue> {
     dp.validate().map_err(|(k, m)| ConfigIssue::new(format!("data_preprocessor.{k}"), m))?;
     backbone.validate()
+}
+
+/// Checks the data preprocessor, the backbone and a `NonLinearNeck`
+/// projection (the siamese algorithms' common parts).
+pub fn check_projection(dp: &DataPreprocessorConfig, backbone: &ContrastiveBackboneConfig, neck: &NonLinearNeckRegistry) -> Result<(), ConfigIssue> {
+    check_common(dp, backbone)?;
+    check_nonlinear(neck.get(), backbone, "neck")
+}
+
+/// Checks a predictor MLP that maps the projection to itself.
+pub fn check_predictor(pred: &NonLinearNeckConfig, width: usize, key: &str) -> Result<(), ConfigIssue> {
+    pred.validate().map_err(|(k, m)| ConfigIssue::new(format!("{key}.{k}"), m))?;
+    if pred.in_channels != width || pred.out_features() != width {
+        return Err(ConfigIssue::new(
+            format!("{key}.in_channels"),
+            format!("the predictor maps {} -> {}; the projection is {width} wide", pred.in_channels, pred.out_features()),
+        ));
+    }
+    if pred.vit_backbone {
+        return Err(ConfigIssue::new(format!("{key}.vit_backbone"), "a predictor takes vectors; set false"));
+    }
+    Ok(())
 }
 
 /// Checks a `NonLinearNeck` against the backbone.
@@ -213,3 +311,52 @@ pub fn expect_pair<'a, B: Backend>(inputs: &'a SelfSupInputs<B>, algorithm: &'st
     }
     Ok(views)
 }
+
+/// The [`crate::AlgorithmSpec`] methods that every config with a
+/// `data_preprocessor` and a `backbone: ContrastiveBackboneConfig` answers
+/// the same way.
+macro_rules! backbone_spec {
+    () => {
+        fn data_preprocessor(&self) -> &selfsup_core::DataPreprocessorConfig {
+            &self.data_preprocessor
+        }
+
+        fn input_size(&self) -> Option<usize> {
+            self.backbone.input_size()
+        }
+
+        fn has_vit_backbone(&self) -> bool {
+            self.backbone.is_vit()
+        }
+    };
+}
+pub(crate) use backbone_spec;
+
+/// The [`selfsup_core::SelfSupAlgorithm`] methods that every algorithm
+/// with a `backbone: Backbone<B>` and a `data_preprocessor` field answers
+/// the same way: its name, the backbone's output on the first view as
+/// features and prediction, and its global vector.
+macro_rules! backbone_modes {
+    ($name:literal) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
+        fn data_preprocessor(&self) -> &selfsup_core::DataPreprocessorConfig {
+            &self.data_preprocessor
+        }
+
+        fn extract_feat(&self, inputs: &SelfSupInputs<B>) -> Result<BackboneOut<B>, ModelError> {
+            self.backbone.forward(inputs.first_view($name)?.clone())
+        }
+
+        fn global_features(&self, inputs: &SelfSupInputs<B>) -> Result<Tensor<B, 2>, ModelError> {
+            Ok(self.extract_feat(inputs)?.global())
+        }
+
+        fn predict(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<BackboneOut<B>, ModelError> {
+            self.extract_feat(inputs)
+        }
+    };
+}
+pub(crate) use backbone_modes;

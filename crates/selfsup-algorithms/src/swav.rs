@@ -12,8 +12,10 @@ use selfsup_losses::SwAVQueue;
 use selfsup_necks::{SwAVNeck, SwAVNeckConfig};
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_common, Backbone, BackboneOut, ContrastiveBackboneConfig};
-use crate::{ConfigIssue, InitCfg};
+use crate::{
+    common::{backbone_modes, backbone_spec, check_common, Backbone, BackboneOut, ContrastiveBackboneConfig},
+    AlgorithmSpec, ConfigIssue, InitCfg,
+};
 
 selfsup_config::registry! {
     /// SwAV's neck.
@@ -67,13 +69,30 @@ impl SwAVConfig {
         self.head().loss.get()
     }
 
+}
+
+impl AlgorithmSpec for SwAVConfig {
+    type Model<B: Backend> = SwAV<B>;
+
+    backbone_spec!();
+
     /// Views per sample: the sum of the loss's `num_crops`.
-    pub fn num_views(&self) -> usize {
+    fn num_views(&self) -> usize {
         self.head().loss.get().num_crops.iter().sum()
     }
 
+    /// The later crop groups are `size·96/224`, as SwAV's 224 + 96 multi-crop.
+    fn view_sizes(&self, size: usize) -> Vec<usize> {
+        self.loss_config()
+            .num_crops
+            .iter()
+            .enumerate()
+            .flat_map(|(g, &n)| std::iter::repeat_n(if g == 0 { size } else { (size * 96 / 224).max(1) }, n))
+            .collect()
+    }
+
     /// Checks the parts and their widths.
-    pub fn validate(&self) -> Result<(), ConfigIssue> {
+    fn validate(&self) -> Result<(), ConfigIssue> {
         check_common(&self.data_preprocessor, &self.backbone)?;
         let neck = self.neck();
         neck.validate().map_err(|(k, m)| ConfigIssue::new(format!("neck.{k}"), m))?;
@@ -92,7 +111,7 @@ impl SwAVConfig {
     }
 
     /// Builds the algorithm with normalised prototypes.
-    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> SwAV<B> {
+    fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> SwAV<B> {
         SwAV {
             backbone: self.backbone.init(device, rng),
             neck: self.neck().init(device, rng),
@@ -155,34 +174,20 @@ pub fn resolution_groups(widths: &[usize]) -> Vec<std::ops::Range<usize>> {
 }
 
 impl<B: Backend> SwAV<B> {
-    /// The data preprocessor.
-    pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
-        &self.data_preprocessor
-    }
-
     /// The feature queue, when `SwAVHook` started one.
     pub fn queue(&self) -> Option<&SwAVQueueState> {
         self.queue.as_ref()
     }
 
-    /// Sets or clears the feature queue.
-    pub fn with_queue(mut self, queue: Option<SwAVQueueState>) -> Self {
+    /// Sets or clears the feature queue (`SwAVHook`'s).
+    pub fn set_queue(&mut self, queue: Option<SwAVQueueState>) {
         self.queue = queue;
-        self
     }
 
     /// Gives the prototypes no gradient (the first iterations of a run, with
     /// `SwAVHook(frozen_layers_cfg=dict(prototypes=N))`).
-    pub fn with_frozen_prototypes(mut self, frozen: bool) -> Self {
+    pub fn set_frozen_prototypes(&mut self, frozen: bool) {
         self.frozen_prototypes = frozen;
-        self
-    }
-
-    /// Normalises the prototypes (after building or loading weights), as
-    /// MMSelfSup's forward does in place before each step.
-    pub fn prepare(mut self) -> Self {
-        self.head.loss = self.head.loss.normalize_prototypes();
-        self
     }
 
     /// The normalised projections of every crop, crop-major, `[crops·n, d]`.
@@ -208,13 +213,7 @@ impl<B: Backend> SelfSupAlgorithm<B> for SwAV<B> {
     type Prediction = BackboneOut<B>;
     type StepState = Option<SwAVQueue<B>>;
 
-    fn name(&self) -> &'static str {
-        "SwAV"
-    }
-
-    fn extract_feat(&self, inputs: &SelfSupInputs<B>) -> Result<BackboneOut<B>, ModelError> {
-        self.backbone.forward(inputs.views.first().ok_or(ModelError::Views { algorithm: "SwAV", expected: 1, got: 0 })?.clone())
-    }
+    backbone_modes!("SwAV");
 
     fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, Option<SwAVQueue<B>>), ModelError> {
         let z = self.embed(inputs)?;
@@ -227,8 +226,11 @@ impl<B: Backend> SelfSupAlgorithm<B> for SwAV<B> {
         Ok((LossOutput::new().with("loss", loss), queue))
     }
 
-    fn predict(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<BackboneOut<B>, ModelError> {
-        self.extract_feat(inputs)
+    /// Normalises the prototypes (after building or loading weights), as
+    /// MMSelfSup's forward does in place before each step.
+    fn prepare(mut self) -> Self {
+        self.head.loss = self.head.loss.normalize_prototypes();
+        self
     }
 
     /// Re-normalises the prototypes, which MMSelfSup does in place at the

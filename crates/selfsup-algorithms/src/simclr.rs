@@ -4,47 +4,18 @@ use burn::{
     tensor::{backend::Backend, Tensor, TensorData},
 };
 use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs};
-use selfsup_heads::{ContrastiveHead, ContrastiveHeadConfig};
+use selfsup_heads::ContrastiveHead;
 use selfsup_layers::init::InitRng;
-use selfsup_necks::{NonLinearNeck, NonLinearNeckConfig};
+use selfsup_necks::NonLinearNeck;
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_common, check_nonlinear, expect_pair, gather_with_grad, Backbone, BackboneOut, ContrastiveBackboneConfig};
-use crate::{ConfigIssue, InitCfg};
-
-selfsup_config::registry! {
-    /// A `NonLinearNeck` dict.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum NonLinearNeckRegistry {
-        /// MMSelfSup's MLP projection.
-        "NonLinearNeck" => NonLinearNeck(NonLinearNeckConfig),
-    }
-}
-
-impl NonLinearNeckRegistry {
-    /// The inner config.
-    pub fn get(&self) -> &NonLinearNeckConfig {
-        let Self::NonLinearNeck(c) = self;
-        c
-    }
-}
-
-selfsup_config::registry! {
-    /// A `ContrastiveHead` dict.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum ContrastiveHeadRegistry {
-        /// InfoNCE.
-        "ContrastiveHead" => ContrastiveHead(ContrastiveHeadConfig),
-    }
-}
-
-impl ContrastiveHeadRegistry {
-    /// The inner config.
-    pub fn get(&self) -> &ContrastiveHeadConfig {
-        let Self::ContrastiveHead(c) = self;
-        c
-    }
-}
+use crate::{
+    common::{
+        backbone_modes, backbone_spec, check_common, check_nonlinear, expect_pair, gather_with_grad, project, Backbone,
+        BackboneOut, ContrastiveBackboneConfig, ContrastiveHeadRegistry, NonLinearNeckRegistry,
+    },
+    AlgorithmSpec, ConfigIssue, InitCfg,
+};
 
 /// `model = dict(type='SimCLR', backbone, neck, head)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,16 +35,23 @@ pub struct SimClrConfig {
     pub init_cfg: InitCfg,
 }
 
-impl SimClrConfig {
+impl AlgorithmSpec for SimClrConfig {
+    type Model<B: Backend> = SimClr<B>;
+
+    backbone_spec!();
+
+    fn num_views(&self) -> usize {
+        2
+    }
+
     /// Checks the parts and their widths.
-    pub fn validate(&self) -> Result<(), ConfigIssue> {
+    fn validate(&self) -> Result<(), ConfigIssue> {
         check_common(&self.data_preprocessor, &self.backbone)?;
         check_nonlinear(self.neck.get(), &self.backbone, "neck")?;
         self.head.get().loss.get().validate().map_err(|(k, m)| ConfigIssue::new(format!("head.loss.{k}"), m))
     }
 
-    /// Builds the algorithm.
-    pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> SimClr<B> {
+    fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> SimClr<B> {
         SimClr {
             backbone: self.backbone.init(device, rng),
             neck: self.neck.get().init(device, rng),
@@ -112,17 +90,12 @@ pub fn simclr_indices(n2: usize) -> (Vec<i64>, Vec<i64>) {
 }
 
 impl<B: Backend> SimClr<B> {
-    /// The data preprocessor.
-    pub fn data_preprocessor(&self) -> &DataPreprocessorConfig {
-        &self.data_preprocessor
-    }
-
     /// `z / (‖z‖ + 1e-10)` of both views, interleaved, `[2n, d]`.
     pub fn embed(&self, inputs: &SelfSupInputs<B>) -> Result<Tensor<B, 2>, ModelError> {
         let views = expect_pair(inputs, "SimCLR")?;
         let [n, c, h, w] = views[0].dims();
         let x = Tensor::stack::<5>(vec![views[0].clone(), views[1].clone()], 1).reshape([2 * n, c, h, w]);
-        let z = super::common::project(&self.neck, self.backbone.forward(x)?);
+        let z = project(&self.neck, self.backbone.forward(x)?);
         let norm = z.clone().powi_scalar(2).sum_dim(1).sqrt().add_scalar(1e-10);
         Ok(gather_with_grad(z / norm))
     }
@@ -161,21 +134,11 @@ impl<B: Backend> SelfSupAlgorithm<B> for SimClr<B> {
     type Prediction = BackboneOut<B>;
     type StepState = ();
 
-    fn name(&self) -> &'static str {
-        "SimCLR"
-    }
-
-    fn extract_feat(&self, inputs: &SelfSupInputs<B>) -> Result<BackboneOut<B>, ModelError> {
-        self.backbone.forward(inputs.views.first().ok_or(ModelError::Views { algorithm: "SimCLR", expected: 1, got: 0 })?.clone())
-    }
+    backbone_modes!("SimCLR");
 
     fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, ()), ModelError> {
         let (pos, neg) = self.similarities(inputs)?;
         let loss = self.head.forward(pos, neg);
         Ok((LossOutput::new().with("loss", loss), ()))
-    }
-
-    fn predict(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<BackboneOut<B>, ModelError> {
-        self.extract_feat(inputs)
     }
 }
