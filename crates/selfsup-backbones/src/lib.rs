@@ -1,5 +1,8 @@
-//! selfsup's backbones. Each file ports one MMSelfSup backbone and keeps its
-//! name (`mae_vit.rs` ↔ `mmselfsup/models/backbones/mae_vit.py`).
+//! selfsup's backbones. Each file ports one MMSelfSup (or mmcls) backbone and
+//! keeps its name (`mae_vit.rs` ↔ `mmselfsup/models/backbones/mae_vit.py`,
+//! `mocov3_vit.rs`, `resnet.rs`); `vision_transformer.rs` ↔ mmcls's
+//! `vision_transformer.py` holds the ViT arch table and the unmasked ViT's
+//! output, which MAE's and MoCo v3's ViTs share.
 //!
 //! Backbones know nothing of necks, heads or algorithms; the algorithms crate
 //! composes them.
@@ -8,9 +11,9 @@
 pub mod mae_vit;
 pub mod mocov3_vit;
 pub mod resnet;
-pub mod vit_arch;
+pub mod vision_transformer;
 
-pub use mae_vit::{MaeEncoderOutput, MaeVit, MaeVitConfig, VitFeatures};
+pub use mae_vit::{MaeEncoderOutput, MaeVit, MaeVitConfig};
 pub use mocov3_vit::MoCoV3VitConfig;
 pub use resnet::{ResNet, ResNetConfig, RESNET_KEY_REMAP};
-pub use vit_arch::{VitArch, VitArchSpec};
+pub use vision_transformer::{VitArch, VitArchSpec, VitFeatures};

@@ -1,6 +1,7 @@
 //! Port of `mmselfsup.models.backbones.MAEViT` (mmselfsup 1.0.0): an mmcls
 //! VisionTransformer with a fixed 2-D sin-cos position embedding and MAE's
-//! random masking.
+//! random masking. The arch table and the unmasked forward's output
+//! ([`VitFeatures`]) are mmcls's, in `vision_transformer.rs`.
 use burn::{
     module::{Module, Param},
     nn::LayerNorm,
@@ -14,7 +15,7 @@ use selfsup_layers::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{VitArch, VitArchSpec};
+use crate::vision_transformer::{VitArch, VitArchSpec, VitFeatures};
 
 /// Configuration of [`MaeVit`], MMSelfSup's `MAEViT`. Field names and
 /// defaults are MMSelfSup 1.0.0's.
@@ -189,16 +190,6 @@ pub struct MaeEncoderOutput<B: Backend> {
     pub mask: Tensor<B, 2>,
     /// `[batch, L]`, the permutation that restores patch order.
     pub ids_restore: Tensor<B, 2, Int>,
-}
-
-/// Features of the unmasked ViT, as mmcls returns them with
-/// `output_cls_token=True`.
-#[derive(Debug, Clone)]
-pub struct VitFeatures<B: Backend> {
-    /// `[batch, embed_dims, h, w]`.
-    pub patch_token: Tensor<B, 4>,
-    /// `[batch, embed_dims]`, after the final norm.
-    pub cls_token: Tensor<B, 2>,
 }
 
 /// Host-side random masking: MMSelfSup's `random_masking` index arithmetic.

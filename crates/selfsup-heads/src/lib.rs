@@ -1,17 +1,24 @@
-//! selfsup's heads. Each file ports MMSelfSup heads and keeps their names
-//! (`mae_head.rs` ↔ `mmselfsup/models/heads/mae_head.py`). A head owns its
-//! loss, so this crate builds on the losses crate (one layer down), and on
-//! the necks crate for the predictor MLPs that MMSelfSup's heads build
+//! selfsup's heads. Each file ports one MMSelfSup head file and keeps its
+//! name (`mae_head.rs` ↔ `mmselfsup/models/heads/mae_head.py`,
+//! `contrastive_head.rs`, `latent_heads.rs` (`LatentPredictHead` and
+//! `LatentCrossCorrelationHead`), `mocov3_head.rs`, `swav_head.rs`). A head
+//! owns its loss, so this crate builds on the losses crate (one layer down),
+//! and on the necks crate for the predictor MLPs that MMSelfSup's heads build
 //! (`LatentPredictHead`, `MoCoV3Head`); it knows nothing of backbones or
 //! algorithms.
 #![warn(missing_docs)]
 
-pub mod contrastive;
+pub mod contrastive_head;
+pub mod latent_heads;
 pub mod mae_head;
+pub mod mocov3_head;
+pub mod swav_head;
 
-pub use contrastive::{
-    CeLossConfig, ContrastiveHead, ContrastiveHeadConfig, CosineLossConfig, CrossCorrelationLossConfig, LatentCrossCorrelationHead,
-    LatentCrossCorrelationHeadConfig, LatentPredictHead, LatentPredictHeadConfig, MoCoV3Head, MoCoV3HeadConfig, PredictorConfig,
-    SwAVHead, SwAVHeadConfig, SwAVLossRegistry,
+pub use contrastive_head::{CeLossConfig, ContrastiveHead, ContrastiveHeadConfig};
+pub use latent_heads::{
+    CosineLossConfig, CrossCorrelationLossConfig, LatentCrossCorrelationHead, LatentCrossCorrelationHeadConfig, LatentPredictHead,
+    LatentPredictHeadConfig, PredictorConfig,
 };
 pub use mae_head::{MaeLossConfig, MaePretrainHead, MaePretrainHeadConfig};
+pub use mocov3_head::{MoCoV3Head, MoCoV3HeadConfig};
+pub use swav_head::{SwAVHead, SwAVHeadConfig, SwAVLossRegistry};

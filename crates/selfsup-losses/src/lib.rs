@@ -1,15 +1,23 @@
-//! selfsup's losses. Each file ports MMSelfSup losses and keeps their names
-//! (`mae_loss.rs` ↔ `mmselfsup/models/losses/mae_loss.py`).
+//! selfsup's losses. Each file ports one MMSelfSup (or mmcls) loss file and
+//! keeps its name (`mae_loss.rs` ↔ `mmselfsup/models/losses/mae_loss.py`,
+//! `cosine_similarity_loss.rs`, `cross_correlation_loss.rs`, `swav_loss.rs`
+//! (with the Sinkhorn-Knopp of `mmselfsup/utils/distributed_sinkhorn.py`),
+//! and `cross_entropy_loss.rs` ↔ mmcls's
+//! `mmcls/models/losses/cross_entropy_loss.py`).
 //!
 //! Losses are plain functions of tensors (SwAV's also holds its
 //! prototypes, as in MMSelfSup); heads own them.
 #![warn(missing_docs)]
 
-pub mod contrastive;
+pub mod cosine_similarity_loss;
+pub mod cross_correlation_loss;
+pub mod cross_entropy_loss;
 pub mod mae_loss;
+pub mod swav_loss;
 
-pub use contrastive::{
-    sinkhorn, CosineSimilarityLoss, CrossCorrelationLoss, CrossEntropyLossConfig, SwAVLoss, SwAVLossConfig, SwAVQueue,
-};
-pub use selfsup_layers::l2_normalize;
+pub use cosine_similarity_loss::CosineSimilarityLoss;
+pub use cross_correlation_loss::CrossCorrelationLoss;
+pub use cross_entropy_loss::CrossEntropyLossConfig;
 pub use mae_loss::MaeReconstructionLoss;
+pub use selfsup_layers::l2_normalize;
+pub use swav_loss::{sinkhorn, SwAVLoss, SwAVLossConfig, SwAVQueue};

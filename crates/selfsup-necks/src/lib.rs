@@ -1,17 +1,25 @@
-//! selfsup's necks. Each file ports MMSelfSup necks and keeps their names
-//! (`mae_neck.rs` ↔ `mmselfsup/models/necks/mae_neck.py`; `contrastive.rs`
-//! holds `linear_neck.py`, `nonlinear_neck.py`, `mocov2_neck.py`,
-//! `densecl_neck.py` and `swav_neck.py`).
+//! selfsup's necks. Each file ports one MMSelfSup neck file and keeps its name
+//! (`linear_neck.rs` ↔ `mmselfsup/models/necks/linear_neck.py`,
+//! `nonlinear_neck.rs`, `mocov2_neck.rs`, `densecl_neck.rs`, `swav_neck.rs`;
+//! `mae_neck.rs` holds both classes of `mae_neck.py`, `MAEPretrainDecoder`
+//! and `ClsBatchNormNeck`). `common.rs` holds the helpers the projection
+//! necks share and their `nn.Sequential` key rows ([`NECK_KEY_REMAP`]).
 //!
 //! Necks know nothing of backbones, heads or algorithms.
 #![warn(missing_docs)]
 
-pub mod contrastive;
+mod common;
+pub mod densecl_neck;
+pub mod linear_neck;
 pub mod mae_neck;
+pub mod mocov2_neck;
+pub mod nonlinear_neck;
+pub mod swav_neck;
 
-pub use contrastive::{
-    ConvMlp, DenseCLNeck, DenseCLNeckConfig, DenseCLNeckOutput, LinearNeck, LinearNeckConfig, Mlp, MoCoV2Neck,
-    MoCoV2NeckConfig, NonLinearNeck, NonLinearNeckConfig, SwAVNeck, SwAVNeckConfig, SwAVProjection, NECK_KEY_ALIASES,
-    NECK_KEY_REMAP, NONLINEAR_KEY_REMAP,
-};
+pub use common::NECK_KEY_REMAP;
+pub use densecl_neck::{ConvMlp, DenseCLNeck, DenseCLNeckConfig, DenseCLNeckOutput};
+pub use linear_neck::{LinearNeck, LinearNeckConfig};
 pub use mae_neck::{ClsBatchNormNeck, ClsBatchNormNeckConfig, MaePretrainDecoder, MaePretrainDecoderConfig};
+pub use mocov2_neck::{Mlp, MoCoV2Neck, MoCoV2NeckConfig};
+pub use nonlinear_neck::{NonLinearNeck, NonLinearNeckConfig, NONLINEAR_KEY_REMAP};
+pub use swav_neck::{SwAVNeck, SwAVNeckConfig, SwAVProjection, NECK_KEY_ALIASES};

@@ -3,7 +3,9 @@
 //! - [`config`]: the run config in MMSelfSup's layout (`model`,
 //!   `train_dataloader`, `optim_wrapper`, `param_scheduler`, `train_cfg`,
 //!   `default_hooks`, ...), validated at load time.
-//! - [`optim`]: AdamW with PyTorch semantics and MMEngine's `paramwise_cfg`.
+//! - [`optim`]: AdamW, SGD, LARS and Lamb with PyTorch semantics (one file
+//!   per update rule under `optim/`), MMEngine's `paramwise_cfg`, gradient
+//!   clipping and `AmpOptimWrapper`'s loss scaler.
 //! - [`schedule`]: MMEngine's parameter schedulers in their chainable form.
 //! - [`runner`]: the loop (MMEngine's `Runner`), resume, data-parallel
 //!   training.

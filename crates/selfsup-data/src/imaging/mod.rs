@@ -5,9 +5,10 @@
 //! back-ends in [`pillow`] (Pillow's `Image.resize`, bit-exact for 8-bit images) and [`cv2`]
 //! (OpenCV's `cv2.resize`, its scalar fixed-point path), and `imrotate` with OpenCV's
 //! `warpAffine` in [`cv2_warp`]; [`photometric`] is
-//! `mmcv/image/photometric.py` (`solarize`, `adjust_*`), built on Pillow's colour primitives
-//! in [`pillow_enhance`]; [`pillow_filter`] is Pillow's `GaussianBlur`. The Pillow ports are
-//! bit-exact for 8-bit images.
+//! `mmcv/image/photometric.py` (`solarize`, `adjust_*`), built on Pillow's colour primitives:
+//! `ImageEnhance` and `ImageStat` in [`pillow_enhance`], `Image.blend` in [`pillow_blend`],
+//! the `L` and `HSV` conversions in [`pillow_convert`]; [`pillow_filter`] is Pillow's
+//! `GaussianBlur`. The Pillow ports are bit-exact for 8-bit images.
 
 pub mod cv2;
 pub mod cv2_warp;
@@ -16,8 +17,12 @@ pub mod io;
 mod kernels;
 pub mod photometric;
 pub mod pillow;
+pub mod pillow_blend;
+pub mod pillow_convert;
 pub mod pillow_enhance;
 pub mod pillow_filter;
+#[cfg(test)]
+mod pillow_reference;
 
 pub use geometric::{FlipDirection, Interpolation, PaddingMode, ResizeBackend};
 

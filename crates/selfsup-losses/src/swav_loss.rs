@@ -1,128 +1,16 @@
-//! Ports of the losses of MMSelfSup's contrastive and siamese algorithms:
-//! mmcls's `CrossEntropyLoss` (as MMSelfSup configures it),
-//! `CosineSimilarityLoss`, `CrossCorrelationLoss` and `SwAVLoss`.
+//! Port of `mmselfsup.models.losses.SwAVLoss` (`swav_loss.py`), with the
+//! feature queue of `SwAVHook` ([`SwAVQueue`]) and MMSelfSup's
+//! `distributed_sinkhorn` ([`sinkhorn`], `mmselfsup/utils/distributed_sinkhorn.py`).
 use burn::{
     module::{Module, Param},
     nn::Linear,
-    tensor::{activation::log_softmax, backend::Backend, Int, Tensor},
+    tensor::{activation::log_softmax, backend::Backend, ElementConversion, Tensor},
 };
-use burn::tensor::ElementConversion;
-use selfsup_layers::{dist::{self, ReduceOperation}, l2_normalize};
+use selfsup_layers::{
+    dist::{self, ReduceOperation},
+    l2_normalize,
+};
 use serde::{Deserialize, Serialize};
-
-/// `dict(type='mmcls.CrossEntropyLoss', loss_weight=1.0)`: softmax cross
-/// entropy with integer labels, mean over the batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CrossEntropyLossConfig {
-    /// Scale of the loss.
-    pub loss_weight: f64,
-    /// Sigmoid (binary) cross entropy; not supported.
-    pub use_sigmoid: bool,
-    /// Soft labels; not supported.
-    pub use_soft: bool,
-    /// `"mean"` only.
-    pub reduction: String,
-    /// Per-class weights; not supported.
-    pub class_weight: Option<Vec<f64>>,
-}
-
-impl Default for CrossEntropyLossConfig {
-    fn default() -> Self {
-        Self { loss_weight: 1.0, use_sigmoid: false, use_soft: false, reduction: "mean".into(), class_weight: None }
-    }
-}
-
-impl CrossEntropyLossConfig {
-    /// Checks what is supported; `(key, message)`.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.use_sigmoid {
-            return Err(("use_sigmoid", "sigmoid cross entropy is not supported".into()));
-        }
-        if self.use_soft {
-            return Err(("use_soft", "soft-label cross entropy is not supported".into()));
-        }
-        if self.reduction != "mean" {
-            return Err(("reduction", format!("only \"mean\" is supported, got {:?}", self.reduction)));
-        }
-        if self.class_weight.is_some() {
-            return Err(("class_weight", "class weights are not supported".into()));
-        }
-        Ok(())
-    }
-
-    /// `loss_weight · mean_i(−log softmax(logits_i)[labels_i])`.
-    ///
-    /// # Shapes
-    /// - `logits`: `[n, classes]`, `labels`: `[n]` -> `[1]`
-    pub fn forward<B: Backend>(&self, logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
-        let n = logits.dims()[0];
-        let picked = log_softmax(logits, 1).gather(1, labels.reshape([n, 1]));
-        picked.mean().neg().mul_scalar(self.loss_weight)
-    }
-
-    /// The loss when every label is 0 (the positive sits in column 0).
-    pub fn forward_first<B: Backend>(&self, logits: Tensor<B, 2>) -> Tensor<B, 1> {
-        let [n, _] = logits.dims();
-        let first = log_softmax(logits, 1).slice([0..n, 0..1]);
-        first.mean().neg().mul_scalar(self.loss_weight)
-    }
-}
-
-/// `dict(type='CosineSimilarityLoss', shift_factor=0.0, scale_factor=1.0)`:
-/// `mean(shift − scale·⟨p̂, t̂⟩)` over the last dimension.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CosineSimilarityLoss {
-    /// Added constant.
-    pub shift_factor: f64,
-    /// Scale of the cosine.
-    pub scale_factor: f64,
-}
-
-impl Default for CosineSimilarityLoss {
-    fn default() -> Self {
-        Self { shift_factor: 0.0, scale_factor: 1.0 }
-    }
-}
-
-
-impl CosineSimilarityLoss {
-    /// # Shapes
-    /// - `pred`, `target`: `[n, d]` -> `[1]`
-    pub fn forward<B: Backend>(&self, pred: Tensor<B, 2>, target: Tensor<B, 2>) -> Tensor<B, 1> {
-        let cos = (l2_normalize(pred, 1) * l2_normalize(target, 1)).sum_dim(1);
-        cos.mul_scalar(-self.scale_factor).add_scalar(self.shift_factor).mean()
-    }
-}
-
-/// `dict(type='CrossCorrelationLoss', lambd=0.0051)`:
-/// `Σ(diag(c) − 1)² + λ·Σ offdiag(c)²`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CrossCorrelationLoss {
-    /// Weight of the off-diagonal term.
-    pub lambd: f64,
-}
-
-impl Default for CrossCorrelationLoss {
-    fn default() -> Self {
-        Self { lambd: 0.0051 }
-    }
-}
-
-impl CrossCorrelationLoss {
-    /// # Shapes
-    /// - `c`: `[d, d]` -> `[1]`
-    pub fn forward<B: Backend>(&self, c: Tensor<B, 2>) -> Tensor<B, 1> {
-        let [d, _] = c.dims();
-        let eye = Tensor::<B, 2>::eye(d, &c.device());
-        let diag = (c.clone() * eye.clone()).sum_dim(1).reshape([d]);
-        let on_diag = diag.sub_scalar(1.0).powi_scalar(2).sum();
-        let off = c * (eye.neg().add_scalar(1.0));
-        on_diag + off.powi_scalar(2).sum().mul_scalar(self.lambd)
-    }
-}
 
 /// `dict(type='SwAVLoss', feat_dim, ...)`: MMSelfSup's field names and defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

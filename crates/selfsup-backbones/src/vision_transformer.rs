@@ -1,4 +1,11 @@
-//! mmcls `VisionTransformer.arch_zoo`: named architectures or a custom dict.
+//! mmcls's general `VisionTransformer` (`mmcls/models/backbones/vision_transformer.py`),
+//! the ViT that MAE's and MoCo v3's backbones are underneath: its `arch_zoo`
+//! (named architectures or a custom dict) and the features it returns.
+//!
+//! The encoder itself is [`MaeVit`](crate::MaeVit) (`mae_vit.rs`), whose
+//! [`forward`](crate::MaeVit::forward) is mmcls's unmasked forward; MoCo v3's
+//! ViT ([`MoCoV3VitConfig`](crate::MoCoV3VitConfig)) builds the same module.
+use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// The four numbers that define a ViT's width and depth.
@@ -63,4 +70,14 @@ impl VitArch {
             }),
         }
     }
+}
+
+/// Features of the unmasked ViT, as mmcls returns them with
+/// `output_cls_token=True`.
+#[derive(Debug, Clone)]
+pub struct VitFeatures<B: Backend> {
+    /// `[batch, embed_dims, h, w]`.
+    pub patch_token: Tensor<B, 4>,
+    /// `[batch, embed_dims]`, after the final norm.
+    pub cls_token: Tensor<B, 2>,
 }

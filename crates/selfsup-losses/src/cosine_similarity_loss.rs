@@ -1,0 +1,31 @@
+//! Port of `mmselfsup.models.losses.CosineSimilarityLoss`
+//! (`cosine_similarity_loss.py`).
+use burn::tensor::{backend::Backend, Tensor};
+use selfsup_layers::l2_normalize;
+use serde::{Deserialize, Serialize};
+
+/// `dict(type='CosineSimilarityLoss', shift_factor=0.0, scale_factor=1.0)`:
+/// `mean(shift − scale·⟨p̂, t̂⟩)` over the last dimension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CosineSimilarityLoss {
+    /// Added constant.
+    pub shift_factor: f64,
+    /// Scale of the cosine.
+    pub scale_factor: f64,
+}
+
+impl Default for CosineSimilarityLoss {
+    fn default() -> Self {
+        Self { shift_factor: 0.0, scale_factor: 1.0 }
+    }
+}
+
+impl CosineSimilarityLoss {
+    /// # Shapes
+    /// - `pred`, `target`: `[n, d]` -> `[1]`
+    pub fn forward<B: Backend>(&self, pred: Tensor<B, 2>, target: Tensor<B, 2>) -> Tensor<B, 1> {
+        let cos = (l2_normalize(pred, 1) * l2_normalize(target, 1)).sum_dim(1);
+        cos.mul_scalar(-self.scale_factor).add_scalar(self.shift_factor).mean()
+    }
+}
