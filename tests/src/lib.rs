@@ -123,10 +123,7 @@ pub fn assert_close(what: &str, ours: &[f32], reference: &[f32], rtol: f32, atol
     }
     if worst.1 > 0.0 {
         let i = worst.0;
-        panic!(
-            "[{BACKEND}] {what}: element {i}: ours {} vs reference {} (rtol {rtol}, atol {atol})",
-            ours[i], reference[i]
-        );
+        panic!("[{BACKEND}] {what}: element {i}: ours {} vs reference {} (rtol {rtol}, atol {atol})", ours[i], reference[i]);
     }
 }
 
@@ -169,7 +166,10 @@ impl<BB: AutodiffBackend> ModuleMapper<BB::InnerBackend> for GradsAsParams<'_, B
 
 /// The gradients of `model` as a state dict with the parameters' PyTorch
 /// names and layouts (zeros for parameters without a gradient).
-pub fn gradient_values<M: AutodiffModule<B, InnerModule = MI>, MI: Module<Inner>>(model: &M, grads: &GradientsParams) -> BTreeMap<String, Vec<f32>> {
+pub fn gradient_values<M: AutodiffModule<B, InnerModule = MI>, MI: Module<Inner>>(
+    model: &M,
+    grads: &GradientsParams,
+) -> BTreeMap<String, Vec<f32>> {
     state_values(&model.valid().map(&mut GradsAsParams::<B> { grads, _b: Default::default() }))
 }
 

@@ -2,12 +2,7 @@
 //! models whose keys are the reference `state_dict`'s.
 use std::{collections::BTreeMap, path::PathBuf};
 
-use selfsup::{
-    algorithms::key_map,
-    config::Config,
-    train::LoadedConfig,
-    weights::model_keys,
-};
+use selfsup::{algorithms::key_map, config::Config, train::LoadedConfig, weights::model_keys};
 use selfsup_tests::{device, fixtures, workspace, B, BACKEND};
 
 fn config_files() -> Vec<PathBuf> {
@@ -99,9 +94,7 @@ fn normalise(v: &serde_json::Value) -> serde_json::Value {
     match v {
         serde_json::Value::Number(n) => serde_json::json!(n.as_f64()),
         serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(normalise).collect()),
-        serde_json::Value::Object(o) => {
-            serde_json::Value::Object(o.iter().map(|(k, v)| (k.clone(), normalise(v))).collect())
-        }
+        serde_json::Value::Object(o) => serde_json::Value::Object(o.iter().map(|(k, v)| (k.clone(), normalise(v))).collect()),
         other => other.clone(),
     }
 }

@@ -16,9 +16,9 @@ use selfsup::{
     core::{Draws, SelfSupAlgorithm, SelfSupInputs},
     layers::dist::{self, Rank, ReduceOperation},
     train::{train_data_parallel, LoadedConfig, Resume, TrainOptions, TrainSummary},
-    weights::{read_checkpoint, load_into, LoadOptions},
+    weights::{load_into, read_checkpoint, LoadOptions},
 };
-use selfsup_tests::{demo_options, assert_close, device, gradient_values, values, workspace, Case, Inner, B, BACKEND};
+use selfsup_tests::{assert_close, demo_options, device, gradient_values, values, workspace, Case, Inner, B, BACKEND};
 
 /// burn-collective's servers are per process and backend: one group at a
 /// time in this binary.

@@ -1,6 +1,9 @@
 //! The evaluation benchmarks' building blocks: the linear probe on
 //! synthetic features.
-use burn::{nn::Linear, tensor::{Tensor, TensorData}};
+use burn::{
+    nn::Linear,
+    tensor::{Tensor, TensorData},
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use selfsup::train::{
@@ -46,7 +49,10 @@ fn linear_probe_learns_separable_features_with_both_protocols() {
 fn linear_probe_accuracy_gives_ties_to_the_lower_class() {
     let dev = Default::default();
     let head = LinearClassifier::<Inner>::new(2, 3, false, 0, &dev);
-    let head = LinearClassifier { head: ClsHead { fc: Linear { weight: head.head.fc.weight.map(|w| w.zeros_like()), bias: head.head.fc.bias } }, ..head };
+    let head = LinearClassifier {
+        head: ClsHead { fc: Linear { weight: head.head.fc.weight.map(|w| w.zeros_like()), bias: head.head.fc.bias } },
+        ..head
+    };
     // Every score ties: class 0 wins top-1 and top-5 holds all three.
     let x = Tensor::from_data(TensorData::new(vec![1f32, 2.0, 3.0, 4.0, 5.0, 6.0], [3, 2]), &dev);
     assert_eq!(accuracy(&head, x, &[0, 1, 2], 3), (100.0 / 3.0, 100.0));

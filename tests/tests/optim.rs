@@ -107,10 +107,8 @@ fn adamw_on_a_long_parameter_matches_a_direct_computation() {
 
 #[test]
 fn sgd_nesterov_matches_torch() {
-    let (w, q) = run(
-        serde_json::json!({"type": "SGD", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": true}),
-        serde_json::json!({}),
-    );
+    let (w, q) =
+        run(serde_json::json!({"type": "SGD", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": true}), serde_json::json!({}));
     assert_close("SGD step 1", &w[0], &[0.480990499, -1.03798103, 2.05696201, 0.24049525], 1e-6, 1e-7);
     assert_close("SGD step 2", &w[1], &[0.4538773, -1.09215319, 2.13820672, 0.22693865], 1e-6, 1e-7);
     assert_close("SGD step 2 (q)", &q[1], &[0.769455731, 2.23040605], 1e-6, 1e-7);
@@ -139,30 +137,17 @@ fn lamb_matches_mmcls() {
 #[test]
 fn layer_decay_matches_mmselfsup() {
     use selfsup::algorithms::AlgorithmConfig;
-    let groups: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(selfsup_tests::fixtures().join("layer_decay/groups.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let mut model_cfg: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(selfsup_tests::fixtures().join("mae_tiny_normpix/config.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    for extra in [
-        "batch_size",
-        "optim_wrapper",
-        "optimizer_resolved",
-        "seeds",
-        "derived",
-    ] {
+    let groups: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(selfsup_tests::fixtures().join("layer_decay/groups.json")).unwrap()).unwrap();
+    let mut model_cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(selfsup_tests::fixtures().join("mae_tiny_normpix/config.json")).unwrap()).unwrap();
+    for extra in ["batch_size", "optim_wrapper", "optimizer_resolved", "seeds", "derived"] {
         model_cfg.as_object_mut().unwrap().remove(extra);
     }
     let model_cfg: AlgorithmConfig = serde_json::from_value(model_cfg).unwrap();
     let model = model_cfg.init::<AB>(&device());
     for case in ["vit_ft", "overlap"] {
-        let cfg: OptimWrapperConfig =
-            serde_json::from_value(groups[case]["optim_wrapper"].clone()).unwrap();
+        let cfg: OptimWrapperConfig = serde_json::from_value(groups[case]["optim_wrapper"].clone()).unwrap();
         cfg.validate().unwrap();
         let opt = Optimizer::<AB>::new(&cfg, &model, &selfsup::algorithms::key_map());
         let wd = match &cfg.optimizer {
@@ -176,16 +161,8 @@ fn layer_decay_matches_mmselfsup() {
         assert_eq!(ours, theirs, "{case}: trainable parameters");
         for info in infos {
             let e = &expected[&info.name];
-            let (lr, decay) = (
-                cfg.lr() * info.setting.lr_mult,
-                wd * info.setting.decay_mult,
-            );
-            assert!(
-                (lr - e["lr"].as_f64().unwrap()).abs() < 1e-12,
-                "{case} {}: lr {lr} vs {}",
-                info.name,
-                e["lr"]
-            );
+            let (lr, decay) = (cfg.lr() * info.setting.lr_mult, wd * info.setting.decay_mult);
+            assert!((lr - e["lr"].as_f64().unwrap()).abs() < 1e-12, "{case} {}: lr {lr} vs {}", info.name, e["lr"]);
             assert!(
                 (decay - e["weight_decay"].as_f64().unwrap()).abs() < 1e-12,
                 "{case} {}: wd {decay} vs {}",
@@ -198,26 +175,14 @@ fn layer_decay_matches_mmselfsup() {
 
 #[test]
 fn layer_decay_fields_need_their_constructor() {
-    let parse = |v: serde_json::Value| {
-        serde_json::from_value::<OptimWrapperConfig>(v)
-            .unwrap()
-            .validate()
-            .map_err(|e| e.0)
-    };
+    let parse = |v: serde_json::Value| serde_json::from_value::<OptimWrapperConfig>(v).unwrap().validate().map_err(|e| e.0);
     let opt = serde_json::json!({"type": "AdamW", "lr": 1e-3, "layer_decay_rate": 0.65, "model_type": "vit"});
-    assert_eq!(
-        parse(serde_json::json!({ "optimizer": opt })),
-        Err("optim_wrapper.optimizer.layer_decay_rate".to_string())
-    );
+    assert_eq!(parse(serde_json::json!({ "optimizer": opt })), Err("optim_wrapper.optimizer.layer_decay_rate".to_string()));
     let with = |opt: serde_json::Value| serde_json::json!({ "optimizer": opt, "constructor": "mmselfsup.LearningRateDecayOptimWrapperConstructor" });
     assert_eq!(parse(with(opt)), Ok(()));
     let swin = serde_json::json!({"type": "AdamW", "layer_decay_rate": 0.9, "model_type": "swin"});
-    assert_eq!(
-        parse(with(swin)),
-        Err("optim_wrapper.optimizer.model_type".to_string())
-    );
-    let unknown =
-        serde_json::json!({ "optimizer": {"type": "SGD"}, "constructor": "MyConstructor" });
+    assert_eq!(parse(with(swin)), Err("optim_wrapper.optimizer.model_type".to_string()));
+    let unknown = serde_json::json!({ "optimizer": {"type": "SGD"}, "constructor": "MyConstructor" });
     assert_eq!(parse(unknown), Err("optim_wrapper.constructor".to_string()));
 }
 
@@ -261,8 +226,10 @@ fn loss_scaler_grows_backs_off_and_parses_mmengine_settings() {
 #[test]
 fn scaled_steps_unscale_and_overflowing_steps_are_skipped() {
     let dev = device();
-    let cfg: OptimWrapperConfig =
-        serde_json::from_value(serde_json::json!({"optimizer": {"type": "SGD", "lr": 0.1, "momentum": 0.9}, "clip_grad": {"max_norm": 0.5}})).unwrap();
+    let cfg: OptimWrapperConfig = serde_json::from_value(
+        serde_json::json!({"optimizer": {"type": "SGD", "lr": 0.1, "momentum": 0.9}, "clip_grad": {"max_norm": 0.5}}),
+    )
+    .unwrap();
     let t = |v: &[f32]| Param::from_tensor(Tensor::<AB, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &dev));
     let g = || Tensor::<AB, 1>::from_data(TensorData::new(vec![0.1f32, 0.2, -0.3, 0.05], [4]), &dev);
     let step = |scale: f64, factor: f32| {

@@ -15,11 +15,7 @@
 //! with an input at 8.6e-6 gave a 2e-2 gradient difference on every backend).
 use std::collections::BTreeMap;
 
-use burn::{
-    module::AutodiffModule,
-    optim::GradientsParams,
-    tensor::Tensor,
-};
+use burn::{module::AutodiffModule, optim::GradientsParams, tensor::Tensor};
 use selfsup::{
     algorithms::{key_map, Algorithm, AlgorithmConfig, AnyPrediction, AnyStepState, BackboneOut},
     core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext},
@@ -129,7 +125,6 @@ fn assert_rel_max(what: &str, ours: &[f32], reference: &[f32], tol: f32) {
     assert!(ok && ours.iter().all(|v| v.is_finite()), "[{BACKEND}] {what}: relative error {err:.3e} > {tol:e} (scale {scale:.3e})");
 }
 
-
 /// The loss of a case: the algorithm's, or for the queue case SwAV's loss
 /// with the fixture's queue (MMSelfSup's SwAVHook state).
 fn case_loss(case: &Case, name: &str, model: &Algorithm<B>) -> (BTreeMap<String, Tensor<B, 1>>, Option<SwAVQueue<B>>, AnyStepState<B>) {
@@ -168,10 +163,17 @@ fn backbone_out<BB: burn::tensor::backend::Backend>(model: &Algorithm<BB>, x: Se
 
 fn compare_features<BB: burn::tensor::backend::Backend>(case: &Case, name: &str, prefix: &str, out: BackboneOut<BB>) {
     match out {
-        BackboneOut::Map(x) => assert_rel_max(&format!("{name}: {prefix}"), &values(x), &case.f32(&format!("{prefix}.0")).0, feat_tol(case)),
+        BackboneOut::Map(x) => {
+            assert_rel_max(&format!("{name}: {prefix}"), &values(x), &case.f32(&format!("{prefix}.0")).0, feat_tol(case))
+        }
         BackboneOut::Vit(f) => {
             assert_rel_max(&format!("{name}: {prefix} cls"), &values(f.cls_token), &case.f32(&format!("{prefix}.0.cls")).0, feat_tol(case));
-            assert_rel_max(&format!("{name}: {prefix} patch"), &values(f.patch_token), &case.f32(&format!("{prefix}.0.patch")).0, feat_tol(case));
+            assert_rel_max(
+                &format!("{name}: {prefix} patch"),
+                &values(f.patch_token),
+                &case.f32(&format!("{prefix}.0.patch")).0,
+                feat_tol(case),
+            );
         }
     }
 }
@@ -185,7 +187,12 @@ fn check_key_inventory(name: &str) {
             serde_json::from_str(&std::fs::read_to_string(case.dir.join("keys.json")).unwrap()).unwrap();
         let reference: BTreeMap<String, Vec<usize>> = reference
             .iter()
-            .map(|e| (e["key"].as_str().unwrap().to_string(), e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()))
+            .map(|e| {
+                (
+                    e["key"].as_str().unwrap().to_string(),
+                    e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect(),
+                )
+            })
             .collect();
         assert_eq!(ours, reference, "[{BACKEND}] {name}: key inventory");
         let exported: Vec<String> = export_state_dict(&model.valid(), &key_map()).unwrap().into_keys().collect();
@@ -224,7 +231,11 @@ fn check_features_and_losses(name: &str) {
             let n2 = all.dims()[0];
             let (_, neg_idx) = selfsup::algorithms::simclr::simclr_indices(n2);
             let all = values(all);
-            let neg: Vec<f32> = neg_idx.chunks(n2 - 2).enumerate().flat_map(|(i, cols)| cols.iter().map(|&j| all[i * n2 + j as usize]).collect::<Vec<_>>()).collect();
+            let neg: Vec<f32> = neg_idx
+                .chunks(n2 - 2)
+                .enumerate()
+                .flat_map(|(i, cols)| cols.iter().map(|&j| all[i * n2 + j as usize]).collect::<Vec<_>>())
+                .collect();
             assert_rel_max(&format!("{name}: negatives"), &neg, &case.f32("debug.neg").0, feat_tol(&case));
         }
         let (parts, _, _) = case_loss(&case, name, &model);
@@ -267,8 +278,7 @@ fn check_gradients_and_step(name: &str) {
         assert!(checked > 10, "{name}: only {checked} gradients compared");
 
         // One SGD step as the fixture's, then the following momentum update.
-        let ow: OptimWrapperConfig =
-            serde_json::from_value(serde_json::json!({ "optimizer": case.config["optimizer"].clone() })).unwrap();
+        let ow: OptimWrapperConfig = serde_json::from_value(serde_json::json!({ "optimizer": case.config["optimizer"].clone() })).unwrap();
         let mut optim = Optimizer::<B>::new(&ow, &model, &key_map());
         let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| ow.lr() * m).collect();
         let (stepped, _) = optim.step(&lrs, model, grads);
@@ -436,7 +446,12 @@ fn full_size_configs_have_the_reference_keys() {
         let ours = model_keys(&model, &key_map());
         let reference: BTreeMap<String, Vec<usize>> = keys
             .iter()
-            .map(|e| (e["key"].as_str().unwrap().to_string(), e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()))
+            .map(|e| {
+                (
+                    e["key"].as_str().unwrap().to_string(),
+                    e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect(),
+                )
+            })
             .collect();
         assert_eq!(ours, reference, "[{BACKEND}] {name}: key inventory");
     }
@@ -478,7 +493,20 @@ fn conv2d_gradients_match_a_direct_computation() {
     };
     // (batch, in, out, size, kernel, stride, padding)
     let mut failures = Vec::new();
-    let cases = [(2, 3, 4, 2, 3, 2, 1), (2, 3, 4, 2, 1, 2, 0), (2, 2, 3, 8, 3, 2, 1), (2, 2, 3, 5, 3, 2, 1), (1, 2, 2, 3, 1, 2, 0), (2, 2, 2, 4, 3, 1, 1), (2, 2, 3, 4, 1, 1, 0), (2, 2, 3, 5, 1, 3, 0), (4, 64, 32, 4, 1, 1, 0), (4, 32, 16, 4, 1, 1, 0), (4, 16, 64, 4, 1, 1, 0), (4, 8, 16, 8, 3, 1, 1)];
+    let cases = [
+        (2, 3, 4, 2, 3, 2, 1),
+        (2, 3, 4, 2, 1, 2, 0),
+        (2, 2, 3, 8, 3, 2, 1),
+        (2, 2, 3, 5, 3, 2, 1),
+        (1, 2, 2, 3, 1, 2, 0),
+        (2, 2, 2, 4, 3, 1, 1),
+        (2, 2, 3, 4, 1, 1, 0),
+        (2, 2, 3, 5, 1, 3, 0),
+        (4, 64, 32, 4, 1, 1, 0),
+        (4, 32, 16, 4, 1, 1, 0),
+        (4, 16, 64, 4, 1, 1, 0),
+        (4, 8, 16, 8, 3, 1, 1),
+    ];
     for (b, ci, co, s, k, stride, pad) in cases {
         let what = format!("conv2d b{b} {ci}->{co} {s}x{s} k{k} s{stride} p{pad}");
         let x = Tensor::<B, 4>::random([b, ci, s, s], Distribution::Normal(0.0, 1.0), &device()).require_grad();

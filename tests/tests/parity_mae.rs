@@ -108,7 +108,6 @@ fn forward_loss_and_features_match_reference() {
     }
 }
 
-
 #[test]
 fn gradients_and_one_adamw_step_match_reference() {
     for name in CASES {
@@ -165,13 +164,8 @@ fn gradients_and_one_adamw_step_match_reference() {
                     // that backend's error (1e-3 of the tensor's scale).
                     let scale = g.iter().fold(0f32, |a, v| a.max(v.abs()));
                     let floor = if BACKEND == "wgpu" { (1e-3 * scale).max(1e-5) } else { 1e-6 };
-                    let (o, r): (Vec<f32>, Vec<f32>) = ours
-                        .iter()
-                        .zip(&reference)
-                        .zip(g)
-                        .filter(|(_, g)| g.abs() > floor)
-                        .map(|((o, r), _)| (*o, *r))
-                        .unzip();
+                    let (o, r): (Vec<f32>, Vec<f32>) =
+                        ours.iter().zip(&reference).zip(g).filter(|(_, g)| g.abs() > floor).map(|((o, r), _)| (*o, *r)).unzip();
                     assert_close(&format!("{name}: after_step.{key}"), &o, &r, 1e-4, 2e-6);
                 }
                 None => assert_close(&format!("{name}: after_step.{key} (frozen)"), &ours, &reference, 0.0, 0.0),

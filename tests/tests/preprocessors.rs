@@ -45,5 +45,10 @@ fn two_norm_needs_its_second_statistics() {
     assert_eq!(parse(base), Err("second_mean"));
     let bad = serde_json::json!({"type": "SelfSupDataPreprocessor", "second_mean": [0.0], "second_std": [1.0]});
     assert_eq!(parse(bad), Err("second_mean"));
-    assert_eq!(parse(serde_json::json!({"type": "VideoDataPreprocessor"})), Err("type"));
+    // An unknown type fails to decode, naming the known ones.
+    let err =
+        serde_json::from_value::<DataPreprocessorConfig>(serde_json::json!({"type": "VideoDataPreprocessor"})).unwrap_err().to_string();
+    assert!(err.contains("VideoDataPreprocessor") && err.contains("TwoNormDataPreprocessor"), "{err}");
+    let scoped: DataPreprocessorConfig = serde_json::from_value(serde_json::json!({"type": "mmselfsup.CAEDataPreprocessor"})).unwrap();
+    assert_eq!(scoped.kind, selfsup::core::DataPreprocessorKind::Cae);
 }

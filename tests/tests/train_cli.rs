@@ -168,7 +168,8 @@ fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
 
     // `selfsup linear-probe` on the synthetic dataset: the MAE protocol
     // (ClsBatchNormNeck, LARS with warm-up), every epoch reported.
-    let probe = linear_probe::<B>(&cfg, Some(&summary.checkpoint), &LabelledData::Synthetic { train: 24, val: 16 }, &probe_opts, &device()).unwrap();
+    let probe = linear_probe::<B>(&cfg, Some(&summary.checkpoint), &LabelledData::Synthetic { train: 24, val: 16 }, &probe_opts, &device())
+        .unwrap();
     assert!(probe.cls_batch_norm && probe.optimizer == ProbeOptimizer::Lars && probe.warmup_epochs == 0, "{probe:?}");
     assert_eq!((probe.num_train, probe.num_val, probe.dim, probe.epochs.len()), (24, 16, 32, 3));
     assert!((0.0..=100.0).contains(&probe.top1) && probe.top5 >= probe.top1, "{probe:?}");

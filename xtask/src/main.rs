@@ -166,10 +166,7 @@ fn cargo_test(cmd: &mut Command) -> Result<(bool, String, (usize, usize))> {
     let (mut passed, mut failed, mut ignored) = (0usize, 0usize, 0usize);
     for line in stdout.lines().filter(|l| l.starts_with("test result:")) {
         let num = |key: &str| {
-            line.split(';')
-                .find(|p| p.contains(key))
-                .and_then(|p| p.split_whitespace().find_map(|w| w.parse::<usize>().ok()))
-                .unwrap_or(0)
+            line.split(';').find(|p| p.contains(key)).and_then(|p| p.split_whitespace().find_map(|w| w.parse::<usize>().ok())).unwrap_or(0)
         };
         passed += num("passed");
         failed += num("failed");
@@ -224,11 +221,14 @@ fn test_all(args: &[String]) -> Result<()> {
         let t = Instant::now();
         let outcome = match ensure_lavapipe(install) {
             Ok(()) => {
-                let (ok, detail, counts) = cargo_test(
-                    Command::new(&cargo)
-                        .current_dir(&root)
-                        .args(["test", "-p", "selfsup-tests", "--no-default-features", "--features", "wgpu"]),
-                )?;
+                let (ok, detail, counts) = cargo_test(Command::new(&cargo).current_dir(&root).args([
+                    "test",
+                    "-p",
+                    "selfsup-tests",
+                    "--no-default-features",
+                    "--features",
+                    "wgpu",
+                ]))?;
                 Outcome { backend: "wgpu", what: "test (suite, Vulkan)", ok, detail, secs: t.elapsed().as_secs_f64(), counts }
             }
             Err(e) => Outcome { backend: "wgpu", what: "setup", ok: false, detail: format!("{e:#}"), secs: 0.0, counts: (0, 1) },
@@ -285,7 +285,18 @@ fn bench(args: &[String]) -> Result<()> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for backend in backends.split(',') {
         let mut cmd = Command::new(&cargo);
-        cmd.current_dir(&root).args(["run", "--release", "-q", "-p", "selfsup-cli", "--no-default-features", "--features", backend, "--", "bench"]);
+        cmd.current_dir(&root).args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "selfsup-cli",
+            "--no-default-features",
+            "--features",
+            backend,
+            "--",
+            "bench",
+        ]);
         cmd.arg(&config).args(["--backend", backend, "--batch-size", &batch, "--steps", &steps]);
         if backend == "tch" {
             with_torch(&mut cmd, &torch_venv(true)?)?;

@@ -50,7 +50,10 @@ impl AlgorithmSpec for BarlowTwinsConfig {
         check_projection(&self.data_preprocessor, &self.backbone, &self.neck)?;
         let CrossCorrelationHeadRegistry::LatentCrossCorrelation(h) = &self.head;
         if h.in_channels != self.neck.get().out_features() {
-            return Err(ConfigIssue::new("head.in_channels", format!("{} does not match the neck's output {}", h.in_channels, self.neck.get().out_features())));
+            return Err(ConfigIssue::new(
+                "head.in_channels",
+                format!("{} does not match the neck's output {}", h.in_channels, self.neck.get().out_features()),
+            ));
         }
         Ok(())
     }
@@ -79,8 +82,7 @@ pub struct BarlowTwins<B: Backend> {
     data_preprocessor: DataPreprocessorConfig,
 }
 
-impl<B: Backend> BarlowTwins<B> {
-}
+impl<B: Backend> BarlowTwins<B> {}
 
 impl<B: Backend> SelfSupAlgorithm<B> for BarlowTwins<B> {
     type Features = BackboneOut<B>;

@@ -204,7 +204,11 @@ pub fn check_common(dp: &DataPreprocessorConfig, backbone: &ContrastiveBackboneC
 
 /// Checks the data preprocessor, the backbone and a `NonLinearNeck`
 /// projection (the siamese algorithms' common parts).
-pub fn check_projection(dp: &DataPreprocessorConfig, backbone: &ContrastiveBackboneConfig, neck: &NonLinearNeckRegistry) -> Result<(), ConfigIssue> {
+pub fn check_projection(
+    dp: &DataPreprocessorConfig,
+    backbone: &ContrastiveBackboneConfig,
+    neck: &NonLinearNeckRegistry,
+) -> Result<(), ConfigIssue> {
     check_common(dp, backbone)?;
     check_nonlinear(neck.get(), backbone, "neck")
 }

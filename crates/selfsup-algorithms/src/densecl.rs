@@ -17,19 +17,10 @@ use crate::{
         backbone_modes, backbone_spec, batch_shuffle, batch_unshuffle, check_common, expect_pair, gather, Backbone, BackboneOut,
         ContrastiveBackboneConfig, ContrastiveHeadRegistry,
     },
-    moco::{check_queue, check_queue_batch},
+    moco::{check_queue, check_queue_batch, feat_dim, momentum, queue_len},
     AlgorithmSpec, ConfigIssue, InitCfg,
 };
 
-fn queue_len() -> usize {
-    65536
-}
-fn feat_dim() -> usize {
-    128
-}
-fn momentum() -> f64 {
-    0.999
-}
 fn lambda() -> f64 {
     0.5
 }
@@ -106,7 +97,10 @@ impl AlgorithmSpec for DenseClConfig {
         }
         let neck = self.neck.get();
         if neck.in_channels != self.backbone.feat_dim() {
-            return Err(ConfigIssue::new("neck.in_channels", format!("{} does not match the backbone's {}", neck.in_channels, self.backbone.feat_dim())));
+            return Err(ConfigIssue::new(
+                "neck.in_channels",
+                format!("{} does not match the backbone's {}", neck.in_channels, self.backbone.feat_dim()),
+            ));
         }
         check_queue(self.queue_len, self.feat_dim, neck.out_channels, self.momentum)?;
         if !(0.0..=1.0).contains(&self.loss_lambda) {
@@ -202,8 +196,8 @@ impl<B: Backend> SelfSupAlgorithm<B> for DenseCl<B> {
         let q_b = l2_normalize(q_b.reshape([n, c, h * w]), 1);
         let q = l2_normalize(qo.global, 1);
         let q_grid = l2_normalize(qo.dense, 1); // [n, d, s²]
-        // MMSelfSup's `encoder_k.update_parameters` runs here: the key
-        // encoder's buffers follow the query encoder's after its pass.
+                                                // MMSelfSup's `encoder_k.update_parameters` runs here: the key
+                                                // encoder's buffers follow the query encoder's after its pass.
         self.encoder_k.copy_buffers(self.online());
 
         let (kb_net, kn_net) = &self.encoder_k.module;

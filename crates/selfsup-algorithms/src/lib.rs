@@ -90,9 +90,11 @@ const QUEUE_KEY_REMAP: &[(&str, &str, &str, &str)] = &[
 /// duplicate names MMSelfSup writes for one tensor (SwAVNeck's BatchNorm
 /// is also `neck.projection_neck.1`).
 pub fn key_map() -> selfsup_weights::KeyMap {
-    selfsup_weights::KeyMap::new()
-        .rows(&key_map_rows())
-        .alias(r"^(.*\.)?neck\.bn\.(.*)$", "${1}neck.projection_neck.1.${2}", r"^(.*\.)?neck\.projection_neck\.1\.(.*)$")
+    selfsup_weights::KeyMap::new().rows(&key_map_rows()).alias(
+        r"^(.*\.)?neck\.bn\.(.*)$",
+        "${1}neck.projection_neck.1.${2}",
+        r"^(.*\.)?neck\.projection_neck\.1\.(.*)$",
+    )
 }
 
 /// MMEngine's `init_cfg` entries are accepted (the component initialisation

@@ -131,7 +131,10 @@ impl AlgorithmSpec for MaeConfig {
         if neck.num_patches != patches {
             return Err(ConfigIssue::new(
                 "neck.num_patches",
-                format!("{} does not match the backbone's {} patches (img_size {} / patch_size {})", neck.num_patches, patches, backbone.img_size, backbone.patch_size),
+                format!(
+                    "{} does not match the backbone's {} patches (img_size {} / patch_size {})",
+                    neck.num_patches, patches, backbone.img_size, backbone.patch_size
+                ),
             ));
         }
         for (key, p) in [("neck.patch_size", neck.patch_size), ("head.patch_size", head.patch_size)] {
@@ -140,7 +143,10 @@ impl AlgorithmSpec for MaeConfig {
             }
         }
         if neck.in_chans != backbone.in_channels {
-            return Err(ConfigIssue::new("neck.in_chans", format!("{} does not match backbone.in_channels {}", neck.in_chans, backbone.in_channels)));
+            return Err(ConfigIssue::new(
+                "neck.in_chans",
+                format!("{} does not match backbone.in_channels {}", neck.in_chans, backbone.in_channels),
+            ));
         }
         if neck.predict_feature_dim.is_some_and(|d| d != neck.output_dim()) {
             return Err(ConfigIssue::new("neck.predict_feature_dim", "MAE reconstructs pixels; leave predict_feature_dim unset"));

@@ -19,13 +19,14 @@ use crate::{
     AlgorithmSpec, ConfigIssue, InitCfg,
 };
 
-fn queue_len() -> usize {
+/// MMSelfSup's defaults, shared with DenseCL.
+pub(crate) fn queue_len() -> usize {
     65536
 }
-fn feat_dim() -> usize {
+pub(crate) fn feat_dim() -> usize {
     128
 }
-fn momentum() -> f64 {
+pub(crate) fn momentum() -> f64 {
     0.999
 }
 

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     common::{
-        backbone_modes, backbone_spec, check_predictor, check_projection, gather, project, Backbone, BackboneOut,
-        ContrastiveBackboneConfig, MoCoV3HeadRegistry, NonLinearNeckRegistry, expect_pair,
+        backbone_modes, backbone_spec, check_predictor, check_projection, expect_pair, gather, project, Backbone, BackboneOut,
+        ContrastiveBackboneConfig, MoCoV3HeadRegistry, NonLinearNeckRegistry,
     },
     AlgorithmSpec, ConfigIssue, InitCfg,
 };

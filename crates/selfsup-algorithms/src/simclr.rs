@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     common::{
-        backbone_modes, backbone_spec, check_common, check_nonlinear, expect_pair, gather_with_grad, project, Backbone,
-        BackboneOut, ContrastiveBackboneConfig, ContrastiveHeadRegistry, NonLinearNeckRegistry,
+        backbone_modes, backbone_spec, check_common, check_nonlinear, expect_pair, gather_with_grad, project, Backbone, BackboneOut,
+        ContrastiveBackboneConfig, ContrastiveHeadRegistry, NonLinearNeckRegistry,
     },
     AlgorithmSpec, ConfigIssue, InitCfg,
 };

@@ -76,8 +76,7 @@ pub struct SimSiam<B: Backend> {
     data_preprocessor: DataPreprocessorConfig,
 }
 
-impl<B: Backend> SimSiam<B> {
-}
+impl<B: Backend> SimSiam<B> {}
 
 impl<B: Backend> SelfSupAlgorithm<B> for SimSiam<B> {
     type Features = BackboneOut<B>;

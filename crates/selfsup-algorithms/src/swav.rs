@@ -68,7 +68,6 @@ impl SwAVConfig {
     pub fn loss_config(&self) -> &selfsup_losses::SwAVLossConfig {
         self.head().loss.get()
     }
-
 }
 
 impl AlgorithmSpec for SwAVConfig {
@@ -97,12 +96,18 @@ impl AlgorithmSpec for SwAVConfig {
         let neck = self.neck();
         neck.validate().map_err(|(k, m)| ConfigIssue::new(format!("neck.{k}"), m))?;
         if neck.in_channels != self.backbone.feat_dim() {
-            return Err(ConfigIssue::new("neck.in_channels", format!("{} does not match the backbone's {}", neck.in_channels, self.backbone.feat_dim())));
+            return Err(ConfigIssue::new(
+                "neck.in_channels",
+                format!("{} does not match the backbone's {}", neck.in_channels, self.backbone.feat_dim()),
+            ));
         }
         let loss = self.head().loss.get();
         loss.validate().map_err(|(k, m)| ConfigIssue::new(format!("head.loss.{k}"), m))?;
         if loss.feat_dim != neck.out_channels {
-            return Err(ConfigIssue::new("head.loss.feat_dim", format!("{} does not match the neck's out_channels {}", loss.feat_dim, neck.out_channels)));
+            return Err(ConfigIssue::new(
+                "head.loss.feat_dim",
+                format!("{} does not match the neck's out_channels {}", loss.feat_dim, neck.out_channels),
+            ));
         }
         if self.backbone.is_vit() {
             return Err(ConfigIssue::new("backbone.type", "SwAV's multi-crop takes a ResNet"));
@@ -218,10 +223,10 @@ impl<B: Backend> SelfSupAlgorithm<B> for SwAV<B> {
     fn loss(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<(LossOutput<B>, Option<SwAVQueue<B>>), ModelError> {
         let z = self.embed(inputs)?;
         let device = z.device();
-        let queue = self.queue.as_ref().map(|q| SwAVQueue {
-            queue: Tensor::from_data(TensorData::new(q.data.clone(), q.shape), &device),
-            use_queue: q.use_queue,
-        });
+        let queue = self
+            .queue
+            .as_ref()
+            .map(|q| SwAVQueue { queue: Tensor::from_data(TensorData::new(q.data.clone(), q.shape), &device), use_queue: q.use_queue });
         let (loss, queue) = self.head.loss.forward_frozen(z, queue.as_ref(), self.frozen_prototypes);
         Ok((LossOutput::new().with("loss", loss), queue))
     }

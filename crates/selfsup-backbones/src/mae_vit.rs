@@ -99,9 +99,7 @@ impl MaeVitConfig {
         let last = spec.num_layers as i64 - 1;
         let ok = match &self.out_indices {
             serde_json::Value::Number(n) => matches!(n.as_i64(), Some(i) if i == -1 || i == last),
-            serde_json::Value::Array(a) => {
-                a.len() == 1 && matches!(a[0].as_i64(), Some(i) if i == -1 || i == last)
-            }
+            serde_json::Value::Array(a) => a.len() == 1 && matches!(a[0].as_i64(), Some(i) if i == -1 || i == last),
             _ => false,
         };
         if !ok {

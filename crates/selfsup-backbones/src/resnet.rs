@@ -236,10 +236,8 @@ impl ResNetConfig {
             for b in 0..blocks[s] {
                 let st = if b == 0 { stride } else { 1 };
                 let block_in = if b == 0 { cin } else { cout };
-                let downsample = (b == 0 && (stride != 1 || cin != cout)).then(|| Downsample {
-                    conv: conv(rng, block_in, cout, 1, st, 0, 1),
-                    bn: freeze(bn(rng, cout), s + 1),
-                });
+                let downsample = (b == 0 && (stride != 1 || cin != cout))
+                    .then(|| Downsample { conv: conv(rng, block_in, cout, 1, st, 0, 1), bn: freeze(bn(rng, cout), s + 1) });
                 let last_w = if self.zero_init_residual { 0.0 } else { 1.0 };
                 let block = match kind {
                     BlockKind::Basic => ResBlock {

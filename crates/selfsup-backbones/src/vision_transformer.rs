@@ -46,8 +46,24 @@ const fn spec(embed_dims: usize, num_layers: usize, num_heads: usize, feedforwar
 impl VitArch {
     /// The arch names mmcls knows, for error messages.
     pub const NAMES: &'static [&'static str] = &[
-        "s", "small", "b", "base", "l", "large", "h", "huge", "eva-g", "eva-giant", "deit-t", "deit-tiny",
-        "deit-s", "deit-small", "deit-b", "deit-base", "mocov3-s", "mocov3-small",
+        "s",
+        "small",
+        "b",
+        "base",
+        "l",
+        "large",
+        "h",
+        "huge",
+        "eva-g",
+        "eva-giant",
+        "deit-t",
+        "deit-tiny",
+        "deit-s",
+        "deit-small",
+        "deit-b",
+        "deit-base",
+        "mocov3-s",
+        "mocov3-small",
     ];
 
     /// Resolves the arch to its dimensions, as mmcls's `arch_zoo`.
@@ -64,9 +80,7 @@ impl VitArch {
                 "deit-s" | "deit-small" => spec(384, 12, 6, 384 * 4),
                 "deit-b" | "deit-base" => spec(768, 12, 12, 768 * 4),
                 "mocov3-s" | "mocov3-small" => spec(384, 12, 12, 1536),
-                other => {
-                    return Err(format!("unknown ViT arch `{other}`; expected one of {}", Self::NAMES.join(", ")))
-                }
+                other => return Err(format!("unknown ViT arch `{other}`; expected one of {}", Self::NAMES.join(", "))),
             }),
         }
     }

@@ -139,24 +139,7 @@ enum ConfigFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Train a config (MMSelfSup's `tools/train.py`).
-    Train {
-        /// The config file (TOML, JSON or YAML).
-        config: PathBuf,
-        /// Output folder; default `work_dirs/<config name>`.
-        #[arg(long)]
-        work_dir: Option<PathBuf>,
-        /// Override config keys: `train_cfg.max_iters=20 model.backbone.arch=b`.
-        #[arg(long, num_args = 1..)]
-        cfg_options: Vec<String>,
-        /// Resume: `auto` (newest checkpoint of the work dir) or a checkpoint path.
-        #[arg(long, num_args = 0..=1, default_missing_value = "auto")]
-        resume: Option<String>,
-        /// No progress bar: print a log line every logger interval instead.
-        #[arg(long)]
-        no_progress: bool,
-        #[command(flatten)]
-        backend: BackendArgs,
-    },
+    Train(TrainArgs),
     /// Print the resolved config (bases merged, options applied).
     Config {
         /// The config file.
@@ -170,20 +153,7 @@ enum Command {
     },
     /// Convert a checkpoint (MMSelfSup `.pth` or ours) to safetensors with
     /// PyTorch key names; with `--config`, check it against the model first.
-    Convert {
-        /// Input checkpoint (.pth or .safetensors).
-        input: PathBuf,
-        /// Output .safetensors.
-        output: PathBuf,
-        /// Check the keys and shapes against this config's model (strict).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Keep only this sub-tree, prefix stripped (`backbone.` for downstream use).
-        #[arg(long)]
-        prefix: Option<String>,
-        #[command(flatten)]
-        backend: BackendArgs,
-    },
+    Convert(ConvertArgs),
     /// Extract features of a folder of images with the config's test pipeline.
     Extract {
         /// The config file.
@@ -226,36 +196,7 @@ enum Command {
     /// Linear-probe accuracy of the frozen backbone's features (MMSelfSup's
     /// linear evaluation; ClsBatchNormNeck + LARS for ViTs, SGD for
     /// ResNets): on class sub-folders, or on the synthetic dataset.
-    LinearProbe {
-        #[command(flatten)]
-        eval: EvalArgs,
-        /// Epochs of the linear head.
-        #[arg(long, default_value_t = 100)]
-        epochs: usize,
-        /// Samples per step.
-        #[arg(long, default_value_t = 256)]
-        batch_size: usize,
-        /// The probe's optimiser (default: LARS for ViTs, SGD for ResNets).
-        #[arg(long, value_enum, ignore_case = true)]
-        optimizer: Option<ProbeOptimizerArg>,
-        /// Peak learning rate (default: 6.4 with LARS, 0.3 × batch/256 with SGD).
-        #[arg(long)]
-        lr: Option<f64>,
-        /// Weight decay (default: 0 (ViT) or 1e-6 (ResNet)).
-        #[arg(long)]
-        weight_decay: Option<f64>,
-        /// Linear warm-up epochs (default: a ninth of the epochs for ViTs, 0 for ResNets).
-        #[arg(long)]
-        warmup_epochs: Option<usize>,
-        /// Seed of the head and the sample order.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Print the result (every epoch included) as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        backend: BackendArgs,
-    },
+    LinearProbe(LinearProbeArgs),
     /// Draw a run's loss, learning-rate and momentum curves to PNG
     /// (MMEngine's `analyze_logs.py plot_curve`).
     Plot {
@@ -301,27 +242,223 @@ enum Command {
         backend: BackendArgs,
     },
     /// Training throughput (img/s, ms/step) of a config on synthetic input.
-    Bench {
-        /// The config file.
-        config: PathBuf,
-        /// Images per step.
-        #[arg(long, default_value_t = 8)]
-        batch_size: usize,
-        /// Timed steps.
-        #[arg(long, default_value_t = 5)]
-        steps: usize,
-        /// Untimed warm-up steps.
-        #[arg(long, default_value_t = 2)]
-        warmup: usize,
-        /// Override config keys.
-        #[arg(long, num_args = 1..)]
-        cfg_options: Vec<String>,
-        /// Print one JSON line.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        backend: BackendArgs,
-    },
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// The config file (TOML, JSON or YAML).
+    config: PathBuf,
+    /// Output folder; default `work_dirs/<config name>`.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Override config keys: `train_cfg.max_iters=20 model.backbone.arch=b`.
+    #[arg(long, num_args = 1..)]
+    cfg_options: Vec<String>,
+    /// Resume: `auto` (newest checkpoint of the work dir) or a checkpoint path.
+    #[arg(long, num_args = 0..=1, default_missing_value = "auto")]
+    resume: Option<String>,
+    /// No progress bar: print a log line every logger interval instead.
+    #[arg(long)]
+    no_progress: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// Input checkpoint (.pth or .safetensors).
+    input: PathBuf,
+    /// Output .safetensors.
+    output: PathBuf,
+    /// Check the keys and shapes against this config's model (strict).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Keep only this sub-tree, prefix stripped (`backbone.` for downstream use).
+    #[arg(long)]
+    prefix: Option<String>,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(clap::Args)]
+struct LinearProbeArgs {
+    #[command(flatten)]
+    eval: EvalArgs,
+    /// Epochs of the linear head.
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// The probe's optimiser (default: LARS for ViTs, SGD for ResNets).
+    #[arg(long, value_enum, ignore_case = true)]
+    optimizer: Option<ProbeOptimizerArg>,
+    /// Peak learning rate (default: 6.4 with LARS, 0.3 × batch/256 with SGD).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Weight decay (default: 0 (ViT) or 1e-6 (ResNet)).
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Linear warm-up epochs (default: a ninth of the epochs for ViTs, 0 for ResNets).
+    #[arg(long)]
+    warmup_epochs: Option<usize>,
+    /// Seed of the head and the sample order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the result (every epoch included) as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// The config file.
+    config: PathBuf,
+    /// Images per step.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Override config keys.
+    #[arg(long, num_args = 1..)]
+    cfg_options: Vec<String>,
+    /// Print one JSON line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// `selfsup train`.
+fn train_cmd(args: TrainArgs) -> Result<()> {
+    let TrainArgs { config, work_dir, cfg_options, resume, no_progress, backend } = args;
+    let cfg = LoadedConfig::load(&config, &cfg_options)?;
+    let work_dir = work_dir
+        .or_else(|| cfg.run.work_dir.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("work_dirs").join(config.file_stem().map(|s| s.to_os_string()).unwrap_or_default()));
+    let resume = match resume.as_deref() {
+        None => Resume::No,
+        Some("auto") => Resume::Auto,
+        Some(p) => Resume::From(PathBuf::from(p)),
+    };
+    let opts = TrainOptions { work_dir: work_dir.clone(), resume, progress: !no_progress, config_name: config_name(&config) };
+    // `--device cuda:0,cuda:1`: data-parallel on those devices.
+    let summary = with_backend!(backend.backend.as_str(), &backend.device, |B, [devices]| {
+        selfsup::train::train_data_parallel::<B>(&cfg, &opts, &devices)
+    })
+    .map_err(|e| anyhow!(e))??;
+    let first = summary.losses.first().copied().unwrap_or(f64::NAN);
+    let last = summary.losses.last().copied().unwrap_or(f64::NAN);
+    println!(
+        "done: {} iterations ({} this run), loss {first:.4} -> {last:.4}, {:.1} img/s, {} unreadable images skipped",
+        summary.iters, summary.iters_this_run, summary.images_per_sec, summary.skipped_images
+    );
+    println!("checkpoint: {}", summary.checkpoint.display());
+    println!("log: {}", work_dir.join("scalars.json").display());
+    Ok(())
+}
+
+/// `selfsup convert`.
+fn convert(args: ConvertArgs) -> Result<()> {
+    let ConvertArgs { input, output, config, prefix, backend } = args;
+    let state = read_checkpoint(&input)?;
+    let state = match &prefix {
+        Some(p) => state.sub(p),
+        None => state,
+    };
+    let tensors = match config {
+        Some(cfg_path) => {
+            let cfg = LoadedConfig::load(&cfg_path, &[])?;
+            let keymap = key_map();
+            with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
+                (|| -> Result<_> {
+                    let model = cfg.run.model.init::<B>(&device);
+                    let (model, report) = load_into(model, &state, &keymap, &LoadOptions::default())
+                        .with_context(|| format!("{} does not fit {}", input.display(), cfg_path.display()))?;
+                    eprintln!("checked against {}: {report}", cfg_path.display());
+                    Ok(export_state_dict(&model, &keymap)?)
+                })()
+            })
+            .map_err(|e| anyhow!(e))??
+        }
+        None => state.tensors,
+    };
+    let n = tensors.len();
+    write_safetensors(&output, &tensors, &Default::default())?;
+    println!("wrote {n} tensors to {}", output.display());
+    Ok(())
+}
+
+/// `selfsup linear-probe`.
+fn linear_probe_cmd(args: LinearProbeArgs) -> Result<()> {
+    let LinearProbeArgs { eval, epochs, batch_size, optimizer, lr, weight_decay, warmup_epochs, seed, json, backend } = args;
+    let (cfg, data) = eval.load()?;
+    let optimizer = optimizer.map(|o| match o {
+        ProbeOptimizerArg::Sgd => ProbeOptimizer::Sgd,
+        ProbeOptimizerArg::Lars => ProbeOptimizer::Lars,
+    });
+    let opts = LinearProbeOptions { epochs, batch_size, optimizer, lr, weight_decay, warmup_epochs, seed, ..Default::default() };
+    let r = with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
+        linear_probe::<B>(&cfg, eval.checkpoint.as_deref(), &data, &opts, &device)
+    })
+    .map_err(|e| anyhow!(e))??;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        for e in r.epochs.iter().filter(|e| e.epoch == 1 || e.epoch % 10 == 0 || e.epoch == r.epochs.len()) {
+            println!("epoch {:>4}: loss {:.4}, top-1 {:.2} %, top-5 {:.2} %", e.epoch, e.loss, e.top1, e.top5);
+        }
+        println!(
+            "linear probe ({} train / {} val, {} features, {} classes; {}{:?} lr {} wd {} warm-up {} epochs): top-1 {:.2} %, top-5 {:.2} %",
+            r.num_train,
+            r.num_val,
+            r.dim,
+            r.num_classes,
+            if r.cls_batch_norm { "ClsBatchNormNeck, " } else { "" },
+            r.optimizer,
+            r.lr,
+            r.weight_decay,
+            r.warmup_epochs,
+            r.top1,
+            r.top5
+        );
+    }
+    Ok(())
+}
+
+/// `selfsup bench`.
+fn bench_cmd(args: BenchArgs) -> Result<()> {
+    let BenchArgs { config, batch_size, steps, warmup, cfg_options, json, backend } = args;
+    let cfg = LoadedConfig::load(&config, &cfg_options)?;
+    let r = with_backend!(backend.backend.as_str(), &backend.device, |B, device| { bench::<B>(&cfg, batch_size, warmup, steps, &device) })
+        .map_err(|e| anyhow!(e))??;
+    if json {
+        let mut v = serde_json::to_value(&r)?;
+        v["backend"] = serde_json::json!(backend.backend.as_str());
+        println!("{v}");
+    } else {
+        println!(
+            "{} on {}: batch {}, {:.1} ms/step, {:.2} img/s ({} steps after {} warm-up); forward {:.1} ms, backward {:.1} ms, optimiser {:.1} ms",
+            r.algorithm,
+            backend.backend,
+            r.batch_size,
+            r.ms_per_step,
+            r.images_per_sec,
+            r.steps,
+            warmup,
+            r.forward_ms,
+            r.backward_ms,
+            r.optimizer_ms
+        );
+    }
+    Ok(())
 }
 
 fn config_name(path: &Path) -> String {
@@ -341,33 +478,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Train { config, work_dir, cfg_options, resume, no_progress, backend } => {
-            let cfg = LoadedConfig::load(&config, &cfg_options)?;
-            let work_dir = work_dir
-                .or_else(|| cfg.run.work_dir.as_ref().map(PathBuf::from))
-                .unwrap_or_else(|| {
-                    PathBuf::from("work_dirs").join(config.file_stem().map(|s| s.to_os_string()).unwrap_or_default())
-                });
-            let resume = match resume.as_deref() {
-                None => Resume::No,
-                Some("auto") => Resume::Auto,
-                Some(p) => Resume::From(PathBuf::from(p)),
-            };
-            let opts = TrainOptions { work_dir: work_dir.clone(), resume, progress: !no_progress, config_name: config_name(&config) };
-            // `--device cuda:0,cuda:1`: data-parallel on those devices.
-            let summary = with_backend!(backend.backend.as_str(), &backend.device, |B, [devices]| {
-                selfsup::train::train_data_parallel::<B>(&cfg, &opts, &devices)
-            })
-            .map_err(|e| anyhow!(e))??;
-            let first = summary.losses.first().copied().unwrap_or(f64::NAN);
-            let last = summary.losses.last().copied().unwrap_or(f64::NAN);
-            println!(
-                "done: {} iterations ({} this run), loss {first:.4} -> {last:.4}, {:.1} img/s, {} unreadable images skipped",
-                summary.iters, summary.iters_this_run, summary.images_per_sec, summary.skipped_images
-            );
-            println!("checkpoint: {}", summary.checkpoint.display());
-            println!("log: {}", work_dir.join("scalars.json").display());
-        }
+        Command::Train(args) => train_cmd(args)?,
         Command::Config { config, cfg_options, format } => {
             let mut tree = Config::from_file(&config)?;
             tree.merge_options(&cfg_options)?;
@@ -380,33 +491,7 @@ fn run(command: Command) -> Result<()> {
             };
             print!("{text}");
         }
-        Command::Convert { input, output, config, prefix, backend } => {
-            let state = read_checkpoint(&input)?;
-            let state = match &prefix {
-                Some(p) => state.sub(p),
-                None => state,
-            };
-            let tensors = match config {
-                Some(cfg_path) => {
-                    let cfg = LoadedConfig::load(&cfg_path, &[])?;
-                    let keymap = key_map();
-                    with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
-                        (|| -> Result<_> {
-                            let model = cfg.run.model.init::<B>(&device);
-                            let (model, report) = load_into(model, &state, &keymap, &LoadOptions::default())
-                                .with_context(|| format!("{} does not fit {}", input.display(), cfg_path.display()))?;
-                            eprintln!("checked against {}: {report}", cfg_path.display());
-                            Ok(export_state_dict(&model, &keymap)?)
-                        })()
-                    })
-                    .map_err(|e| anyhow!(e))??
-                }
-                None => state.tensors,
-            };
-            let n = tensors.len();
-            write_safetensors(&output, &tensors, &Default::default())?;
-            println!("wrote {n} tensors to {}", output.display());
-        }
+        Command::Convert(args) => convert(args)?,
         Command::Extract { config, checkpoint, images, out, cfg_options, batch_size, backend } => {
             let cfg = LoadedConfig::load(&config, &cfg_options)?;
             let n = with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
@@ -430,50 +515,7 @@ fn run(command: Command) -> Result<()> {
                 }
             }
         }
-        Command::LinearProbe {
-            eval,
-            epochs,
-            batch_size,
-            optimizer,
-            lr,
-            weight_decay,
-            warmup_epochs,
-            seed,
-            json,
-            backend,
-        } => {
-            let (cfg, data) = eval.load()?;
-            let optimizer = optimizer.map(|o| match o {
-                ProbeOptimizerArg::Sgd => ProbeOptimizer::Sgd,
-                ProbeOptimizerArg::Lars => ProbeOptimizer::Lars,
-            });
-            let opts = LinearProbeOptions { epochs, batch_size, optimizer, lr, weight_decay, warmup_epochs, seed, ..Default::default() };
-            let r = with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
-                linear_probe::<B>(&cfg, eval.checkpoint.as_deref(), &data, &opts, &device)
-            })
-            .map_err(|e| anyhow!(e))??;
-            if json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                for e in r.epochs.iter().filter(|e| e.epoch == 1 || e.epoch % 10 == 0 || e.epoch == r.epochs.len()) {
-                    println!("epoch {:>4}: loss {:.4}, top-1 {:.2} %, top-5 {:.2} %", e.epoch, e.loss, e.top1, e.top5);
-                }
-                println!(
-                    "linear probe ({} train / {} val, {} features, {} classes; {}{:?} lr {} wd {} warm-up {} epochs): top-1 {:.2} %, top-5 {:.2} %",
-                    r.num_train,
-                    r.num_val,
-                    r.dim,
-                    r.num_classes,
-                    if r.cls_batch_norm { "ClsBatchNormNeck, " } else { "" },
-                    r.optimizer,
-                    r.lr,
-                    r.weight_decay,
-                    r.warmup_epochs,
-                    r.top1,
-                    r.top5
-                );
-            }
-        }
+        Command::LinearProbe(args) => linear_probe_cmd(args)?,
         Command::Plot { work_dir, out, log_scale, smooth, timing } => {
             let base = if work_dir.is_file() { work_dir.parent().unwrap_or(Path::new(".")).to_path_buf() } else { work_dir.clone() };
             let out = out.unwrap_or_else(|| base.join("plots"));
@@ -491,32 +533,7 @@ fn run(command: Command) -> Result<()> {
             .map_err(|e| anyhow!(e))??;
             println!("wrote {}", out.display());
         }
-        Command::Bench { config, batch_size, steps, warmup, cfg_options, json, backend } => {
-            let cfg = LoadedConfig::load(&config, &cfg_options)?;
-            let r = with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
-                bench::<B>(&cfg, batch_size, warmup, steps, &device)
-            })
-            .map_err(|e| anyhow!(e))??;
-            if json {
-                let mut v = serde_json::to_value(&r)?;
-                v["backend"] = serde_json::json!(backend.backend.as_str());
-                println!("{v}");
-            } else {
-                println!(
-                    "{} on {}: batch {}, {:.1} ms/step, {:.2} img/s ({} steps after {} warm-up); forward {:.1} ms, backward {:.1} ms, optimiser {:.1} ms",
-                    r.algorithm,
-                    backend.backend,
-                    r.batch_size,
-                    r.ms_per_step,
-                    r.images_per_sec,
-                    r.steps,
-                    warmup,
-                    r.forward_ms,
-                    r.backward_ms,
-                    r.optimizer_ms
-                );
-            }
-        }
+        Command::Bench(args) => bench_cmd(args)?,
     }
     Ok(())
 }

@@ -38,13 +38,7 @@ pub enum Format {
 impl Format {
     /// The format for a path's extension (case-insensitive), if supported.
     pub fn from_path(path: impl AsRef<Path>) -> Option<Format> {
-        match path
-            .as_ref()
-            .extension()?
-            .to_str()?
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        match path.as_ref().extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "toml" => Some(Format::Toml),
             "json" => Some(Format::Json),
             "yaml" | "yml" => Some(Format::Yaml),
@@ -54,10 +48,7 @@ impl Format {
 
     /// Parses `text` into a top-level table (an empty document is an empty table).
     fn parse(self, text: &str, file: &str) -> Result<Map<String, Value>, ConfigError> {
-        let err = |message: String| ConfigError::Parse {
-            file: file.to_string(),
-            message: one_line(&message),
-        };
+        let err = |message: String| ConfigError::Parse { file: file.to_string(), message: one_line(&message) };
         let value: Value = match self {
             Format::Toml => toml::from_str(text).map_err(|e| err(toml_message(text, &e)))?,
             Format::Json => serde_json::from_str(text).map_err(|e| err(e.to_string()))?,
@@ -89,28 +80,16 @@ impl Config {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let (tree, origins) = load_file(path, &mut Vec::new())?;
-        Ok(Config {
-            value: Value::Object(tree),
-            file: path.display().to_string(),
-            origins,
-        })
+        Ok(Config { value: Value::Object(tree), file: path.display().to_string(), origins })
     }
 
     /// Parses config text in `format`; `name` is used in errors and as the
     /// anchor for relative `_base_` paths.
-    pub fn parse_str(
-        text: &str,
-        format: Format,
-        name: impl Into<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn parse_str(text: &str, format: Format, name: impl Into<String>) -> Result<Config, ConfigError> {
         let file = name.into();
         let raw = format.parse(text, &file)?;
         let (tree, origins) = resolve(raw, Path::new(&file), &file, &mut Vec::new())?;
-        Ok(Config {
-            value: Value::Object(tree),
-            file,
-            origins,
-        })
+        Ok(Config { value: Value::Object(tree), file, origins })
     }
 
     /// Wraps an already-resolved tree (no `_base_` or `_delete_` processing).
@@ -118,28 +97,15 @@ impl Config {
     pub fn from_value(value: Value, name: impl Into<String>) -> Result<Config, ConfigError> {
         let file = name.into();
         match value {
-            Value::Object(_) => Ok(Config {
-                value,
-                file,
-                origins: Origins::new(),
-            }),
-            other => Err(ConfigError::Parse {
-                file,
-                message: format!("the top level must be a table, found {other}"),
-            }),
+            Value::Object(_) => Ok(Config { value, file, origins: Origins::new() }),
+            other => Err(ConfigError::Parse { file, message: format!("the top level must be a table, found {other}") }),
         }
     }
 
     /// Serializes a typed config (e.g. a decoded one) into a `Config`.
-    pub fn from_typed<T: Serialize>(
-        value: &T,
-        name: impl Into<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn from_typed<T: Serialize>(value: &T, name: impl Into<String>) -> Result<Config, ConfigError> {
         let file = name.into();
-        let value = serde_json::to_value(value).map_err(|e| ConfigError::Serialize {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+        let value = serde_json::to_value(value).map_err(|e| ConfigError::Serialize { file: file.clone(), message: e.to_string() })?;
         Config::from_value(value, file)
     }
 
@@ -162,12 +128,11 @@ impl Config {
     /// numeric segment indexes an existing array. Origin: [`SET_ORIGIN`].
     pub fn set(&mut self, key_path: &str, value: Value) -> Result<(), ConfigError> {
         let path: Vec<String> = key_path.split('.').map(String::from).collect();
-        self.set_tracked(&path, value, SET_ORIGIN)
-            .map_err(|message| ConfigError::InvalidValue {
-                file: self.file.clone(),
-                key_path: key_path.to_string(),
-                message,
-            })
+        self.set_tracked(&path, value, SET_ORIGIN).map_err(|message| ConfigError::InvalidValue {
+            file: self.file.clone(),
+            key_path: key_path.to_string(),
+            message,
+        })
     }
 
     /// Applies MMEngine `--cfg-options` overrides, `KEY.PATH=VALUE` each.
@@ -180,13 +145,9 @@ impl Config {
     pub fn merge_options<S: AsRef<str>>(&mut self, options: &[S]) -> Result<(), ConfigError> {
         for opt in options {
             let opt = opt.as_ref();
-            let bad = |message| ConfigError::BadOption {
-                option: opt.to_string(),
-                message,
-            };
+            let bad = |message| ConfigError::BadOption { option: opt.to_string(), message };
             let (path, value) = parse_option(opt).map_err(bad)?;
-            self.set_tracked(&path, value, CFG_OPTIONS_ORIGIN)
-                .map_err(bad)?;
+            self.set_tracked(&path, value, CFG_OPTIONS_ORIGIN).map_err(bad)?;
         }
         Ok(())
     }
@@ -195,9 +156,7 @@ impl Config {
         if path.is_empty() || path.iter().any(String::is_empty) {
             return Err("empty key path segment".to_string());
         }
-        let existing = (1..=path.len())
-            .take_while(|&n| self.get(&path[..n].join(".")).is_some())
-            .count();
+        let existing = (1..=path.len()).take_while(|&n| self.get(&path[..n].join(".")).is_some()).count();
         set_path(&mut self.value, path, value)?;
         remove_under(&mut self.origins, &path.join("."));
         // The full path plus every table this call created.
@@ -229,50 +188,28 @@ impl Config {
 
     /// Decodes the subtree at `key_path` into `T`; errors carry full paths.
     pub fn decode_at<T: DeserializeOwned>(&self, key_path: &str) -> Result<T, ConfigError> {
-        let v = self.get(key_path).ok_or_else(|| ConfigError::MissingKey {
-            file: self.origin(key_path).to_string(),
-            key_path: key_path.to_string(),
-        })?;
+        let v = self
+            .get(key_path)
+            .ok_or_else(|| ConfigError::MissingKey { file: self.origin(key_path).to_string(), key_path: key_path.to_string() })?;
         serde_path_to_error::deserialize(v).map_err(|e| self.decode_error(key_path, e))
     }
 
-    fn decode_error(
-        &self,
-        prefix: &str,
-        e: serde_path_to_error::Error<serde_json::Error>,
-    ) -> ConfigError {
+    fn decode_error(&self, prefix: &str, e: serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
         let tracked = Tracked::from_path_error(e);
-        let mut path: Vec<String> = prefix
-            .split('.')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
+        let mut path: Vec<String> = prefix.split('.').filter(|s| !s.is_empty()).map(String::from).collect();
         path.extend(tracked.path);
         let at = |path: &[String]| {
-            let key_path = if path.is_empty() {
-                "(root)".to_string()
-            } else {
-                path.join(".")
-            };
+            let key_path = if path.is_empty() { "(root)".to_string() } else { path.join(".") };
             (self.origin(&key_path).to_string(), key_path)
         };
         match tracked.kind {
             Kind::UnknownType { name, known } => {
                 let (file, key_path) = at(&path);
-                ConfigError::UnknownType {
-                    file,
-                    key_path,
-                    name,
-                    known,
-                }
+                ConfigError::UnknownType { file, key_path, name, known }
             }
             Kind::MissingType { known } => {
                 let (file, key_path) = at(&path);
-                ConfigError::MissingType {
-                    file,
-                    key_path,
-                    known,
-                }
+                ConfigError::MissingType { file, key_path, known }
             }
             Kind::Msg(message) => {
                 if let Some((field, expected)) = unknown_field(&message) {
@@ -280,22 +217,14 @@ impl Config {
                         path.push(field);
                     }
                     let (file, key_path) = at(&path);
-                    ConfigError::UnknownKey {
-                        file,
-                        key_path,
-                        expected,
-                    }
+                    ConfigError::UnknownKey { file, key_path, expected }
                 } else if let Some(field) = missing_field(&message) {
                     path.push(field);
                     let (file, key_path) = at(&path);
                     ConfigError::MissingKey { file, key_path }
                 } else {
                     let (file, key_path) = at(&path);
-                    ConfigError::InvalidValue {
-                        file,
-                        key_path,
-                        message,
-                    }
+                    ConfigError::InvalidValue { file, key_path, message }
                 }
             }
         }
@@ -304,17 +233,10 @@ impl Config {
     /// Renders the tree in `format`. For TOML, nulls are dropped (TOML has
     /// no null), including null array elements.
     pub fn to_string_as(&self, format: Format) -> Result<String, ConfigError> {
-        let err = |message: String| ConfigError::Serialize {
-            file: self.file.clone(),
-            message: one_line(&message),
-        };
+        let err = |message: String| ConfigError::Serialize { file: self.file.clone(), message: one_line(&message) };
         match format {
-            Format::Toml => {
-                toml::to_string(&drop_nulls(self.value.clone())).map_err(|e| err(e.to_string()))
-            }
-            Format::Json => serde_json::to_string_pretty(&self.value)
-                .map(|s| s + "\n")
-                .map_err(|e| err(e.to_string())),
+            Format::Toml => toml::to_string(&drop_nulls(self.value.clone())).map_err(|e| err(e.to_string())),
+            Format::Json => serde_json::to_string_pretty(&self.value).map(|s| s + "\n").map_err(|e| err(e.to_string())),
             Format::Yaml => serde_yaml_ng::to_string(&self.value).map_err(|e| err(e.to_string())),
         }
     }
@@ -339,17 +261,10 @@ impl Config {
     pub fn dump(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
         let path = path.as_ref();
         let file = path.display().to_string();
-        let format = Format::from_path(path)
-            .ok_or_else(|| ConfigError::UnsupportedFormat { file: file.clone() })?;
+        let format = Format::from_path(path).ok_or_else(|| ConfigError::UnsupportedFormat { file: file.clone() })?;
         let text = self.to_string_as(format)?;
-        let io = |source| ConfigError::Io {
-            file: file.clone(),
-            source,
-        };
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let io = |source| ConfigError::Io { file: file.clone(), source };
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         tmp.write_all(text.as_bytes()).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
@@ -361,23 +276,14 @@ impl Config {
 /// Reads, parses and resolves one file of a `_base_` chain.
 fn load_file(path: &Path, stack: &mut Stack) -> Result<(Map<String, Value>, Origins), ConfigError> {
     let file = path.display().to_string();
-    let format = Format::from_path(path)
-        .ok_or_else(|| ConfigError::UnsupportedFormat { file: file.clone() })?;
-    let io = |source| ConfigError::Io {
-        file: file.clone(),
-        source,
-    };
+    let format = Format::from_path(path).ok_or_else(|| ConfigError::UnsupportedFormat { file: file.clone() })?;
+    let io = |source| ConfigError::Io { file: file.clone(), source };
     let canonical = fs::canonicalize(path).map_err(io)?;
     if stack.iter().any(|(c, _)| *c == canonical) {
         let mut chain: Vec<String> = stack.iter().map(|(_, d)| d.clone()).collect();
         chain.push(file.clone());
-        let includer = stack
-            .last()
-            .map_or_else(|| file.clone(), |(_, d)| d.clone());
-        return Err(ConfigError::CircularBase {
-            file: includer,
-            chain,
-        });
+        let includer = stack.last().map_or_else(|| file.clone(), |(_, d)| d.clone());
+        return Err(ConfigError::CircularBase { file: includer, chain });
     }
     let text = fs::read_to_string(path).map_err(io)?;
     let raw = format.parse(&text, &file)?;
@@ -389,12 +295,7 @@ fn load_file(path: &Path, stack: &mut Stack) -> Result<(Map<String, Value>, Orig
 
 /// Resolves `raw`'s `_base_` list (relative to `path`'s directory) and merges
 /// `raw` on top.
-fn resolve(
-    mut raw: Map<String, Value>,
-    path: &Path,
-    file: &str,
-    stack: &mut Stack,
-) -> Result<(Map<String, Value>, Origins), ConfigError> {
+fn resolve(mut raw: Map<String, Value>, path: &Path, file: &str, stack: &mut Stack) -> Result<(Map<String, Value>, Origins), ConfigError> {
     let bad_base = |v: &Value| ConfigError::InvalidValue {
         file: file.to_string(),
         key_path: "_base_".to_string(),
@@ -417,10 +318,7 @@ fn resolve(
     for base in bases {
         let base_path = normalize(&dir.join(&base));
         if !base_path.exists() {
-            return Err(ConfigError::BaseNotFound {
-                file: file.to_string(),
-                base,
-            });
+            return Err(ConfigError::BaseNotFound { file: file.to_string(), base });
         }
         let (base_tree, base_origins) = load_file(&base_path, stack)?;
         merge_tracked(&mut tree, base_tree, &mut origins);
@@ -449,20 +347,12 @@ fn merge_tracked(dst: &mut Map<String, Value>, src: Map<String, Value>, origins:
 
 /// MMEngine merge: tables merge recursively unless the incoming table has
 /// `_delete_ = true`; anything else replaces. `_delete_` keys are dropped.
-fn merge_into(
-    dst: &mut Map<String, Value>,
-    src: Map<String, Value>,
-    prefix: &str,
-    replaced: &mut Vec<String>,
-) {
+fn merge_into(dst: &mut Map<String, Value>, src: Map<String, Value>, prefix: &str, replaced: &mut Vec<String>) {
     for (key, mut value) in src {
         let path = join(prefix, &key);
-        let delete =
-            value.as_object_mut().and_then(|m| m.remove("_delete_")) == Some(Value::Bool(true));
+        let delete = value.as_object_mut().and_then(|m| m.remove("_delete_")) == Some(Value::Bool(true));
         match (dst.get_mut(&key), value) {
-            (Some(Value::Object(d)), Value::Object(s)) if !delete => {
-                merge_into(d, s, &path, replaced)
-            }
+            (Some(Value::Object(d)), Value::Object(s)) if !delete => merge_into(d, s, &path, replaced),
             (_, mut value) => {
                 strip_delete(&mut value);
                 replaced.push(path);
@@ -489,10 +379,7 @@ fn record_paths(map: &Map<String, Value>, prefix: &str, file: &str, out: &mut Or
     fn walk(value: &Value, path: String, file: &str, out: &mut Origins) {
         match value {
             Value::Object(m) => record_paths(m, &path, file, out),
-            Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .for_each(|(i, v)| walk(v, join(&path, &i.to_string()), file, out)),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(v, join(&path, &i.to_string()), file, out)),
             _ => {}
         }
         out.insert(path, file.to_string());
@@ -525,9 +412,7 @@ fn normalize(path: &Path) -> PathBuf {
     for c in path.components() {
         match c {
             Component::CurDir => {}
-            Component::ParentDir
-                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
-            {
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
                 out.pop();
             }
             other => out.push(other.as_os_str()),
@@ -541,18 +426,8 @@ fn normalize(path: &Path) -> PathBuf {
 
 fn drop_nulls(value: Value) -> Value {
     match value {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, drop_nulls(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(
-            a.into_iter()
-                .filter(|v| !v.is_null())
-                .map(drop_nulls)
-                .collect(),
-        ),
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, drop_nulls(v))).collect()),
+        Value::Array(a) => Value::Array(a.into_iter().filter(|v| !v.is_null()).map(drop_nulls).collect()),
         other => other,
     }
 }
@@ -574,12 +449,7 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
 /// Parses serde's ``unknown field `x`, expected one of `a`, `b` `` message.
 fn unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
     let (field, tail) = msg.strip_prefix("unknown field `")?.split_once('`')?;
-    let expected = tail
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(String::from)
-        .collect();
+    let expected = tail.split('`').skip(1).step_by(2).map(String::from).collect();
     Some((field.to_string(), expected))
 }
 

@@ -28,8 +28,7 @@ pub(crate) fn parse_value(s: &str) -> Value {
 }
 
 fn parse_scalar(s: &str) -> Value {
-    let quoted = s.len() >= 2
-        && (s.starts_with('"') && s.ends_with('"') || s.starts_with('\'') && s.ends_with('\''));
+    let quoted = s.len() >= 2 && (s.starts_with('"') && s.ends_with('"') || s.starts_with('\'') && s.ends_with('\''));
     if quoted {
         if s.starts_with('"') {
             if let Ok(v) = serde_json::from_str::<String>(s) {
@@ -49,14 +48,8 @@ fn parse_scalar(s: &str) -> Value {
     if let Ok(u) = s.parse::<u64>() {
         return Value::Number(u.into());
     }
-    let numeric = s.bytes().any(|b| b.is_ascii_digit())
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
-    if let Some(n) = numeric
-        .then(|| s.parse::<f64>().ok())
-        .flatten()
-        .and_then(Number::from_f64)
-    {
+    let numeric = s.bytes().any(|b| b.is_ascii_digit()) && s.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+    if let Some(n) = numeric.then(|| s.parse::<f64>().ok()).flatten().and_then(Number::from_f64) {
         return Value::Number(n);
     }
     match s.to_ascii_lowercase().as_str() {
@@ -131,16 +124,10 @@ fn step<'a>(cur: &'a mut Value, seg: &str) -> Result<&'a mut Value, String> {
     match cur {
         Value::Array(items) => {
             let len = items.len();
-            let i: usize = seg
-                .parse()
-                .map_err(|_| format!("\"{seg}\" is not a list index (the value is a list)"))?;
-            items
-                .get_mut(i)
-                .ok_or_else(|| format!("index {i} out of range for a list of length {len}"))
+            let i: usize = seg.parse().map_err(|_| format!("\"{seg}\" is not a list index (the value is a list)"))?;
+            items.get_mut(i).ok_or_else(|| format!("index {i} out of range for a list of length {len}"))
         }
-        Value::Object(m) => Ok(m
-            .entry(seg.to_string())
-            .or_insert_with(|| Value::Object(Map::new()))),
+        Value::Object(m) => Ok(m.entry(seg.to_string()).or_insert_with(|| Value::Object(Map::new()))),
         _ => Err("cannot descend into a scalar".to_string()),
     }
 }

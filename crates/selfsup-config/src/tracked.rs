@@ -39,10 +39,7 @@ impl Tracked {
     /// Unpacks a message produced by [`Tracked::encode`]; any other message
     /// becomes a plain [`Kind::Msg`] at the empty path.
     pub fn decode(msg: &str) -> Tracked {
-        let plain = || Tracked {
-            path: Vec::new(),
-            kind: Kind::Msg(msg.to_string()),
-        };
+        let plain = || Tracked { path: Vec::new(), kind: Kind::Msg(msg.to_string()) };
         let Some((_, enc)) = msg.split_once(MARK) else {
             return plain();
         };
@@ -50,26 +47,12 @@ impl Tracked {
         let (Some(tag), Some(path)) = (parts.next(), parts.next()) else {
             return plain();
         };
-        let path = path
-            .split(PATH_SEP)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
-        let list = |s: Option<&str>| -> Vec<String> {
-            s.unwrap_or("")
-                .split(PATH_SEP)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        };
+        let path = path.split(PATH_SEP).filter(|s| !s.is_empty()).map(String::from).collect();
+        let list =
+            |s: Option<&str>| -> Vec<String> { s.unwrap_or("").split(PATH_SEP).filter(|s| !s.is_empty()).map(String::from).collect() };
         let kind = match tag {
-            "T" => Kind::UnknownType {
-                name: parts.next().unwrap_or("").to_string(),
-                known: list(parts.next()),
-            },
-            "M" => Kind::MissingType {
-                known: list(parts.next()),
-            },
+            "T" => Kind::UnknownType { name: parts.next().unwrap_or("").to_string(), known: list(parts.next()) },
+            "M" => Kind::MissingType { known: list(parts.next()) },
             _ => Kind::Msg(parts.next().unwrap_or("").to_string()),
         };
         Tracked { path, kind }
@@ -83,10 +66,7 @@ impl Tracked {
             Kind::Msg(m) => (m.clone(), format!("E{SEP}{path}{SEP}{m}")),
             Kind::UnknownType { name, known } => (
                 format!("unknown type \"{name}\"; known: {}", known.join(", ")),
-                format!(
-                    "T{SEP}{path}{SEP}{name}{SEP}{}",
-                    known.join(&PATH_SEP.to_string())
-                ),
+                format!("T{SEP}{path}{SEP}{name}{SEP}{}", known.join(&PATH_SEP.to_string())),
             ),
             Kind::MissingType { known } => (
                 format!("missing type name; known: {}", known.join(", ")),
@@ -111,18 +91,14 @@ impl Tracked {
             .collect();
         let inner = Tracked::decode(&e.into_inner().to_string());
         path.extend(inner.path);
-        Tracked {
-            path,
-            kind: inner.kind,
-        }
+        Tracked { path, kind: inner.kind }
     }
 }
 
 /// Deserializes `value` with path tracking, re-raising errors as tracked
 /// messages in the caller's error type.
 fn from_value_tracked<T: DeserializeOwned, E: serde::de::Error>(value: Value) -> Result<T, E> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| E::custom(Tracked::from_path_error(e).encode()))
+    serde_path_to_error::deserialize(value).map_err(|e| E::custom(Tracked::from_path_error(e).encode()))
 }
 
 /// Support code for the [`registry!`](crate::registry) macro. Not a public API.
@@ -133,41 +109,21 @@ pub mod __private {
 
     /// Reads a table, removes and resolves its `type` (stripping a `scope.`
     /// prefix) against `known`, and returns the canonical name plus the rest.
-    pub fn split_tagged<'de, D: Deserializer<'de>>(
-        d: D,
-        known: &[&'static str],
-    ) -> Result<(&'static str, Value), D::Error> {
+    pub fn split_tagged<'de, D: Deserializer<'de>>(d: D, known: &[&'static str]) -> Result<(&'static str, Value), D::Error> {
         let mut map = Map::<String, Value>::deserialize(d)?;
         let known_names = || known.iter().map(|k| k.to_string()).collect();
-        let err = |kind| {
-            D::Error::custom(
-                Tracked {
-                    path: vec!["type".into()],
-                    kind,
-                }
-                .encode(),
-            )
-        };
+        let err = |kind| D::Error::custom(Tracked { path: vec!["type".into()], kind }.encode());
         let name = match map.remove("type") {
-            None => {
-                return Err(err(Kind::MissingType {
-                    known: known_names(),
-                }))
-            }
+            None => return Err(err(Kind::MissingType { known: known_names() })),
             Some(Value::String(s)) => s,
             Some(other) => {
-                return Err(err(Kind::Msg(format!(
-                    "invalid type: {other}, expected a type name string"
-                ))));
+                return Err(err(Kind::Msg(format!("invalid type: {other}, expected a type name string"))));
             }
         };
         let bare = name.rsplit_once('.').map_or(name.as_str(), |(_, n)| n);
         match known.iter().find(|k| **k == bare) {
             Some(k) => Ok((k, Value::Object(map))),
-            None => Err(err(Kind::UnknownType {
-                name,
-                known: known_names(),
-            })),
+            None => Err(err(Kind::UnknownType { name, known: known_names() })),
         }
     }
 
@@ -177,19 +133,11 @@ pub mod __private {
     }
 
     /// Serializes `{"type": tag, ...fields of value}`.
-    pub fn serialize_tagged<S: Serializer, T: Serialize>(
-        s: S,
-        tag: &str,
-        value: &T,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize_tagged<S: Serializer, T: Serialize>(s: S, tag: &str, value: &T) -> Result<S::Ok, S::Error> {
         let fields = match serde_json::to_value(value).map_err(S::Error::custom)? {
             Value::Object(m) => m,
             Value::Null => Map::new(),
-            other => {
-                return Err(S::Error::custom(format!(
-                    "registry type {tag} must serialize to a table, got {other}"
-                )))
-            }
+            other => return Err(S::Error::custom(format!("registry type {tag} must serialize to a table, got {other}"))),
         };
         let mut map = s.serialize_map(Some(fields.len() + 1))?;
         map.serialize_entry("type", tag)?;
@@ -346,10 +294,9 @@ impl<T: Serialize + PartialEq> Serialize for Pair<T> {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Pair<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
-            Value::Array(a) if a.len() != 2 => Err(D::Error::custom(format!(
-                "expected one value or a list of 2, found a list of {}",
-                a.len()
-            ))),
+            Value::Array(a) if a.len() != 2 => {
+                Err(D::Error::custom(format!("expected one value or a list of 2, found a list of {}", a.len())))
+            }
             v @ Value::Array(_) => from_value_tracked::<[T; 2], _>(v).map(|[a, b]| Pair(a, b)),
             v => Ok(Pair(from_value_tracked(v.clone())?, from_value_tracked(v)?)),
         }

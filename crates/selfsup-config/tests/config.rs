@@ -57,10 +57,7 @@ struct ResNetConfig {
 
 impl Default for ResNetConfig {
     fn default() -> Self {
-        ResNetConfig {
-            depth: 50,
-            out_indices: vec![3],
-        }
+        ResNetConfig { depth: 50, out_indices: vec![3] }
     }
 }
 
@@ -89,10 +86,7 @@ struct DecoderConfig {
 
 impl Default for DecoderConfig {
     fn default() -> Self {
-        DecoderConfig {
-            embed_dim: 768,
-            decoder_depth: 8,
-        }
+        DecoderConfig { embed_dim: 768, decoder_depth: 8 }
     }
 }
 
@@ -132,10 +126,7 @@ struct TrainCfg {
 
 impl Default for TrainCfg {
     fn default() -> Self {
-        TrainCfg {
-            max_iters: 100,
-            by_epoch: true,
-        }
+        TrainCfg { max_iters: 100, by_epoch: true }
     }
 }
 
@@ -222,65 +213,26 @@ fn base_inheritance_two_levels() {
     assert!(v.get("_base_").is_none());
     assert_eq!(cfg.get("model.backbone.arch"), Some(&json!("l")));
     assert_eq!(cfg.get("model.backbone.mask_ratio"), Some(&json!(0.75)));
-    assert_eq!(
-        cfg.get("train_cfg"),
-        Some(&json!({"max_iters": 50, "by_epoch": false}))
-    );
-    assert_eq!(
-        cfg.get("optim_wrapper.optimizer.betas.1"),
-        Some(&json!(0.95))
-    );
+    assert_eq!(cfg.get("train_cfg"), Some(&json!({"max_iters": 50, "by_epoch": false})));
+    assert_eq!(cfg.get("optim_wrapper.optimizer.betas.1"), Some(&json!(0.95)));
     assert_eq!(cfg.get("default_hooks.logger.interval"), Some(&json!(10)));
     // Bases in order, then own keys; merged tables keep their first position.
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "model",
-            "train_cfg",
-            "default_hooks",
-            "optim_wrapper",
-            "work_dir"
-        ]
-    );
+    assert_eq!(keys, ["model", "train_cfg", "default_hooks", "optim_wrapper", "work_dir"]);
 
     let top_s = top.display().to_string();
     assert_eq!(cfg.file(), top_s);
     assert_eq!(cfg.origin("model.backbone.arch"), top_s);
-    assert_eq!(
-        cfg.origin("model.backbone.mask_ratio"),
-        base_file(dir.path(), "configs/_base_/models/mae.toml")
-    );
-    assert_eq!(
-        cfg.origin("train_cfg.by_epoch"),
-        base_file(dir.path(), "configs/_base_/default_runtime.yaml")
-    );
-    assert_eq!(
-        cfg.origin("optim_wrapper.optimizer.lr"),
-        base_file(dir.path(), "configs/_base_/schedule.json")
-    );
+    assert_eq!(cfg.origin("model.backbone.mask_ratio"), base_file(dir.path(), "configs/_base_/models/mae.toml"));
+    assert_eq!(cfg.origin("train_cfg.by_epoch"), base_file(dir.path(), "configs/_base_/default_runtime.yaml"));
+    assert_eq!(cfg.origin("optim_wrapper.optimizer.lr"), base_file(dir.path(), "configs/_base_/schedule.json"));
     assert_eq!(cfg.origin("no.such.key"), top_s);
 
     let typed: TopConfig = cfg.decode().unwrap();
     let ModelConfig::Mae(mae) = &typed.model;
-    assert_eq!(
-        mae.backbone,
-        BackboneConfig::MaeVit(MaeVitConfig {
-            arch: "l".into(),
-            ..Default::default()
-        })
-    );
-    assert_eq!(
-        mae.neck,
-        Some(NeckConfig::MaeDecoder(DecoderConfig::default()))
-    );
-    assert_eq!(
-        typed.train_cfg,
-        TrainCfg {
-            max_iters: 50,
-            by_epoch: false
-        }
-    );
+    assert_eq!(mae.backbone, BackboneConfig::MaeVit(MaeVitConfig { arch: "l".into(), ..Default::default() }));
+    assert_eq!(mae.neck, Some(NeckConfig::MaeDecoder(DecoderConfig::default())));
+    assert_eq!(typed.train_cfg, TrainCfg { max_iters: 50, by_epoch: false });
     assert_eq!(typed.work_dir.as_deref(), Some("work_dirs/mae"));
 }
 
@@ -303,41 +255,19 @@ embed_dim = 512
 "#,
     );
     let cfg = Config::from_file(&child).unwrap();
-    assert_eq!(
-        cfg.get("model.backbone"),
-        Some(&json!({"type": "ResNet", "depth": 18}))
-    );
-    assert_eq!(
-        cfg.get("model.neck"),
-        Some(&json!({"type": "MAEPretrainDecoder", "embed_dim": 512}))
-    );
+    assert_eq!(cfg.get("model.backbone"), Some(&json!({"type": "ResNet", "depth": 18})));
+    assert_eq!(cfg.get("model.neck"), Some(&json!({"type": "MAEPretrainDecoder", "embed_dim": 512})));
     assert!(!cfg.to_json_string_pretty().unwrap().contains("_delete_"));
     let child_s = child.display().to_string();
     assert_eq!(cfg.origin("model.backbone.depth"), child_s);
     // The replaced subtree no longer claims the base as origin.
     assert_eq!(cfg.origin("model.backbone.mask_ratio"), child_s);
-    assert_eq!(
-        cfg.origin("model.type"),
-        base_file(dir.path(), "configs/_base_/models/mae.toml")
-    );
-    let fresh = write(
-        dir.path(),
-        "configs/fresh.yaml",
-        "_base_: _base_/models/mae.toml\n_delete_: true\nwork_dir: w\n",
-    );
-    assert_eq!(
-        Config::from_file(&fresh).unwrap().value(),
-        &json!({"work_dir": "w"})
-    );
+    assert_eq!(cfg.origin("model.type"), base_file(dir.path(), "configs/_base_/models/mae.toml"));
+    let fresh = write(dir.path(), "configs/fresh.yaml", "_base_: _base_/models/mae.toml\n_delete_: true\nwork_dir: w\n");
+    assert_eq!(Config::from_file(&fresh).unwrap().value(), &json!({"work_dir": "w"}));
     let model: ModelConfig = cfg.decode_at("model").unwrap();
     let ModelConfig::Mae(mae) = model;
-    assert_eq!(
-        mae.backbone,
-        BackboneConfig::ResNet(ResNetConfig {
-            depth: 18,
-            out_indices: vec![3]
-        })
-    );
+    assert_eq!(mae.backbone, BackboneConfig::ResNet(ResNetConfig { depth: 18, out_indices: vec![3] }));
 }
 
 #[test]
@@ -353,38 +283,17 @@ fn circular_and_missing_bases() {
     assert!(err.to_string().contains("circular inheritance"), "{err}");
 
     let s = write(dir.path(), "self.json", r#"{"_base_": ["self.json"]}"#);
-    assert!(matches!(
-        Config::from_file(&s),
-        Err(ConfigError::CircularBase { .. })
-    ));
+    assert!(matches!(Config::from_file(&s), Err(ConfigError::CircularBase { .. })));
 
     let m = write(dir.path(), "m.toml", "_base_ = ['nope.toml']\n");
     let err = Config::from_file(&m).unwrap_err();
-    assert!(
-        matches!(&err, ConfigError::BaseNotFound { base, .. } if base == "nope.toml"),
-        "{err:?}"
-    );
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "{}: _base_: base config \"nope.toml\" not found",
-            m.display()
-        )
-    );
+    assert!(matches!(&err, ConfigError::BaseNotFound { base, .. } if base == "nope.toml"), "{err:?}");
+    assert_eq!(err.to_string(), format!("{}: _base_: base config \"nope.toml\" not found", m.display()));
 
     let bad = write(dir.path(), "bad.toml", "_base_ = 3\n");
-    assert!(matches!(
-        Config::from_file(&bad),
-        Err(ConfigError::InvalidValue { .. })
-    ));
-    assert!(matches!(
-        Config::from_file(dir.path().join("x.ini")),
-        Err(ConfigError::UnsupportedFormat { .. })
-    ));
-    assert!(matches!(
-        Config::from_file(dir.path().join("gone.toml")),
-        Err(ConfigError::Io { .. })
-    ));
+    assert!(matches!(Config::from_file(&bad), Err(ConfigError::InvalidValue { .. })));
+    assert!(matches!(Config::from_file(dir.path().join("x.ini")), Err(ConfigError::UnsupportedFormat { .. })));
+    assert!(matches!(Config::from_file(dir.path().join("gone.toml")), Err(ConfigError::Io { .. })));
 }
 
 #[test]
@@ -404,40 +313,20 @@ fn three_formats_agree() {
         "model:\n  type: MAE\n  backbone:\n    type: MAEViT\n    patch_size: [16, 16]\nlr: 1.5e-4\nflag: true\n",
     );
     for p in [t, j, y] {
-        assert_eq!(
-            Config::from_file(&p).unwrap().value(),
-            &want,
-            "{}",
-            p.display()
-        );
+        assert_eq!(Config::from_file(&p).unwrap().value(), &want, "{}", p.display());
     }
     // Empty YAML is an empty table; scalars at top level are rejected.
-    assert_eq!(
-        Config::parse_str("", Format::Yaml, "e.yaml")
-            .unwrap()
-            .value(),
-        &json!({})
-    );
-    assert!(matches!(
-        Config::parse_str("[1]", Format::Json, "l.json"),
-        Err(ConfigError::Parse { .. })
-    ));
+    assert_eq!(Config::parse_str("", Format::Yaml, "e.yaml").unwrap().value(), &json!({}));
+    assert!(matches!(Config::parse_str("[1]", Format::Json, "l.json"), Err(ConfigError::Parse { .. })));
 }
 
 #[test]
 fn parse_errors_have_positions() {
-    for (fmt, text) in [
-        (Format::Toml, "a = 1\nb = = 2\n"),
-        (Format::Json, "{\"a\": 1,\n \"b\": }"),
-        (Format::Yaml, "a: 1\nb: [1, 2\n"),
-    ] {
+    for (fmt, text) in [(Format::Toml, "a = 1\nb = = 2\n"), (Format::Json, "{\"a\": 1,\n \"b\": }"), (Format::Yaml, "a: 1\nb: [1, 2\n")] {
         let err = Config::parse_str(text, fmt, "bad").unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, ConfigError::Parse { .. }));
-        assert!(
-            msg.starts_with("bad: parse error: ") && msg.contains("line 2"),
-            "{fmt:?}: {msg}"
-        );
+        assert!(msg.starts_with("bad: parse error: ") && msg.contains("line 2"), "{fmt:?}: {msg}");
         assert!(!msg.contains('\n'), "{msg}");
     }
 }
@@ -469,10 +358,7 @@ fn cfg_options_every_kind() {
     .unwrap();
     let v = |p: &str| cfg.get(p).cloned();
     assert_eq!(v("train_cfg.max_iters"), Some(json!(20)));
-    assert_eq!(
-        v("train_dataloader.dataset.data_root"),
-        Some(json!("imgs/"))
-    );
+    assert_eq!(v("train_dataloader.dataset.data_root"), Some(json!("imgs/")));
     assert_eq!(v("model"), Some(json!({"backbone": {"arch": "b"}})));
     assert_eq!(v("a.b"), Some(json!([1, 2])));
     assert_eq!(v("x"), Some(json!(true)));
@@ -483,44 +369,20 @@ fn cfg_options_every_kind() {
     assert_eq!(v("t"), Some(json!([1, [2, "x,y"]])));
     assert_eq!(v("bare"), Some(json!(["a", "b"])));
     assert_eq!(v("q"), Some(json!("123")));
-    assert_eq!(
-        v("train_dataloader.dataset.pipeline.1"),
-        Some(json!({"type": "Crop", "size": 192}))
-    );
-    assert_eq!(
-        v("train_dataloader.dataset.pipeline.0"),
-        Some(json!("Decode"))
-    );
+    assert_eq!(v("train_dataloader.dataset.pipeline.1"), Some(json!({"type": "Crop", "size": 192})));
+    assert_eq!(v("train_dataloader.dataset.pipeline.0"), Some(json!("Decode")));
 
     assert_eq!(cfg.origin("train_cfg.max_iters"), "--cfg-options");
     assert_eq!(cfg.origin("model"), "--cfg-options");
     assert_eq!(cfg.origin("model.backbone"), "--cfg-options");
-    assert_eq!(
-        cfg.origin("train_dataloader.dataset.pipeline.1.size"),
-        "--cfg-options"
-    );
-    assert_eq!(
-        cfg.origin("train_dataloader.dataset.pipeline.1.type"),
-        "base.toml"
-    );
+    assert_eq!(cfg.origin("train_dataloader.dataset.pipeline.1.size"), "--cfg-options");
+    assert_eq!(cfg.origin("train_dataloader.dataset.pipeline.1.type"), "base.toml");
     assert_eq!(cfg.origin("train_dataloader.dataset"), "base.toml");
 
-    for bad in [
-        "noequals",
-        "a..b=1",
-        "train_dataloader.dataset.pipeline.5=1",
-        "train_dataloader.dataset.pipeline.x=1",
-    ] {
+    for bad in ["noequals", "a..b=1", "train_dataloader.dataset.pipeline.5=1", "train_dataloader.dataset.pipeline.x=1"] {
         let err = cfg.merge_options(&[bad]).unwrap_err();
-        assert!(
-            matches!(&err, ConfigError::BadOption { option, .. } if option == bad),
-            "{err:?}"
-        );
-        assert!(
-            err.to_string()
-                .starts_with(&format!("--cfg-options {bad}: ")),
-            "{err}"
-        );
+        assert!(matches!(&err, ConfigError::BadOption { option, .. } if option == bad), "{err:?}");
+        assert!(err.to_string().starts_with(&format!("--cfg-options {bad}: ")), "{err}");
     }
 }
 
@@ -530,47 +392,25 @@ fn unknown_key_inside_tagged_enum_names_path_and_origin() {
     let top = tree(dir.path());
     // Deeper: a plain struct inside a variant inside a variant, set by an option.
     let mut cfg = Config::from_file(&top).unwrap();
-    cfg.merge_options(&["model.backbone.layer_cfgs.foo=1"])
-        .unwrap();
+    cfg.merge_options(&["model.backbone.layer_cfgs.foo=1"]).unwrap();
     let err = cfg.decode::<TopConfig>().unwrap_err();
-    assert_eq!(
-        err.key_path(),
-        Some("model.backbone.layer_cfgs.foo"),
-        "{err}"
-    );
+    assert_eq!(err.key_path(), Some("model.backbone.layer_cfgs.foo"), "{err}");
     assert_eq!(err.file(), Some("--cfg-options"));
-    assert!(
-        matches!(&err, ConfigError::UnknownKey { expected, .. } if expected == &["drop_rate".to_string()])
-    );
+    assert!(matches!(&err, ConfigError::UnknownKey { expected, .. } if expected == &["drop_rate".to_string()]));
 
     let mae = base_file(dir.path(), "configs/_base_/models/mae.toml");
-    fs::write(
-        &mae,
-        fs::read_to_string(&mae)
-            .unwrap()
-            .replace("mask_ratio", "mask_ratioo"),
-    )
-    .unwrap();
+    fs::write(&mae, fs::read_to_string(&mae).unwrap().replace("mask_ratio", "mask_ratioo")).unwrap();
     let cfg = Config::from_file(&top).unwrap();
     let err = cfg.decode::<TopConfig>().unwrap_err();
     match &err {
-        ConfigError::UnknownKey {
-            file,
-            key_path,
-            expected,
-        } => {
+        ConfigError::UnknownKey { file, key_path, expected } => {
             assert_eq!(file, &mae);
             assert_eq!(key_path, "model.backbone.mask_ratioo");
             assert!(expected.contains(&"mask_ratio".to_string()), "{expected:?}");
         }
         other => panic!("expected UnknownKey, got {other:?}"),
     }
-    assert!(
-        err.to_string().starts_with(&format!(
-            "{mae}: model.backbone.mask_ratioo: unknown key; expected one of arch, "
-        )),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with(&format!("{mae}: model.backbone.mask_ratioo: unknown key; expected one of arch, ")), "{err}");
 
     // Same through decode_at, and in the second nested registry (neck).
     let mut cfg = Config::from_file(&top).unwrap();
@@ -581,27 +421,13 @@ fn unknown_key_inside_tagged_enum_names_path_and_origin() {
 
 #[test]
 fn unknown_and_missing_type() {
-    let mut cfg = Config::parse_str(
-        "[model]\ntype = 'MAE'\nbackbone = {type = 'MAEVit'}\n",
-        Format::Toml,
-        "configs/x.toml",
-    )
-    .unwrap();
+    let mut cfg = Config::parse_str("[model]\ntype = 'MAE'\nbackbone = {type = 'MAEVit'}\n", Format::Toml, "configs/x.toml").unwrap();
     let err = cfg.decode::<TopConfig>().unwrap_err();
-    assert!(
-        matches!(&err, ConfigError::UnknownType { name, known, .. } if name == "MAEVit" && known.len() == 2)
-    );
-    assert_eq!(
-        err.to_string(),
-        "configs/x.toml: model.backbone.type: unknown type \"MAEVit\"; known: MAEViT, ResNet"
-    );
+    assert!(matches!(&err, ConfigError::UnknownType { name, known, .. } if name == "MAEVit" && known.len() == 2));
+    assert_eq!(err.to_string(), "configs/x.toml: model.backbone.type: unknown type \"MAEVit\"; known: MAEViT, ResNet");
 
     // Scope prefixes are stripped.
-    cfg.merge_options(&[
-        "model.backbone.type=mmcls.ResNet",
-        "model.type=mmselfsup.MAE",
-    ])
-    .unwrap();
+    cfg.merge_options(&["model.backbone.type=mmcls.ResNet", "model.type=mmselfsup.MAE"]).unwrap();
     let top: TopConfig = cfg.decode().unwrap();
     let ModelConfig::Mae(mae) = top.model;
     assert_eq!(mae.backbone.type_name(), "ResNet");
@@ -609,10 +435,7 @@ fn unknown_and_missing_type() {
     cfg.set("model.backbone", json!({"depth": 18})).unwrap();
     let err = cfg.decode::<TopConfig>().unwrap_err();
     assert!(matches!(err, ConfigError::MissingType { .. }), "{err:?}");
-    assert_eq!(
-        err.to_string(),
-        "<set>: model.backbone.type: missing type name; known: MAEViT, ResNet"
-    );
+    assert_eq!(err.to_string(), "<set>: model.backbone.type: missing type name; known: MAEViT, ResNet");
 
     cfg.set("model.backbone", json!({"type": 5})).unwrap();
     let err = cfg.decode::<TopConfig>().unwrap_err();
@@ -623,53 +446,22 @@ fn unknown_and_missing_type() {
 #[test]
 fn wrong_types_report_paths() {
     let cases = [
-        (
-            "model.backbone.mask_ratio=high",
-            "model.backbone.mask_ratio",
-            "invalid type",
-        ),
-        (
-            "model.backbone.patch_size=[16,16,3]",
-            "model.backbone.patch_size",
-            "found a list of 3",
-        ),
-        (
-            "model.backbone.img_size=[224,x]",
-            "model.backbone.img_size.1",
-            "invalid type",
-        ),
-        (
-            "model.backbone.out_indices=[1,x]",
-            "model.backbone.out_indices.1",
-            "invalid type",
-        ),
-        (
-            "train_cfg.max_iters=1.5",
-            "train_cfg.max_iters",
-            "invalid type",
-        ),
+        ("model.backbone.mask_ratio=high", "model.backbone.mask_ratio", "invalid type"),
+        ("model.backbone.patch_size=[16,16,3]", "model.backbone.patch_size", "found a list of 3"),
+        ("model.backbone.img_size=[224,x]", "model.backbone.img_size.1", "invalid type"),
+        ("model.backbone.out_indices=[1,x]", "model.backbone.out_indices.1", "invalid type"),
+        ("train_cfg.max_iters=1.5", "train_cfg.max_iters", "invalid type"),
         ("model.backbone=ResNet", "model.backbone", "expected a map"),
     ];
     for (opt, path, msg) in cases {
-        let mut cfg = Config::parse_str(
-            "[model]\ntype='MAE'\nbackbone={type='MAEViT'}\n",
-            Format::Toml,
-            "c.toml",
-        )
-        .unwrap();
+        let mut cfg = Config::parse_str("[model]\ntype='MAE'\nbackbone={type='MAEViT'}\n", Format::Toml, "c.toml").unwrap();
         cfg.merge_options(&[opt]).unwrap();
         let err = cfg.decode::<TopConfig>().unwrap_err();
-        assert!(
-            matches!(err, ConfigError::InvalidValue { .. }),
-            "{opt}: {err:?}"
-        );
+        assert!(matches!(err, ConfigError::InvalidValue { .. }), "{opt}: {err:?}");
         assert_eq!(err.key_path(), Some(path), "{opt}: {err}");
         assert_eq!(err.file(), Some("--cfg-options"));
         let s = err.to_string();
-        assert!(
-            s.starts_with(&format!("--cfg-options: {path}: ")) && s.contains(msg),
-            "{s}"
-        );
+        assert!(s.starts_with(&format!("--cfg-options: {path}: ")) && s.contains(msg), "{s}");
         assert!(!s.contains('\0'), "{s:?}");
     }
     let cfg = Config::parse_str("[train_cfg]\nmax_iters = 1\n", Format::Toml, "c.toml").unwrap();
@@ -680,15 +472,9 @@ fn wrong_types_report_paths() {
 
 #[test]
 fn one_or_many_and_pairs() {
-    let cfg = Config::parse_str(
-        "[b]\ntype = 'MAEViT'\nout_indices = 3\nimg_size = [224, 192]\npatch_size = 14\n",
-        Format::Toml,
-        "c.toml",
-    )
-    .unwrap();
-    let BackboneConfig::MaeVit(b) = cfg.decode_at::<BackboneConfig>("b").unwrap() else {
-        panic!("variant")
-    };
+    let cfg = Config::parse_str("[b]\ntype = 'MAEViT'\nout_indices = 3\nimg_size = [224, 192]\npatch_size = 14\n", Format::Toml, "c.toml")
+        .unwrap();
+    let BackboneConfig::MaeVit(b) = cfg.decode_at::<BackboneConfig>("b").unwrap() else { panic!("variant") };
     assert_eq!(b.out_indices, vec![3]);
     assert_eq!(b.img_size.tuple(), (224, 192));
     assert_eq!(b.patch_size, Pair(14, 14));
@@ -710,16 +496,7 @@ fn round_trip_all_formats() {
     assert_eq!(full.get("model.backbone.mask_ratio"), Some(&json!(0.75)));
     assert_eq!(full.get("model.neck.decoder_depth"), Some(&json!(8)));
     assert_eq!(full.get("model.type"), Some(&json!("MAE")));
-    assert_eq!(
-        full.get("model.backbone")
-            .unwrap()
-            .as_object()
-            .unwrap()
-            .keys()
-            .next()
-            .unwrap(),
-        "type"
-    );
+    assert_eq!(full.get("model.backbone").unwrap().as_object().unwrap().keys().next().unwrap(), "type");
     for ext in ["toml", "json", "yaml", "yml"] {
         let p = dir.path().join(format!("out/dump.{ext}"));
         fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -734,10 +511,7 @@ fn round_trip_all_formats() {
     let toml_back = Config::from_file(dir.path().join("out/dump.toml")).unwrap();
     assert_eq!(toml_back.get("model.backbone.init_cfg"), None);
     assert_eq!(full.get("model.backbone.init_cfg"), Some(&Value::Null));
-    assert!(matches!(
-        full.dump(dir.path().join("x.txt")),
-        Err(ConfigError::UnsupportedFormat { .. })
-    ));
+    assert!(matches!(full.dump(dir.path().join("x.txt")), Err(ConfigError::UnsupportedFormat { .. })));
     // Only the dumped files are left (no temp files).
     assert_eq!(fs::read_dir(dir.path().join("out")).unwrap().count(), 4);
 }
@@ -759,19 +533,11 @@ fn toml_output_orders_tables_after_values() {
     let parsed = Config::parse_str(&text, Format::Toml, "again.toml").unwrap();
     assert_eq!(parsed.get("model.type"), Some(&json!("MAE")));
     assert_eq!(parsed.get("lr"), Some(&json!(0.1)));
-    assert_eq!(
-        parsed.get("pipeline.1"),
-        Some(&json!({"type": "Crop", "size": [224, 224]}))
-    );
+    assert_eq!(parsed.get("pipeline.1"), Some(&json!({"type": "Crop", "size": [224, 224]})));
     assert_eq!(parsed.get("gone"), None);
     assert_eq!(parsed.get("mixed"), Some(&json!([1, "a", [2.5]])));
     let yaml = cfg.to_yaml_string().unwrap();
-    assert_eq!(
-        Config::parse_str(&yaml, Format::Yaml, "y.yaml")
-            .unwrap()
-            .value(),
-        cfg.value()
-    );
+    assert_eq!(Config::parse_str(&yaml, Format::Yaml, "y.yaml").unwrap().value(), cfg.value());
     assert!(Config::from_value(json!([1]), "arr").is_err());
 }
 
@@ -787,9 +553,6 @@ fn set_and_get() {
     assert_eq!(cfg.get("new"), Some(&json!({"deep": {"key": "v"}})));
     assert_eq!(cfg.origin("new.deep"), "<set>");
     assert_eq!(cfg.origin("a.l"), "mem");
-    assert!(matches!(
-        cfg.set("a.l.7", json!(0)),
-        Err(ConfigError::InvalidValue { .. })
-    ));
+    assert!(matches!(cfg.set("a.l.7", json!(0)), Err(ConfigError::InvalidValue { .. })));
     assert!(cfg.set("", json!(0)).is_err());
 }

@@ -142,11 +142,7 @@ pub trait SelfSupAlgorithm<B: Backend>: Module<B> {
     fn global_features(&self, inputs: &SelfSupInputs<B>) -> Result<Tensor<B, 2>, ModelError>;
 
     /// `loss` mode: named loss parts, plus the state for `after_step`.
-    fn loss(
-        &self,
-        inputs: &SelfSupInputs<B>,
-        draws: &mut Draws,
-    ) -> Result<(LossOutput<B>, Self::StepState), ModelError>;
+    fn loss(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<(LossOutput<B>, Self::StepState), ModelError>;
 
     /// `predict` mode: per-sample results.
     fn predict(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<Self::Prediction, ModelError>;

@@ -47,19 +47,12 @@ impl<B: Backend> LossOutput<B> {
     /// The sum of the parts whose name contains `"loss"` (MMEngine's
     /// `parse_losses`). `None` when no part is a loss.
     pub fn total(&self) -> Option<Tensor<B, 1>> {
-        self.parts
-            .iter()
-            .filter(|(n, _)| n.contains("loss"))
-            .map(|(_, t)| t.clone())
-            .reduce(|a, b| a + b)
+        self.parts.iter().filter(|(n, _)| n.contains("loss")).map(|(_, t)| t.clone()).reduce(|a, b| a + b)
     }
 
     /// Every part read back to the host, for logging.
     pub fn to_f64(&self) -> Vec<(String, f64)> {
-        self.parts
-            .iter()
-            .map(|(n, t)| (n.clone(), t.clone().into_scalar().elem::<f64>()))
-            .collect()
+        self.parts.iter().map(|(n, t)| (n.clone(), t.clone().into_scalar().elem::<f64>())).collect()
     }
 }
 

@@ -100,7 +100,10 @@ impl DataPreprocessorConfig {
             match (&self.second_mean, &self.second_std) {
                 (Some(m), Some(s)) if [1, 3].contains(&m.len()) && m.len() == s.len() && !s.contains(&0.0) => {}
                 (Some(_), Some(_)) => {
-                    return Err(("second_std", "second_mean and second_std need 1 or 3 values each, the same number, and no zero std".into()))
+                    return Err((
+                        "second_std",
+                        "second_mean and second_std need 1 or 3 values each, the same number, and no zero std".into(),
+                    ))
                 }
                 _ => return Err(("second_mean", "TwoNormDataPreprocessor needs second_mean and second_std".into())),
             }
@@ -111,9 +114,7 @@ impl DataPreprocessorConfig {
             return Err(("second_mean", format!("only TwoNormDataPreprocessor reads second_mean/second_std, not {kind:?}")));
         }
         match (&self.mean, &self.std) {
-            (Some(m), Some(s)) if m.len() != s.len() => {
-                Err(("std", format!("mean has {} channels but std has {}", m.len(), s.len())))
-            }
+            (Some(m), Some(s)) if m.len() != s.len() => Err(("std", format!("mean has {} channels but std has {}", m.len(), s.len()))),
             (Some(_), None) | (None, Some(_)) => Err(("mean", "mean and std must be given together".into())),
             (_, Some(s)) if s.iter().any(|v| *v == 0.0) => Err(("std", "std must not be zero".into())),
             _ => Ok(()),
@@ -190,6 +191,8 @@ impl DataPreprocessorConfig {
 fn normalise<B: Backend>(x: Tensor<B, 4>, mean: Option<&[f64]>, std: Option<&[f64]>) -> Tensor<B, 4> {
     let (Some(mean), Some(std)) = (mean, std) else { return x };
     let device = x.device();
-    let stat = |v: &[f64]| Tensor::<B, 4>::from_data(TensorData::new(v.iter().map(|v| *v as f32).collect::<Vec<_>>(), [1, v.len(), 1, 1]), &device);
+    let stat = |v: &[f64]| {
+        Tensor::<B, 4>::from_data(TensorData::new(v.iter().map(|v| *v as f32).collect::<Vec<_>>(), [1, v.len(), 1, 1]), &device)
+    };
     (x - stat(mean)) / stat(std)
 }

@@ -16,9 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use selfsup_data::{
-    CustomDatasetConfig, DataLoader, DataLoaderOptions, Pipeline, TransformConfig,
-};
+use selfsup_data::{CustomDatasetConfig, DataLoader, DataLoaderOptions, Pipeline, TransformConfig};
 
 const SIMCLR: &str = r#"[
     {"type": "LoadImageFromFile"},
@@ -71,10 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let secs = start.elapsed().as_secs_f64();
-        println!(
-            "decode: {:.1} img/s on one core",
-            (epochs * dataset.len()) as f64 / secs
-        );
+        println!("decode: {:.1} img/s on one core", (epochs * dataset.len()) as f64 / secs);
         return Ok(());
     }
     let pipelines: Vec<(&str, &str)> = match which.as_str() {
@@ -88,12 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let loader = DataLoader::new(
             dataset.clone(),
             pipeline,
-            DataLoaderOptions {
-                batch_size: 32,
-                num_workers: if threads <= 1 { 0 } else { threads },
-                seed: 0,
-                ..Default::default()
-            },
+            DataLoaderOptions { batch_size: 32, num_workers: if threads <= 1 { 0 } else { threads }, seed: 0, ..Default::default() },
         )?;
         // Warm-up epoch (page cache, allocator), then the timed epochs.
         for b in loader.iter_epoch(0) {

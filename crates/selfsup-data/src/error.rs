@@ -147,10 +147,7 @@ impl DataError {
     /// `true` for errors that concern one sample only (unreadable/corrupt file, a transform
     /// that cannot handle that image): the loader skips such samples and counts them.
     pub fn is_sample_error(&self) -> bool {
-        matches!(
-            self,
-            DataError::Io { .. } | DataError::Decode { .. } | DataError::Transform { .. }
-        )
+        matches!(self, DataError::Io { .. } | DataError::Decode { .. } | DataError::Transform { .. })
     }
 
     /// A [`DataError::ConfigParse`] from a serde error; keeps the readable part of messages
@@ -158,17 +155,11 @@ impl DataError {
     pub(crate) fn parse(what: &str, err: &serde_json::Error) -> Self {
         let msg = err.to_string();
         let readable = msg.split('\u{0}').next().unwrap_or_default().trim_end();
-        DataError::ConfigParse {
-            what: what.into(),
-            message: readable.to_string(),
-        }
+        DataError::ConfigParse { what: what.into(), message: readable.to_string() }
     }
 
     /// Shorthand for [`DataError::InvalidConfig`].
     pub(crate) fn config(component: impl Into<String>, message: impl Into<String>) -> Self {
-        DataError::InvalidConfig {
-            component: component.into(),
-            message: message.into(),
-        }
+        DataError::InvalidConfig { component: component.into(), message: message.into() }
     }
 }

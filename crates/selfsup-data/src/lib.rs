@@ -54,14 +54,10 @@ pub mod loader;
 pub mod transforms;
 
 pub use datasets::{
-    CustomDataset, CustomDatasetConfig, DataPrefix, Dataset, DatasetConfig, RawSample,
-    SyntheticDataset, SyntheticDatasetConfig,
+    CustomDataset, CustomDatasetConfig, DataPrefix, Dataset, DatasetConfig, RawSample, SyntheticDataset, SyntheticDatasetConfig,
 };
 pub use error::DataError;
 pub use imaging::geometric::{Interpolation, ResizeBackend};
 pub use imaging::Image;
-pub use loader::{
-    Batch, BatchIter, DataLoader, DataLoaderConfig, DataLoaderOptions, SamplerKind, SkipCallback,
-    ViewBatch,
-};
+pub use loader::{Batch, BatchIter, DataLoader, DataLoaderConfig, DataLoaderOptions, SamplerKind, SkipCallback, ViewBatch};
 pub use transforms::{Pipeline, Sample, TransformConfig};

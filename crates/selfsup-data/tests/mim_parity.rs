@@ -23,9 +23,7 @@
 //! | `RotationWithLabels` | ≤ 1 |
 //! | `RandomPatchWithLabels` patches, `patch_box`, `patch_label` | identical |
 
-use selfsup_data::transforms::{
-    BeitMaskGenerator, Draw, RandomSource, ReplayDraws, Results, Transform,
-};
+use selfsup_data::transforms::{BeitMaskGenerator, Draw, RandomSource, ReplayDraws, Results, Transform};
 use selfsup_data::{Image, Pipeline, TransformConfig};
 
 mod common;
@@ -103,16 +101,7 @@ fn config(v: &Value) -> TransformConfig {
 fn run(cfgs: &[TransformConfig], img: &Image, d: Vec<Draw>) -> Results {
     let p = Pipeline::new(cfgs).expect("builds");
     let mut rng = ReplayDraws::new(d);
-    let out = p
-        .transform(
-            Results {
-                img: vec![img.clone()],
-                name: "golden".into(),
-                ..Results::default()
-            },
-            &mut rng,
-        )
-        .expect("runs");
+    let out = p.transform(Results { img: vec![img.clone()], name: "golden".into(), ..Results::default() }, &mut rng).expect("runs");
     assert_eq!(rng.remaining(), 0, "every recorded draw is consumed");
     out
 }
@@ -159,20 +148,14 @@ fn beit_mask_statistics_match_the_reference() {
     use rand::SeedableRng;
     let g = golden();
     for case in &g.beit {
-        let Transform::BEiTMaskGenerator(t) = config(&case.config).init().expect("builds") else {
-            panic!("not a BEiTMaskGenerator")
-        };
+        let Transform::BEiTMaskGenerator(t) = config(&case.config).init().expect("builds") else { panic!("not a BEiTMaskGenerator") };
         let t: &BeitMaskGenerator = &t;
         let want = &case.stats;
         let n = want.n;
-        let mut rng = Counting {
-            inner: rand_chacha::ChaCha8Rng::seed_from_u64(2024),
-            uniforms: 0,
-        };
+        let mut rng = Counting { inner: rand_chacha::ChaCha8Rng::seed_from_u64(2024), uniforms: 0 };
         let (h, w) = t.shape();
         let mut freq = vec![0f64; h * w];
-        let (mut blocks, mut blocks_sq, mut added, mut added_sq, mut n_blocks) =
-            (0f64, 0f64, 0f64, 0f64, 0f64);
+        let (mut blocks, mut blocks_sq, mut added, mut added_sq, mut n_blocks) = (0f64, 0f64, 0f64, 0f64, 0f64);
         let (mut attempts_sq, mut last_uniforms) = (0f64, 0usize);
         let (mut max_h, mut max_w) = (0, 0);
         for _ in 0..n {
@@ -202,9 +185,7 @@ fn beit_mask_statistics_match_the_reference() {
         let attempts_std = (attempts_sq - attempts * attempts).sqrt();
         let std = (blocks_sq - blocks * blocks).sqrt();
         // Two-sample z-scores of the means (both sides are independent samples of `n` masks).
-        let z = |m1: f64, s1: f64, n1: f64, m2: f64, s2: f64, n2: f64| {
-            (m1 - m2).abs() / (s1 * s1 / n1 + s2 * s2 / n2).sqrt()
-        };
+        let z = |m1: f64, s1: f64, n1: f64, m2: f64, s2: f64, n2: f64| (m1 - m2).abs() / (s1 * s1 / n1 + s2 * s2 / n2).sqrt();
         let nf = n as f64;
         let z_blocks = z(blocks, std, nf, want.blocks_mean, want.blocks_std, nf);
         let z_attempts = z(attempts, attempts_std, nf, want.attempts_mean, want.attempts_std, nf);
@@ -213,11 +194,7 @@ fn beit_mask_statistics_match_the_reference() {
         println!(
             "{}: blocks/mask {blocks:.3} (ref {:.3}), std {std:.3} (ref {:.3}), attempts/mask \
              {attempts:.3} (ref {:.3}), patches/block {added:.3} (ref {:.3})",
-            case.config,
-            want.blocks_mean,
-            want.blocks_std,
-            want.attempts_mean,
-            want.added_mean
+            case.config, want.blocks_mean, want.blocks_std, want.attempts_mean, want.added_mean
         );
         println!(
             "  z-scores: blocks {z_blocks:.2}, attempts {z_attempts:.2} (std {attempts_std:.2}, \
@@ -234,11 +211,7 @@ fn beit_mask_statistics_match_the_reference() {
         // largest extents of newly masked cells.
         assert!(max_h < h && max_w < w);
         assert!(max_h >= want.new_cells_height_max && max_w >= want.new_cells_width_max);
-        let worst = freq
-            .iter()
-            .zip(&want.freq)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let worst = freq.iter().zip(&want.freq).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         println!("  per-patch frequency: max |ours − ref| = {worst:.4}");
         assert!(worst < 0.045, "per-patch masking frequency differs by {worst}");
     }
@@ -331,12 +304,8 @@ fn random_patch_with_labels_matches_mmselfsup() {
         let k = c.params["view"].as_u64().expect("view") as usize;
         assert_eq!(out.img[k], c.out.image(), "patch {k}");
     }
-    let ints = |k: &str| -> Vec<i64> {
-        serde_json::from_value(meta[k].clone()).expect("ints")
-    };
-    let shape = |k: &str| -> Vec<usize> {
-        serde_json::from_value(meta[k].clone()).expect("shape")
-    };
+    let ints = |k: &str| -> Vec<i64> { serde_json::from_value(meta[k].clone()).expect("ints") };
+    let shape = |k: &str| -> Vec<usize> { serde_json::from_value(meta[k].clone()).expect("shape") };
     let labels = &out.pseudo_label;
     assert_eq!(labels["patch_label"].to_i64(), ints("patch_label"));
     assert_eq!(labels["patch_label"].shape, shape("patch_label_shape"));
@@ -352,24 +321,9 @@ fn random_patch_with_labels_matches_mmselfsup() {
 fn loader_batches(pipeline: &str, img_size: usize) -> selfsup_data::Batch {
     use selfsup_data::{DataLoader, DataLoaderOptions, SyntheticDatasetConfig};
     let p = Pipeline::new(&TransformConfig::parse_list(pipeline).expect("parses")).expect("builds");
-    let ds = SyntheticDatasetConfig {
-        num_samples: 4,
-        img_size,
-        ..Default::default()
-    }
-    .build()
-    .expect("dataset");
-    let l = DataLoader::new(
-        std::sync::Arc::new(ds),
-        p,
-        DataLoaderOptions {
-            batch_size: 2,
-            num_workers: 2,
-            seed: 1,
-            ..Default::default()
-        },
-    )
-    .expect("loader");
+    let ds = SyntheticDatasetConfig { num_samples: 4, img_size, ..Default::default() }.build().expect("dataset");
+    let l = DataLoader::new(std::sync::Arc::new(ds), p, DataLoaderOptions { batch_size: 2, num_workers: 2, seed: 1, ..Default::default() })
+        .expect("loader");
     l.iter_epoch(0).next().expect("a batch").expect("batch")
 }
 
@@ -460,8 +414,7 @@ fn packing_a_key_no_transform_adds_is_an_error_naming_it() {
             "rot_label",
         ),
     ] {
-        let err = Pipeline::new(&TransformConfig::parse_list(pipeline).expect("parses"))
-            .expect_err("key not produced");
+        let err = Pipeline::new(&TransformConfig::parse_list(pipeline).expect("parses")).expect_err("key not produced");
         assert!(err.to_string().contains(key), "{err}");
     }
 }

@@ -27,16 +27,10 @@ use std::sync::Arc;
 
 use selfsup_config::{Config, Format};
 use selfsup_data::imaging::geometric::{imflip, FlipDirection};
-use selfsup_data::imaging::photometric::{
-    adjust_brightness, adjust_color, adjust_contrast, adjust_hue,
-};
+use selfsup_data::imaging::photometric::{adjust_brightness, adjust_color, adjust_contrast, adjust_hue};
 use selfsup_data::loader::DataLoaderConfig;
-use selfsup_data::transforms::{
-    ColorJitter, Draw, RandomGaussianBlur, ReplayDraws, Results, Transform,
-};
-use selfsup_data::{
-    DataLoader, DataLoaderOptions, Image, Pipeline, SyntheticDatasetConfig, TransformConfig,
-};
+use selfsup_data::transforms::{ColorJitter, Draw, RandomGaussianBlur, ReplayDraws, Results, Transform};
+use selfsup_data::{DataLoader, DataLoaderOptions, Image, Pipeline, SyntheticDatasetConfig, TransformConfig};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -136,16 +130,7 @@ fn run_replayed(cfgs: &[TransformConfig], img: &Image, draws: Vec<Draw>) -> Imag
     let pipeline = Pipeline::new(cfgs).expect("builds");
     let mut rng = ReplayDraws::new(draws);
     let out = pipeline
-        .transform(
-            Results {
-                img: vec![img.clone()],
-                gt_label: None,
-                sample_idx: 0,
-                name: "golden".into(),
-                ..Results::default()
-            },
-            &mut rng,
-        )
+        .transform(Results { img: vec![img.clone()], gt_label: None, sample_idx: 0, name: "golden".into(), ..Results::default() }, &mut rng)
         .expect("transform succeeds");
     assert_eq!(rng.remaining(), 0, "every recorded draw is consumed");
     assert_eq!(out.img.len(), 1);
@@ -162,18 +147,15 @@ fn built(cfg: &TransformConfig) -> Transform {
 
 #[test]
 fn photometric_functions_match_mmcv_pillow_backend() {
-    let n = check(
-        &["brightness", "contrast", "saturation", "hue"],
-        |img, c| {
-            let f = c.f64("factor");
-            match c.kind.as_str() {
-                "brightness" => adjust_brightness(img, f),
-                "contrast" => adjust_contrast(img, f),
-                "saturation" => adjust_color(img, f),
-                _ => adjust_hue(img, f),
-            }
-        },
-    );
+    let n = check(&["brightness", "contrast", "saturation", "hue"], |img, c| {
+        let f = c.f64("factor");
+        match c.kind.as_str() {
+            "brightness" => adjust_brightness(img, f),
+            "contrast" => adjust_contrast(img, f),
+            "saturation" => adjust_color(img, f),
+            _ => adjust_hue(img, f),
+        }
+    });
     assert!(n >= 30);
 }
 
@@ -187,9 +169,7 @@ fn pillow_colour_primitives_are_exact_for_every_value() {
     // 4096x4096 pixels, pixel p = (p >> 16, p >> 8 & 255, p & 255), in 16 bands of 256 rows.
     for band in 0..16u32 {
         let first = band << 20;
-        let data: Vec<u8> = (first..first + (1 << 20))
-            .flat_map(|p| [(p >> 16) as u8, (p >> 8) as u8, p as u8])
-            .collect();
+        let data: Vec<u8> = (first..first + (1 << 20)).flat_map(|p| [(p >> 16) as u8, (p >> 8) as u8, p as u8]).collect();
         let img = Image::from_raw(4096, 256, 3, data).expect("band");
         checksum_update(&mut hsv, rgb_to_hsv(&img).data());
         checksum_update(&mut rgb, hsv_to_rgb(&img).data());
@@ -211,9 +191,7 @@ fn pillow_colour_primitives_are_exact_for_every_value() {
 fn color_jitter_matches_mmselfsup() {
     // Deterministic path: the parameters drawn from the recorded draws, then `apply_with`.
     check(&["color_jitter"], |img, c| {
-        let Transform::ColorJitter(t) = built(&c.config()) else {
-            panic!("not a ColorJitter")
-        };
+        let Transform::ColorJitter(t) = built(&c.config()) else { panic!("not a ColorJitter") };
         let mut rng = ReplayDraws::new(c.draws());
         let params = t.sample_params(&mut rng);
         assert_eq!(rng.remaining(), 0);
@@ -222,17 +200,13 @@ fn color_jitter_matches_mmselfsup() {
         ColorJitter::apply_with(img.clone(), &params).expect("3-channel input")
     });
     // Random path, through a pipeline.
-    check(&["color_jitter"], |img, c| {
-        run_replayed(&[c.config()], img, c.draws())
-    });
+    check(&["color_jitter"], |img, c| run_replayed(&[c.config()], img, c.draws()));
 }
 
 #[test]
 fn grayscale_matches_mmcv() {
     check(&["grayscale"], |img, c| {
-        let Transform::RandomGrayscale(t) = built(&c.config()) else {
-            panic!("not a RandomGrayscale")
-        };
+        let Transform::RandomGrayscale(t) = built(&c.config()) else { panic!("not a RandomGrayscale") };
         t.apply_with(img.clone(), true).expect("3 channels")
     });
     check(&["grayscale", "grayscale_skipped"], |img, c| {
@@ -248,15 +222,9 @@ fn solarize_matches_mmcv() {
             "type": "RandomSolarize", "threshold": c.f64("threshold"), "prob": 1.0
         }))
         .expect("decodes");
-        let Transform::RandomSolarize(t) = built(&cfg) else {
-            panic!("not a RandomSolarize")
-        };
+        let Transform::RandomSolarize(t) = built(&cfg) else { panic!("not a RandomSolarize") };
         let direct = t.apply_with(img.clone(), true);
-        assert_eq!(
-            direct,
-            run_replayed(&[cfg], img, vec![Draw::Uniform(0.0)]),
-            "random path"
-        );
+        assert_eq!(direct, run_replayed(&[cfg], img, vec![Draw::Uniform(0.0)]), "random path");
         direct
     });
 }
@@ -276,46 +244,25 @@ fn gaussian_blur_matches_pillow() {
     });
     // One-channel ('L') images, e.g. after RandomGrayscale(keep_channels=False).
     let (_, cases) = golden();
-    let gray = cases
-        .iter()
-        .find(|c| c.kind == "gray_input")
-        .expect("gray input")
-        .out
-        .image();
-    check(&["gaussian_blur_gray"], |_, c| {
-        RandomGaussianBlur::apply_with(gray.clone(), Some(c.f64("sigma")))
-    });
+    let gray = cases.iter().find(|c| c.kind == "gray_input").expect("gray input").out.image();
+    check(&["gaussian_blur_gray"], |_, c| RandomGaussianBlur::apply_with(gray.clone(), Some(c.f64("sigma"))));
     // Many radii on a 29x3 strip (radius larger than the height, fractional box edges).
-    let strip = cases
-        .iter()
-        .find(|c| c.kind == "strip_input")
-        .expect("strip input")
-        .out
-        .image();
-    let n = check(&["gaussian_blur_strip"], |_, c| {
-        RandomGaussianBlur::apply_with(strip.clone(), Some(c.f64("sigma")))
-    });
+    let strip = cases.iter().find(|c| c.kind == "strip_input").expect("strip input").out.image();
+    let n = check(&["gaussian_blur_strip"], |_, c| RandomGaussianBlur::apply_with(strip.clone(), Some(c.f64("sigma"))));
     assert!(n >= 30);
 }
 
 #[test]
 fn random_crop_matches_mmselfsup() {
     check(&["random_crop"], |img, c| {
-        let offsets: Vec<usize> =
-            serde_json::from_value(c.params["offsets"].clone()).expect("offsets");
-        let Transform::RandomCrop(t) = built(&c.config()) else {
-            panic!("not a RandomCrop")
-        };
+        let offsets: Vec<usize> = serde_json::from_value(c.params["offsets"].clone()).expect("offsets");
+        let Transform::RandomCrop(t) = built(&c.config()) else { panic!("not a RandomCrop") };
         let (top, left) = match offsets[..] {
             [top, left] => (top, left),
             _ => (0, 0),
         };
         let direct = t.apply_with(img.clone(), top, left).expect("fits");
-        let replayed = run_replayed(
-            &[c.config()],
-            img,
-            offsets.iter().map(|&k| Draw::Int(k)).collect(),
-        );
+        let replayed = run_replayed(&[c.config()], img, offsets.iter().map(|&k| Draw::Int(k)).collect());
         assert_eq!(direct, replayed, "random path of {}", c.what());
         direct
     });
@@ -324,8 +271,7 @@ fn random_crop_matches_mmselfsup() {
 #[test]
 fn flips_match_mmcv() {
     check(&["flip"], |img, c| {
-        let d: FlipDirection =
-            serde_json::from_value(c.params["direction"].clone()).expect("direction");
+        let d: FlipDirection = serde_json::from_value(c.params["direction"].clone()).expect("direction");
         imflip(img, d)
     });
 }
@@ -333,8 +279,7 @@ fn flips_match_mmcv() {
 #[test]
 fn view_pipelines_match_mmselfsup_draw_for_draw() {
     check(&["pipeline"], |img, c| {
-        let cfgs: Vec<TransformConfig> =
-            serde_json::from_value(c.params["config"].clone()).expect("pipeline decodes");
+        let cfgs: Vec<TransformConfig> = serde_json::from_value(c.params["config"].clone()).expect("pipeline decodes");
         run_replayed(&cfgs, img, c.draws())
     });
 }
@@ -488,47 +433,27 @@ fn toml(text: &str, name: &str) -> Config {
 /// Decodes a recipe's dataloader (strictly) and builds its pipeline.
 fn recipe_pipeline(text: &str, name: &str) -> Pipeline {
     let cfg = toml(text, name);
-    cfg.decode_at::<DataLoaderConfig>("train_dataloader")
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let transforms: Vec<TransformConfig> = cfg
-        .decode_at("train_dataloader.dataset.pipeline")
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    cfg.decode_at::<DataLoaderConfig>("train_dataloader").unwrap_or_else(|e| panic!("{name}: {e}"));
+    let transforms: Vec<TransformConfig> = cfg.decode_at("train_dataloader.dataset.pipeline").unwrap_or_else(|e| panic!("{name}: {e}"));
     // Round trip through JSON: the configs serialise back to what they decoded from.
-    let back: Vec<TransformConfig> =
-        serde_json::from_str(&serde_json::to_string(&transforms).expect("serialises"))
-            .expect("parses back");
+    let back: Vec<TransformConfig> = serde_json::from_str(&serde_json::to_string(&transforms).expect("serialises")).expect("parses back");
     assert_eq!(back, transforms, "{name}");
     Pipeline::new(&transforms).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn photo(w: usize, h: usize) -> Image {
-    Image::from_fn(w, h, |x, y| {
-        [
-            (x * 255 / w) as u8,
-            (y * 255 / h) as u8,
-            ((x * 7 + y * 13) % 256) as u8,
-        ]
-    })
+    Image::from_fn(w, h, |x, y| [(x * 255 / w) as u8, (y * 255 / h) as u8, ((x * 7 + y * 13) % 256) as u8])
 }
 
 fn run_recipe(p: &Pipeline, seed: u64) -> Vec<Image> {
     use rand::SeedableRng;
-    let raw = Results {
-        img: vec![photo(120, 90)],
-        gt_label: None,
-        sample_idx: 0,
-        name: "photo".into(),
-        ..Results::default()
-    };
+    let raw = Results { img: vec![photo(120, 90)], gt_label: None, sample_idx: 0, name: "photo".into(), ..Results::default() };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     p.transform(raw, &mut rng).expect("recipe runs").img
 }
 
 fn sizes(views: &[Image]) -> Vec<(usize, usize, usize)> {
-    views
-        .iter()
-        .map(|v| (v.channels(), v.height(), v.width()))
-        .collect()
+    views.iter().map(|v| (v.channels(), v.height(), v.width())).collect()
 }
 
 #[test]
@@ -536,11 +461,7 @@ fn ssl_recipes_decode_from_toml_and_produce_their_views() {
     let simclr = recipe_pipeline(SIMCLR, "simclr.toml");
     let mocov2 = recipe_pipeline(MOCOV2, "mocov2.toml");
     let byol = recipe_pipeline(BYOL, "byol.toml");
-    for (name, p, n) in [
-        ("SimCLR", &simclr, 2),
-        ("MoCo v2", &mocov2, 2),
-        ("BYOL", &byol, 2),
-    ] {
+    for (name, p, n) in [("SimCLR", &simclr, 2), ("MoCo v2", &mocov2, 2), ("BYOL", &byol, 2)] {
         for seed in 0..3 {
             let views = run_recipe(p, seed);
             assert_eq!(sizes(&views), vec![(3, 224, 224); n], "{name}");
@@ -562,25 +483,13 @@ fn swav_multi_crop_gives_views_of_two_sizes() {
 #[test]
 fn multi_crop_batches_keep_one_shape_per_view_whatever_the_workers() {
     let swav = recipe_pipeline(SWAV, "swav.toml");
-    let dataset = Arc::new(
-        SyntheticDatasetConfig {
-            num_samples: 5,
-            img_size: 48,
-            ..Default::default()
-        }
-        .build()
-        .expect("synthetic dataset"),
-    );
+    let dataset =
+        Arc::new(SyntheticDatasetConfig { num_samples: 5, img_size: 48, ..Default::default() }.build().expect("synthetic dataset"));
     let batches = |workers: usize| {
         DataLoader::new(
             dataset.clone(),
             swav.clone(),
-            DataLoaderOptions {
-                batch_size: 2,
-                num_workers: workers,
-                seed: 3,
-                ..Default::default()
-            },
+            DataLoaderOptions { batch_size: 2, num_workers: workers, seed: 3, ..Default::default() },
         )
         .expect("loader")
         .iter_epoch(0)
@@ -608,48 +517,36 @@ pipeline = [
     ]] },
 ]
 "#;
-    let err = toml(text, "bad.toml")
-        .decode_at::<Vec<TransformConfig>>("pipeline")
-        .expect_err("unknown type");
+    let err = toml(text, "bad.toml").decode_at::<Vec<TransformConfig>>("pipeline").expect_err("unknown type");
     let msg = err.to_string();
     assert!(msg.contains("ColourJitter"), "{msg}");
     assert!(msg.contains("ColorJitter"), "lists the known types: {msg}");
     assert!(msg.contains("transforms"), "names the key path: {msg}");
 
     let text = r#"pipeline = [{ type = "RandomGaussianBlur", sigma_min = 0.1, sigma_max = 2.0, radius = 3 }]"#;
-    let err = toml(text, "bad.toml")
-        .decode_at::<Vec<TransformConfig>>("pipeline")
-        .expect_err("unknown key");
+    let err = toml(text, "bad.toml").decode_at::<Vec<TransformConfig>>("pipeline").expect_err("unknown key");
     assert!(err.to_string().contains("radius"), "{err}");
 
     let text = r#"pipeline = [{ type = "RandomGaussianBlur", sigma_min = 0.1 }]"#;
-    let err = toml(text, "bad.toml")
-        .decode_at::<Vec<TransformConfig>>("pipeline")
-        .expect_err("missing key");
+    let err = toml(text, "bad.toml").decode_at::<Vec<TransformConfig>>("pipeline").expect_err("missing key");
     assert!(err.to_string().contains("sigma_max"), "{err}");
 }
 
 #[test]
 fn random_apply_accepts_one_transform_or_a_list() {
-    let one: TransformConfig = serde_json::from_str(
-        r#"{"type": "RandomApply", "transforms": {"type": "RandomSolarize", "prob": 1.0}, "prob": 1.0}"#,
-    )
-    .expect("single transform");
-    let list: TransformConfig = serde_json::from_str(
-        r#"{"type": "RandomApply", "transforms": [{"type": "RandomSolarize", "prob": 1.0}], "prob": 1.0}"#,
-    )
-    .expect("list");
+    let one: TransformConfig =
+        serde_json::from_str(r#"{"type": "RandomApply", "transforms": {"type": "RandomSolarize", "prob": 1.0}, "prob": 1.0}"#)
+            .expect("single transform");
+    let list: TransformConfig =
+        serde_json::from_str(r#"{"type": "RandomApply", "transforms": [{"type": "RandomSolarize", "prob": 1.0}], "prob": 1.0}"#)
+            .expect("list");
     assert_eq!(one, list);
     // prob 1: RandomApply draws once (rand() < 1), the solarize draws once.
     let img = photo(5, 4);
     let out = run_replayed(&[one], &img, vec![Draw::Uniform(0.99), Draw::Uniform(0.5)]);
     assert_ne!(out, img);
-    let skipped: TransformConfig = serde_json::from_str(
-        r#"{"type": "RandomApply", "transforms": [{"type": "RandomSolarize", "prob": 1.0}], "prob": 0.3}"#,
-    )
-    .expect("list");
-    assert_eq!(
-        run_replayed(&[skipped], &img, vec![Draw::Uniform(0.3)]),
-        img
-    );
+    let skipped: TransformConfig =
+        serde_json::from_str(r#"{"type": "RandomApply", "transforms": [{"type": "RandomSolarize", "prob": 1.0}], "prob": 0.3}"#)
+            .expect("list");
+    assert_eq!(run_replayed(&[skipped], &img, vec![Draw::Uniform(0.3)]), img);
 }

@@ -68,9 +68,7 @@ impl MaePretrainHead {
         let p = self.patch_size;
         let [n, c, hh, ww] = imgs.dims();
         let (h, w) = (hh / p, ww / p);
-        imgs.reshape([n, c, h, p, w, p])
-            .permute([0, 2, 4, 3, 5, 1])
-            .reshape([n, h * w, p * p * c])
+        imgs.reshape([n, c, h, p, w, p]).permute([0, 2, 4, 3, 5, 1]).reshape([n, h * w, p * p * c])
     }
 
     /// The inverse of [`MaePretrainHead::patchify`] for square images.

@@ -42,9 +42,7 @@ impl<B: Backend> MultiheadAttention<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, n, c] = x.dims();
         let h = self.num_heads;
-        let qkv = linear(&self.qkv, x)
-            .reshape([b, n, 3, h, c / h])
-            .permute([2, 0, 3, 1, 4]); // [3, b, h, n, hd]
+        let qkv = linear(&self.qkv, x).reshape([b, n, 3, h, c / h]).permute([2, 0, 3, 1, 4]); // [3, b, h, n, hd]
         let q = qkv.clone().slice([0..1]).squeeze_dim::<4>(0);
         let k = qkv.clone().slice([1..2]).squeeze_dim::<4>(0);
         let v = qkv.slice([2..3]).squeeze_dim::<4>(0);

@@ -155,9 +155,7 @@ pub fn register<B: Backend>(device: &B::Device) {
 fn registered<B: Backend>(device: &B::Device) -> bool {
     let id = TypeId::of::<B>();
     let rank = current().expect("dist::register outside a data-parallel group");
-    let known = SESSION.with(|s| {
-        s.borrow().as_ref().and_then(|s| s.joined.iter().find(|j| j.backend == id).map(|j| j.shared_device))
-    });
+    let known = SESSION.with(|s| s.borrow().as_ref().and_then(|s| s.joined.iter().find(|j| j.backend == id).map(|j| j.shared_device)));
     if let Some(shared_device) = known {
         return shared_device;
     }
@@ -167,9 +165,11 @@ fn registered<B: Backend>(device: &B::Device) -> bool {
     // Returns once every rank has registered, so `DEVICES` is complete.
     bc::register::<B>(peer, device.clone(), CollectiveConfig::default().with_num_devices(rank.world_size))
         .unwrap_or_else(|e| panic!("rank {}: joining the collective failed: {e:?}", rank.rank));
-    let shared_device = DEVICES.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|all| {
-        (0..rank.world_size).any(|r| r != rank.rank && all.get(&(id, r)) == Some(&mine))
-    });
+    let shared_device = DEVICES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(|all| (0..rank.world_size).any(|r| r != rank.rank && all.get(&(id, r)) == Some(&mine)));
     let leave: Box<dyn Fn()> = Box::new(move || {
         let _ = bc::finish_collective::<B>(peer);
     });
@@ -214,8 +214,7 @@ fn reduce_raw<B: Backend, const D: usize>(x: Tensor<B, D>, op: ReduceOperation) 
     let device = x.device();
     let shared_device = registered::<B>(&device);
     let prim = x.detach().into_primitive().tensor();
-    let out = bc::all_reduce::<B>(peer(), prim, op)
-        .unwrap_or_else(|e| panic!("rank {}: all_reduce failed: {e:?}", rank()));
+    let out = bc::all_reduce::<B>(peer(), prim, op).unwrap_or_else(|e| panic!("rank {}: all_reduce failed: {e:?}", rank()));
     own(out, shared_device, &device)
 }
 

@@ -82,9 +82,7 @@ fn conv2d_raw<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, weight: Tensor<B, 4
         let ((top, bottom), (left, right)) = match conv.padding {
             PaddingConfig2d::Valid => ((0, 0), (0, 0)),
             PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
-            PaddingConfig2d::Same => {
-                (same(conv.kernel_size[0], conv.stride[0], h), same(conv.kernel_size[1], conv.stride[1], w))
-            }
+            PaddingConfig2d::Same => (same(conv.kernel_size[0], conv.stride[0], h), same(conv.kernel_size[1], conv.stride[1], w)),
         };
         let options = PaddedConvOptions::asymmetric(conv.stride, [top, left], [bottom, right], conv.dilation, conv.groups);
         return burn::tensor::module::conv2d(x, weight, bias, options);
@@ -117,6 +115,7 @@ fn pointwise<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Option<Ten
 pub fn subsample<B: Backend>(x: Tensor<B, 4>, [sh, sw]: [usize; 2]) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let (oh, ow) = (h.div_ceil(sh), w.div_ceil(sw));
-    let x = if oh * sh != h || ow * sw != w { x.pad([(0, 0), (0, 0), (0, oh * sh - h), (0, ow * sw - w)], PadMode::Constant(0.0)) } else { x };
+    let x =
+        if oh * sh != h || ow * sw != w { x.pad([(0, 0), (0, 0), (0, oh * sh - h), (0, ow * sw - w)], PadMode::Constant(0.0)) } else { x };
     x.reshape([n * c * oh, sh, ow, sw]).slice([0..n * c * oh, 0..1, 0..ow, 0..1]).reshape([n, c, oh, ow])
 }

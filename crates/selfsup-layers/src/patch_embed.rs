@@ -24,9 +24,8 @@ impl<B: Backend> PatchEmbed<B> {
     /// does not touch convolutions).
     pub fn new(in_channels: usize, embed_dims: usize, patch_size: usize, device: &B::Device, rng: &mut InitRng) -> Self {
         let fan_in = in_channels * patch_size * patch_size;
-        let mut projection = Conv2dConfig::new([in_channels, embed_dims], [patch_size, patch_size])
-            .with_stride([patch_size, patch_size])
-            .init(device);
+        let mut projection =
+            Conv2dConfig::new([in_channels, embed_dims], [patch_size, patch_size]).with_stride([patch_size, patch_size]).init(device);
         projection.weight = rng.param([embed_dims, in_channels, patch_size, patch_size], Dist::xavier_uniform(fan_in, embed_dims), device);
         let bound = 1.0 / (fan_in as f64).sqrt();
         projection.bias = Some(rng.param([embed_dims], Dist::Uniform(-bound, bound), device));

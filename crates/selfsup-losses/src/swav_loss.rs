@@ -168,7 +168,12 @@ impl<B: Backend> SwAVLoss<B> {
 
     /// [`SwAVLoss::forward`], with the prototypes given no gradient when
     /// `frozen_prototypes` (`SwAVHook`'s `frozen_layers_cfg`).
-    pub fn forward_frozen(&self, z: Tensor<B, 2>, queue: Option<&SwAVQueue<B>>, frozen_prototypes: bool) -> (Tensor<B, 1>, Option<SwAVQueue<B>>) {
+    pub fn forward_frozen(
+        &self,
+        z: Tensor<B, 2>,
+        queue: Option<&SwAVQueue<B>>,
+        frozen_prototypes: bool,
+    ) -> (Tensor<B, 1>, Option<SwAVQueue<B>>) {
         let w = self.prototypes.weight.val();
         let w = if frozen_prototypes { w.detach().set_require_grad(false) } else { w };
         // Forward value normalised, gradient straight to the parameter.
@@ -234,8 +239,8 @@ pub fn sinkhorn<B: Backend>(out: Tensor<B, 2>, iterations: usize, epsilon: f64) 
     q = q / total.reshape([1, 1]);
     for _ in 0..iterations {
         let u = q.clone().sum_dim(1); // [K, 1]
-        // MMSelfSup adds 1e-12 everywhere when a row sums to zero.
-        // Entries are non-negative, so a zero row sum is a zero minimum.
+                                      // MMSelfSup adds 1e-12 everywhere when a row sums to zero.
+                                      // Entries are non-negative, so a zero row sum is a zero minimum.
         let local_zero = u.clone().min().into_scalar().elem::<f64>() == 0.0;
         let zero_rows = if world > 1 {
             let flag = Tensor::<B, 1>::from_floats([if local_zero { 1.0 } else { 0.0 }], &u.device());

@@ -51,7 +51,10 @@ impl SwAVNeckConfig {
     /// Checks the config.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.hid_channels == 0 || self.out_channels == 0 {
-            return Err(("hid_channels", "the identity and single-Linear SwAV necks are not supported; set hid_channels and out_channels > 0".into()));
+            return Err((
+                "hid_channels",
+                "the identity and single-Linear SwAV necks are not supported; set hid_channels and out_channels > 0".into(),
+            ));
         }
         if !self.with_avg_pool {
             return Err(("with_avg_pool", "SwAVNeck concatenates pooled features; only with_avg_pool = true is supported".into()));

@@ -12,8 +12,8 @@ use std::{
 };
 
 use burn::tensor::TensorData;
-use serde::{Deserialize, Serialize};
 use selfsup_weights::{read_checkpoint, write_safetensors, StateDict, WeightsError};
+use serde::{Deserialize, Serialize};
 
 /// SwAV's feature queue (`SwAVHook` state), saved with the model's tensors.
 pub const SWAV_QUEUE: &str = "hooks.swav_queue";
@@ -76,10 +76,10 @@ pub fn save(
 pub fn load(path: &Path) -> Result<Checkpoint, WeightsError> {
     let state = read_checkpoint(path)?;
     let meta = match state.metadata.get(META_KEY) {
-        Some(json) => Some(serde_json::from_str(json).map_err(|e| WeightsError::Format {
-            path: path.to_path_buf(),
-            message: format!("bad selfsup metadata: {e}"),
-        })?),
+        Some(json) => Some(
+            serde_json::from_str(json)
+                .map_err(|e| WeightsError::Format { path: path.to_path_buf(), message: format!("bad selfsup metadata: {e}") })?,
+        ),
         None => None,
     };
     let mut model = StateDict::default();

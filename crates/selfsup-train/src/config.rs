@@ -282,15 +282,24 @@ impl LoadedConfig {
                 CustomHookConfig::SimSiam(_) => ("SimSiam", "SimSiamHook"),
             };
             if run.model.name() != needs {
-                return Err(invalid(format!("custom_hooks.{i}.type"), format!("{name} drives {needs}, but model.type is {}", run.model.name())));
+                return Err(invalid(
+                    format!("custom_hooks.{i}.type"),
+                    format!("{name} drives {needs}, but model.type is {}", run.model.name()),
+                ));
             }
             if let (CustomHookConfig::SwAV(h), AlgorithmConfig::SwAV(m)) = (hook, &run.model) {
                 let SwAVConfigView { feat_dim, crops_for_assign } = swav_view(m);
                 if h.feat_dim != feat_dim {
-                    return Err(invalid(format!("custom_hooks.{i}.feat_dim"), format!("{} does not match model.head.loss.feat_dim {feat_dim}", h.feat_dim)));
+                    return Err(invalid(
+                        format!("custom_hooks.{i}.feat_dim"),
+                        format!("{} does not match model.head.loss.feat_dim {feat_dim}", h.feat_dim),
+                    ));
                 }
                 if h.crops_for_assign != crops_for_assign {
-                    return Err(invalid(format!("custom_hooks.{i}.crops_for_assign"), "does not match model.head.loss.crops_for_assign".into()));
+                    return Err(invalid(
+                        format!("custom_hooks.{i}.crops_for_assign"),
+                        "does not match model.head.loss.crops_for_assign".into(),
+                    ));
                 }
             }
         }
@@ -310,9 +319,14 @@ impl LoadedConfig {
             }
         }
         if let Some(c) = &run.default_hooks.checkpoint {
-            for (key, v) in [("save_optimizer", c.save_optimizer), ("save_param_scheduler", c.save_param_scheduler), ("save_last", c.save_last)] {
+            for (key, v) in
+                [("save_optimizer", c.save_optimizer), ("save_param_scheduler", c.save_param_scheduler), ("save_last", c.save_last)]
+            {
                 if v == Some(false) {
-                    return Err(invalid(format!("default_hooks.checkpoint.{key}"), "only true is supported: checkpoints always hold everything needed to resume".into()));
+                    return Err(invalid(
+                        format!("default_hooks.checkpoint.{key}"),
+                        "only true is supported: checkpoints always hold everything needed to resume".into(),
+                    ));
                 }
             }
         }

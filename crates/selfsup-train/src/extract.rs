@@ -11,9 +11,7 @@ use burn::{
 };
 use selfsup_algorithms::{key_map, Algorithm};
 use selfsup_core::SelfSupAlgorithm;
-use selfsup_data::{
-    CustomDatasetConfig, DataLoader, DataLoaderOptions, DataPrefix, Dataset, DatasetConfig, Pipeline, TransformConfig,
-};
+use selfsup_data::{CustomDatasetConfig, DataLoader, DataLoaderOptions, DataPrefix, Dataset, DatasetConfig, Pipeline, TransformConfig};
 use selfsup_weights::{load_into, write_safetensors, LoadOptions};
 
 use crate::{checkpoint, config::LoadedConfig, runner::batch_to_inputs, TrainError};

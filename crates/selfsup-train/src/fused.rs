@@ -58,14 +58,18 @@ pub(crate) fn adamw<B: Backend>(
     #[cfg(feature = "flex")]
     {
         args = match cast::<Unfused<B>, Unfused<burn_flex::Flex>>(args) {
-            Ok(a) => return flex::adamw(a, h).map(|out| cast(out).ok().expect("same backend")).map_err(|a| cast(a).ok().expect("same backend")),
+            Ok(a) => {
+                return flex::adamw(a, h).map(|out| cast(out).ok().expect("same backend")).map_err(|a| cast(a).ok().expect("same backend"))
+            }
             Err(a) => a,
         };
     }
     #[cfg(feature = "tch")]
     {
         args = match cast::<Unfused<B>, Unfused<burn_tch::LibTorch<f32>>>(args) {
-            Ok(a) => return tch::adamw(a, h).map(|out| cast(out).ok().expect("same backend")).map_err(|a| cast(a).ok().expect("same backend")),
+            Ok(a) => {
+                return tch::adamw(a, h).map(|out| cast(out).ok().expect("same backend")).map_err(|a| cast(a).ok().expect("same backend"))
+            }
             Err(a) => a,
         };
     }
@@ -106,11 +110,7 @@ mod flex {
 
     pub(super) fn sum_of_squares(t: &Tensor<Flex, 1>) -> Option<Tensor<Flex, 1>> {
         let prim = t.clone().into_primitive().tensor();
-        let s: f64 = prim
-            .as_slice::<f32>()?
-            .par_chunks(CHUNK)
-            .map(|c| c.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>())
-            .sum();
+        let s: f64 = prim.as_slice::<f32>()?.par_chunks(CHUNK).map(|c| c.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>()).sum();
         Some(Tensor::from_data(burn::tensor::TensorData::new(vec![s as f32], [1]), &t.device()))
     }
 
@@ -136,11 +136,8 @@ mod flex {
         let (decay, b1, b2, eps, step_size, bias2_sqrt) =
             (decay as f32, b1 as f32, b2 as f32, eps as f32, step_size as f32, bias2_sqrt as f32);
         let (c1, c2) = (1.0 - b1, 1.0 - b2);
-        ps.par_chunks_mut(CHUNK)
-            .zip(ms.par_chunks_mut(CHUNK))
-            .zip(vs.par_chunks_mut(CHUNK))
-            .zip(gs.par_chunks(CHUNK))
-            .for_each(|(((p, m), v), g)| {
+        ps.par_chunks_mut(CHUNK).zip(ms.par_chunks_mut(CHUNK)).zip(vs.par_chunks_mut(CHUNK)).zip(gs.par_chunks(CHUNK)).for_each(
+            |(((p, m), v), g)| {
                 for i in 0..p.len() {
                     let gi = g[i];
                     let mi = m[i] * b1 + gi * c1;
@@ -149,7 +146,8 @@ mod flex {
                     v[i] = vi;
                     p[i] = p[i] * decay - step_size * (mi / (vi.sqrt() / bias2_sqrt + eps));
                 }
-            });
+            },
+        );
         let wrap = |t: FlexTensor| Tensor::<Flex, 1>::from_primitive(TensorPrimitive::Float(t));
         Ok((wrap(p), wrap(m), wrap(v)))
     }

@@ -88,7 +88,8 @@ pub fn knn<B: AutodiffBackend>(
         .ks
         .iter()
         .map(|&k| {
-            let (top1, top5) = weighted_knn(&train.feats, &train.labels, &val.feats, &val.labels, train.dim, k, opts.temperature, num_classes);
+            let (top1, top5) =
+                weighted_knn(&train.feats, &train.labels, &val.feats, &val.labels, train.dim, k, opts.temperature, num_classes);
             KnnResult { k, top1, top5 }
         })
         .collect())
@@ -135,7 +136,9 @@ pub fn labelled_features<B: Backend>(
                 DatasetConfig::SyntheticDataset(s) => SyntheticDatasetConfig { pipeline: Vec::new(), ..s.clone() },
                 _ => SyntheticDatasetConfig::default(),
             };
-            let draw = |n: usize, seed: u64| DatasetConfig::SyntheticDataset(SyntheticDatasetConfig { num_samples: n, seed, ..base.clone() }).build(None);
+            let draw = |n: usize, seed: u64| {
+                DatasetConfig::SyntheticDataset(SyntheticDatasetConfig { num_samples: n, seed, ..base.clone() }).build(None)
+            };
             (draw(*train, base.seed.wrapping_add(1_000_003))?, draw(*val, base.seed.wrapping_add(2_000_003))?)
         }
     };

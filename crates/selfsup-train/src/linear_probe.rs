@@ -168,8 +168,7 @@ impl<B: Backend> LinearClassifier<B> {
     /// deviations away).
     pub fn new(dim: usize, num_classes: usize, cls_batch_norm: bool, seed: u64, device: &B::Device) -> Self {
         let mut rng = InitRng::new(seed);
-        let neck =
-            cls_batch_norm.then(|| ClsBatchNormNeckConfig { input_features: dim, ..Default::default() }.init(device, &mut rng));
+        let neck = cls_batch_norm.then(|| ClsBatchNormNeckConfig { input_features: dim, ..Default::default() }.init(device, &mut rng));
         let fc = Linear {
             weight: rng.param([dim, num_classes], Dist::Normal(0.0, 0.01), device),
             bias: Some(rng.param([num_classes], Dist::Constant(0.0), device)),
@@ -260,8 +259,7 @@ pub fn probe_features<B: AutodiffBackend>(
     }
     schedulers.push(serde_json::json!({"type": "CosineAnnealingLR", "T_max": opts.epochs - warmup, "by_epoch": true,
         "begin": warmup, "end": opts.epochs, "eta_min": 0.0, "convert_to_iter_based": cls_batch_norm}));
-    let schedulers: Vec<SchedulerConfig> =
-        serde_json::from_value(serde_json::Value::Array(schedulers)).map_err(|e| err(e.to_string()))?;
+    let schedulers: Vec<SchedulerConfig> = serde_json::from_value(serde_json::Value::Array(schedulers)).map_err(|e| err(e.to_string()))?;
 
     let mut head = LinearClassifier::<B>::new(dim, num_classes, cls_batch_norm, opts.seed, device);
     let mut optim = Optimizer::<B>::new(&wrapper, &head, &KeyMap::new());
@@ -288,7 +286,8 @@ pub fn probe_features<B: AutodiffBackend>(
         let mut loss_sum: Option<Tensor<B::InnerBackend, 1>> = None;
         for step in 0..steps {
             let idx = &order[step * batch_size..((step + 1) * batch_size).min(n)];
-            let idx_t = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]), device);
+            let idx_t =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]), device);
             let x = x_train.clone().select(0, idx_t.clone());
             let y = y_train.clone().select(0, idx_t);
             let logits = head.forward(x);

@@ -24,7 +24,15 @@ pub struct LinearLrConfig {
 
 impl Default for LinearLrConfig {
     fn default() -> Self {
-        Self { start_factor: 1.0 / 3.0, end_factor: 1.0, begin: 0.0, end: None, by_epoch: true, convert_to_iter_based: false, verbose: false }
+        Self {
+            start_factor: 1.0 / 3.0,
+            end_factor: 1.0,
+            begin: 0.0,
+            end: None,
+            by_epoch: true,
+            convert_to_iter_based: false,
+            verbose: false,
+        }
     }
 }
 
@@ -53,7 +61,16 @@ pub struct CosineAnnealingLrConfig {
 
 impl Default for CosineAnnealingLrConfig {
     fn default() -> Self {
-        Self { t_max: None, eta_min: None, eta_min_ratio: None, begin: 0.0, end: None, by_epoch: true, convert_to_iter_based: false, verbose: false }
+        Self {
+            t_max: None,
+            eta_min: None,
+            eta_min_ratio: None,
+            begin: 0.0,
+            end: None,
+            by_epoch: true,
+            convert_to_iter_based: false,
+            verbose: false,
+        }
     }
 }
 
@@ -112,9 +129,15 @@ pub struct Window {
 impl SchedulerConfig {
     fn window(&self) -> Window {
         match self {
-            SchedulerConfig::LinearLr(c) => Window { begin: c.begin, end: c.end, by_epoch: c.by_epoch, convert_to_iter_based: c.convert_to_iter_based },
-            SchedulerConfig::CosineAnnealingLr(c) => Window { begin: c.begin, end: c.end, by_epoch: c.by_epoch, convert_to_iter_based: c.convert_to_iter_based },
-            SchedulerConfig::MultiStepLr(c) => Window { begin: c.begin, end: c.end, by_epoch: c.by_epoch, convert_to_iter_based: c.convert_to_iter_based },
+            SchedulerConfig::LinearLr(c) => {
+                Window { begin: c.begin, end: c.end, by_epoch: c.by_epoch, convert_to_iter_based: c.convert_to_iter_based }
+            }
+            SchedulerConfig::CosineAnnealingLr(c) => {
+                Window { begin: c.begin, end: c.end, by_epoch: c.by_epoch, convert_to_iter_based: c.convert_to_iter_based }
+            }
+            SchedulerConfig::MultiStepLr(c) => {
+                Window { begin: c.begin, end: c.end, by_epoch: c.by_epoch, convert_to_iter_based: c.convert_to_iter_based }
+            }
         }
     }
 
@@ -215,10 +238,9 @@ impl LrSchedule {
                     eta_min: if c.eta_min.is_none() && c.eta_min_ratio.is_none() { Some(0.0) } else { c.eta_min },
                     eta_min_ratio: c.eta_min_ratio,
                 },
-                SchedulerConfig::MultiStepLr(c) => Kind::MultiStep {
-                    milestones: c.milestones.iter().map(|m| (m * scale) as i64).collect(),
-                    gamma: c.gamma,
-                },
+                SchedulerConfig::MultiStepLr(c) => {
+                    Kind::MultiStep { milestones: c.milestones.iter().map(|m| (m * scale) as i64).collect(), gamma: c.gamma }
+                }
             };
             schedulers.push(Built { kind, begin, end, unit, global_step: -1, last_step: -1 });
         }
@@ -298,7 +320,13 @@ mod tests {
     use super::*;
 
     fn linear(start: f64, begin: f64, end: f64) -> SchedulerConfig {
-        SchedulerConfig::LinearLr(LinearLrConfig { start_factor: start, begin, end: Some(end), convert_to_iter_based: true, ..Default::default() })
+        SchedulerConfig::LinearLr(LinearLrConfig {
+            start_factor: start,
+            begin,
+            end: Some(end),
+            convert_to_iter_based: true,
+            ..Default::default()
+        })
     }
 
     #[test]

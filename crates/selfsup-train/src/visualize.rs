@@ -4,8 +4,8 @@
 //! pasted back.
 use std::path::Path;
 
-use rand::SeedableRng;
 use burn::tensor::{backend::AutodiffBackend, Tensor, TensorData};
+use rand::SeedableRng;
 use selfsup_algorithms::{Algorithm, AlgorithmConfig};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs};
 use selfsup_data::{imaging::io::imread, Pipeline, RawSample};
@@ -65,11 +65,22 @@ pub fn visualize_mae<B: AutodiffBackend>(
     let host = |t: TensorData| t.convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Other(format!("{e:?}")));
     let original = ImageF32::new(c, h, w, host(x.into_data())?).map_err(viz)?;
     let head = mae.head();
-    let vis = MaeVisualization::new(original, &host(prediction.pred.into_data())?, &host(prediction.mask.into_data())?, head.patch_size, head.norm_pix)
-        .map_err(viz)?;
-    let to_f32 = |v: &Option<Vec<f64>>, default: f32| v.as_ref().map(|v| v.iter().map(|x| *x as f32).collect()).unwrap_or_else(|| vec![default; c]);
+    let vis = MaeVisualization::new(
+        original,
+        &host(prediction.pred.into_data())?,
+        &host(prediction.mask.into_data())?,
+        head.patch_size,
+        head.norm_pix,
+    )
+    .map_err(viz)?;
+    let to_f32 =
+        |v: &Option<Vec<f64>>, default: f32| v.as_ref().map(|v| v.iter().map(|x| *x as f32).collect()).unwrap_or_else(|| vec![default; c]);
     let (mean, std) = (to_f32(&preprocessor.mean, 0.0), to_f32(&preprocessor.std, 1.0));
-    let strip = vis.denormalized(&mean, &std, 255.0).map_err(viz)?.strip(&StripOptions { scale: opts.scale.max(1), ..Default::default() }).map_err(viz)?;
+    let strip = vis
+        .denormalized(&mean, &std, 255.0)
+        .map_err(viz)?
+        .strip(&StripOptions { scale: opts.scale.max(1), ..Default::default() })
+        .map_err(viz)?;
     save_png(&strip, out).map_err(viz)
 }
 

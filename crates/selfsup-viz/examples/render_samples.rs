@@ -25,7 +25,11 @@ fn main() -> Result<(), VizError> {
     let iters = (10..=1370).step_by(10).chain((1010..=2000).step_by(10));
     for it in iters {
         let t = it as f64;
-        let lr = if t < warmup { 0.03 * t / warmup } else { 0.03 * 0.5 * (1.0 + (std::f64::consts::PI * (t - warmup) / (max_iters - warmup)).cos()) };
+        let lr = if t < warmup {
+            0.03 * t / warmup
+        } else {
+            0.03 * 0.5 * (1.0 + (std::f64::consts::PI * (t - warmup) / (max_iters - warmup)).cos())
+        };
         let single = 2.1 * (-t / 700.0).exp() + 1.2 + 0.08 * noise();
         let dense = 1.6 * (-t / 400.0).exp() + 0.35 + 0.06 * noise();
         let loss = if it == 500 { "null".to_string() } else { format!("{}", single + dense) };

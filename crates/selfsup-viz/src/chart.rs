@@ -181,9 +181,7 @@ pub fn format_ticks(values: &[f64]) -> Vec<String> {
     let tol = if gap.is_finite() && gap > 0.0 { gap * 1e-6 } else { max_abs * 1e-6 };
     (0..=12)
         .map(|d| values.iter().map(|&v| format_number(v, d, sci)).collect::<Vec<_>>())
-        .find(|labels| {
-            labels.iter().zip(values).all(|(s, v)| s.parse::<f64>().is_ok_and(|p| (p - v).abs() <= tol))
-        })
+        .find(|labels| labels.iter().zip(values).all(|(s, v)| s.parse::<f64>().is_ok_and(|p| (p - v).abs() <= tol)))
         .unwrap_or_else(|| values.iter().map(|&v| format_number(v, 12, sci)).collect())
 }
 
@@ -298,7 +296,13 @@ impl Chart {
         }
         match self.y_scale {
             Scale::Linear => {
-                let pad = if hi > lo { (hi - lo) * 0.05 } else if lo != 0.0 { lo.abs() * 0.1 } else { 1.0 };
+                let pad = if hi > lo {
+                    (hi - lo) * 0.05
+                } else if lo != 0.0 {
+                    lo.abs() * 0.1
+                } else {
+                    1.0
+                };
                 let (lo, hi) = (lo - pad, hi + pad);
                 let ticks = nice_ticks(lo, hi, max_ticks).values;
                 let labels = format_ticks(&ticks);
@@ -403,7 +407,15 @@ impl Chart {
                 .points
                 .iter()
                 .map(|&(x, y)| {
-                    let y = if log { if y > 0.0 { y.log10() } else { f64::NAN } } else { y };
+                    let y = if log {
+                        if y > 0.0 {
+                            y.log10()
+                        } else {
+                            f64::NAN
+                        }
+                    } else {
+                        y
+                    };
                     (x.is_finite() && y.is_finite()).then(|| (to_px(x), to_py(y)))
                 })
                 .collect();
@@ -411,9 +423,7 @@ impl Chart {
                 let Some(p) = *p else { continue };
                 match pts.get(i + 1).copied().flatten() {
                     Some(q) => draw_line_clipped(&mut img, p, q, s.color, s.width, inner),
-                    None if i == 0 || pts[i - 1].is_none() => {
-                        draw_line_clipped(&mut img, p, p, s.color, s.width * 2.0 + 1.0, inner)
-                    }
+                    None if i == 0 || pts[i - 1].is_none() => draw_line_clipped(&mut img, p, p, s.color, s.width * 2.0 + 1.0, inner),
                     None => {}
                 }
             }

@@ -66,12 +66,7 @@ impl ImageF32 {
     /// `visualize_mae.py`'s `imagenet_mean`/`imagenet_std` (0–1 units).
     pub fn denormalized(&self, mean: &[f32], std: &[f32], max_value: f32) -> Result<Self, VizError> {
         if mean.len() != self.channels || std.len() != self.channels {
-            return Err(VizError::Shape(format!(
-                "mean and std need {} values, got {} and {}",
-                self.channels,
-                mean.len(),
-                std.len()
-            )));
+            return Err(VizError::Shape(format!("mean and std need {} values, got {} and {}", self.channels, mean.len(), std.len())));
         }
         let plane = self.height * self.width;
         let data = self.data.iter().enumerate().map(|(i, v)| (v * std[i / plane] + mean[i / plane]) / max_value).collect();

@@ -43,8 +43,7 @@ mod plot;
 
 pub use chart::{nice_ticks, Chart, Scale, Series, Ticks};
 pub use grid::{
-    compose_strip, denormalize_norm_pix, mask_patches, paste_visible, patchify, unpatchify, ImageF32, MaeVisualization,
-    StripOptions,
+    compose_strip, denormalize_norm_pix, mask_patches, paste_visible, patchify, unpatchify, ImageF32, MaeVisualization, StripOptions,
 };
 pub use log::{find_log, LogRecord, TrainingLog};
 pub use plot::{group_chart, metric_groups, moving_average, plot_log, plot_training_log, MetricGroup, PlotOptions};

@@ -87,10 +87,7 @@ impl TrainingLog {
     /// `(iter, value)` for every record that logged `key`; `NaN` marks a
     /// non-finite value. Records that did not log `key` are left out.
     pub fn series(&self, key: &str) -> Vec<(f64, f64)> {
-        self.records
-            .iter()
-            .filter_map(|r| r.scalars.get(key).map(|&v| (r.iter as f64, v)))
-            .collect()
+        self.records.iter().filter_map(|r| r.scalars.get(key).map(|&v| (r.iter as f64, v))).collect()
     }
 }
 

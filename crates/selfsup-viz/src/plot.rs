@@ -70,11 +70,7 @@ pub fn metric_groups(log: &TrainingLog, opts: &PlotOptions) -> Vec<MetricGroup> 
         groups.push(("time", pick(&|k| k == "time" || k == "data_time")));
         groups.push(("throughput", pick(&|k| k == "img_per_s")));
     }
-    groups
-        .into_iter()
-        .filter(|(_, keys)| !keys.is_empty())
-        .map(|(name, keys)| MetricGroup { name: name.to_string(), keys })
-        .collect()
+    groups.into_iter().filter(|(_, keys)| !keys.is_empty()).map(|(name, keys)| MetricGroup { name: name.to_string(), keys }).collect()
 }
 
 /// Centred moving average over `window` points (`window / 2` on each side,

@@ -10,9 +10,7 @@ use burn::{
     module::ParamId,
     tensor::{backend::Backend, DType, TensorData},
 };
-use burn_store::{
-    pytorch::PytorchReader, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, TensorSnapshot,
-};
+use burn_store::{pytorch::PytorchReader, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, TensorSnapshot};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
 use crate::KeyMap;
@@ -76,11 +74,7 @@ impl StateDict {
     /// (`backbone.` for a backbone-only load).
     pub fn sub(&self, prefix: &str) -> StateDict {
         StateDict {
-            tensors: self
-                .tensors
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
-                .collect(),
+            tensors: self.tensors.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone()))).collect(),
             metadata: self.metadata.clone(),
         }
     }
@@ -104,17 +98,11 @@ pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<StateDict, WeightsError
     }
     let reader = match PytorchReader::with_top_level_key(path, "state_dict") {
         Ok(r) => r,
-        Err(_) => PytorchReader::new(path).map_err(|e| WeightsError::Format {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?,
+        Err(_) => PytorchReader::new(path).map_err(|e| WeightsError::Format { path: path.to_path_buf(), message: e.to_string() })?,
     };
     let mut tensors = BTreeMap::new();
     for (key, snapshot) in reader.into_tensors() {
-        let data = snapshot.to_data().map_err(|e| WeightsError::Format {
-            path: path.to_path_buf(),
-            message: format!("{key}: {e}"),
-        })?;
+        let data = snapshot.to_data().map_err(|e| WeightsError::Format { path: path.to_path_buf(), message: format!("{key}: {e}") })?;
         tensors.insert(key, data);
     }
     if tensors.is_empty() {
@@ -162,8 +150,7 @@ fn read_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
     let st = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let dtype = dtype_from_safetensors(view.dtype())
-            .ok_or_else(|| format(format!("{name}: unsupported dtype {:?}", view.dtype())))?;
+        let dtype = dtype_from_safetensors(view.dtype()).ok_or_else(|| format(format!("{name}: unsupported dtype {:?}", view.dtype())))?;
         tensors.insert(name, TensorData::from_bytes_vec(view.data().to_vec(), view.shape().to_vec(), dtype));
     }
     let metadata = meta.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default();
@@ -184,15 +171,13 @@ pub fn write_safetensors(
             path: path.to_path_buf(),
             message: format!("{name}: dtype {:?} cannot be stored in safetensors", data.dtype),
         })?;
-        let view = TensorView::new(dtype, data.shape.to_vec(), data.as_bytes()).map_err(|e| WeightsError::Format {
-            path: path.to_path_buf(),
-            message: format!("{name}: {e}"),
-        })?;
+        let view = TensorView::new(dtype, data.shape.to_vec(), data.as_bytes())
+            .map_err(|e| WeightsError::Format { path: path.to_path_buf(), message: format!("{name}: {e}") })?;
         views.push((name.clone(), view));
     }
     let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let bytes = safetensors::serialize(views, Some(meta))
-        .map_err(|e| WeightsError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+    let bytes =
+        safetensors::serialize(views, Some(meta)).map_err(|e| WeightsError::Format { path: path.to_path_buf(), message: e.to_string() })?;
     write_atomic(path, &bytes)
 }
 
@@ -269,9 +254,8 @@ impl std::fmt::Display for LoadReport {
 
 fn pytorch_name(snapshot: &TensorSnapshot, keymap: &KeyMap) -> String {
     let mut path = snapshot.path_stack.clone().unwrap_or_default();
-    let is_norm = snapshot
-        .module_type()
-        .is_some_and(|t| matches!(t.as_str(), "Struct:LayerNorm" | "Struct:BatchNorm" | "Struct:GroupNorm"));
+    let is_norm =
+        snapshot.module_type().is_some_and(|t| matches!(t.as_str(), "Struct:LayerNorm" | "Struct:BatchNorm" | "Struct:GroupNorm"));
     if is_norm {
         if let Some(last) = path.last_mut() {
             match last.as_str() {
@@ -286,10 +270,7 @@ fn pytorch_name(snapshot: &TensorSnapshot, keymap: &KeyMap) -> String {
 
 /// A module's state dict with PyTorch key names and layouts, as
 /// `model.state_dict()` would give for the same MMSelfSup model.
-pub fn export_state_dict<B: Backend, M: ModuleSnapshot<B>>(
-    module: &M,
-    keymap: &KeyMap,
-) -> Result<BTreeMap<String, Tensor>, WeightsError> {
+pub fn export_state_dict<B: Backend, M: ModuleSnapshot<B>>(module: &M, keymap: &KeyMap) -> Result<BTreeMap<String, Tensor>, WeightsError> {
     let mut out = BTreeMap::new();
     for snapshot in module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
         let key = pytorch_name(&snapshot, keymap);
@@ -322,14 +303,10 @@ pub fn model_keys<B: Backend, M: burn::module::Module<B>>(module: &M, keymap: &K
 
 /// PyTorch's integer buffers, kept as floats in selfsup modules (burn has no
 /// 0-d tensors and some backends no int64): `(key suffix, 0-d in PyTorch)`.
-const TORCH_INT_BUFFERS: &[(&str, bool)] =
-    &[("num_batches_tracked", true), ("steps", true), ("queue_ptr", false), ("queue2_ptr", false)];
+const TORCH_INT_BUFFERS: &[(&str, bool)] = &[("num_batches_tracked", true), ("steps", true), ("queue_ptr", false), ("queue2_ptr", false)];
 
 fn torch_buffer(key: &str) -> Option<(&'static str, bool)> {
-    TORCH_INT_BUFFERS
-        .iter()
-        .find(|(suffix, _)| key == *suffix || key.ends_with(&format!(".{suffix}")))
-        .map(|(s, scalar)| (*s, *scalar))
+    TORCH_INT_BUFFERS.iter().find(|(suffix, _)| key == *suffix || key.ends_with(&format!(".{suffix}"))).map(|(s, scalar)| (*s, *scalar))
 }
 
 /// Our float counter as PyTorch stores it: int64, 0-d where PyTorch's is.
@@ -427,9 +404,7 @@ pub fn load_into<B: Backend, M: ModuleSnapshot<B>>(
         }
         match state.tensors.get(key) {
             None => report.missing.push(key.clone()),
-            Some(data) if data.shape.to_vec() != *shape => {
-                report.shape_mismatches.push((key.clone(), shape.clone(), data.shape.to_vec()))
-            }
+            Some(data) if data.shape.to_vec() != *shape => report.shape_mismatches.push((key.clone(), shape.clone(), data.shape.to_vec())),
             Some(data) => {
                 let ours = keymap.to_ours(key);
                 let path: Vec<String> = ours.split('.').map(str::to_string).collect();

@@ -65,11 +65,7 @@ pub enum Indices {
 /// then `base_dir` + the result unless it is absolute.
 pub(crate) fn resolve(base_dir: Option<&Path>, data_root: &str, path: &str) -> PathBuf {
     let p = Path::new(path);
-    let joined = if p.is_absolute() || data_root.is_empty() {
-        p.to_path_buf()
-    } else {
-        Path::new(data_root).join(p)
-    };
+    let joined = if p.is_absolute() || data_root.is_empty() { p.to_path_buf() } else { Path::new(data_root).join(p) };
     match base_dir {
         Some(b) if !joined.is_absolute() => b.join(joined),
         _ => joined,
@@ -77,10 +73,7 @@ pub(crate) fn resolve(base_dir: Option<&Path>, data_root: &str, path: &str) -> P
 }
 
 /// Lower-cased extensions with a leading dot; rejects extensions this build cannot decode.
-pub(crate) fn normalize_extensions(
-    dataset: &str,
-    exts: &[String],
-) -> Result<Vec<String>, DataError> {
+pub(crate) fn normalize_extensions(dataset: &str, exts: &[String]) -> Result<Vec<String>, DataError> {
     exts.iter()
         .map(|e| {
             let e = e.to_ascii_lowercase();
@@ -88,53 +81,32 @@ pub(crate) fn normalize_extensions(
             if IMG_EXTENSIONS.contains(&e.as_str()) {
                 Ok(e)
             } else {
-                Err(DataError::config(
-                    dataset,
-                    format!("extension '{e}' cannot be decoded by this build (supported: {IMG_EXTENSIONS:?})"),
-                ))
+                Err(DataError::config(dataset, format!("extension '{e}' cannot be decoded by this build (supported: {IMG_EXTENSIONS:?})")))
             }
         })
         .collect()
 }
 
 fn has_extension(path: &Path, exts: &[String]) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase());
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase());
     name.is_some_and(|n| exts.iter().any(|e| n.ends_with(e.as_str())))
 }
 
 fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let io = |source| DataError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(io)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io)?;
+    let io = |source| DataError::Io { path: dir.to_path_buf(), source };
+    let mut entries = std::fs::read_dir(dir).map_err(io)?.map(|e| e.map(|e| e.path())).collect::<Result<Vec<_>, _>>().map_err(io)?;
     entries.sort();
     Ok(entries)
 }
 
 /// Appends every image file under `dir` (recursively, following symlinks, skipping hidden
 /// entries and symlink loops) to `out`, in sorted order.
-fn walk(
-    dir: &Path,
-    exts: &[String],
-    visited: &mut HashSet<PathBuf>,
-    out: &mut Vec<PathBuf>,
-) -> Result<(), DataError> {
-    let canonical = dir.canonicalize().map_err(|source| DataError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+fn walk(dir: &Path, exts: &[String], visited: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+    let canonical = dir.canonicalize().map_err(|source| DataError::Io { path: dir.to_path_buf(), source })?;
     if !visited.insert(canonical) {
         return Ok(());
     }
@@ -159,36 +131,22 @@ pub(crate) struct Listing {
 
 fn relative_name(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 /// Scans `root` like mmcls's `CustomDataset._find_samples`: with `with_label` and first-level
 /// sub-folders, each sub-folder (sorted, hidden ones skipped) is a class and its images (at
 /// any depth) are labelled with its index; images directly in `root` are then ignored, as in
 /// mmcls. Otherwise every image under `root` is listed, unlabelled.
-pub(crate) fn scan_folder(
-    dataset: &'static str,
-    root: &Path,
-    exts: &[String],
-    with_label: bool,
-) -> Result<Listing, DataError> {
+pub(crate) fn scan_folder(dataset: &'static str, root: &Path, exts: &[String], with_label: bool) -> Result<Listing, DataError> {
     if !root.is_dir() {
         return Err(DataError::Io {
             path: root.to_path_buf(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
         });
     }
-    let class_dirs: Vec<PathBuf> = if with_label {
-        read_dir_sorted(root)?
-            .into_iter()
-            .filter(|p| p.is_dir() && !is_hidden(p))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let class_dirs: Vec<PathBuf> =
+        if with_label { read_dir_sorted(root)?.into_iter().filter(|p| p.is_dir() && !is_hidden(p)).collect() } else { Vec::new() };
     let mut samples = Vec::new();
     let mut classes = Vec::new();
     let mut visited = HashSet::new();
@@ -210,11 +168,7 @@ pub(crate) fn scan_folder(
             path: root.to_path_buf(),
             reason: format!(
                 "no image file with extension {exts:?} found{}",
-                if class_dirs.is_empty() {
-                    " (searched recursively)"
-                } else {
-                    " in the class sub-folders"
-                }
+                if class_dirs.is_empty() { " (searched recursively)" } else { " in the class sub-folders" }
             ),
         });
     }
@@ -224,15 +178,8 @@ pub(crate) fn scan_folder(
 /// Reads an annotation file: one sample per non-empty line, `path label` or just `path`
 /// (mmcls splits on the last space; a last field that is not an integer is part of the
 /// path; a negative label, as in `ImageList`, means "no label").
-pub(crate) fn read_ann_file(
-    dataset: &'static str,
-    ann_file: &Path,
-    with_label: bool,
-) -> Result<Listing, DataError> {
-    let text = std::fs::read_to_string(ann_file).map_err(|source| DataError::Io {
-        path: ann_file.to_path_buf(),
-        source,
-    })?;
+pub(crate) fn read_ann_file(dataset: &'static str, ann_file: &Path, with_label: bool) -> Result<Listing, DataError> {
+    let text = std::fs::read_to_string(ann_file).map_err(|source| DataError::Io { path: ann_file.to_path_buf(), source })?;
     let mut samples = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -240,8 +187,7 @@ pub(crate) fn read_ann_file(
             continue;
         }
         let parsed = if with_label {
-            line.rsplit_once(char::is_whitespace)
-                .and_then(|(p, l)| l.parse::<i64>().ok().map(|l| (p.trim_end(), l)))
+            line.rsplit_once(char::is_whitespace).and_then(|(p, l)| l.parse::<i64>().ok().map(|l| (p.trim_end(), l)))
         } else {
             None
         };
@@ -257,10 +203,7 @@ pub(crate) fn read_ann_file(
             reason: "the annotation file has no sample line".into(),
         });
     }
-    Ok(Listing {
-        samples,
-        classes: Vec::new(),
-    })
+    Ok(Listing { samples, classes: Vec::new() })
 }
 
 /// Applies MMEngine's `indices` option.
@@ -272,19 +215,14 @@ pub(crate) fn apply_indices(
     match indices {
         None => Ok(samples),
         Some(Indices::First(n)) => Ok(samples.into_iter().take(*n).collect()),
-        Some(Indices::List(list)) => list
-            .iter()
-            .map(|&i| {
-                samples.get(i).cloned().ok_or_else(|| {
-                    DataError::config(
-                        dataset,
-                        format!(
-                            "`indices` has {i} but the dataset has {} samples",
-                            samples.len()
-                        ),
-                    )
+        Some(Indices::List(list)) => {
+            list.iter()
+                .map(|&i| {
+                    samples.get(i).cloned().ok_or_else(|| {
+                        DataError::config(dataset, format!("`indices` has {i} but the dataset has {} samples", samples.len()))
+                    })
                 })
-            })
-            .collect(),
+                .collect()
+        }
     }
 }

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::base::{
-    apply_indices, normalize_extensions, read_ann_file, resolve, scan_folder, Listing,
-};
+use super::base::{apply_indices, normalize_extensions, read_ann_file, resolve, scan_folder, Listing};
 use super::{DataPrefix, Dataset, Indices, MetaInfo, RawSample, IMG_EXTENSIONS};
 use crate::imaging::io::imread;
 use crate::transforms::TransformConfig;
@@ -72,10 +70,7 @@ impl Default for CustomDatasetConfig {
 impl CustomDatasetConfig {
     /// A dataset scanning `folder`, mmcls's defaults otherwise.
     pub fn folder(folder: impl Into<String>) -> Self {
-        Self {
-            data_prefix: DataPrefix::Path(folder.into()),
-            ..Self::default()
-        }
+        Self { data_prefix: DataPrefix::Path(folder.into()), ..Self::default() }
     }
 
     /// Builds the dataset; see [`DatasetConfig::build`](super::DatasetConfig::build) for path
@@ -111,11 +106,7 @@ impl CustomDataset {
         let exts = normalize_extensions(kind, &cfg.extensions)?;
         let img_prefix = resolve(base_dir, &cfg.data_root, cfg.data_prefix.img_path());
         let (listing, source, from_ann) = if cfg.ann_file.is_empty() {
-            (
-                scan_folder(kind, &img_prefix, &exts, cfg.with_label)?,
-                img_prefix.clone(),
-                false,
-            )
+            (scan_folder(kind, &img_prefix, &exts, cfg.with_label)?, img_prefix.clone(), false)
         } else {
             let ann = resolve(base_dir, &cfg.data_root, &cfg.ann_file);
             (read_ann_file(kind, &ann, cfg.with_label)?, ann, true)
@@ -138,16 +129,10 @@ impl CustomDataset {
         };
         if let (Some(n), Some(m)) = (num_classes, max_label) {
             if m >= n {
-                let name = samples
-                    .iter()
-                    .find(|s| s.1 == Some(m))
-                    .map_or("", |s| s.0.as_str());
+                let name = samples.iter().find(|s| s.1 == Some(m)).map_or("", |s| s.0.as_str());
                 return Err(DataError::config(
                     kind,
-                    format!(
-                        "`{}`: sample `{name}` has label {m} but the dataset has {n} classes",
-                        source.display()
-                    ),
+                    format!("`{}`: sample `{name}` has label {m} but the dataset has {n} classes", source.display()),
                 ));
             }
         }
@@ -159,13 +144,7 @@ impl CustomDataset {
                 reason: format!("`indices = {:?}` selects no sample", cfg.indices),
             });
         }
-        Ok(Self {
-            kind,
-            img_prefix,
-            samples,
-            classes,
-            num_classes,
-        })
+        Ok(Self { kind, img_prefix, samples, classes, num_classes })
     }
 
     /// The folder image names are relative to.
@@ -190,17 +169,9 @@ impl Dataset for CustomDataset {
     }
 
     fn load(&self, index: usize) -> Result<RawSample, DataError> {
-        let (name, label) = self.samples.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.samples.len(),
-        })?;
+        let (name, label) = self.samples.get(index).ok_or(DataError::IndexOutOfRange { index, len: self.samples.len() })?;
         let img = imread(&self.img_prefix.join(name))?;
-        Ok(RawSample {
-            img,
-            label: *label,
-            name: name.clone(),
-            index,
-        })
+        Ok(RawSample { img, label: *label, name: name.clone(), index })
     }
 
     fn num_classes(&self) -> Option<usize> {

@@ -18,9 +18,6 @@ pub const IMAGENET_NUM_CLASSES: usize = 1000;
 ///
 /// # Errors
 /// As [`CustomDatasetConfig::build`].
-pub fn build(
-    cfg: &CustomDatasetConfig,
-    base_dir: Option<&Path>,
-) -> Result<CustomDataset, DataError> {
+pub fn build(cfg: &CustomDatasetConfig, base_dir: Option<&Path>) -> Result<CustomDataset, DataError> {
     CustomDataset::from_config("ImageNet", cfg, base_dir, Some(IMAGENET_NUM_CLASSES))
 }

@@ -47,14 +47,7 @@ pub struct SyntheticDatasetConfig {
 
 impl Default for SyntheticDatasetConfig {
     fn default() -> Self {
-        Self {
-            num_samples: 512,
-            img_size: 64,
-            num_classes: 8,
-            seed: 0,
-            pipeline: Vec::new(),
-            test_mode: false,
-        }
+        Self { num_samples: 512, img_size: 64, num_classes: 8, seed: 0, pipeline: Vec::new(), test_mode: false }
     }
 }
 
@@ -75,19 +68,11 @@ impl SyntheticDatasetConfig {
         if self.img_size == 0 || self.num_classes == 0 {
             return Err(DataError::config(
                 "SyntheticDataset",
-                format!(
-                    "`img_size` and `num_classes` must be positive, got {} and {}",
-                    self.img_size, self.num_classes
-                ),
+                format!("`img_size` and `num_classes` must be positive, got {} and {}", self.img_size, self.num_classes),
             ));
         }
-        let styles = (0..self.num_classes)
-            .map(|c| ClassStyle::new(c, self.num_classes))
-            .collect();
-        Ok(SyntheticDataset {
-            cfg: self.clone(),
-            styles,
-        })
+        let styles = (0..self.num_classes).map(|c| ClassStyle::new(c, self.num_classes)).collect();
+        Ok(SyntheticDataset { cfg: self.clone(), styles })
     }
 }
 
@@ -207,8 +192,7 @@ impl SyntheticDataset {
                 let mix = 0.25 + 0.75 * window;
                 for ch in 0..3 {
                     let pattern = style.bg[ch] * (1.0 - g) + style.fg[ch] * g;
-                    let value = (style.bg[ch] * (1.0 - mix) + pattern * mix) * gain
-                        + 6.0 * gaussian(&mut rng);
+                    let value = (style.bg[ch] * (1.0 - mix) + pattern * mix) * gain + 6.0 * gaussian(&mut rng);
                     data.push(value.round().clamp(0.0, 255.0) as u8);
                 }
             }
@@ -224,18 +208,10 @@ impl Dataset for SyntheticDataset {
 
     fn load(&self, index: usize) -> Result<RawSample, DataError> {
         if index >= self.cfg.num_samples {
-            return Err(DataError::IndexOutOfRange {
-                index,
-                len: self.cfg.num_samples,
-            });
+            return Err(DataError::IndexOutOfRange { index, len: self.cfg.num_samples });
         }
         let label = self.label_of(index);
-        Ok(RawSample {
-            img: self.render(index),
-            label: Some(label),
-            name: format!("synthetic/{label}/{index:06}"),
-            index,
-        })
+        Ok(RawSample { img: self.render(index), label: Some(label), name: format!("synthetic/{label}/{index:06}"), index })
     }
 
     fn num_classes(&self) -> Option<usize> {
@@ -248,15 +224,9 @@ mod tests {
     use super::*;
 
     fn dataset(seed: u64) -> SyntheticDataset {
-        SyntheticDatasetConfig {
-            num_samples: 96,
-            img_size: 16,
-            num_classes: 4,
-            seed,
-            ..SyntheticDatasetConfig::default()
-        }
-        .build()
-        .expect("valid config")
+        SyntheticDatasetConfig { num_samples: 96, img_size: 16, num_classes: 4, seed, ..SyntheticDatasetConfig::default() }
+            .build()
+            .expect("valid config")
     }
 
     #[test]
@@ -265,18 +235,11 @@ mod tests {
         let b = dataset(0);
         let c = dataset(1);
         for i in [0, 5, 95] {
-            let (sa, sb, sc) = (
-                a.load(i).expect("load"),
-                b.load(i).expect("load"),
-                c.load(i).expect("load"),
-            );
+            let (sa, sb, sc) = (a.load(i).expect("load"), b.load(i).expect("load"), c.load(i).expect("load"));
             assert_eq!(sa, sb);
             assert_ne!(sa.img, sc.img);
             assert_eq!(sa.label, sc.label);
-            assert_eq!(
-                (sa.img.width(), sa.img.height(), sa.img.channels()),
-                (16, 16, 3)
-            );
+            assert_eq!((sa.img.width(), sa.img.height(), sa.img.channels()), (16, 16, 3));
         }
         assert!(a.load(96).is_err());
     }
@@ -304,12 +267,7 @@ mod tests {
         // Class means differ clearly.
         for a in 0..4 {
             for b in a + 1..4 {
-                let d: f64 = means[a]
-                    .iter()
-                    .zip(&means[b])
-                    .map(|(x, y)| (x - y).abs())
-                    .sum::<f64>()
-                    / dim as f64;
+                let d: f64 = means[a].iter().zip(&means[b]).map(|(x, y)| (x - y).abs()).sum::<f64>() / dim as f64;
                 eprintln!("classes {a} and {b}: mean abs diff {d}");
                 assert!(d > 8.0, "classes {a} and {b} mean abs diff {d}");
             }
@@ -319,26 +277,14 @@ mod tests {
             let s = test.load(i).expect("load");
             let pred = (0..4)
                 .min_by(|&a, &b| {
-                    let da: f64 = means[a]
-                        .iter()
-                        .zip(s.img.data())
-                        .map(|(m, &v)| (m - f64::from(v)).powi(2))
-                        .sum();
-                    let db: f64 = means[b]
-                        .iter()
-                        .zip(s.img.data())
-                        .map(|(m, &v)| (m - f64::from(v)).powi(2))
-                        .sum();
+                    let da: f64 = means[a].iter().zip(s.img.data()).map(|(m, &v)| (m - f64::from(v)).powi(2)).sum();
+                    let db: f64 = means[b].iter().zip(s.img.data()).map(|(m, &v)| (m - f64::from(v)).powi(2)).sum();
                     da.total_cmp(&db)
                 })
                 .expect("4 classes");
             correct += usize::from(Some(pred) == s.label);
         }
         eprintln!("nearest class mean: {correct}/{} correct", test.len());
-        assert!(
-            correct * 10 >= test.len() * 9,
-            "{correct}/{} correct",
-            test.len()
-        );
+        assert!(correct * 10 >= test.len() * 9, "{correct}/{} correct", test.len());
     }
 }

@@ -17,11 +17,7 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -37,14 +33,7 @@ fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 
 /// A hand-made PNG (zlib "stored" blocks) so that palette images can be written without a
 /// PNG encoder that supports them.
-fn handmade_png(
-    w: u32,
-    h: u32,
-    bit_depth: u8,
-    color_type: u8,
-    plte: Option<&[u8]>,
-    rows: &[Vec<u8>],
-) -> Vec<u8> {
+fn handmade_png(w: u32, h: u32, bit_depth: u8, color_type: u8, plte: Option<&[u8]>, rows: &[Vec<u8>]) -> Vec<u8> {
     let mut raw = Vec::new();
     for r in rows {
         raw.push(0); // filter: none
@@ -79,23 +68,9 @@ fn grey_rgba_palette_and_16bit_pngs_become_rgb8() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     // Grey 8-bit.
-    image::save_buffer(
-        root.join("a_gray.png"),
-        &[10, 20, 30, 40],
-        2,
-        2,
-        image::ExtendedColorType::L8,
-    )
-    .expect("write");
+    image::save_buffer(root.join("a_gray.png"), &[10, 20, 30, 40], 2, 2, image::ExtendedColorType::L8).expect("write");
     // RGBA: alpha is dropped.
-    image::save_buffer(
-        root.join("b_rgba.png"),
-        &[1, 2, 3, 0, 4, 5, 6, 255],
-        2,
-        1,
-        image::ExtendedColorType::Rgba8,
-    )
-    .expect("write");
+    image::save_buffer(root.join("b_rgba.png"), &[1, 2, 3, 0, 4, 5, 6, 255], 2, 1, image::ExtendedColorType::Rgba8).expect("write");
     // Palette (colour type 3), 2 entries.
     let png = handmade_png(2, 1, 8, 3, Some(&[255, 0, 0, 0, 0, 255]), &[vec![1, 0]]);
     std::fs::write(root.join("c_palette.png"), png).expect("write");
@@ -103,16 +78,11 @@ fn grey_rgba_palette_and_16bit_pngs_become_rgb8() {
     let png = handmade_png(2, 1, 16, 0, None, &[vec![0xFF, 0xFF, 0x80, 0x80]]);
     std::fs::write(root.join("d_gray16.png"), png).expect("write");
 
-    let ds = CustomDatasetConfig::folder(root.to_string_lossy())
-        .build(None)
-        .expect("builds");
+    let ds = CustomDatasetConfig::folder(root.to_string_lossy()).build(None).expect("builds");
     assert_eq!(ds.len(), 4);
     assert_eq!(ds.num_classes(), None);
     let names: Vec<_> = ds.samples().iter().map(|s| s.0.clone()).collect();
-    assert_eq!(
-        names,
-        ["a_gray.png", "b_rgba.png", "c_palette.png", "d_gray16.png"]
-    );
+    assert_eq!(names, ["a_gray.png", "b_rgba.png", "c_palette.png", "d_gray16.png"]);
 
     let g = ds.load(0).expect("grey");
     assert_eq!((g.img.width(), g.img.height(), g.img.channels()), (2, 2, 3));
@@ -139,27 +109,18 @@ fn class_folders_give_labels_recursively_case_insensitive() {
     // Loose file at the root is ignored when class folders exist (mmcls).
     write_rgb_png(&root.join("loose.png"), 2, 2, [4, 4, 4]);
 
-    let ds = CustomDatasetConfig::folder(root.to_string_lossy())
-        .build(None)
-        .expect("builds");
+    let ds = CustomDatasetConfig::folder(root.to_string_lossy()).build(None).expect("builds");
     assert_eq!(ds.classes(), ["cat", "dog"]);
     assert_eq!(ds.num_classes(), Some(2));
     let listed: Vec<_> = ds.samples().to_vec();
     assert_eq!(
         listed,
-        vec![
-            ("cat/0.png".to_string(), Some(0)),
-            ("cat/x/deep/1.PNG".to_string(), Some(0)),
-            ("dog/a.png".to_string(), Some(1)),
-        ]
+        vec![("cat/0.png".to_string(), Some(0)), ("cat/x/deep/1.PNG".to_string(), Some(0)), ("dog/a.png".to_string(), Some(1)),]
     );
     assert_eq!(ds.load(2).expect("load").img.pixel(0, 0), &[2, 2, 2]);
 
     // Without labels: everything (but hidden entries), unlabelled, sorted.
-    let cfg = CustomDatasetConfig {
-        with_label: false,
-        ..CustomDatasetConfig::folder(root.to_string_lossy())
-    };
+    let cfg = CustomDatasetConfig { with_label: false, ..CustomDatasetConfig::folder(root.to_string_lossy()) };
     let ds = cfg.build(None).expect("builds");
     assert_eq!(ds.len(), 4);
     assert!(ds.samples().iter().all(|s| s.1.is_none()));
@@ -169,18 +130,11 @@ fn class_folders_give_labels_recursively_case_insensitive() {
 fn empty_folder_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("readme.txt"), "x").expect("write");
-    let err = CustomDatasetConfig::folder(dir.path().to_string_lossy())
-        .build(None)
-        .expect_err("empty");
+    let err = CustomDatasetConfig::folder(dir.path().to_string_lossy()).build(None).expect_err("empty");
     assert!(matches!(err, DataError::EmptyDataset { .. }), "{err}");
-    assert!(
-        err.to_string().contains(&*dir.path().to_string_lossy()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&*dir.path().to_string_lossy()), "{err}");
     let missing = dir.path().join("nope");
-    let err = CustomDatasetConfig::folder(missing.to_string_lossy())
-        .build(None)
-        .expect_err("missing");
+    let err = CustomDatasetConfig::folder(missing.to_string_lossy()).build(None).expect_err("missing");
     assert!(err.to_string().contains("nope"), "{err}");
 }
 
@@ -191,11 +145,7 @@ fn imagenet_annotation_file_with_data_root_and_prefix() {
     write_rgb_png(&root.join("train/n01/a.png"), 3, 2, [5, 6, 7]);
     write_rgb_png(&root.join("train/n02/b c.png"), 3, 2, [8, 9, 10]);
     std::fs::create_dir_all(root.join("meta")).expect("mkdir");
-    std::fs::write(
-        root.join("meta/train.txt"),
-        "n01/a.png 0\n\nn02/b c.png 999\n",
-    )
-    .expect("write");
+    std::fs::write(root.join("meta/train.txt"), "n01/a.png 0\n\nn02/b c.png 999\n").expect("write");
 
     let json = r#"{"type": "mmcls.ImageNet", "data_root": "imagenet", "ann_file": "meta/train.txt",
                    "data_prefix": {"img_path": "train/"}, "pipeline": [{"type": "LoadImageFromFile"}]}"#;
@@ -221,14 +171,8 @@ fn imagenet_annotation_file_with_data_root_and_prefix() {
     assert_eq!(ds.load(1).expect("loads").label, None);
 
     // `indices` keeps a subset.
-    let cfg = CustomDatasetConfig {
-        indices: Some(Indices::List(vec![1])),
-        ..cfg
-    };
-    assert_eq!(
-        cfg.build(None).expect("builds").samples()[0].0,
-        "n02/b c.png"
-    );
+    let cfg = CustomDatasetConfig { indices: Some(Indices::List(vec![1])), ..cfg };
+    assert_eq!(cfg.build(None).expect("builds").samples()[0].0, "n02/b c.png");
 
     // Missing annotation file: the error names it.
     let cfg = CustomDatasetConfig {
@@ -242,20 +186,13 @@ fn imagenet_annotation_file_with_data_root_and_prefix() {
 
 #[test]
 fn dataset_config_rejects_unknown_keys_and_types() {
-    let err =
-        serde_json::from_str::<DatasetConfig>(r#"{"type": "CustomDataset", "data_rot": "x"}"#)
-            .expect_err("typo");
+    let err = serde_json::from_str::<DatasetConfig>(r#"{"type": "CustomDataset", "data_rot": "x"}"#).expect_err("typo");
     assert!(err.to_string().contains("data_rot"), "{err}");
-    let err =
-        serde_json::from_str::<DatasetConfig>(r#"{"type": "Places205"}"#).expect_err("unknown");
+    let err = serde_json::from_str::<DatasetConfig>(r#"{"type": "Places205"}"#).expect_err("unknown");
     assert!(err.to_string().contains("Places205"), "{err}");
-    let cfg: DatasetConfig =
-        serde_json::from_str(r#"{"type": "SyntheticDataset", "num_samples": 3}"#).expect("parses");
+    let cfg: DatasetConfig = serde_json::from_str(r#"{"type": "SyntheticDataset", "num_samples": 3}"#).expect("parses");
     assert_eq!(cfg.build(None).expect("builds").len(), 3);
-    let bad_ext = CustomDatasetConfig {
-        extensions: vec![".bmp".into()],
-        ..CustomDatasetConfig::default()
-    };
+    let bad_ext = CustomDatasetConfig { extensions: vec![".bmp".into()], ..CustomDatasetConfig::default() };
     assert!(bad_ext.build(None).is_err());
 }
 
@@ -269,9 +206,7 @@ fn rgb16_converts_and_an_unsupported_format_is_an_error_naming_the_file() {
     // A TIFF under a JPEG name: found by the scan, refused by the decoder.
     std::fs::write(root.join("b_tiff.jpg"), [b'I', b'I', 42, 0, 8, 0, 0, 0, 0, 0]).expect("write");
 
-    let ds = CustomDatasetConfig::folder(root.to_string_lossy())
-        .build(None)
-        .expect("builds");
+    let ds = CustomDatasetConfig::folder(root.to_string_lossy()).build(None).expect("builds");
     assert_eq!(ds.len(), 2);
     let rgb = ds.load(0).expect("16-bit RGB");
     assert_eq!(rgb.img.data(), &[255, 0, 128]);

@@ -128,8 +128,7 @@ pub fn resize(img: &Image, out_w: usize, out_h: usize, interp: Cv2Interpolation)
                 data.extend_from_slice(&src[i..i + c]);
             }
         }
-        return Image::from_raw(out_w, out_h, c, data)
-            .unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]));
+        return Image::from_raw(out_w, out_h, c, data).unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]));
     }
     // OpenCV clamps the horizontal linear coordinate at the borders but not the vertical one
     // (there only the row indices are clamped).
@@ -169,8 +168,7 @@ pub fn resize(img: &Image, out_w: usize, out_h: usize, interp: Cv2Interpolation)
             *d = r.clamp(0, 255) as u8;
         }
     }
-    Image::from_raw(out_w, out_h, c, data)
-        .unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]))
+    Image::from_raw(out_w, out_h, c, data).unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]))
 }
 
 /// One term of OpenCV's `computeResizeAreaTab`: source index `si` contributes `alpha` to
@@ -193,25 +191,13 @@ fn area_tab(ssize: usize, dsize: usize, scale: f64) -> Vec<AreaTerm> {
         sx2 = sx2.min(ssize as i64 - 1);
         let sx1 = (fsx1.ceil() as i64).min(sx2);
         if sx1 as f64 - fsx1 > 1e-3 {
-            tab.push(AreaTerm {
-                di: dx,
-                si: (sx1 - 1) as usize,
-                alpha: ((sx1 as f64 - fsx1) / cell_width) as f32,
-            });
+            tab.push(AreaTerm { di: dx, si: (sx1 - 1) as usize, alpha: ((sx1 as f64 - fsx1) / cell_width) as f32 });
         }
         for sx in sx1..sx2 {
-            tab.push(AreaTerm {
-                di: dx,
-                si: sx as usize,
-                alpha: (1.0 / cell_width) as f32,
-            });
+            tab.push(AreaTerm { di: dx, si: sx as usize, alpha: (1.0 / cell_width) as f32 });
         }
         if fsx2 - sx2 as f64 > 1e-3 {
-            tab.push(AreaTerm {
-                di: dx,
-                si: sx2 as usize,
-                alpha: ((fsx2 - sx2 as f64).min(1.0).min(cell_width) / cell_width) as f32,
-            });
+            tab.push(AreaTerm { di: dx, si: sx2 as usize, alpha: ((fsx2 - sx2 as f64).min(1.0).min(cell_width) / cell_width) as f32 });
         }
     }
     tab
@@ -285,8 +271,7 @@ fn resize_area(img: &Image, out_w: usize, out_h: usize) -> Image {
             *o = f32_to_u8(*s);
         }
     }
-    Image::from_raw(out_w, out_h, c, data)
-        .unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]))
+    Image::from_raw(out_w, out_h, c, data).unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]))
 }
 
 #[cfg(test)]
@@ -300,11 +285,7 @@ mod tests {
     #[test]
     fn constant_stays_constant() {
         let img = Image::filled(9, 6, &[3, 128, 250]);
-        for interp in [
-            Cv2Interpolation::Nearest,
-            Cv2Interpolation::Bilinear,
-            Cv2Interpolation::Bicubic,
-        ] {
+        for interp in [Cv2Interpolation::Nearest, Cv2Interpolation::Bilinear, Cv2Interpolation::Bicubic] {
             for (w, h) in [(4, 3), (20, 13), (1, 1)] {
                 let out = resize(&img, w, h, interp);
                 for px in out.data().chunks(3) {
@@ -318,19 +299,13 @@ mod tests {
     fn bilinear_upscale_hand_computed() {
         // 2 → 4: src = (d + .5)/2 - .5 = -.25, .25, .75, 1.25 → clamped: 0, 25, 75, 100.
         let img = gray(2, 1, &[0, 100]);
-        assert_eq!(
-            resize(&img, 4, 1, Cv2Interpolation::Bilinear).data(),
-            &[0, 25, 75, 100]
-        );
+        assert_eq!(resize(&img, 4, 1, Cv2Interpolation::Bilinear).data(), &[0, 25, 75, 100]);
     }
 
     #[test]
     fn bilinear_halving_is_pair_average() {
         // 4 → 2: src = 0.5, 2.5: no antialiasing, plain average of neighbours.
         let img = gray(4, 1, &[0, 70, 140, 210]);
-        assert_eq!(
-            resize(&img, 2, 1, Cv2Interpolation::Bilinear).data(),
-            &[35, 175]
-        );
+        assert_eq!(resize(&img, 2, 1, Cv2Interpolation::Bilinear).data(), &[35, 175]);
     }
 }

@@ -64,16 +64,8 @@ fn coeffs_1d(method: WarpInterpolation, x: f32) -> Vec<f32> {
                 return c;
             }
             const S45: f64 = std::f64::consts::FRAC_1_SQRT_2;
-            const CS: [[f64; 2]; 8] = [
-                [1.0, 0.0],
-                [-S45, -S45],
-                [0.0, 1.0],
-                [S45, -S45],
-                [-1.0, 0.0],
-                [S45, S45],
-                [0.0, -1.0],
-                [-S45, S45],
-            ];
+            const CS: [[f64; 2]; 8] =
+                [[1.0, 0.0], [-S45, -S45], [0.0, 1.0], [S45, -S45], [-1.0, 0.0], [S45, S45], [0.0, -1.0], [-S45, S45]];
             let pi = std::f64::consts::PI;
             let y0 = -(f64::from(x) + 3.0) * pi * 0.25;
             let (s0, c0) = (y0.sin(), y0.cos());
@@ -97,9 +89,7 @@ fn coeffs_1d(method: WarpInterpolation, x: f32) -> Vec<f32> {
 /// `ksize × ksize` weights in 15-bit fixed point, corrected to sum to exactly 2¹⁵.
 fn weight_table(method: WarpInterpolation) -> Vec<i32> {
     let ksize = method.ksize();
-    let tab1: Vec<Vec<f32>> = (0..INTER_TAB_SIZE)
-        .map(|i| coeffs_1d(method, i as f32 * (1.0 / INTER_TAB_SIZE as f32)))
-        .collect();
+    let tab1: Vec<Vec<f32>> = (0..INTER_TAB_SIZE).map(|i| coeffs_1d(method, i as f32 * (1.0 / INTER_TAB_SIZE as f32))).collect();
     let n = (INTER_TAB_SIZE * INTER_TAB_SIZE) as usize;
     let mut itab = vec![0i32; n * ksize * ksize];
     for i in 0..INTER_TAB_SIZE as usize {
@@ -110,9 +100,7 @@ fn weight_table(method: WarpInterpolation) -> Vec<i32> {
                 let vy = tab1[i][k1];
                 for k2 in 0..ksize {
                     let v = vy * tab1[j][k2];
-                    let q = (v * REMAP_COEF_SCALE as f32)
-                        .round_ties_even()
-                        .clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i32;
+                    let q = (v * REMAP_COEF_SCALE as f32).round_ties_even().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i32;
                     t[k1 * ksize + k2] = q;
                     isum += q;
                 }
@@ -151,14 +139,7 @@ pub fn rotation_matrix(center: (f64, f64), angle: f64, scale: f64) -> [f64; 6] {
     let a = angle.to_radians();
     let alpha = a.cos() * scale;
     let beta = a.sin() * scale;
-    [
-        alpha,
-        beta,
-        (1.0 - alpha) * center.0 - beta * center.1,
-        -beta,
-        alpha,
-        beta * center.0 + (1.0 - alpha) * center.1,
-    ]
+    [alpha, beta, (1.0 - alpha) * center.0 - beta * center.1, -beta, alpha, beta * center.0 + (1.0 - alpha) * center.1]
 }
 
 /// `cv2.warpAffine(img, m, (out_w, out_h), flags=interp, borderMode=BORDER_CONSTANT,
@@ -167,14 +148,7 @@ pub fn rotation_matrix(center: (f64, f64), angle: f64, scale: f64) -> [f64; 6] {
 ///
 /// # Panics
 /// When `border` has fewer values than the image has channels.
-pub fn warp_affine(
-    img: &Image,
-    m: [f64; 6],
-    out_w: usize,
-    out_h: usize,
-    interp: WarpInterpolation,
-    border: &[u8],
-) -> Image {
+pub fn warp_affine(img: &Image, m: [f64; 6], out_w: usize, out_h: usize, interp: WarpInterpolation, border: &[u8]) -> Image {
     let (w, h, c) = (img.width(), img.height(), img.channels());
     let cval = &border[..c];
     // Invert the matrix, as `warpAffine` does without WARP_INVERSE_MAP.
@@ -194,11 +168,7 @@ pub fn warp_affine(
     let adelta: Vec<i32> = (0..out_w).map(|x| round_i32(mm[0] * x as f64 * AB_SCALE)).collect();
     let bdelta: Vec<i32> = (0..out_w).map(|x| round_i32(mm[3] * x as f64 * AB_SCALE)).collect();
     let nearest = interp == WarpInterpolation::Nearest;
-    let round_delta = if nearest {
-        (1 << AB_BITS) / 2
-    } else {
-        (1 << AB_BITS) / INTER_TAB_SIZE / 2
-    };
+    let round_delta = if nearest { (1 << AB_BITS) / 2 } else { (1 << AB_BITS) / INTER_TAB_SIZE / 2 };
     let ksize = interp.ksize();
     let table = if nearest { Vec::new() } else { weight_table(interp) };
     let src = img.data();
@@ -225,22 +195,17 @@ pub fn warp_affine(
             let yf = (y0 + bdelta[x]) >> (AB_BITS - INTER_BITS);
             let sx = i64::from(xf >> INTER_BITS).clamp(-32768, 32767) - half;
             let sy = i64::from(yf >> INTER_BITS).clamp(-32768, 32767) - half;
-            let alpha = ((yf & (INTER_TAB_SIZE - 1)) * INTER_TAB_SIZE + (xf & (INTER_TAB_SIZE - 1)))
-                as usize;
+            let alpha = ((yf & (INTER_TAB_SIZE - 1)) * INTER_TAB_SIZE + (xf & (INTER_TAB_SIZE - 1))) as usize;
             let wt = &table[alpha * ksize * ksize..(alpha + 1) * ksize * ksize];
             let k = ksize as i64;
             // Bilinear: a window entirely outside gives the border value outright.
-            if interp == WarpInterpolation::Bilinear
-                && (sx >= w as i64 || sx + 1 < 0 || sy >= h as i64 || sy + 1 < 0)
-            {
+            if interp == WarpInterpolation::Bilinear && (sx >= w as i64 || sx + 1 < 0 || sy >= h as i64 || sy + 1 < 0) {
                 dst.copy_from_slice(cval);
                 continue;
             }
             // Bicubic/Lanczos: OpenCV also writes the border value outright when the whole
             // window misses the image.
-            if interp != WarpInterpolation::Bilinear
-                && (sx + k <= 0 || sx >= w as i64 || sy + k <= 0 || sy >= h as i64)
-            {
+            if interp != WarpInterpolation::Bilinear && (sx + k <= 0 || sx >= w as i64 || sy + k <= 0 || sy >= h as i64) {
                 dst.copy_from_slice(cval);
                 continue;
             }
@@ -275,14 +240,7 @@ pub fn warp_affine(
 /// **clockwise** by `angle` degrees about `center` (default the image centre
 /// `((w−1)/2, (h−1)/2)`); the output keeps the input size unless `auto_bound`, which grows it
 /// to hold the whole rotated image (`round(h·|sin| + w·|cos|)` wide).
-pub fn imrotate(
-    img: &Image,
-    angle: f64,
-    center: Option<(f64, f64)>,
-    border: &[u8],
-    interp: WarpInterpolation,
-    auto_bound: bool,
-) -> Image {
+pub fn imrotate(img: &Image, angle: f64, center: Option<(f64, f64)>, border: &[u8], interp: WarpInterpolation, auto_bound: bool) -> Image {
     let (w, h) = (img.width(), img.height());
     let center = center.unwrap_or(((w as f64 - 1.0) * 0.5, (h as f64 - 1.0) * 0.5));
     let mut m = rotation_matrix(center, -angle, 1.0);
@@ -305,11 +263,7 @@ mod tests {
 
     #[test]
     fn weight_tables_sum_to_one() {
-        for m in [
-            WarpInterpolation::Bilinear,
-            WarpInterpolation::Bicubic,
-            WarpInterpolation::Lanczos4,
-        ] {
+        for m in [WarpInterpolation::Bilinear, WarpInterpolation::Bicubic, WarpInterpolation::Lanczos4] {
             let k = m.ksize() * m.ksize();
             for t in weight_table(m).chunks_exact(k) {
                 assert_eq!(t.iter().sum::<i32>(), REMAP_COEF_SCALE, "{m:?}");
@@ -320,12 +274,7 @@ mod tests {
     #[test]
     fn right_angles_permute_pixels() {
         let img = Image::from_fn(5, 5, |x, y| [(x * 10 + y) as u8]);
-        for interp in [
-            WarpInterpolation::Nearest,
-            WarpInterpolation::Bilinear,
-            WarpInterpolation::Bicubic,
-            WarpInterpolation::Lanczos4,
-        ] {
+        for interp in [WarpInterpolation::Nearest, WarpInterpolation::Bilinear, WarpInterpolation::Bicubic, WarpInterpolation::Lanczos4] {
             let r = imrotate(&img, 90.0, None, &[0], interp, false);
             // Clockwise: the output's top row is the input's left column, bottom to top.
             for x in 0..5 {

@@ -46,17 +46,10 @@ pub enum ResizeBackend {
 /// # Errors
 /// [`DataError::InvalidConfig`] naming `component` for unsupported combinations:
 /// `area`/`lanczos`/`box`/`hamming` with `cv2`, and `area` with `pillow` (as in mmcv).
-pub fn check_interpolation(
-    component: &str,
-    interpolation: Interpolation,
-    backend: ResizeBackend,
-) -> Result<(), DataError> {
+pub fn check_interpolation(component: &str, interpolation: Interpolation, backend: ResizeBackend) -> Result<(), DataError> {
     let ok = match backend {
         ResizeBackend::Pillow => interpolation != Interpolation::Area,
-        ResizeBackend::Cv2 => matches!(
-            interpolation,
-            Interpolation::Nearest | Interpolation::Bilinear | Interpolation::Bicubic
-        ),
+        ResizeBackend::Cv2 => matches!(interpolation, Interpolation::Nearest | Interpolation::Bilinear | Interpolation::Bicubic),
     };
     if ok {
         Ok(())
@@ -75,13 +68,7 @@ pub fn check_interpolation(
 ///
 /// # Errors
 /// [`DataError::InvalidConfig`] for combinations rejected by [`check_interpolation`].
-pub fn imresize(
-    img: &Image,
-    out_w: usize,
-    out_h: usize,
-    interpolation: Interpolation,
-    backend: ResizeBackend,
-) -> Result<Image, DataError> {
+pub fn imresize(img: &Image, out_w: usize, out_h: usize, interpolation: Interpolation, backend: ResizeBackend) -> Result<Image, DataError> {
     check_interpolation("imresize", interpolation, backend)?;
     Ok(match backend {
         ResizeBackend::Pillow => pillow::resize(img, out_w, out_h, pillow_filter(interpolation)),
@@ -116,24 +103,9 @@ pub fn imresize_window(
     match backend {
         ResizeBackend::Pillow => {
             check_interpolation("imresize", interpolation, backend)?;
-            Ok(pillow::resize_crop(
-                img,
-                left,
-                top,
-                width,
-                height,
-                out_w,
-                out_h,
-                pillow_filter(interpolation),
-            ))
+            Ok(pillow::resize_crop(img, left, top, width, height, out_w, out_h, pillow_filter(interpolation)))
         }
-        ResizeBackend::Cv2 => imresize(
-            &crop_window(img, left, top, width, height),
-            out_w,
-            out_h,
-            interpolation,
-            backend,
-        ),
+        ResizeBackend::Cv2 => imresize(&crop_window(img, left, top, width, height), out_w, out_h, interpolation, backend),
     }
 }
 
@@ -184,8 +156,7 @@ fn crop(img: &Image, left: usize, top: usize, width: usize, height: usize, c: us
         let start = y * row + left * c;
         data.extend_from_slice(&src[start..start + width * c]);
     }
-    Image::from_raw(width, height, c, data)
-        .unwrap_or_else(|| Image::filled(width, height, &vec![0; c]))
+    Image::from_raw(width, height, c, data).unwrap_or_else(|| Image::filled(width, height, &vec![0; c]))
 }
 
 /// Flip directions of `mmcv.imflip`.
@@ -219,17 +190,11 @@ pub fn imflip_in_place(img: &mut Image, direction: FlipDirection) {
         // Swap row y with row h - 1 - y.
         let (top, bottom) = data.split_at_mut(h / 2 * row_len);
         let bottom = &mut bottom[(h % 2) * row_len..];
-        for (a, b) in top
-            .chunks_exact_mut(row_len)
-            .zip(bottom.chunks_exact_mut(row_len).rev())
-        {
+        for (a, b) in top.chunks_exact_mut(row_len).zip(bottom.chunks_exact_mut(row_len).rev()) {
             a.swap_with_slice(b);
         }
     }
-    if matches!(
-        direction,
-        FlipDirection::Horizontal | FlipDirection::Diagonal
-    ) {
+    if matches!(direction, FlipDirection::Horizontal | FlipDirection::Diagonal) {
         for row in data.chunks_exact_mut(row_len) {
             reverse_pixels(row, c);
         }
@@ -300,11 +265,7 @@ pub fn border_interpolate(p: i64, len: usize, mode: PaddingMode) -> Option<usize
             let delta = i64::from(mode == PaddingMode::Reflect);
             let mut p = p;
             while !(0..n).contains(&p) {
-                p = if p < 0 {
-                    -p - 1 + delta
-                } else {
-                    n - 1 - (p - n) - delta
-                };
+                p = if p < 0 { -p - 1 + delta } else { n - 1 - (p - n) - delta };
             }
             Some(p as usize)
         }
@@ -317,23 +278,14 @@ pub fn border_interpolate(p: i64, len: usize, mode: PaddingMode) -> Option<usize
 ///
 /// # Panics
 /// When `mode` is `Constant` and `fill` has fewer values than the image has channels.
-pub fn impad_border(
-    img: &Image,
-    [left, top, right, bottom]: [usize; 4],
-    mode: PaddingMode,
-    fill: &[u8],
-) -> Image {
+pub fn impad_border(img: &Image, [left, top, right, bottom]: [usize; 4], mode: PaddingMode, fill: &[u8]) -> Image {
     let (w, h, c) = (img.width(), img.height(), img.channels());
     if left + top + right + bottom == 0 {
         return img.clone();
     }
     let (nw, nh) = (w + left + right, h + top + bottom);
     // An empty image has nothing to replicate: only a constant border makes sense.
-    let mode = if img.is_empty() {
-        PaddingMode::Constant
-    } else {
-        mode
-    };
+    let mode = if img.is_empty() { PaddingMode::Constant } else { mode };
     let src = img.data();
     let mut data = Vec::with_capacity(nw * nh * c);
     for y in 0..nh {
@@ -368,11 +320,7 @@ mod tests {
             for (w, h) in [(1, 1), (1, 4), (5, 1), (4, 3), (7, 6)] {
                 let data: Vec<u8> = (0..w * h * c).map(|i| (i * 37 % 256) as u8).collect();
                 let img = Image::from_raw(w, h, c, data).expect("valid");
-                for d in [
-                    FlipDirection::Horizontal,
-                    FlipDirection::Vertical,
-                    FlipDirection::Diagonal,
-                ] {
+                for d in [FlipDirection::Horizontal, FlipDirection::Vertical, FlipDirection::Diagonal] {
                     let mut got = img.clone();
                     imflip_in_place(&mut got, d);
                     for y in 0..h {
@@ -451,28 +399,13 @@ mod tests {
             inputs: Vec<Img>,
             cases: Vec<Case>,
         }
-        let golden: Golden = serde_json::from_str(include_str!("testdata/resize_golden.json"))
-            .expect("golden file parses");
-        let inputs: Vec<Image> = golden
-            .inputs
-            .into_iter()
-            .map(|i| Image::from_raw(i.w, i.h, 3, i.data).expect("valid input"))
-            .collect();
+        let golden: Golden = serde_json::from_str(include_str!("testdata/resize_golden.json")).expect("golden file parses");
+        let inputs: Vec<Image> = golden.inputs.into_iter().map(|i| Image::from_raw(i.w, i.h, 3, i.data).expect("valid input")).collect();
         let mut worst_cv2 = 0;
         for c in &golden.cases {
-            let out = imresize(&inputs[c.input], c.w, c.h, c.interpolation, c.backend)
-                .expect("supported");
-            let max_diff = out
-                .data()
-                .iter()
-                .zip(&c.data)
-                .map(|(&a, &b)| a.abs_diff(b))
-                .max()
-                .unwrap_or(0);
-            let what = format!(
-                "input {} → {}x{} {:?} {:?}",
-                c.input, c.w, c.h, c.backend, c.interpolation
-            );
+            let out = imresize(&inputs[c.input], c.w, c.h, c.interpolation, c.backend).expect("supported");
+            let max_diff = out.data().iter().zip(&c.data).map(|(&a, &b)| a.abs_diff(b)).max().unwrap_or(0);
+            let what = format!("input {} → {}x{} {:?} {:?}", c.input, c.w, c.h, c.backend, c.interpolation);
             assert_eq!(out.data().len(), c.data.len(), "{what}");
             match c.backend {
                 ResizeBackend::Pillow => assert_eq!(max_diff, 0, "{what}"),

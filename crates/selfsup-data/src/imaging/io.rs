@@ -26,14 +26,8 @@ use crate::DataError;
 /// [`DataError::Io`] when the file cannot be read, [`DataError::Decode`] when it is not a
 /// decodable (complete, uncorrupted) JPEG or PNG.
 pub fn imread(path: &Path) -> Result<Image, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    imfrombytes(&bytes).map_err(|source| DataError::Decode {
-        path: path.to_path_buf(),
-        source,
-    })
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    imfrombytes(&bytes).map_err(|source| DataError::Decode { path: path.to_path_buf(), source })
 }
 
 /// Decodes an in-memory JPEG or PNG into 8-bit RGB (`mmcv.imfrombytes`, RGB order).
@@ -70,10 +64,7 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     while end > 0 {
         let start = end.saturating_sub(BLOCK);
         // A reduction without early exit, so that it vectorises.
-        if bytes[start..end]
-            .iter()
-            .fold(false, |any, &b| any | (b == 0xFF))
-        {
+        if bytes[start..end].iter().fold(false, |any, &b| any | (b == 0xFF)) {
             for p in (start..end).rev() {
                 if bytes[p] == 0xFF {
                     match bytes.get(p + 1) {
@@ -110,31 +101,14 @@ pub fn imwrite_png(img: &Image, path: &Path) -> Result<(), DataError> {
         1 => image::ExtendedColorType::L8,
         3 => image::ExtendedColorType::Rgb8,
         4 => image::ExtendedColorType::Rgba8,
-        c => {
-            return Err(DataError::config(
-                "imwrite_png",
-                format!("cannot write a {c}-channel image as PNG"),
-            ))
-        }
+        c => return Err(DataError::config("imwrite_png", format!("cannot write a {c}-channel image as PNG"))),
     };
-    image::save_buffer_with_format(
-        path,
-        img.data(),
-        img.width() as u32,
-        img.height() as u32,
-        color,
-        image::ImageFormat::Png,
+    image::save_buffer_with_format(path, img.data(), img.width() as u32, img.height() as u32, color, image::ImageFormat::Png).map_err(
+        |source| match source {
+            image::ImageError::IoError(source) => DataError::Io { path: path.to_path_buf(), source },
+            source => DataError::Decode { path: path.to_path_buf(), source },
+        },
     )
-    .map_err(|source| match source {
-        image::ImageError::IoError(source) => DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        },
-        source => DataError::Decode {
-            path: path.to_path_buf(),
-            source,
-        },
-    })
 }
 
 #[cfg(test)]
@@ -142,12 +116,9 @@ mod tests {
     use super::*;
 
     fn jpeg_bytes(w: u32, h: u32) -> Vec<u8> {
-        let img =
-            image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
         let mut out = Vec::new();
-        image::DynamicImage::ImageRgb8(img)
-            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
-            .expect("encode");
+        image::DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg).expect("encode");
         out
     }
 
@@ -164,11 +135,7 @@ mod tests {
     fn truncated_jpeg_is_an_error_trailing_bytes_are_not() {
         let bytes = jpeg_bytes(64, 64);
         for cut in [40, bytes.len() / 2, bytes.len() - 1] {
-            assert!(
-                imfrombytes(&bytes[..cut]).is_err(),
-                "cut at {cut} of {}",
-                bytes.len()
-            );
+            assert!(imfrombytes(&bytes[..cut]).is_err(), "cut at {cut} of {}", bytes.len());
         }
         let mut padded = bytes.clone();
         padded.extend_from_slice(b"trailing bytes after EOI");
@@ -205,9 +172,6 @@ mod tests {
     fn missing_file_error_names_the_path() {
         let err = imread(Path::new("/definitely/not/here.png")).expect_err("missing");
         assert!(err.is_sample_error());
-        assert!(
-            err.to_string().contains("/definitely/not/here.png"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("/definitely/not/here.png"), "{err}");
     }
 }

@@ -97,11 +97,7 @@ mod tests {
                 for y in 0..h {
                     for x in 0..w {
                         for k in 0..c {
-                            assert_eq!(
-                                dst[(x * h + y) * c + k],
-                                src[y * stride + x * c + k],
-                                "{w}x{h}x{c} at ({x}, {y})"
-                            );
+                            assert_eq!(dst[(x * h + y) * c + k], src[y * stride + x * c + k], "{w}x{h}x{c} at ({x}, {y})");
                         }
                     }
                 }

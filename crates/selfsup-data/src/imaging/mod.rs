@@ -53,14 +53,7 @@ impl Image {
     /// Wraps an HWC buffer. Returns `None` when `data.len() != width * height * channels`
     /// or `channels == 0`.
     pub fn from_raw(width: usize, height: usize, channels: usize, data: Vec<u8>) -> Option<Self> {
-        (channels > 0 && width.checked_mul(height)?.checked_mul(channels)? == data.len()).then_some(
-            Self {
-                width,
-                height,
-                channels,
-                data,
-            },
-        )
+        (channels > 0 && width.checked_mul(height)?.checked_mul(channels)? == data.len()).then_some(Self { width, height, channels, data })
     }
 
     /// An image filled with one value per channel (`value.len()` channels).
@@ -74,32 +67,18 @@ impl Image {
                 data.extend_from_slice(value);
             }
         }
-        Self {
-            width,
-            height,
-            channels,
-            data,
-        }
+        Self { width, height, channels, data }
     }
 
     /// Builds an image by calling `f(x, y)` for every pixel (`C` channels).
-    pub fn from_fn<const C: usize>(
-        width: usize,
-        height: usize,
-        mut f: impl FnMut(usize, usize) -> [u8; C],
-    ) -> Self {
+    pub fn from_fn<const C: usize>(width: usize, height: usize, mut f: impl FnMut(usize, usize) -> [u8; C]) -> Self {
         let mut data = Vec::with_capacity(width * height * C);
         for y in 0..height {
             for x in 0..width {
                 data.extend_from_slice(&f(x, y));
             }
         }
-        Self {
-            width,
-            height,
-            channels: C,
-            data,
-        }
+        Self { width, height, channels: C, data }
     }
 
     /// Width in pixels.
@@ -188,14 +167,8 @@ mod tests {
     #[test]
     fn chw_f32_is_the_transposed_hwc_buffer() {
         for c in 1..=4 {
-            let img = Image::from_fn::<4>(7, 5, |x, y| {
-                [(x * 31 + y) as u8, (y * 17) as u8, (x ^ y) as u8, 200]
-            });
-            let data: Vec<u8> = img
-                .data()
-                .chunks_exact(4)
-                .flat_map(|p| p[..c].to_vec())
-                .collect();
+            let img = Image::from_fn::<4>(7, 5, |x, y| [(x * 31 + y) as u8, (y * 17) as u8, (x ^ y) as u8, 200]);
+            let data: Vec<u8> = img.data().chunks_exact(4).flat_map(|p| p[..c].to_vec()).collect();
             let img = Image::from_raw(7, 5, c, data).expect("valid");
             let mut out = vec![0f32; 7 * 5 * c];
             img.write_chw_f32(&mut out);

@@ -7,10 +7,7 @@
 //! ([`pillow_enhance`](super::pillow_enhance)) apply directly and the results are the same
 //! pixels in the other channel order. All are bit-exact.
 
-use super::pillow_enhance::{
-    enhance_brightness_in_place, enhance_color_in_place, enhance_contrast_in_place,
-    shift_hue_in_place,
-};
+use super::pillow_enhance::{enhance_brightness_in_place, enhance_color_in_place, enhance_contrast_in_place, shift_hue_in_place};
 use super::Image;
 
 /// `mmcv.solarize(img, thr)`: values `>= thr` become `255 − v` (`np.where(img < thr, img,

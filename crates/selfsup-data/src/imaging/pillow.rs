@@ -112,13 +112,7 @@ struct Coeffs {
 
 /// `precompute_coeffs` + `normalize_coeffs_8bpc` for the box `[in0, in1)` of an axis of
 /// `in_size` pixels resampled to `out_size` pixels.
-fn precompute_coeffs(
-    in_size: usize,
-    in0: f64,
-    in1: f64,
-    out_size: usize,
-    filter: PillowFilter,
-) -> Coeffs {
+fn precompute_coeffs(in_size: usize, in0: f64, in1: f64, out_size: usize, filter: PillowFilter) -> Coeffs {
     let scale = (in1 - in0) / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filter.support() * filterscale;
@@ -143,11 +137,7 @@ fn precompute_coeffs(
         for (x, out) in row.iter_mut().enumerate().take(count) {
             let w = if ww != 0.0 { k[x] / ww } else { k[x] };
             let scaled = w * f64::from(1u32 << PRECISION_BITS);
-            *out = if w < 0.0 {
-                (-0.5 + scaled) as i32
-            } else {
-                (0.5 + scaled) as i32
-            };
+            *out = if w < 0.0 { (-0.5 + scaled) as i32 } else { (0.5 + scaled) as i32 };
         }
         bounds.push((xmin, count));
     }
@@ -181,9 +171,7 @@ fn resample_columns_impl(src: &[u8], stride: usize, row_len: usize, co: &Coeffs,
         for block in &mut blocks {
             let mut acc = [HALF; LANES];
             for (j, &kj) in k.iter().enumerate() {
-                let s: &[u8; LANES] = rows[j * stride + x0..j * stride + x0 + LANES]
-                    .try_into()
-                    .expect("LANES bytes");
+                let s: &[u8; LANES] = rows[j * stride + x0..j * stride + x0 + LANES].try_into().expect("LANES bytes");
                 for (a, &v) in acc.iter_mut().zip(s) {
                     *a = a.wrapping_add(i32::from(v).wrapping_mul(kj));
                 }
@@ -233,18 +221,11 @@ pub fn resize_crop(
     let c = img.channels();
     let left = left.min(img.width());
     let top = top.min(img.height());
-    let (in_w, in_h) = (
-        width.min(img.width() - left),
-        height.min(img.height() - top),
-    );
+    let (in_w, in_h) = (width.min(img.width() - left), height.min(img.height() - top));
     let full = (left, top, in_w, in_h) == (0, 0, img.width(), img.height());
     if (in_w == out_w && in_h == out_h) || in_w == 0 || in_h == 0 || out_w == 0 || out_h == 0 {
         if in_w == out_w && in_h == out_h {
-            return if full {
-                img.clone()
-            } else {
-                super::geometric::crop_window(img, left, top, in_w, in_h)
-            };
+            return if full { img.clone() } else { super::geometric::crop_window(img, left, top, in_w, in_h) };
         }
         return Image::filled(out_w, out_h, &vec![0; c]);
     }
@@ -274,14 +255,7 @@ pub fn resize_crop(
         // The horizontal pass as a column pass on the transposed rows: `in_w` rows of
         // `rows` pixels in, `out_w` rows out, transposed back.
         let mut t_in = vec![0u8; in_w * rows * c];
-        kernels::transpose(
-            &src[ybox_first * stride..],
-            stride,
-            in_w,
-            rows,
-            c,
-            &mut t_in,
-        );
+        kernels::transpose(&src[ybox_first * stride..], stride, in_w, rows, c, &mut t_in);
         let mut t_out = vec![0u8; out_w * rows * c];
         resample_columns(&t_in, rows * c, rows * c, &horiz, &mut t_out);
         let mut h_out = t_in;
@@ -295,28 +269,18 @@ pub fn resize_crop(
         } else {
             h_out
         };
-        return Image::from_raw(out_w, out_h, c, out)
-            .unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]));
+        return Image::from_raw(out_w, out_h, c, out).unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]));
     }
     // Vertical pass only, straight from the window.
     let mut out = vec![0u8; out_h * in_w * c];
     resample_columns(src, stride, in_w * c, &vert, &mut out);
-    Image::from_raw(out_w, out_h, c, out)
-        .unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]))
+    Image::from_raw(out_w, out_h, c, out).unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]))
 }
 
 /// Pillow's nearest-neighbour resize (`ImagingScaleAffine`) of the `in_w × in_h` window whose
 /// row `y` is `src[y · stride ..]`: the source coordinate is accumulated in steps of `scale`
 /// from `scale / 2`, then truncated.
-fn resize_nearest(
-    src: &[u8],
-    stride: usize,
-    in_w: usize,
-    in_h: usize,
-    c: usize,
-    out_w: usize,
-    out_h: usize,
-) -> Image {
+fn resize_nearest(src: &[u8], stride: usize, in_w: usize, in_h: usize, c: usize, out_w: usize, out_h: usize) -> Image {
     let table = |in_size: usize, out_size: usize| -> Vec<usize> {
         let a = in_size as f64 / out_size as f64;
         let mut o = a * 0.5;
@@ -337,8 +301,7 @@ fn resize_nearest(
             data.extend_from_slice(&src[i..i + c]);
         }
     }
-    Image::from_raw(out_w, out_h, c, data)
-        .unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]))
+    Image::from_raw(out_w, out_h, c, data).unwrap_or_else(|| Image::filled(out_w, out_h, &vec![0; c]))
 }
 
 #[cfg(test)]
@@ -390,12 +353,7 @@ mod tests {
                 let mut out = vec![0u8; rows * out_w * c];
                 for yy in 0..rows {
                     let y = yy + ybox_first;
-                    resample_row(
-                        &src[y * in_w * c..(y + 1) * in_w * c],
-                        &mut out[yy * out_w * c..(yy + 1) * out_w * c],
-                        &horiz,
-                        c,
-                    );
+                    resample_row(&src[y * in_w * c..(y + 1) * in_w * c], &mut out[yy * out_w * c..(yy + 1) * out_w * c], &horiz, c);
                 }
                 cur = out;
                 cur_w = out_w;
@@ -428,13 +386,7 @@ mod tests {
             let (row_len, in_rows) = (rng.random_range(1..200), rng.random_range(1..40));
             let out_rows = rng.random_range(1..60);
             let src: Vec<u8> = (0..row_len * in_rows).map(|_| rng.random()).collect();
-            let co = precompute_coeffs(
-                in_rows,
-                0.0,
-                in_rows as f64,
-                out_rows,
-                PillowFilter::Bicubic,
-            );
+            let co = precompute_coeffs(in_rows, 0.0, in_rows as f64, out_rows, PillowFilter::Bicubic);
             let (mut a, mut b) = (vec![0; out_rows * row_len], vec![0; out_rows * row_len]);
             resample_columns(&src, row_len, row_len, &co, &mut a);
             resample_columns_impl(&src, row_len, row_len, &co, &mut b);
@@ -445,13 +397,7 @@ mod tests {
     #[test]
     fn resize_of_windows_matches_the_straightforward_port() {
         let mut rng = ChaCha8Rng::seed_from_u64(21);
-        let filters = [
-            PillowFilter::Box,
-            PillowFilter::Bilinear,
-            PillowFilter::Hamming,
-            PillowFilter::Bicubic,
-            PillowFilter::Lanczos,
-        ];
+        let filters = [PillowFilter::Box, PillowFilter::Bilinear, PillowFilter::Hamming, PillowFilter::Bicubic, PillowFilter::Lanczos];
         for i in 0..300 {
             let c = [3, 1, 4, 2][i % 4];
             let (w, h) = (rng.random_range(1..90), rng.random_range(1..90));
@@ -468,11 +414,7 @@ mod tests {
             };
             let filter = filters[i % filters.len()];
             let want = reference::resize(&crop, ow, oh, filter);
-            assert_eq!(
-                resize(&crop, ow, oh, filter),
-                want,
-                "{cw}x{ch}x{c} → {ow}x{oh} {filter:?}"
-            );
+            assert_eq!(resize(&crop, ow, oh, filter), want, "{cw}x{ch}x{c} → {ow}x{oh} {filter:?}");
             assert_eq!(
                 resize_crop(&img, left, top, cw, ch, ow, oh, filter),
                 want,
@@ -482,10 +424,7 @@ mod tests {
         // Nearest on a window is nearest on the crop.
         let img = Image::from_fn(13, 9, |x, y| [(x * 19 + y) as u8, (y * 7) as u8, 3]);
         let crop = super::super::geometric::crop_window(&img, 2, 3, 8, 5);
-        assert_eq!(
-            resize_crop(&img, 2, 3, 8, 5, 11, 4, PillowFilter::Nearest),
-            resize(&crop, 11, 4, PillowFilter::Nearest)
-        );
+        assert_eq!(resize_crop(&img, 2, 3, 8, 5, 11, 4, PillowFilter::Nearest), resize(&crop, 11, 4, PillowFilter::Nearest));
     }
 
     fn gray(w: usize, h: usize, v: &[u8]) -> Image {
@@ -544,10 +483,7 @@ mod tests {
     fn nearest_picks_pixel_centres() {
         let img = gray(4, 1, &[10, 20, 30, 40]);
         assert_eq!(resize(&img, 2, 1, PillowFilter::Nearest).data(), &[20, 40]);
-        assert_eq!(
-            resize(&img, 8, 1, PillowFilter::Nearest).data(),
-            &[10, 10, 20, 20, 30, 30, 40, 40]
-        );
+        assert_eq!(resize(&img, 8, 1, PillowFilter::Nearest).data(), &[10, 10, 20, 20, 30, 30, 40, 40]);
     }
 
     #[test]

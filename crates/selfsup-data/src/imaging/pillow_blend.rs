@@ -65,12 +65,7 @@ pub fn blend(im1: &Image, im2: &Image, alpha: f32) -> Image {
     if alpha == 1.0 {
         return im2.clone();
     }
-    let data = im1
-        .data()
-        .iter()
-        .zip(im2.data())
-        .map(|(&a, &b)| blend_px(a, b, alpha))
-        .collect();
+    let data = im1.data().iter().zip(im2.data()).map(|(&a, &b)| blend_px(a, b, alpha)).collect();
     Image::from_raw(im1.width(), im1.height(), im1.channels(), data).unwrap_or_else(|| im1.clone())
 }
 
@@ -86,29 +81,9 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         for _ in 0..100 {
             let a = random_image(&mut rng, 3);
-            let b = Image::from_raw(
-                a.width(),
-                a.height(),
-                3,
-                (0..a.data().len()).map(|_| rng.random()).collect(),
-            )
-            .unwrap();
-            for alpha in [
-                0.0f32,
-                1.0,
-                0.5,
-                -0.3,
-                1.7,
-                3.0,
-                -2.0,
-                f32::NAN,
-                rng.random(),
-            ] {
-                assert_eq!(
-                    blend(&a, &b, alpha),
-                    reference::blend(&a, &b, alpha),
-                    "{alpha}"
-                );
+            let b = Image::from_raw(a.width(), a.height(), 3, (0..a.data().len()).map(|_| rng.random()).collect()).unwrap();
+            for alpha in [0.0f32, 1.0, 0.5, -0.3, 1.7, 3.0, -2.0, f32::NAN, rng.random()] {
+                assert_eq!(blend(&a, &b, alpha), reference::blend(&a, &b, alpha), "{alpha}");
             }
         }
     }
@@ -117,22 +92,8 @@ mod tests {
     /// Pillow's explicit clip-then-truncate.
     #[test]
     fn blend_px_is_pillows_clip_and_truncate() {
-        let alphas = [
-            0.0f32,
-            1.0,
-            0.5,
-            0.2,
-            1.8,
-            -0.3,
-            7.5,
-            -1e30,
-            1e30,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::NAN,
-            1.0 / 3.0,
-            0.999_999_9,
-        ];
+        let alphas =
+            [0.0f32, 1.0, 0.5, 0.2, 1.8, -0.3, 7.5, -1e30, 1e30, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1.0 / 3.0, 0.999_999_9];
         for alpha in alphas {
             for a in 0..=255u8 {
                 for b in 0..=255u8 {

@@ -27,11 +27,7 @@ pub fn rgb_to_l(img: &Image) -> Image {
     if img.channels() == 1 {
         return img.clone();
     }
-    let data = img
-        .data()
-        .chunks_exact(img.channels())
-        .map(|p| luma(p[0], p[1], p[2]))
-        .collect();
+    let data = img.data().chunks_exact(img.channels()).map(|p| luma(p[0], p[1], p[2])).collect();
     Image::from_raw(img.width(), img.height(), 1, data).unwrap_or_else(|| img.clone())
 }
 
@@ -150,16 +146,14 @@ impl HsvTables {
                         1 => [x, 255, y],
                         _ => [x, y, 255],
                     };
-                    hue[(m << 16) | (usize::from(dx) << 8) | usize::from(dy)] =
-                        rgb_to_hsv_px_direct(px[0], px[1], px[2])[0];
+                    hue[(m << 16) | (usize::from(dx) << 8) | usize::from(dy)] = rgb_to_hsv_px_direct(px[0], px[1], px[2])[0];
                 }
             }
         }
         let mut sat = vec![0u8; 1 << 16];
         for maxc in 1..=255u8 {
             for cr in 1..=maxc {
-                sat[(usize::from(maxc) << 8) | usize::from(cr)] =
-                    rgb_to_hsv_px_direct(maxc, maxc - cr, maxc - cr)[1];
+                sat[(usize::from(maxc) << 8) | usize::from(cr)] = rgb_to_hsv_px_direct(maxc, maxc - cr, maxc - cr)[1];
             }
         }
         HsvTables { hue, sat }
@@ -198,21 +192,9 @@ const HSV_BLOCK: usize = 64;
 /// (which would mispredict wherever neighbouring hues fall in different sectors). Pillow's
 /// `s == 0` case needs no branch either: then `fs = 0` and `p = q = t = v`.
 #[inline(always)]
-fn hsv_to_rgb_block_impl(
-    h: &[u8; HSV_BLOCK],
-    s: &[u8; HSV_BLOCK],
-    v: &[u8; HSV_BLOCK],
-    out: &mut [[u8; 3]; HSV_BLOCK],
-) {
+fn hsv_to_rgb_block_impl(h: &[u8; HSV_BLOCK], s: &[u8; HSV_BLOCK], v: &[u8; HSV_BLOCK], out: &mut [[u8; 3]; HSV_BLOCK]) {
     // Indices into (v, t, p, q) for R, G, B, by sector (`hsv2rgb`'s switch).
-    const ORDER: [[usize; 3]; 6] = [
-        [0, 1, 2],
-        [3, 0, 2],
-        [2, 0, 1],
-        [2, 3, 0],
-        [1, 2, 0],
-        [0, 2, 3],
-    ];
+    const ORDER: [[usize; 3]; 6] = [[0, 1, 2], [3, 0, 2], [2, 0, 1], [2, 3, 0], [1, 2, 0], [0, 2, 3]];
     let mut sector = [0u8; HSV_BLOCK];
     let mut tpq = [[0u8; 3]; HSV_BLOCK];
     for k in 0..HSV_BLOCK {
@@ -326,11 +308,7 @@ mod tests {
         for a in 0..=255u8 {
             for b in 0..=255u8 {
                 for c in 0..=255u8 {
-                    assert_eq!(
-                        rgb_to_hsv_px(a, b, c),
-                        reference::rgb_to_hsv_px(a, b, c),
-                        "rgb {a} {b} {c}"
-                    );
+                    assert_eq!(rgb_to_hsv_px(a, b, c), reference::rgb_to_hsv_px(a, b, c), "rgb {a} {b} {c}");
                 }
                 for c0 in (0..256).step_by(HSV_BLOCK) {
                     let v: [u8; HSV_BLOCK] = std::array::from_fn(|k| (c0 + k) as u8);
@@ -361,12 +339,9 @@ mod tests {
 
     #[test]
     fn hsv_round_trip_of_primaries_and_greys() {
-        for (rgb, hsv) in [
-            ([255u8, 0, 0], [0u8, 255, 255]),
-            ([0, 255, 0], [85, 255, 255]),
-            ([0, 0, 255], [170, 255, 255]),
-            ([7, 7, 7], [0, 0, 7]),
-        ] {
+        for (rgb, hsv) in
+            [([255u8, 0, 0], [0u8, 255, 255]), ([0, 255, 0], [85, 255, 255]), ([0, 0, 255], [170, 255, 255]), ([7, 7, 7], [0, 0, 7])]
+        {
             assert_eq!(rgb_to_hsv_px(rgb[0], rgb[1], rgb[2]), hsv, "{rgb:?}");
             assert_eq!(hsv_to_rgb_px(hsv[0], hsv[1], hsv[2]), rgb, "{hsv:?}");
         }

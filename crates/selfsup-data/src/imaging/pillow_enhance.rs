@@ -37,14 +37,7 @@ fn mean_of_luma(img: &Image) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
-    let sum = if c == 3 {
-        luma_sum_rgb(img.data())
-    } else {
-        img.data()
-            .chunks_exact(c)
-            .map(|p| u64::from(luma(p[0], p[1], p[2])))
-            .sum()
-    };
+    let sum = if c == 3 { luma_sum_rgb(img.data()) } else { img.data().chunks_exact(c).map(|p| u64::from(luma(p[0], p[1], p[2]))).sum() };
     sum as f64 / n as f64
 }
 
@@ -54,10 +47,7 @@ fn mean_of_luma(img: &Image) -> f64 {
 fn luma_sum_rgb_impl(data: &[u8]) -> u64 {
     data.chunks(3 * 4096)
         .map(|block| {
-            let s: u32 = block
-                .chunks_exact(3)
-                .map(|p| u32::from(luma(p[0], p[1], p[2])))
-                .sum();
+            let s: u32 = block.chunks_exact(3).map(|p| u32::from(luma(p[0], p[1], p[2]))).sum();
             u64::from(s)
         })
         .sum()
@@ -83,11 +73,7 @@ pub fn enhance_brightness_in_place(img: &mut Image, factor: f64) {
 /// `int(mean + 0.5)`, i.e. `blend(grey, v)` for every byte `v`.
 pub fn enhance_contrast_in_place(img: &mut Image, factor: f64) {
     let mean = mean_of_luma(img);
-    let mean = if mean.is_finite() {
-        (mean + 0.5) as u8
-    } else {
-        0
-    };
+    let mean = if mean.is_finite() { (mean + 0.5) as u8 } else { 0 };
     let alpha = factor as f32;
     if alpha == 0.0 {
         img.data_mut().fill(mean);
@@ -188,10 +174,7 @@ mod tests {
             blend_with_luma_rgb(&mut x, alpha);
             blend_with_luma_rgb_impl(&mut y, alpha);
             assert_eq!(x, y);
-            let want: u64 = data
-                .chunks_exact(3)
-                .map(|p| u64::from(luma(p[0], p[1], p[2])))
-                .sum();
+            let want: u64 = data.chunks_exact(3).map(|p| u64::from(luma(p[0], p[1], p[2]))).sum();
             assert_eq!(luma_sum_rgb(&data), want);
             assert_eq!(luma_sum_rgb_impl(&data), want);
         }
@@ -202,32 +185,11 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         for i in 0..300 {
             let img = random_image(&mut rng, if i % 4 == 0 { 1 } else { 3 });
-            let factors = [
-                0.0,
-                1.0,
-                0.2,
-                1.8,
-                2.5,
-                -0.5,
-                rng.random_range(0.0..2.0),
-                rng.random_range(0.0..2.0),
-            ];
+            let factors = [0.0, 1.0, 0.2, 1.8, 2.5, -0.5, rng.random_range(0.0..2.0), rng.random_range(0.0..2.0)];
             for f in factors {
-                assert_eq!(
-                    enhance_brightness(&img, f),
-                    reference::enhance_brightness(&img, f),
-                    "brightness {f}"
-                );
-                assert_eq!(
-                    enhance_contrast(&img, f),
-                    reference::enhance_contrast(&img, f),
-                    "contrast {f}"
-                );
-                assert_eq!(
-                    enhance_color(&img, f),
-                    reference::enhance_color(&img, f),
-                    "color {f}"
-                );
+                assert_eq!(enhance_brightness(&img, f), reference::enhance_brightness(&img, f), "brightness {f}");
+                assert_eq!(enhance_contrast(&img, f), reference::enhance_contrast(&img, f), "contrast {f}");
+                assert_eq!(enhance_color(&img, f), reference::enhance_color(&img, f), "color {f}");
             }
         }
     }

@@ -89,10 +89,7 @@ fn vertical_pass_impl(src: &[u8], dst: &mut [u8], row_len: usize, float_radius: 
     // The accumulator of output -1, as Pillow starts it: the first value `radius + 1` times,
     // then values 0 .. radius - 1, the last value repeating past the end.
     let edge_a = (radius + 1).min(rows);
-    let mut acc: Vec<u32> = row(0)
-        .iter()
-        .map(|&v| u32::from(v).wrapping_mul((radius + 1) as u32))
-        .collect();
+    let mut acc: Vec<u32> = row(0).iter().map(|&v| u32::from(v).wrapping_mul((radius + 1) as u32)).collect();
     for y in 0..edge_a - 1 {
         for (a, &v) in acc.iter_mut().zip(row(y)) {
             *a = a.wrapping_add(u32::from(v));
@@ -111,9 +108,7 @@ fn vertical_pass_impl(src: &[u8], dst: &mut [u8], row_len: usize, float_radius: 
         let right = row((y + radius + 1).min(last));
         for ((((a, o), &ad), &sb), &rt) in acc.iter_mut().zip(out).zip(add).zip(sub).zip(right) {
             *a = a.wrapping_add(u32::from(ad)).wrapping_sub(u32::from(sb));
-            let bulk = a
-                .wrapping_mul(ww)
-                .wrapping_add((u32::from(sb) + u32::from(rt)).wrapping_mul(fw));
+            let bulk = a.wrapping_mul(ww).wrapping_add((u32::from(sb) + u32::from(rt)).wrapping_mul(fw));
             *o = (bulk.wrapping_add(1 << 23) >> 24) as u8;
         }
     }
@@ -174,11 +169,7 @@ mod tests {
             let edge_a = (radius + 1).min(w as i64);
             let edge_b = (w as i64 - radius - 1).max(0);
             let mut out = vec![0u8; img.data().len()];
-            for (row_in, row_out) in img
-                .data()
-                .chunks_exact(w * c)
-                .zip(out.chunks_exact_mut(w * c))
-            {
+            for (row_in, row_out) in img.data().chunks_exact(w * c).zip(out.chunks_exact_mut(w * c)) {
                 for ch in 0..c {
                     let at = |x: i64| u32::from(row_in[x as usize * c + ch]);
                     let lastx = w as i64 - 1;
@@ -189,9 +180,7 @@ mod tests {
                     acc = acc.wrapping_add(at(lastx).wrapping_mul((radius - edge_a + 1) as u32));
                     let mut step = |x: i64, sub: i64, add: i64, left: i64, right: i64| {
                         acc = acc.wrapping_add((at(add) as i32 - at(sub) as i32) as u32);
-                        let bulk = acc
-                            .wrapping_mul(ww)
-                            .wrapping_add((at(left) + at(right)).wrapping_mul(fw));
+                        let bulk = acc.wrapping_mul(ww).wrapping_add((at(left) + at(right)).wrapping_mul(fw));
                         row_out[x as usize * c + ch] = (bulk.wrapping_add(1 << 23) >> 24) as u8;
                     };
                     if edge_a <= edge_b {
@@ -199,13 +188,7 @@ mod tests {
                             step(x, 0, x + radius, 0, x + radius + 1);
                         }
                         for x in edge_a..edge_b {
-                            step(
-                                x,
-                                x - radius - 1,
-                                x + radius,
-                                x - radius - 1,
-                                x + radius + 1,
-                            );
+                            step(x, x - radius - 1, x + radius, x - radius - 1, x + radius + 1);
                         }
                         for x in edge_b..=lastx {
                             step(x, x - radius - 1, lastx, x - radius - 1, lastx);
@@ -261,18 +244,10 @@ mod tests {
                 _ => rng.random_range(2.0..30.0),
             };
             let r = gaussian_blur_radius(sigma, 3);
-            assert_eq!(
-                box_blur(&img, r, r, 3),
-                reference::box_blur(&img, r, r, 3),
-                "{w}x{h}x{c}, sigma {sigma}"
-            );
+            assert_eq!(box_blur(&img, r, r, 3), reference::box_blur(&img, r, r, 3), "{w}x{h}x{c}, sigma {sigma}");
             let (rx, ry) = (rng.random_range(0.0..5.0f32), rng.random_range(0.0..5.0f32));
             for (rx, ry, n) in [(rx, 0.0, 1), (0.0, ry, 2), (rx, ry, 1), (ry, rx, 4)] {
-                assert_eq!(
-                    box_blur(&img, rx, ry, n),
-                    reference::box_blur(&img, rx, ry, n),
-                    "{w}x{h}x{c}, radii {rx} {ry}, {n} passes"
-                );
+                assert_eq!(box_blur(&img, rx, ry, n), reference::box_blur(&img, rx, ry, n), "{w}x{h}x{c}, radii {rx} {ry}, {n} passes");
             }
         }
     }
@@ -294,13 +269,8 @@ mod tests {
             let a = r - l;
             // Variance of the extended box: weight 1 on |k| ≤ l, a on |k| = l + 1.
             let len = 2.0 * l + 1.0 + 2.0 * a;
-            let var =
-                ((2.0 * l + 1.0) * l * (l + 1.0) / 3.0 + 2.0 * a * (l + 1.0) * (l + 1.0)) / len;
-            assert!(
-                (3.0 * var - f64::from(sigma * sigma)).abs() < 1e-3,
-                "σ {sigma}: 3·var {}",
-                3.0 * var
-            );
+            let var = ((2.0 * l + 1.0) * l * (l + 1.0) / 3.0 + 2.0 * a * (l + 1.0) * (l + 1.0)) / len;
+            assert!((3.0 * var - f64::from(sigma * sigma)).abs() < 1e-3, "σ {sigma}: 3·var {}", 3.0 * var);
         }
     }
 

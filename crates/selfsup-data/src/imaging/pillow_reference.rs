@@ -86,11 +86,7 @@ pub fn hsv_to_rgb_px(h: u8, s: u8, v: u8) -> [u8; 3] {
 }
 
 fn map_px(img: &Image, f: fn(u8, u8, u8) -> [u8; 3]) -> Image {
-    let data = img
-        .data()
-        .chunks_exact(3)
-        .flat_map(|p| f(p[0], p[1], p[2]))
-        .collect();
+    let data = img.data().chunks_exact(3).flat_map(|p| f(p[0], p[1], p[2])).collect();
     Image::from_raw(img.width(), img.height(), 3, data).unwrap()
 }
 
@@ -117,11 +113,7 @@ pub fn enhance_brightness(img: &Image, factor: f64) -> Image {
 
 pub fn enhance_contrast(img: &Image, factor: f64) -> Image {
     let mean = mean_l(&rgb_to_l(img));
-    let mean = if mean.is_finite() {
-        (mean + 0.5) as u8
-    } else {
-        0
-    };
+    let mean = if mean.is_finite() { (mean + 0.5) as u8 } else { 0 };
     let grey = Image::filled(img.width(), img.height(), &[mean]);
     blend(&in_mode_of(grey, img), img, factor as f32)
 }
@@ -142,8 +134,6 @@ pub fn random_image(rng: &mut ChaCha8Rng, channels: usize) -> Image {
         let lo = rng.random_range(0..=250u8);
         (lo, lo + 5)
     };
-    let data = (0..w * h * channels)
-        .map(|_| rng.random_range(lo..=hi))
-        .collect();
+    let data = (0..w * h * channels).map(|_| rng.random_range(lo..=hi)).collect();
     Image::from_raw(w, h, channels, data).unwrap()
 }

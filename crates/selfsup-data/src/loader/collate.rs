@@ -65,11 +65,7 @@ pub fn default_collate(samples: &[Sample]) -> Result<Batch, DataError> {
     let mut views = Vec::with_capacity(num_views);
     for s in samples {
         if s.views.len() != num_views {
-            return Err(DataError::ViewCountMismatch {
-                name: s.name.clone(),
-                expected: num_views,
-                got: s.views.len(),
-            });
+            return Err(DataError::ViewCountMismatch { name: s.name.clone(), expected: num_views, got: s.views.len() });
         }
     }
     for v in 0..num_views {
@@ -83,19 +79,11 @@ pub fn default_collate(samples: &[Sample]) -> Result<Batch, DataError> {
             let img = &s.views[v];
             let got = [img.channels(), img.height(), img.width()];
             if got != chw {
-                return Err(DataError::ViewShapeMismatch {
-                    view: v,
-                    name: s.name.clone(),
-                    expected: chw,
-                    got,
-                });
+                return Err(DataError::ViewShapeMismatch { view: v, name: s.name.clone(), expected: chw, got });
             }
             img.extend_chw_f32(&mut data);
         }
-        views.push(ViewBatch {
-            data,
-            shape: [n, chw[0], chw[1], chw[2]],
-        });
+        views.push(ViewBatch { data, shape: [n, chw[0], chw[1], chw[2]] });
     }
     let mask = stack_field(samples, "mask", |s| s.mask.as_ref())?;
     let mut pseudo_label = BTreeMap::new();
@@ -152,22 +140,17 @@ fn stack_field<'a>(
                 return Err(DataError::FieldMismatch {
                     field: field.into(),
                     name: s.name.clone(),
-                    message: format!(
-                        "shape {:?} differs from the batch's first {:?}",
-                        a.shape, first.shape
-                    ),
+                    message: format!("shape {:?} differs from the batch's first {:?}", a.shape, first.shape),
                 })
             }
             Some(a) => present.push(*a),
         }
     }
-    PackedArray::stack(&present)
-        .map(Some)
-        .ok_or_else(|| DataError::FieldMismatch {
-            field: field.into(),
-            name: samples[0].name.clone(),
-            message: "values of different kinds (bytes and integers)".into(),
-        })
+    PackedArray::stack(&present).map(Some).ok_or_else(|| DataError::FieldMismatch {
+        field: field.into(),
+        name: samples[0].name.clone(),
+        message: "values of different kinds (bytes and integers)".into(),
+    })
 }
 
 #[cfg(test)]
@@ -200,10 +183,7 @@ mod tests {
     #[test]
     fn size_mismatch_is_an_error() {
         let err = default_collate(&[sample(0, 3), sample(1, 4)]).expect_err("different widths");
-        assert!(
-            matches!(err, DataError::ViewShapeMismatch { view: 0, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, DataError::ViewShapeMismatch { view: 0, .. }), "{err}");
     }
 }
 
@@ -222,10 +202,7 @@ mod packed_tests {
             pseudo_label: label
                 .map(|l| {
                     let n = l.len();
-                    BTreeMap::from([(
-                        "rot_label".to_string(),
-                        PackedArray::from_i64(vec![n], l).expect("1-d"),
-                    )])
+                    BTreeMap::from([("rot_label".to_string(), PackedArray::from_i64(vec![n], l).expect("1-d"))])
                 })
                 .unwrap_or_default(),
         }
@@ -250,17 +227,12 @@ mod packed_tests {
 
     #[test]
     fn missing_or_mismatched_fields_are_errors_naming_the_field() {
-        let err = default_collate(&[sample(0, Some(vec![1, 0, 0, 1]), None), sample(1, None, None)])
-            .expect_err("mask missing for one sample");
+        let err =
+            default_collate(&[sample(0, Some(vec![1, 0, 0, 1]), None), sample(1, None, None)]).expect_err("mask missing for one sample");
         assert!(matches!(&err, DataError::FieldMismatch { field, .. } if field == "mask"), "{err}");
-        let err = default_collate(&[
-            sample(0, None, Some(vec![0, 1])),
-            sample(1, None, Some(vec![0, 1, 2])),
-        ])
-        .expect_err("shapes differ");
+        let err = default_collate(&[sample(0, None, Some(vec![0, 1])), sample(1, None, Some(vec![0, 1, 2]))]).expect_err("shapes differ");
         assert!(err.to_string().contains("rot_label"), "{err}");
-        let err = default_collate(&[sample(0, None, None), sample(1, None, Some(vec![0]))])
-            .expect_err("label only on the second sample");
+        let err = default_collate(&[sample(0, None, None), sample(1, None, Some(vec![0]))]).expect_err("label only on the second sample");
         assert!(err.to_string().contains("rot_label"), "{err}");
     }
 }

@@ -22,11 +22,7 @@ pub struct DefaultSamplerConfig {
 
 impl Default for DefaultSamplerConfig {
     fn default() -> Self {
-        Self {
-            shuffle: true,
-            seed: None,
-            round_up: true,
-        }
+        Self { shuffle: true, seed: None, round_up: true }
     }
 }
 
@@ -43,10 +39,7 @@ pub struct InfiniteSamplerConfig {
 
 impl Default for InfiniteSamplerConfig {
     fn default() -> Self {
-        Self {
-            shuffle: true,
-            seed: None,
-        }
+        Self { shuffle: true, seed: None }
     }
 }
 
@@ -148,16 +141,10 @@ impl DataLoaderConfig {
     /// [`DataError::InvalidConfig`] for `pseudo_collate` or `batch_size == 0`.
     pub fn options(&self, default_seed: u64) -> Result<DataLoaderOptions, DataError> {
         if matches!(self.collate_fn, CollateFnConfig::PseudoCollate(_)) {
-            return Err(DataError::config(
-                "DataLoader",
-                "collate_fn 'pseudo_collate' is not supported: use dict(type='default_collate')",
-            ));
+            return Err(DataError::config("DataLoader", "collate_fn 'pseudo_collate' is not supported: use dict(type='default_collate')"));
         }
         if self.batch_size == 0 {
-            return Err(DataError::config(
-                "DataLoader",
-                "`batch_size` must be positive",
-            ));
+            return Err(DataError::config("DataLoader", "`batch_size` must be positive"));
         }
         let (sampler, shuffle, seed) = match &self.sampler {
             SamplerConfig::DefaultSampler(s) => (SamplerKind::Default, s.shuffle, s.seed),

@@ -41,9 +41,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Receiver};
 
 pub use collate::{default_collate, Batch, ViewBatch};
-pub use config::{
-    CollateFnConfig, DataLoaderConfig, DefaultSamplerConfig, InfiniteSamplerConfig, SamplerConfig,
-};
+pub use config::{CollateFnConfig, DataLoaderConfig, DefaultSamplerConfig, InfiniteSamplerConfig, SamplerConfig};
 pub use sampler::SamplerKind;
 
 use crate::datasets::Dataset;
@@ -71,15 +69,7 @@ pub struct DataLoaderOptions {
 
 impl Default for DataLoaderOptions {
     fn default() -> Self {
-        Self {
-            batch_size: 1,
-            num_workers: 0,
-            shuffle: true,
-            drop_last: false,
-            seed: 0,
-            prefetch: 2,
-            sampler: SamplerKind::Default,
-        }
+        Self { batch_size: 1, num_workers: 0, shuffle: true, drop_last: false, seed: 0, prefetch: 2, sampler: SamplerKind::Default }
     }
 }
 
@@ -155,17 +145,10 @@ impl DataLoader {
     /// [`DataError::InvalidConfig`] for `batch_size == 0`, or when `drop_last` leaves no
     /// batch at all (fewer samples than `batch_size`); [`DataError::EmptyDataset`] for an
     /// empty dataset.
-    pub fn new(
-        dataset: Arc<dyn Dataset>,
-        pipeline: Pipeline,
-        opts: DataLoaderOptions,
-    ) -> Result<Self, DataError> {
+    pub fn new(dataset: Arc<dyn Dataset>, pipeline: Pipeline, opts: DataLoaderOptions) -> Result<Self, DataError> {
         let len = dataset.len();
         if opts.batch_size == 0 {
-            return Err(DataError::config(
-                "DataLoader",
-                "`batch_size` must be positive",
-            ));
+            return Err(DataError::config("DataLoader", "`batch_size` must be positive"));
         }
         if len == 0 {
             return Err(DataError::EmptyDataset {
@@ -204,11 +187,7 @@ impl DataLoader {
     ///
     /// # Errors
     /// Any dataset, pipeline or option error.
-    pub fn from_config_seeded(
-        cfg: &DataLoaderConfig,
-        base_dir: Option<&Path>,
-        seed: u64,
-    ) -> Result<Self, DataError> {
+    pub fn from_config_seeded(cfg: &DataLoaderConfig, base_dir: Option<&Path>, seed: u64) -> Result<Self, DataError> {
         let opts = cfg.options(seed)?;
         let pipeline = Pipeline::new(cfg.dataset.pipeline())?;
         let dataset = cfg.dataset.build(base_dir)?;
@@ -308,8 +287,7 @@ impl DataLoader {
     /// # Errors
     /// See [`BatchIter`]'s items.
     pub fn load_batch(&self, epoch: usize, iteration: usize) -> Result<Batch, DataError> {
-        self.shared
-            .load_global(epoch as u64 * self.shared.batches_per_epoch as u64 + iteration as u64)
+        self.shared.load_global(epoch as u64 * self.shared.batches_per_epoch as u64 + iteration as u64)
     }
 
     /// The batches of one epoch.
@@ -361,12 +339,7 @@ impl Shared {
         if let Some((_, p)) = lock(&self.perms).iter().find(|(e, _)| *e == pass) {
             return p.clone();
         }
-        let p = Arc::new(sampler::permutation(
-            self.opts.seed,
-            pass,
-            self.len(),
-            self.opts.shuffle,
-        ));
+        let p = Arc::new(sampler::permutation(self.opts.seed, pass, self.len(), self.opts.shuffle));
         let mut cache = lock(&self.perms);
         cache.push_back((pass, p.clone()));
         while cache.len() > 4 {
@@ -391,12 +364,7 @@ impl Shared {
                 let start = k * bs;
                 let end = (start + bs).min(shard_len);
                 let slots = (start..end).map(|p| Slot { pass: epoch, pos: global(p) % len }).collect();
-                let cands = (end..start + shard_len)
-                    .map(|q| Slot {
-                        pass: epoch,
-                        pos: global(q % shard_len) % len,
-                    })
-                    .collect();
+                let cands = (end..start + shard_len).map(|q| Slot { pass: epoch, pos: global(q % shard_len) % len }).collect();
                 (slots, cands)
             }
             SamplerKind::Infinite => {
@@ -406,10 +374,7 @@ impl Shared {
                 };
                 let start = g * bs as u64;
                 let end = start + bs as u64;
-                (
-                    (start..end).map(at).collect(),
-                    (end..end + len as u64).map(at).collect(),
-                )
+                ((start..end).map(at).collect(), (end..end + len as u64).map(at).collect())
             }
         }
     }
@@ -521,17 +486,15 @@ impl BatchIter {
             let (tx, rx) = bounded(shared.opts.prefetch.max(1));
             let shared = shared.clone();
             let worker_stop = stop.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("selfsup-data-{w}"))
-                .spawn(move || {
-                    let mut g = start + w as u64;
-                    while end.is_none_or(|e| g < e) && !worker_stop.load(Ordering::Relaxed) {
-                        if tx.send(shared.load_global(g)).is_err() {
-                            break;
-                        }
-                        g += workers as u64;
+            let spawned = std::thread::Builder::new().name(format!("selfsup-data-{w}")).spawn(move || {
+                let mut g = start + w as u64;
+                while end.is_none_or(|e| g < e) && !worker_stop.load(Ordering::Relaxed) {
+                    if tx.send(shared.load_global(g)).is_err() {
+                        break;
                     }
-                });
+                    g += workers as u64;
+                }
+            });
             match spawned {
                 Ok(h) => {
                     receivers.push(rx);
@@ -545,15 +508,7 @@ impl BatchIter {
                 }
             }
         }
-        Self {
-            shared,
-            start,
-            next: start,
-            end,
-            receivers,
-            handles,
-            stop,
-        }
+        Self { shared, start, next: start, end, receivers, handles, stop }
     }
 
     /// The epoch and iteration of the next batch.

@@ -62,18 +62,12 @@ pub struct PackedArray {
 impl PackedArray {
     /// A 64-bit integer array. Returns `None` when `data` does not have the shape's size.
     pub fn from_i64(shape: Vec<usize>, data: Vec<i64>) -> Option<Self> {
-        (shape.iter().product::<usize>() == data.len()).then_some(Self {
-            shape,
-            data: ArrayData::I64(data),
-        })
+        (shape.iter().product::<usize>() == data.len()).then_some(Self { shape, data: ArrayData::I64(data) })
     }
 
     /// An image as a `[1, h, w, c]` byte array (MMSelfSup's `np.expand_dims(img, 0)`, HWC).
     pub fn from_image(img: &Image) -> Self {
-        Self {
-            shape: vec![1, img.height(), img.width(), img.channels()],
-            data: ArrayData::U8(img.data().to_vec()),
-        }
+        Self { shape: vec![1, img.height(), img.width(), img.channels()], data: ArrayData::U8(img.data().to_vec()) }
     }
 
     /// The values as `i64`, whatever their storage.
@@ -137,12 +131,7 @@ pub struct PackSelfSupInputsConfig {
 
 impl Default for PackSelfSupInputsConfig {
     fn default() -> Self {
-        Self {
-            key: "img".into(),
-            algorithm_keys: Vec::new(),
-            pseudo_label_keys: Vec::new(),
-            meta_keys: Vec::new(),
-        }
+        Self { key: "img".into(), algorithm_keys: Vec::new(), pseudo_label_keys: Vec::new(), meta_keys: Vec::new() }
     }
 }
 
@@ -153,16 +142,9 @@ impl PackSelfSupInputsConfig {
     /// [`DataError::InvalidConfig`] for a `key` other than `'img'` or an unknown algorithm key.
     pub fn init(&self) -> Result<PackSelfSupInputs, DataError> {
         if self.key != "img" {
-            return Err(DataError::config(
-                "PackSelfSupInputs",
-                format!("only key='img' is supported, got '{}'", self.key),
-            ));
+            return Err(DataError::config("PackSelfSupInputs", format!("only key='img' is supported, got '{}'", self.key)));
         }
-        if let Some(k) = self
-            .algorithm_keys
-            .iter()
-            .find(|k| !ALGORITHM_KEYS.contains(&k.as_str()))
-        {
+        if let Some(k) = self.algorithm_keys.iter().find(|k| !ALGORITHM_KEYS.contains(&k.as_str())) {
             return Err(DataError::config(
                 "PackSelfSupInputs",
                 format!("unknown algorithm key '{k}' (expected one of {ALGORITHM_KEYS:?})"),

@@ -51,19 +51,10 @@ impl LoadImageFromFileConfig {
     /// `imdecode_backend`.
     pub fn init(&self) -> Result<LoadImageFromFile, DataError> {
         if self.color_type != "color" {
-            return Err(DataError::config(
-                "LoadImageFromFile",
-                format!(
-                    "only color_type='color' is supported, got '{}'",
-                    self.color_type
-                ),
-            ));
+            return Err(DataError::config("LoadImageFromFile", format!("only color_type='color' is supported, got '{}'", self.color_type)));
         }
         if !["cv2", "pillow", "turbojpeg", "tifffile"].contains(&self.imdecode_backend.as_str()) {
-            return Err(DataError::config(
-                "LoadImageFromFile",
-                format!("unknown imdecode_backend '{}'", self.imdecode_backend),
-            ));
+            return Err(DataError::config("LoadImageFromFile", format!("unknown imdecode_backend '{}'", self.imdecode_backend)));
         }
         Ok(LoadImageFromFile)
     }

@@ -36,15 +36,12 @@ pub mod wrappers;
 pub use formatting::{ArrayData, PackSelfSupInputs, PackSelfSupInputsConfig, PackedArray};
 pub use loading::{LoadImageFromFile, LoadImageFromFileConfig};
 pub use processing::{
-    BeitMaskGenerator, BeitMaskGeneratorConfig, CenterCrop, CenterCropConfig, ColorJitter,
-    ColorJitterConfig, ColorJitterParams, CropParams, RandomCrop, RandomCropConfig, RandomFlip,
-    RandomFlipConfig, RandomGaussianBlur, RandomGaussianBlurConfig, RandomGrayscale,
-    RandomGrayscaleConfig, RandomPatchWithLabels, RandomPatchWithLabelsConfig,
-    RandomResizedCrop, RandomResizedCropAndInterpolationWithTwoPic,
-    RandomResizedCropAndInterpolationWithTwoPicConfig, RandomResizedCropConfig, RandomRotation,
-    RandomRotationConfig, RandomSolarize, RandomSolarizeConfig, Resize, ResizeConfig,
-    ResizeEdge, ResizeEdgeConfig, RotationWithLabels, RotationWithLabelsConfig,
-    SimMimMaskGenerator, SimMimMaskGeneratorConfig, SizeSpec,
+    BeitMaskGenerator, BeitMaskGeneratorConfig, CenterCrop, CenterCropConfig, ColorJitter, ColorJitterConfig, ColorJitterParams,
+    CropParams, RandomCrop, RandomCropConfig, RandomFlip, RandomFlipConfig, RandomGaussianBlur, RandomGaussianBlurConfig, RandomGrayscale,
+    RandomGrayscaleConfig, RandomPatchWithLabels, RandomPatchWithLabelsConfig, RandomResizedCrop,
+    RandomResizedCropAndInterpolationWithTwoPic, RandomResizedCropAndInterpolationWithTwoPicConfig, RandomResizedCropConfig,
+    RandomRotation, RandomRotationConfig, RandomSolarize, RandomSolarizeConfig, Resize, ResizeConfig, ResizeEdge, ResizeEdgeConfig,
+    RotationWithLabels, RotationWithLabelsConfig, SimMimMaskGenerator, SimMimMaskGeneratorConfig, SizeSpec,
 };
 pub use random::{Draw, RandomSource, ReplayDraws};
 pub use wrappers::{MultiView, MultiViewConfig, NumViews, RandomApply, RandomApplyConfig};
@@ -147,9 +144,7 @@ impl TransformConfig {
             }
             TransformConfig::RandomRotation(c) => Transform::RandomRotation(c.init()?),
             TransformConfig::RotationWithLabels(c) => Transform::RotationWithLabels(c.init()?),
-            TransformConfig::RandomPatchWithLabels(c) => {
-                Transform::RandomPatchWithLabels(c.init()?)
-            }
+            TransformConfig::RandomPatchWithLabels(c) => Transform::RandomPatchWithLabels(c.init()?),
             TransformConfig::BEiTMaskGenerator(c) => Transform::BEiTMaskGenerator(c.init()?),
             TransformConfig::SimMIMMaskGenerator(c) => Transform::SimMIMMaskGenerator(c.init()?),
             TransformConfig::RandomApply(c) => Transform::RandomApply(c.init()?),
@@ -212,11 +207,7 @@ pub enum Transform {
     MultiView(MultiView),
 }
 
-fn each_image<T: ImageTransform, R: RandomSource + ?Sized>(
-    t: &T,
-    mut results: Results,
-    rng: &mut R,
-) -> Result<Results, DataError> {
+fn each_image<T: ImageTransform, R: RandomSource + ?Sized>(t: &T, mut results: Results, rng: &mut R) -> Result<Results, DataError> {
     let imgs = std::mem::take(&mut results.img);
     let mut out = Vec::with_capacity(imgs.len());
     for img in imgs {
@@ -241,9 +232,7 @@ impl Transform {
             Transform::RandomGrayscale(_) => RandomGrayscale::NAME,
             Transform::RandomGaussianBlur(_) => RandomGaussianBlur::NAME,
             Transform::RandomSolarize(_) => RandomSolarize::NAME,
-            Transform::RandomResizedCropAndInterpolationWithTwoPic(_) => {
-                RandomResizedCropAndInterpolationWithTwoPic::NAME
-            }
+            Transform::RandomResizedCropAndInterpolationWithTwoPic(_) => RandomResizedCropAndInterpolationWithTwoPic::NAME,
             Transform::RandomRotation(_) => RandomRotation::NAME,
             Transform::RotationWithLabels(_) => RotationWithLabels::NAME,
             Transform::RandomPatchWithLabels(_) => RandomPatchWithLabels::NAME,
@@ -259,11 +248,7 @@ impl Transform {
     ///
     /// # Errors
     /// The transform's error (without the sample name; [`Pipeline`] adds it).
-    pub fn transform<R: RandomSource + ?Sized>(
-        &self,
-        results: Results,
-        rng: &mut R,
-    ) -> Result<Results, DataError> {
+    pub fn transform<R: RandomSource + ?Sized>(&self, results: Results, rng: &mut R) -> Result<Results, DataError> {
         match self {
             Transform::LoadImageFromFile(_) | Transform::PackSelfSupInputs(_) => Ok(results),
             Transform::RandomResizedCrop(t) => each_image(t, results, rng),
@@ -276,9 +261,7 @@ impl Transform {
             Transform::RandomGrayscale(t) => each_image(t, results, rng),
             Transform::RandomGaussianBlur(t) => each_image(t, results, rng),
             Transform::RandomSolarize(t) => each_image(t, results, rng),
-            Transform::RandomResizedCropAndInterpolationWithTwoPic(t) => {
-                t.transform(results, rng)
-            }
+            Transform::RandomResizedCropAndInterpolationWithTwoPic(t) => t.transform(results, rng),
             Transform::RandomRotation(t) => each_image(t, results, rng),
             Transform::RotationWithLabels(t) => t.transform(results),
             Transform::RandomPatchWithLabels(t) => t.transform(results, rng),
@@ -296,12 +279,7 @@ impl Transform {
             Transform::BEiTMaskGenerator(_) | Transform::SimMIMMaskGenerator(_) => vec!["mask"],
             Transform::RotationWithLabels(_) => vec![RotationWithLabels::LABEL_KEY],
             Transform::RandomPatchWithLabels(_) => RandomPatchWithLabels::ADDED_KEYS.to_vec(),
-            Transform::RandomApply(t) => t
-                .pipeline()
-                .transforms()
-                .iter()
-                .flat_map(Transform::added_keys)
-                .collect(),
+            Transform::RandomApply(t) => t.pipeline().transforms().iter().flat_map(Transform::added_keys).collect(),
             _ => Vec::new(),
         }
     }
@@ -309,10 +287,7 @@ impl Transform {
 
 /// The one image of `results`, for transforms that (like their reference) work on a single
 /// image and turn it into several or add labels computed from it.
-pub(crate) fn single_image(
-    results: &mut Results,
-    transform: &'static str,
-) -> Result<Image, DataError> {
+pub(crate) fn single_image(results: &mut Results, transform: &'static str) -> Result<Image, DataError> {
     if results.img.len() != 1 {
         return Err(DataError::Transform {
             transform,
@@ -347,13 +322,7 @@ pub struct Results {
 
 impl From<RawSample> for Results {
     fn from(raw: RawSample) -> Self {
-        Results {
-            img: vec![raw.img],
-            gt_label: raw.label,
-            sample_idx: raw.index,
-            name: raw.name,
-            ..Results::default()
-        }
+        Results { img: vec![raw.img], gt_label: raw.label, sample_idx: raw.index, name: raw.name, ..Results::default() }
     }
 }
 
@@ -393,10 +362,9 @@ impl Pipeline {
             .enumerate()
             .map(|(i, c)| {
                 c.init().map_err(|e| match e {
-                    DataError::InvalidConfig { component, message } => DataError::InvalidConfig {
-                        component: format!("pipeline[{i}] {component}"),
-                        message,
-                    },
+                    DataError::InvalidConfig { component, message } => {
+                        DataError::InvalidConfig { component: format!("pipeline[{i}] {component}"), message }
+                    }
                     e => e,
                 })
             })
@@ -409,25 +377,14 @@ impl Pipeline {
     /// Checks that every key `PackSelfSupInputs` asks for (`mask`, pseudo-labels) is added by
     /// a transform before it.
     fn check_packed_keys(&self) -> Result<(), DataError> {
-        let Some(pack_pos) = self
-            .transforms
-            .iter()
-            .rposition(|t| matches!(t, Transform::PackSelfSupInputs(_)))
-        else {
+        let Some(pack_pos) = self.transforms.iter().rposition(|t| matches!(t, Transform::PackSelfSupInputs(_))) else {
             return Ok(());
         };
         let Transform::PackSelfSupInputs(pack) = &self.transforms[pack_pos] else {
             return Ok(());
         };
-        let added: Vec<&str> = self.transforms[..pack_pos]
-            .iter()
-            .flat_map(Transform::added_keys)
-            .collect();
-        let wanted = pack
-            .algorithm_keys()
-            .iter()
-            .filter(|k| k.as_str() == "mask")
-            .chain(pack.pseudo_label_keys());
+        let added: Vec<&str> = self.transforms[..pack_pos].iter().flat_map(Transform::added_keys).collect();
+        let wanted = pack.algorithm_keys().iter().filter(|k| k.as_str() == "mask").chain(pack.pseudo_label_keys());
         for key in wanted {
             if !added.contains(&key.as_str()) {
                 return Err(DataError::config(
@@ -459,23 +416,11 @@ impl Pipeline {
     ///
     /// # Errors
     /// The first error, with the sample's name filled in for [`DataError::Transform`].
-    pub fn transform<R: RandomSource + ?Sized>(
-        &self,
-        mut results: Results,
-        rng: &mut R,
-    ) -> Result<Results, DataError> {
+    pub fn transform<R: RandomSource + ?Sized>(&self, mut results: Results, rng: &mut R) -> Result<Results, DataError> {
         for t in &self.transforms {
             let name = results.name.clone();
             results = t.transform(results, rng).map_err(|e| match e {
-                DataError::Transform {
-                    transform,
-                    name: n,
-                    message,
-                } if n.is_empty() => DataError::Transform {
-                    transform,
-                    name,
-                    message,
-                },
+                DataError::Transform { transform, name: n, message } if n.is_empty() => DataError::Transform { transform, name, message },
                 e => e,
             })?;
         }
@@ -486,20 +431,12 @@ impl Pipeline {
     ///
     /// # Errors
     /// See [`Pipeline::transform`].
-    pub fn run<R: RandomSource + ?Sized>(
-        &self,
-        raw: RawSample,
-        rng: &mut R,
-    ) -> Result<Sample, DataError> {
+    pub fn run<R: RandomSource + ?Sized>(&self, raw: RawSample, rng: &mut R) -> Result<Sample, DataError> {
         let mut r = self.transform(Results::from(raw), rng)?;
         let (mask, pseudo_label) = match self.pack() {
             None => (r.mask, r.pseudo_label),
             Some(pack) => {
-                let mask = if pack.algorithm_keys().iter().any(|k| k == "mask") {
-                    r.mask
-                } else {
-                    None
-                };
+                let mask = if pack.algorithm_keys().iter().any(|k| k == "mask") { r.mask } else { None };
                 let mut labels = BTreeMap::new();
                 for key in pack.pseudo_label_keys() {
                     if let Some(v) = r.pseudo_label.remove(key) {
@@ -509,14 +446,7 @@ impl Pipeline {
                 (mask, labels)
             }
         };
-        Ok(Sample {
-            views: r.img,
-            label: r.gt_label,
-            name: r.name,
-            index: r.sample_idx,
-            mask,
-            pseudo_label,
-        })
+        Ok(Sample { views: r.img, label: r.gt_label, name: r.name, index: r.sample_idx, mask, pseudo_label })
     }
 }
 
@@ -552,66 +482,46 @@ mod tests {
         assert_eq!(cfgs.len(), 3);
         let p = Pipeline::new(&cfgs).expect("builds");
         assert!(p.pack().is_some());
-        let s = p
-            .run(raw(), &mut ChaCha8Rng::seed_from_u64(0))
-            .expect("runs");
+        let s = p.run(raw(), &mut ChaCha8Rng::seed_from_u64(0)).expect("runs");
         assert_eq!(s.views.len(), 3);
         assert_eq!((s.views[0].width(), s.views[0].height()), (8, 8));
         assert_eq!((s.views[1].width(), s.views[1].height()), (8, 8));
         assert_eq!((s.views[2].width(), s.views[2].height()), (6, 6));
         assert_eq!((s.label, s.index, s.name.as_str()), (Some(3), 5, "a/b.png"));
         // Same seed, same views.
-        let s2 = p
-            .run(raw(), &mut ChaCha8Rng::seed_from_u64(0))
-            .expect("runs");
+        let s2 = p.run(raw(), &mut ChaCha8Rng::seed_from_u64(0)).expect("runs");
         assert_eq!(s, s2);
         // Config round-trips through JSON.
-        let back: Vec<TransformConfig> =
-            serde_json::from_str(&serde_json::to_string(&cfgs).expect("serialises"))
-                .expect("parses back");
+        let back: Vec<TransformConfig> = serde_json::from_str(&serde_json::to_string(&cfgs).expect("serialises")).expect("parses back");
         assert_eq!(back, cfgs);
     }
 
     #[test]
     fn unknown_transform_or_key_is_named() {
-        let err = TransformConfig::parse_list(r#"[{"type": "NoSuchTransform"}]"#)
-            .expect_err("unknown type");
+        let err = TransformConfig::parse_list(r#"[{"type": "NoSuchTransform"}]"#).expect_err("unknown type");
         assert!(err.to_string().contains("NoSuchTransform"), "{err}");
-        assert!(
-            err.to_string().contains("RandomResizedCrop"),
-            "lists the known types: {err}"
-        );
+        assert!(err.to_string().contains("RandomResizedCrop"), "lists the known types: {err}");
         assert!(!err.to_string().contains('\u{0}'), "{err:?}");
-        let err =
-            TransformConfig::parse_list(r#"[{"type": "RandomFlip", "prob": 0.5, "bogus": 1}]"#)
-                .expect_err("unknown key");
+        let err = TransformConfig::parse_list(r#"[{"type": "RandomFlip", "prob": 0.5, "bogus": 1}]"#).expect_err("unknown key");
         assert!(err.to_string().contains("bogus"), "{err}");
-        let err = TransformConfig::parse_list(r#"[{"type": "RandomResizedCrop"}]"#)
-            .expect_err("missing size");
+        let err = TransformConfig::parse_list(r#"[{"type": "RandomResizedCrop"}]"#).expect_err("missing size");
         assert!(err.to_string().contains("size"), "{err}");
     }
 
     #[test]
     fn invalid_config_names_its_position() {
-        let cfgs = TransformConfig::parse_list(
-            r#"[{"type": "LoadImageFromFile"}, {"type": "RandomFlip", "prob": 2.0}]"#,
-        )
-        .expect("parses");
+        let cfgs = TransformConfig::parse_list(r#"[{"type": "LoadImageFromFile"}, {"type": "RandomFlip", "prob": 2.0}]"#).expect("parses");
         let err = Pipeline::new(&cfgs).expect_err("prob > 1");
         assert!(err.to_string().contains("pipeline[1] RandomFlip"), "{err}");
     }
 
     #[test]
     fn transform_error_carries_the_sample_name() {
-        let cfgs =
-            TransformConfig::parse_list(r#"[{"type": "ResizeEdge", "scale": 2, "edge": "long"}]"#)
-                .expect("parses");
+        let cfgs = TransformConfig::parse_list(r#"[{"type": "ResizeEdge", "scale": 2, "edge": "long"}]"#).expect("parses");
         let p = Pipeline::new(&cfgs).expect("builds");
         let mut r = raw();
         r.img = Image::filled(100, 1, &[0, 0, 0]);
-        let err = p
-            .run(r, &mut ChaCha8Rng::seed_from_u64(0))
-            .expect_err("degenerate");
+        let err = p.run(r, &mut ChaCha8Rng::seed_from_u64(0)).expect_err("degenerate");
         assert!(err.to_string().contains("a/b.png"), "{err}");
         assert!(err.is_sample_error());
     }

@@ -58,9 +58,7 @@ pub struct ReplayDraws {
 impl ReplayDraws {
     /// A replay of `draws`.
     pub fn new(draws: impl IntoIterator<Item = Draw>) -> Self {
-        Self {
-            draws: draws.into_iter().collect(),
-        }
+        Self { draws: draws.into_iter().collect() }
     }
 
     /// Draws not consumed yet.
@@ -73,18 +71,14 @@ impl RandomSource for ReplayDraws {
     fn uniform(&mut self, low: f64, high: f64) -> f64 {
         match self.draws.pop_front() {
             Some(Draw::Uniform(v)) => v,
-            other => panic!(
-                "ReplayDraws: expected uniform({low}, {high}), next recorded draw is {other:?}"
-            ),
+            other => panic!("ReplayDraws: expected uniform({low}, {high}), next recorded draw is {other:?}"),
         }
     }
 
     fn randint(&mut self, low: usize, high: usize) -> usize {
         match self.draws.pop_front() {
             Some(Draw::Int(v)) => v,
-            other => panic!(
-                "ReplayDraws: expected randint({low}, {high}), next recorded draw is {other:?}"
-            ),
+            other => panic!("ReplayDraws: expected randint({low}, {high}), next recorded draw is {other:?}"),
         }
     }
 }

@@ -48,18 +48,10 @@ impl MultiViewConfig {
         if counts.len() != self.transforms.len() {
             return Err(DataError::config(
                 "MultiView",
-                format!(
-                    "{} pipelines in `transforms` but {} entries in `num_views`",
-                    self.transforms.len(),
-                    counts.len()
-                ),
+                format!("{} pipelines in `transforms` but {} entries in `num_views`", self.transforms.len(), counts.len()),
             ));
         }
-        let pipelines = self
-            .transforms
-            .iter()
-            .map(|t| Pipeline::new(t))
-            .collect::<Result<Vec<_>, _>>()?;
+        let pipelines = self.transforms.iter().map(|t| Pipeline::new(t)).collect::<Result<Vec<_>, _>>()?;
         Ok(MultiView { pipelines, counts })
     }
 }
@@ -82,11 +74,7 @@ impl MultiView {
     ///
     /// # Errors
     /// The first error of a sub-pipeline.
-    pub fn transform<R: RandomSource + ?Sized>(
-        &self,
-        results: Results,
-        rng: &mut R,
-    ) -> Result<Results, DataError> {
+    pub fn transform<R: RandomSource + ?Sized>(&self, results: Results, rng: &mut R) -> Result<Results, DataError> {
         let total = self.num_views();
         let mut template = results;
         let mut input = Some(std::mem::take(&mut template.img));
@@ -96,22 +84,12 @@ impl MultiView {
             for _ in 0..n {
                 done += 1;
                 // Every view but the last works on a copy; the last takes the input itself.
-                let img = if done == total {
-                    input.take()
-                } else {
-                    input.clone()
-                };
-                let view = Results {
-                    img: img.unwrap_or_default(),
-                    ..template.clone()
-                };
+                let img = if done == total { input.take() } else { input.clone() };
+                let view = Results { img: img.unwrap_or_default(), ..template.clone() };
                 views.extend(pipeline.transform(view, rng)?.img);
             }
         }
-        Ok(Results {
-            img: views,
-            ..template
-        })
+        Ok(Results { img: views, ..template })
     }
 }
 
@@ -139,15 +117,9 @@ impl RandomApplyConfig {
     /// sub-pipeline.
     pub fn init(&self) -> Result<RandomApply, DataError> {
         if !(0.0..=1.0).contains(&self.prob) {
-            return Err(DataError::config(
-                "RandomApply",
-                format!("`prob` must be in [0, 1], got {}", self.prob),
-            ));
+            return Err(DataError::config("RandomApply", format!("`prob` must be in [0, 1], got {}", self.prob)));
         }
-        Ok(RandomApply {
-            pipeline: Pipeline::new(&self.transforms)?,
-            prob: self.prob,
-        })
+        Ok(RandomApply { pipeline: Pipeline::new(&self.transforms)?, prob: self.prob })
     }
 }
 
@@ -174,11 +146,7 @@ impl RandomApply {
     ///
     /// # Errors
     /// The first error of the sub-pipeline.
-    pub fn transform<R: RandomSource + ?Sized>(
-        &self,
-        results: Results,
-        rng: &mut R,
-    ) -> Result<Results, DataError> {
+    pub fn transform<R: RandomSource + ?Sized>(&self, results: Results, rng: &mut R) -> Result<Results, DataError> {
         if self.sample_apply(rng) {
             self.pipeline.transform(results, rng)
         } else {

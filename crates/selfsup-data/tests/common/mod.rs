@@ -59,10 +59,6 @@ pub fn draws(v: &Value) -> Vec<Draw> {
 
 /// Largest per-value difference; panics when the shapes differ.
 pub fn max_diff(got: &Image, want: &Image, what: &str) -> u8 {
-    assert_eq!(
-        (got.width(), got.height(), got.channels()),
-        (want.width(), want.height(), want.channels()),
-        "shape of {what}"
-    );
+    assert_eq!((got.width(), got.height(), got.channels()), (want.width(), want.height(), want.channels()), "shape of {what}");
     got.data().iter().zip(want.data()).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0)
 }

@@ -24,7 +24,9 @@ impl<B: AutodiffBackend> Hook<B> for DenseCLHook {
         let active = runner.iter >= self.cfg.start_iters;
         match &mut runner.model {
             Algorithm::DenseCl(m) => m.set_dense_loss(active),
-            other => return Err(TrainError::Other(format!("DenseCLHook drives DenseCL, not {}", selfsup_core::SelfSupAlgorithm::name(other)))),
+            other => {
+                return Err(TrainError::Other(format!("DenseCLHook drives DenseCL, not {}", selfsup_core::SelfSupAlgorithm::name(other))))
+            }
         }
         Ok(())
     }

@@ -47,19 +47,20 @@ impl AdamWRule {
     /// Updates the flattened parameter `p` with its gradient `g` at step
     /// `step` (1-based); `prior` is the state (`exp_avg`, `exp_avg_sq`).
     /// Returns the new parameter and state.
-    pub(super) fn update<BI: Backend>(&self, p: Tensor<BI, 1>, g: Tensor<BI, 1>, prior: Option<Vec<Tensor<BI, 1>>>, lr: f64, wd: f64, step: usize) -> (Tensor<BI, 1>, Vec<Tensor<BI, 1>>) {
+    pub(super) fn update<BI: Backend>(
+        &self,
+        p: Tensor<BI, 1>,
+        g: Tensor<BI, 1>,
+        prior: Option<Vec<Tensor<BI, 1>>>,
+        lr: f64,
+        wd: f64,
+        step: usize,
+    ) -> (Tensor<BI, 1>, Vec<Tensor<BI, 1>>) {
         let AdamWRule { betas: (b1, b2), eps } = *self;
         let t = step as i32;
         let bias1 = 1.0 - b1.powi(t);
         let bias2 = 1.0 - b2.powi(t);
-        let h = fused::AdamWStep {
-            decay: 1.0 - lr * wd,
-            b1,
-            b2,
-            eps,
-            step_size: lr / bias1,
-            bias2_sqrt: bias2.sqrt(),
-        };
+        let h = fused::AdamWStep { decay: 1.0 - lr * wd, b1, b2, eps, step_size: lr / bias1, bias2_sqrt: bias2.sqrt() };
         let moments = match prior {
             Some(s) if s.len() == 2 => {
                 let mut it = s.into_iter();

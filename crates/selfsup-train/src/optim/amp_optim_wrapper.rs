@@ -48,7 +48,12 @@ impl OptimWrapperConfig {
                         other => return Err(bad(format!("unknown GradScaler argument `{other}`"))),
                     }
                 }
-                if !(sc.scale > 0.0 && sc.growth_factor >= 1.0 && sc.backoff_factor > 0.0 && sc.backoff_factor <= 1.0 && sc.growth_interval > 0) {
+                if !(sc.scale > 0.0
+                    && sc.growth_factor >= 1.0
+                    && sc.backoff_factor > 0.0
+                    && sc.backoff_factor <= 1.0
+                    && sc.growth_interval > 0)
+                {
                     return Err(bad("needs init_scale > 0, growth_factor ≥ 1, 0 < backoff_factor ≤ 1, growth_interval ≥ 1".into()));
                 }
                 sc

@@ -131,12 +131,10 @@ impl<B: Backend> ModuleVisitor<B> for NameCollector<'_> {
         }
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let is_norm = self
-            .types
-            .iter()
-            .rev()
-            .find(|t| t.starts_with("Struct:"))
-            .is_some_and(|t| matches!(t.as_str(), "Struct:LayerNorm" | "Struct:BatchNorm" | "Struct:GroupNorm" | "Struct:TorchBatchNorm"));
+        let is_norm =
+            self.types.iter().rev().find(|t| t.starts_with("Struct:")).is_some_and(|t| {
+                matches!(t.as_str(), "Struct:LayerNorm" | "Struct:BatchNorm" | "Struct:GroupNorm" | "Struct:TorchBatchNorm")
+            });
         let mut path = self.path.clone();
         if is_norm {
             if let Some(last) = path.last_mut() {

@@ -78,7 +78,15 @@ impl LambRule {
     /// Updates the flattened parameter `p` with its gradient `g` at step
     /// `step` (1-based); `prior` is the state (`exp_avg`, `exp_avg_sq`).
     /// Returns the new parameter and state.
-    pub(super) fn update<BI: Backend>(&self, p: Tensor<BI, 1>, g: Tensor<BI, 1>, prior: Option<Vec<Tensor<BI, 1>>>, lr: f64, wd: f64, step: usize) -> (Tensor<BI, 1>, Vec<Tensor<BI, 1>>) {
+    pub(super) fn update<BI: Backend>(
+        &self,
+        p: Tensor<BI, 1>,
+        g: Tensor<BI, 1>,
+        prior: Option<Vec<Tensor<BI, 1>>>,
+        lr: f64,
+        wd: f64,
+        step: usize,
+    ) -> (Tensor<BI, 1>, Vec<Tensor<BI, 1>>) {
         let LambRule { betas: (b1, b2), eps, bias_correction, grad_averaging, trust_clip, always_adapt, .. } = *self;
         let t = step as i32;
         let b3 = if grad_averaging { 1.0 - b1 } else { 1.0 };

@@ -37,7 +37,17 @@ pub struct LarsConfig {
 
 impl Default for LarsConfig {
     fn default() -> Self {
-        Self { lr: 0.1, momentum: 0.0, weight_decay: 0.0, dampening: 0.0, eta: 0.001, nesterov: false, eps: 1e-8, layer_decay_rate: None, model_type: None }
+        Self {
+            lr: 0.1,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            dampening: 0.0,
+            eta: 0.001,
+            nesterov: false,
+            eps: 1e-8,
+            layer_decay_rate: None,
+            model_type: None,
+        }
     }
 }
 
@@ -58,7 +68,15 @@ impl LarsRule {
     /// trust ratio when `lars_exclude`; `prior` is the state
     /// (`momentum_buffer`, when there is momentum). Returns the new
     /// parameter and state.
-    pub(super) fn update<BI: Backend>(&self, p: Tensor<BI, 1>, g: Tensor<BI, 1>, prior: Option<Vec<Tensor<BI, 1>>>, lr: f64, wd: f64, lars_exclude: bool) -> (Tensor<BI, 1>, Vec<Tensor<BI, 1>>) {
+    pub(super) fn update<BI: Backend>(
+        &self,
+        p: Tensor<BI, 1>,
+        g: Tensor<BI, 1>,
+        prior: Option<Vec<Tensor<BI, 1>>>,
+        lr: f64,
+        wd: f64,
+        lars_exclude: bool,
+    ) -> (Tensor<BI, 1>, Vec<Tensor<BI, 1>>) {
         let LarsRule { momentum: mom, dampening, nesterov, eta, eps } = *self;
         let d = if lars_exclude {
             (g + p.clone().mul_scalar(wd)).mul_scalar(lr)

@@ -131,7 +131,8 @@ impl OptimWrapperConfig {
                 if rate.is_some() || model_type.is_some() {
                     return Err((
                         "optim_wrapper.optimizer.layer_decay_rate".into(),
-                        "`layer_decay_rate` and `model_type` are read only by constructor = \"LearningRateDecayOptimWrapperConstructor\"".into(),
+                        "`layer_decay_rate` and `model_type` are read only by constructor = \"LearningRateDecayOptimWrapperConstructor\""
+                            .into(),
                     ));
                 }
             }
@@ -142,14 +143,21 @@ impl OptimWrapperConfig {
                     }
                 }
                 Some(other) => {
-                    return Err(("optim_wrapper.optimizer.model_type".into(), format!("layer-wise lr decay for `{other}` is not supported; known: vit")))
+                    return Err((
+                        "optim_wrapper.optimizer.model_type".into(),
+                        format!("layer-wise lr decay for `{other}` is not supported; known: vit"),
+                    ))
                 }
-                None => return Err(("optim_wrapper.optimizer.model_type".into(), "layer-wise lr decay needs `model_type` (\"vit\")".into())),
+                None => {
+                    return Err(("optim_wrapper.optimizer.model_type".into(), "layer-wise lr decay needs `model_type` (\"vit\")".into()))
+                }
             },
             Some(other) => {
                 return Err((
                     "optim_wrapper.constructor".into(),
-                    format!("unknown constructor `{other}`; known: DefaultOptimWrapperConstructor, LearningRateDecayOptimWrapperConstructor"),
+                    format!(
+                        "unknown constructor `{other}`; known: DefaultOptimWrapperConstructor, LearningRateDecayOptimWrapperConstructor"
+                    ),
                 ))
             }
         }
@@ -253,10 +261,13 @@ impl<B: AutodiffBackend> Optimizer<B> {
     pub fn new<M: AutodiffModule<B>>(cfg: &OptimWrapperConfig, module: &M, keymap: &KeyMap) -> Self {
         let (rule, weight_decay) = match cfg.optimizer.clone() {
             OptimizerConfig::AdamW(c) => (Rule::AdamW(AdamWRule { betas: c.betas, eps: c.eps }), c.weight_decay),
-            OptimizerConfig::Sgd(c) => (Rule::Sgd(SgdRule { momentum: c.momentum, dampening: c.dampening, nesterov: c.nesterov }), c.weight_decay),
-            OptimizerConfig::Lars(c) => {
-                (Rule::Lars(LarsRule { momentum: c.momentum, dampening: c.dampening, nesterov: c.nesterov, eta: c.eta, eps: c.eps }), c.weight_decay)
+            OptimizerConfig::Sgd(c) => {
+                (Rule::Sgd(SgdRule { momentum: c.momentum, dampening: c.dampening, nesterov: c.nesterov }), c.weight_decay)
             }
+            OptimizerConfig::Lars(c) => (
+                Rule::Lars(LarsRule { momentum: c.momentum, dampening: c.dampening, nesterov: c.nesterov, eta: c.eta, eps: c.eps }),
+                c.weight_decay,
+            ),
             OptimizerConfig::Lamb(c) => (
                 Rule::Lamb(LambRule {
                     betas: c.betas,
@@ -295,15 +306,7 @@ impl<B: AutodiffBackend> Optimizer<B> {
         if group_mults.is_empty() {
             group_mults.push((1.0, false));
         }
-        Self {
-            rule,
-            weight_decay,
-            clip: cfg.clip_grad.as_ref().map(|c| c.max_norm),
-            params,
-            state: HashMap::new(),
-            step: 0,
-            group_mults,
-        }
+        Self { rule, weight_decay, clip: cfg.clip_grad.as_ref().map(|c| c.max_norm), params, state: HashMap::new(), step: 0, group_mults }
     }
 
     /// The lr multiplier of every learning-rate group.
@@ -341,7 +344,13 @@ impl<B: AutodiffBackend> Optimizer<B> {
     /// it before clipping and the update. When their norm is not finite the
     /// step is skipped (parameters, state and step count untouched).
     /// Returns the unscaled global gradient norm and whether it stepped.
-    pub fn step_scaled<M: AutodiffModule<B>>(&mut self, group_lrs: &[f64], module: M, mut grads: GradientsParams, loss_scale: f64) -> (M, f64, bool) {
+    pub fn step_scaled<M: AutodiffModule<B>>(
+        &mut self,
+        group_lrs: &[f64],
+        module: M,
+        mut grads: GradientsParams,
+        loss_scale: f64,
+    ) -> (M, f64, bool) {
         let norm = compact_grad_norm::<B, M>(&module, &mut grads) / loss_scale;
         if !norm.is_finite() {
             return (module, norm, false);
@@ -351,7 +360,14 @@ impl<B: AutodiffBackend> Optimizer<B> {
     }
 
     /// `norm` is the global norm of `grads · unscale`.
-    fn step_with_norm<M: AutodiffModule<B>>(&mut self, group_lrs: &[f64], module: M, mut grads: GradientsParams, norm: f64, unscale: f64) -> (M, f64) {
+    fn step_with_norm<M: AutodiffModule<B>>(
+        &mut self,
+        group_lrs: &[f64],
+        module: M,
+        mut grads: GradientsParams,
+        norm: f64,
+        unscale: f64,
+    ) -> (M, f64) {
         // torch.nn.utils.clip_grad_norm_: scale by max/(norm+1e-6) when below 1.
         let mut scale = match self.clip {
             Some(max) if max / (norm + 1e-6) < 1.0 => max / (norm + 1e-6),
@@ -378,9 +394,7 @@ impl<B: AutodiffBackend> Optimizer<B> {
             .state
             .iter()
             .filter_map(|(id, tensors)| Some((self.params.get(id)?, tensors)))
-            .flat_map(|(info, tensors)| {
-                slots.iter().zip(tensors).map(move |(slot, t)| (slot.to_string(), info.name.clone(), t.to_data()))
-            })
+            .flat_map(|(info, tensors)| slots.iter().zip(tensors).map(move |(slot, t)| (slot.to_string(), info.name.clone(), t.to_data())))
             .collect();
         out.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         out
@@ -388,7 +402,12 @@ impl<B: AutodiffBackend> Optimizer<B> {
 
     /// Restores state saved by [`Optimizer::state_tensors`] and the step
     /// count. Returns the entries that matched no parameter or slot.
-    pub fn load_state(&mut self, step: usize, tensors: Vec<(String, String, TensorData)>, device: &burn::tensor::Device<B::InnerBackend>) -> Vec<String> {
+    pub fn load_state(
+        &mut self,
+        step: usize,
+        tensors: Vec<(String, String, TensorData)>,
+        device: &burn::tensor::Device<B::InnerBackend>,
+    ) -> Vec<String> {
         let by_name: HashMap<String, ParamId> = self.params.iter().map(|(id, i)| (i.name.clone(), *id)).collect();
         let slots = self.rule.slots();
         let mut found: HashMap<ParamId, Vec<Option<Tensor<B::InnerBackend, 1>>>> = HashMap::new();

@@ -47,7 +47,14 @@ impl SgdRule {
     /// Updates the flattened parameter `p` with its gradient `g`; `prior`
     /// is the state (`momentum_buffer`, when there is momentum). Returns
     /// the new parameter and state.
-    pub(super) fn update<BI: Backend>(&self, p: Tensor<BI, 1>, g: Tensor<BI, 1>, prior: Option<Vec<Tensor<BI, 1>>>, lr: f64, wd: f64) -> (Tensor<BI, 1>, Vec<Tensor<BI, 1>>) {
+    pub(super) fn update<BI: Backend>(
+        &self,
+        p: Tensor<BI, 1>,
+        g: Tensor<BI, 1>,
+        prior: Option<Vec<Tensor<BI, 1>>>,
+        lr: f64,
+        wd: f64,
+    ) -> (Tensor<BI, 1>, Vec<Tensor<BI, 1>>) {
         let SgdRule { momentum: mom, dampening, nesterov } = *self;
         let d = if wd != 0.0 { g + p.clone().mul_scalar(wd) } else { g };
         let (d, state) = momentum(prior, d, mom, dampening, nesterov);

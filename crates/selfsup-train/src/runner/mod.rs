@@ -106,11 +106,7 @@ pub struct IterOutput {
 
 /// Uploads a batch of RGB values (0–255), applies the data preprocessor,
 /// and carries the batch's masks, pseudo-labels, indices and labels along.
-pub fn batch_to_inputs<B: burn::tensor::backend::Backend>(
-    batch: &Batch,
-    model: &Algorithm<B>,
-    device: &B::Device,
-) -> SelfSupInputs<B> {
+pub fn batch_to_inputs<B: burn::tensor::backend::Backend>(batch: &Batch, model: &Algorithm<B>, device: &B::Device) -> SelfSupInputs<B> {
     let raw = batch.views.iter().map(|v| Tensor::<B, 4>::from_data(TensorData::new(v.data.clone(), v.shape), device)).collect();
     let data_samples = DataSamples {
         mask: batch.mask.as_ref().map(|m| {
@@ -528,9 +524,7 @@ pub fn train<B: AutodiffBackend>(cfg: &LoadedConfig, opts: &TrainOptions, device
     // Rank 0 writes the work dir, the log and the checkpoints.
     if lead {
         fs::create_dir_all(work_dir).map_err(|e| TrainError::Io(work_dir.clone(), e))?;
-        cfg.tree
-            .dump(work_dir.join(&opts.config_name))
-            .map_err(|e| TrainError::Other(format!("writing the resolved config: {e}")))?;
+        cfg.tree.dump(work_dir.join(&opts.config_name)).map_err(|e| TrainError::Other(format!("writing the resolved config: {e}")))?;
         for w in run.optim_wrapper.warnings() {
             eprintln!("warning: {w}");
         }

@@ -41,10 +41,7 @@ impl PadValue {
 
 impl Default for PadValue {
     fn default() -> Self {
-        PadValue::PerKey {
-            img: 0.0,
-            seg: 255.0,
-        }
+        PadValue::PerKey { img: 0.0, seg: 255.0 }
     }
 }
 
@@ -74,11 +71,7 @@ fn constant() -> String {
 
 impl Default for PadConfig {
     fn default() -> Self {
-        Self {
-            kind: pad_type(),
-            pad_val: PadValue::default(),
-            padding_mode: constant(),
-        }
+        Self { kind: pad_type(), pad_val: PadValue::default(), padding_mode: constant() }
     }
 }
 
@@ -107,12 +100,7 @@ fn yes() -> bool {
 impl CenterCropConfig {
     /// A centre crop of `crop_size`, mmcv's defaults otherwise.
     pub fn new(crop_size: impl Into<SizeSpec>) -> Self {
-        Self {
-            crop_size: crop_size.into(),
-            auto_pad: false,
-            pad_cfg: PadConfig::default(),
-            clip_object_border: true,
-        }
+        Self { crop_size: crop_size.into(), auto_pad: false, pad_cfg: PadConfig::default(), clip_object_border: true }
     }
 
     /// Validates the config and builds the transform.
@@ -122,25 +110,15 @@ impl CenterCropConfig {
     pub fn init(&self) -> Result<CenterCrop, DataError> {
         let [w, h] = self.crop_size.pair();
         if w == 0 || h == 0 {
-            return Err(DataError::config(
-                "CenterCrop",
-                format!("`crop_size` must be positive, got {:?}", self.crop_size),
-            ));
+            return Err(DataError::config("CenterCrop", format!("`crop_size` must be positive, got {:?}", self.crop_size)));
         }
         if self.pad_cfg.kind != "Pad" || self.pad_cfg.padding_mode != "constant" {
             return Err(DataError::config(
                 "CenterCrop",
-                format!(
-                    "only `pad_cfg = {{type = \"Pad\", padding_mode = \"constant\"}}` is supported, got {:?}",
-                    self.pad_cfg
-                ),
+                format!("only `pad_cfg = {{type = \"Pad\", padding_mode = \"constant\"}}` is supported, got {:?}", self.pad_cfg),
             ));
         }
-        Ok(CenterCrop {
-            crop_w: w,
-            crop_h: h,
-            pad: self.auto_pad.then(|| self.pad_cfg.pad_val.img()),
-        })
+        Ok(CenterCrop { crop_w: w, crop_h: h, pad: self.auto_pad.then(|| self.pad_cfg.pad_val.img()) })
     }
 }
 
@@ -155,26 +133,15 @@ pub struct CenterCrop {
 impl ImageTransform for CenterCrop {
     const NAME: &'static str = "CenterCrop";
 
-    fn apply<R: RandomSource + ?Sized>(
-        &self,
-        img: Image,
-        _rng: &mut R,
-    ) -> Result<Image, DataError> {
+    fn apply<R: RandomSource + ?Sized>(&self, img: Image, _rng: &mut R) -> Result<Image, DataError> {
         let img = match self.pad {
-            Some(v) if self.crop_w > img.width() || self.crop_h > img.height() => impad(
-                &img,
-                img.width().max(self.crop_w),
-                img.height().max(self.crop_h),
-                v,
-            ),
+            Some(v) if self.crop_w > img.width() || self.crop_h > img.height() => {
+                impad(&img, img.width().max(self.crop_w), img.height().max(self.crop_h), v)
+            }
             _ => img,
         };
         if img.is_empty() {
-            return Err(DataError::Transform {
-                transform: Self::NAME,
-                name: String::new(),
-                message: "empty input image".into(),
-            });
+            return Err(DataError::Transform { transform: Self::NAME, name: String::new(), message: "empty input image".into() });
         }
         let (w, h) = (img.width(), img.height());
         // mmcv: y1 = max(0, int(round((h - ch) / 2.))), Python's half-to-even round.
@@ -196,9 +163,7 @@ mod tests {
 
     #[test]
     fn centre_crop_is_exact() {
-        let t = CenterCropConfig::new(SizeSpec::Pair([3, 2]))
-            .init()
-            .expect("valid");
+        let t = CenterCropConfig::new(SizeSpec::Pair([3, 2])).init().expect("valid");
         let out = t.apply(ramp(7, 6), &mut rand::rng()).expect("apply");
         assert_eq!((out.width(), out.height()), (3, 2));
         // x1 = round(2.0) = 2, y1 = round(2.0) = 2.
@@ -217,11 +182,7 @@ mod tests {
         assert_eq!((out.width(), out.height()), (3, 5));
         let mut cfg = CenterCropConfig::new(5);
         cfg.auto_pad = true;
-        let out = cfg
-            .init()
-            .expect("valid")
-            .apply(ramp(3, 8), &mut rand::rng())
-            .expect("apply");
+        let out = cfg.init().expect("valid").apply(ramp(3, 8), &mut rand::rng()).expect("apply");
         assert_eq!((out.width(), out.height()), (5, 5));
         // Padded on the right with 0: column 3 and 4 are padding.
         assert_eq!(out.pixel(4, 0), &[0, 0, 0]);

@@ -5,10 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::imaging::photometric::{
-    adjust_brightness_in_place, adjust_color_in_place, adjust_contrast_in_place,
-    adjust_hue_in_place,
-};
+use crate::imaging::photometric::{adjust_brightness_in_place, adjust_color_in_place, adjust_contrast_in_place, adjust_hue_in_place};
 use crate::imaging::Image;
 use crate::transforms::{ImageTransform, RandomSource};
 use crate::DataError;
@@ -81,17 +78,11 @@ fn check_input(
                 ));
             }
             let lo = center - v;
-            [
-                if clip_first_on_zero { lo.max(0.0) } else { lo },
-                center + v,
-            ]
+            [if clip_first_on_zero { lo.max(0.0) } else { lo }, center + v]
         }
         JitterRange::Range(r) => {
             if !(bound.0 <= r[0] && r[0] <= r[1] && r[1] <= bound.1) {
-                return Err(DataError::config(
-                    ColorJitter::NAME,
-                    format!("`{name}` values should be between {bound:?}, got {r:?}"),
-                ));
+                return Err(DataError::config(ColorJitter::NAME, format!("`{name}` values should be between {bound:?}, got {r:?}")));
             }
             r
         }
@@ -99,10 +90,7 @@ fn check_input(
     // The hue's number form is not bounded by MMSelfSup's check, but `adjust_hue` raises for
     // factors outside [-0.5, 0.5]: reject such strengths here instead of on some sample.
     if range[0] < bound.0 || range[1] > bound.1 {
-        return Err(DataError::config(
-            ColorJitter::NAME,
-            format!("`{name}` gives factors {range:?}, outside {bound:?}"),
-        ));
+        return Err(DataError::config(ColorJitter::NAME, format!("`{name}` gives factors {range:?}, outside {bound:?}")));
     }
     Ok((range[0] != center || range[1] != center).then_some(range))
 }
@@ -115,10 +103,7 @@ impl ColorJitterConfig {
     /// (`[0, ∞)`, or `[-0.5, 0.5]` for the hue) and for `backend = "cv2"`.
     pub fn init(&self) -> Result<ColorJitter, DataError> {
         if self.backend == ColorBackend::Cv2 {
-            return Err(DataError::config(
-                ColorJitter::NAME,
-                "backend `cv2` is not implemented; use `pillow` (MMSelfSup's default)",
-            ));
+            return Err(DataError::config(ColorJitter::NAME, "backend `cv2` is not implemented; use `pillow` (MMSelfSup's default)"));
         }
         let positive = (0.0, f64::INFINITY);
         Ok(ColorJitter {
@@ -175,13 +160,7 @@ impl ColorJitter {
         let contrast = draw(self.contrast);
         let saturation = draw(self.saturation);
         let hue = draw(self.hue);
-        ColorJitterParams {
-            order,
-            brightness,
-            contrast,
-            saturation,
-            hue,
-        }
+        ColorJitterParams { order, brightness, contrast, saturation, hue }
     }
 
     /// Applies the operations of `params` in `params.order` (deterministic; the random path
@@ -272,38 +251,18 @@ mod tests {
         assert_eq!(t.hue, Some([-0.2, 0.2]));
         assert_eq!(
             ColorJitterConfig::default().init().expect("valid"),
-            ColorJitter {
-                brightness: None,
-                contrast: None,
-                saturation: None,
-                hue: None
-            }
+            ColorJitter { brightness: None, contrast: None, saturation: None, hue: None }
         );
     }
 
     #[test]
     fn bad_strengths_are_rejected() {
         let bad = [
-            ColorJitterConfig {
-                brightness: JitterRange::Number(-0.1),
-                ..Default::default()
-            },
-            ColorJitterConfig {
-                hue: JitterRange::Number(0.6),
-                ..Default::default()
-            },
-            ColorJitterConfig {
-                hue: JitterRange::Range([-0.6, 0.1]),
-                ..Default::default()
-            },
-            ColorJitterConfig {
-                contrast: JitterRange::Range([1.2, 0.8]),
-                ..Default::default()
-            },
-            ColorJitterConfig {
-                backend: ColorBackend::Cv2,
-                ..Default::default()
-            },
+            ColorJitterConfig { brightness: JitterRange::Number(-0.1), ..Default::default() },
+            ColorJitterConfig { hue: JitterRange::Number(0.6), ..Default::default() },
+            ColorJitterConfig { hue: JitterRange::Range([-0.6, 0.1]), ..Default::default() },
+            ColorJitterConfig { contrast: JitterRange::Range([1.2, 0.8]), ..Default::default() },
+            ColorJitterConfig { backend: ColorBackend::Cv2, ..Default::default() },
         ];
         for cfg in bad {
             assert!(cfg.init().is_err(), "{cfg:?}");
@@ -312,44 +271,19 @@ mod tests {
 
     #[test]
     fn draws_order_then_enabled_factors() {
-        let t = ColorJitterConfig {
-            brightness: JitterRange::Number(0.4),
-            hue: JitterRange::Number(0.1),
-            ..Default::default()
-        }
-        .init()
-        .expect("valid");
+        let t = ColorJitterConfig { brightness: JitterRange::Number(0.4), hue: JitterRange::Number(0.1), ..Default::default() }
+            .init()
+            .expect("valid");
         // Swaps (3↔1), (2↔2), (1↔0): [0,1,2,3] → [0,3,2,1] → [0,3,2,1] → [3,0,2,1].
-        let mut d = ReplayDraws::new([
-            Draw::Int(1),
-            Draw::Int(2),
-            Draw::Int(0),
-            Draw::Uniform(1.2),
-            Draw::Uniform(-0.05),
-        ]);
+        let mut d = ReplayDraws::new([Draw::Int(1), Draw::Int(2), Draw::Int(0), Draw::Uniform(1.2), Draw::Uniform(-0.05)]);
         let p = t.sample_params(&mut d);
         assert_eq!(d.remaining(), 0);
-        assert_eq!(
-            p,
-            ColorJitterParams {
-                order: [3, 0, 2, 1],
-                brightness: Some(1.2),
-                contrast: None,
-                saturation: None,
-                hue: Some(-0.05),
-            }
-        );
+        assert_eq!(p, ColorJitterParams { order: [3, 0, 2, 1], brightness: Some(1.2), contrast: None, saturation: None, hue: Some(-0.05) });
     }
 
     #[test]
     fn one_channel_images_are_an_error() {
-        let p = ColorJitterParams {
-            order: [0, 1, 2, 3],
-            brightness: Some(1.1),
-            contrast: None,
-            saturation: None,
-            hue: None,
-        };
+        let p = ColorJitterParams { order: [0, 1, 2, 3], brightness: Some(1.1), contrast: None, saturation: None, hue: None };
         let err = ColorJitter::apply_with(Image::filled(2, 2, &[9]), &p).expect_err("1 channel");
         assert!(err.is_sample_error(), "{err}");
         let out = ColorJitter::apply_with(Image::filled(2, 2, &[9, 9, 9]), &p).expect("3 channels");

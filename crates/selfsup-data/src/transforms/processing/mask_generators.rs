@@ -77,10 +77,7 @@ impl BeitMaskGeneratorConfig {
         if self.num_masking_patches > height * width {
             return Err(DataError::config(
                 name,
-                format!(
-                    "num_masking_patches {} exceeds the {height}x{width} grid",
-                    self.num_masking_patches
-                ),
+                format!("num_masking_patches {} exceeds the {height}x{width} grid", self.num_masking_patches),
             ));
         }
         if self.num_masking_patches > 0 && (height < 2 || width < 2 || max_num_patches == 0) {
@@ -101,10 +98,7 @@ impl BeitMaskGeneratorConfig {
         if !(self.min_aspect > 0.0 && max_aspect > 0.0 && max_aspect.is_finite()) {
             return Err(DataError::config(
                 name,
-                format!(
-                    "aspect ratios must be positive, got min_aspect {} and max_aspect {max_aspect}",
-                    self.min_aspect
-                ),
+                format!("aspect ratios must be positive, got min_aspect {} and max_aspect {max_aspect}", self.min_aspect),
             ));
         }
         Ok(BeitMaskGenerator {
@@ -169,17 +163,10 @@ impl BeitMaskGenerator {
 
     /// Up to ten attempts (`_mask` in the reference) at one block adding between 1 and
     /// `max_mask_patches` patches; returns the block placed, if any.
-    fn place_block<R: RandomSource + ?Sized>(
-        &self,
-        mask: &mut [u8],
-        max_mask_patches: usize,
-        rng: &mut R,
-    ) -> Option<MaskBlock> {
+    fn place_block<R: RandomSource + ?Sized>(&self, mask: &mut [u8], max_mask_patches: usize, rng: &mut R) -> Option<MaskBlock> {
         for _ in 0..10 {
             let target_area = rng.uniform(self.min_num_patches as f64, max_mask_patches as f64);
-            let aspect_ratio = rng
-                .uniform(self.log_aspect_ratio[0], self.log_aspect_ratio[1])
-                .exp();
+            let aspect_ratio = rng.uniform(self.log_aspect_ratio[0], self.log_aspect_ratio[1]).exp();
             let h = py_round((target_area * aspect_ratio).sqrt());
             let w = py_round((target_area / aspect_ratio).sqrt());
             if w < self.width && h < self.height {
@@ -188,25 +175,14 @@ impl BeitMaskGenerator {
                 let rows = top..top + h;
                 let masked: usize = rows
                     .clone()
-                    .map(|i| {
-                        mask[i * self.width + left..i * self.width + left + w]
-                            .iter()
-                            .map(|&m| usize::from(m))
-                            .sum::<usize>()
-                    })
+                    .map(|i| mask[i * self.width + left..i * self.width + left + w].iter().map(|&m| usize::from(m)).sum::<usize>())
                     .sum();
                 let added = h * w - masked;
                 if 0 < added && added <= max_mask_patches {
                     for i in rows {
                         mask[i * self.width + left..i * self.width + left + w].fill(1);
                     }
-                    return Some(MaskBlock {
-                        top,
-                        left,
-                        height: h,
-                        width: w,
-                        added,
-                    });
+                    return Some(MaskBlock { top, left, height: h, width: w, added });
                 }
             }
         }
@@ -254,11 +230,7 @@ impl BeitMaskGenerator {
     ///
     /// # Errors
     /// See [`BeitMaskGenerator::generate`].
-    pub fn transform<R: RandomSource + ?Sized>(
-        &self,
-        mut results: Results,
-        rng: &mut R,
-    ) -> Result<Results, DataError> {
+    pub fn transform<R: RandomSource + ?Sized>(&self, mut results: Results, rng: &mut R) -> Result<Results, DataError> {
         let m = self.generate(rng)?;
         results.mask = Some(mask_array(self.height, self.width, &m.mask));
         Ok(results)
@@ -266,10 +238,7 @@ impl BeitMaskGenerator {
 }
 
 fn mask_array(height: usize, width: usize, mask: &[u8]) -> PackedArray {
-    PackedArray {
-        shape: vec![height, width],
-        data: crate::transforms::ArrayData::I64(mask.iter().map(|&m| i64::from(m)).collect()),
-    }
+    PackedArray { shape: vec![height, width], data: crate::transforms::ArrayData::I64(mask.iter().map(|&m| i64::from(m)).collect()) }
 }
 
 /// Configuration of [`SimMimMaskGenerator`]. Field names and defaults are MMSelfSup's.
@@ -288,12 +257,7 @@ pub struct SimMimMaskGeneratorConfig {
 
 impl Default for SimMimMaskGeneratorConfig {
     fn default() -> Self {
-        Self {
-            input_size: 192,
-            mask_patch_size: 32,
-            model_patch_size: 4,
-            mask_ratio: 0.6,
-        }
+        Self { input_size: 192, mask_patch_size: 32, model_patch_size: 4, mask_ratio: 0.6 }
     }
 }
 
@@ -320,10 +284,7 @@ impl SimMimMaskGeneratorConfig {
             ));
         }
         if !(0.0..=1.0).contains(&self.mask_ratio) {
-            return Err(DataError::config(
-                name,
-                format!("mask_ratio must be in [0, 1], got {}", self.mask_ratio),
-            ));
+            return Err(DataError::config(name, format!("mask_ratio must be in [0, 1], got {}", self.mask_ratio)));
         }
         let rand_size = self.input_size / self.mask_patch_size;
         let token_count = rand_size * rand_size;
@@ -392,11 +353,7 @@ impl SimMimMaskGenerator {
     ///
     /// # Errors
     /// None; the signature matches the other transforms.
-    pub fn transform<R: RandomSource + ?Sized>(
-        &self,
-        mut results: Results,
-        rng: &mut R,
-    ) -> Result<Results, DataError> {
+    pub fn transform<R: RandomSource + ?Sized>(&self, mut results: Results, rng: &mut R) -> Result<Results, DataError> {
         let p = self.sample_permutation(rng);
         let side = self.side();
         results.mask = Some(mask_array(side, side, &self.mask_from_permutation(&p)));
@@ -450,12 +407,9 @@ mod tests {
 
     #[test]
     fn beit_masks_exactly_the_requested_count_with_blocks_in_range() {
-        let g = BeitMaskGeneratorConfig {
-            min_num_patches: 16,
-            ..BeitMaskGeneratorConfig::new(SizeSpec::Pair([14, 14]), 75)
-        }
-        .init()
-        .expect("valid");
+        let g = BeitMaskGeneratorConfig { min_num_patches: 16, ..BeitMaskGeneratorConfig::new(SizeSpec::Pair([14, 14]), 75) }
+            .init()
+            .expect("valid");
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         for _ in 0..300 {
             let m = g.generate(&mut rng).expect("mask");
@@ -477,12 +431,7 @@ mod tests {
     fn beit_replays_the_reference_draws() {
         // 4x4 grid, 5 patches, min 1. Attempt 1: area 4, aspect e^0 = 1 → 2x2 at (1, 2):
         // adds 4. Remaining 1: attempt 2: area 1.2 → 1x1 at (0, 0): adds 1.
-        let g = BeitMaskGeneratorConfig {
-            min_num_patches: 1,
-            ..BeitMaskGeneratorConfig::new(4, 5)
-        }
-        .init()
-        .expect("valid");
+        let g = BeitMaskGeneratorConfig { min_num_patches: 1, ..BeitMaskGeneratorConfig::new(4, 5) }.init().expect("valid");
         let mut rng = ReplayDraws::new([
             Draw::Uniform(4.0),
             Draw::Uniform(0.0),
@@ -495,10 +444,7 @@ mod tests {
         ]);
         let m = g.generate(&mut rng).expect("mask");
         assert_eq!(rng.remaining(), 0);
-        assert_eq!(
-            m.mask,
-            vec![1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0]
-        );
+        assert_eq!(m.mask, vec![1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0]);
     }
 
     #[test]
@@ -544,10 +490,7 @@ mod tests {
 
     #[test]
     fn simmim_rejects_sizes_that_do_not_divide() {
-        let mut c = SimMimMaskGeneratorConfig {
-            mask_patch_size: 30,
-            ..Default::default()
-        };
+        let mut c = SimMimMaskGeneratorConfig { mask_patch_size: 30, ..Default::default() };
         assert!(c.init().is_err());
         c.mask_patch_size = 32;
         c.model_patch_size = 5;

@@ -11,43 +11,35 @@
 //! | [`ResizeEdge`] | `mmcls/datasets/transforms/processing.py` |
 
 mod center_crop;
-mod mask_generators;
-mod random_patch_with_labels;
-mod random_resized_crop_two_pic;
-mod random_rotation;
 mod color_jitter;
+mod mask_generators;
 mod random_crop;
 mod random_flip;
 mod random_gaussian_blur;
 mod random_grayscale;
+mod random_patch_with_labels;
 mod random_resized_crop;
+mod random_resized_crop_two_pic;
+mod random_rotation;
 mod random_solarize;
 mod resize;
 mod resize_edge;
 
-pub use mask_generators::{
-    BeitMask, BeitMaskGenerator, BeitMaskGeneratorConfig, MaskBlock, SimMimMaskGenerator,
-    SimMimMaskGeneratorConfig,
-};
-pub use random_patch_with_labels::{
-    Patches, RandomPatchWithLabels, RandomPatchWithLabelsConfig,
-};
-pub use random_resized_crop_two_pic::{
-    RandomResizedCropAndInterpolationWithTwoPic,
-    RandomResizedCropAndInterpolationWithTwoPicConfig, TwoPicInterpolation, TwoPicParams,
-};
-pub use random_rotation::{
-    Degrees, RandomRotation, RandomRotationConfig, RotationWithLabels, RotationWithLabelsConfig,
-};
 pub use center_crop::{CenterCrop, CenterCropConfig, PadConfig, PadValue};
-pub use color_jitter::{
-    ColorBackend, ColorJitter, ColorJitterConfig, ColorJitterParams, JitterRange,
+pub use color_jitter::{ColorBackend, ColorJitter, ColorJitterConfig, ColorJitterParams, JitterRange};
+pub use mask_generators::{
+    BeitMask, BeitMaskGenerator, BeitMaskGeneratorConfig, MaskBlock, SimMimMaskGenerator, SimMimMaskGeneratorConfig,
 };
 pub use random_crop::{CropPadding, PadFill, RandomCrop, RandomCropConfig};
 pub use random_flip::{FlipDirections, FlipProb, RandomFlip, RandomFlipConfig};
 pub use random_gaussian_blur::{RandomGaussianBlur, RandomGaussianBlurConfig};
 pub use random_grayscale::{ColorFormat, RandomGrayscale, RandomGrayscaleConfig};
+pub use random_patch_with_labels::{Patches, RandomPatchWithLabels, RandomPatchWithLabelsConfig};
 pub use random_resized_crop::{CropParams, RandomResizedCrop, RandomResizedCropConfig};
+pub use random_resized_crop_two_pic::{
+    RandomResizedCropAndInterpolationWithTwoPic, RandomResizedCropAndInterpolationWithTwoPicConfig, TwoPicInterpolation, TwoPicParams,
+};
+pub use random_rotation::{Degrees, RandomRotation, RandomRotationConfig, RotationWithLabels, RotationWithLabelsConfig};
 pub use random_solarize::{RandomSolarize, RandomSolarizeConfig};
 pub use resize::{Resize, ResizeConfig, ScaleFactor};
 pub use resize_edge::{Edge, ResizeEdge, ResizeEdgeConfig};

@@ -77,10 +77,7 @@ impl PadFill {
             }
             PadFill::PerChannel(vs) => {
                 if vs.len() != channels {
-                    return Err(format!(
-                        "`pad_val` has {} values for a {channels}-channel image",
-                        vs.len()
-                    ));
+                    return Err(format!("`pad_val` has {} values for a {channels}-channel image", vs.len()));
                 }
                 vs.iter().map(|&v| cast(v)).collect()
             }
@@ -117,13 +114,7 @@ pub struct RandomCropConfig {
 impl RandomCropConfig {
     /// A crop of `size` (an integer or `[h, w]`) with MMSelfSup's defaults.
     pub fn new(size: impl Into<SizeSpec>) -> Self {
-        Self {
-            size: size.into(),
-            padding: None,
-            pad_if_needed: false,
-            pad_val: PadFill::default(),
-            padding_mode: PaddingMode::default(),
-        }
+        Self { size: size.into(), padding: None, pad_if_needed: false, pad_val: PadFill::default(), padding_mode: PaddingMode::default() }
     }
 
     /// Validates the config and builds the transform.
@@ -133,20 +124,14 @@ impl RandomCropConfig {
     pub fn init(&self) -> Result<RandomCrop, DataError> {
         let [h, w] = self.size.pair();
         if h == 0 || w == 0 {
-            return Err(DataError::config(
-                RandomCrop::NAME,
-                format!("`size` must be positive, got {:?}", self.size),
-            ));
+            return Err(DataError::config(RandomCrop::NAME, format!("`size` must be positive, got {:?}", self.size)));
         }
         let finite = match &self.pad_val {
             PadFill::Number(v) => v.is_finite(),
             PadFill::PerChannel(vs) => vs.iter().all(|v| v.is_finite()),
         };
         if !finite {
-            return Err(DataError::config(
-                RandomCrop::NAME,
-                format!("`pad_val` must be finite, got {:?}", self.pad_val),
-            ));
+            return Err(DataError::config(RandomCrop::NAME, format!("`pad_val` must be finite, got {:?}", self.pad_val)));
         }
         Ok(RandomCrop {
             height: h,
@@ -177,11 +162,7 @@ impl RandomCrop {
     }
 
     fn error(message: String) -> DataError {
-        DataError::Transform {
-            transform: Self::NAME,
-            name: String::new(),
-            message,
-        }
+        DataError::Transform { transform: Self::NAME, name: String::new(), message }
     }
 
     /// The padding steps of the reference (deterministic): the constant `padding`, then, with
@@ -192,13 +173,8 @@ impl RandomCrop {
     /// [`DataError::Transform`] when a per-channel `pad_val` does not match the image.
     pub fn pad(&self, img: Image) -> Result<Image, DataError> {
         let mut img = img;
-        let needs_fill = self.padding.is_some()
-            || (self.pad_if_needed && self.padding_mode == PaddingMode::Constant);
-        let fill = if needs_fill {
-            self.pad_val.values(img.channels()).map_err(Self::error)?
-        } else {
-            Vec::new()
-        };
+        let needs_fill = self.padding.is_some() || (self.pad_if_needed && self.padding_mode == PaddingMode::Constant);
+        let fill = if needs_fill { self.pad_val.values(img.channels()).map_err(Self::error)? } else { Vec::new() };
         if let Some(borders) = self.padding {
             img = impad_border(&img, borders, PaddingMode::Constant, &fill);
         }
@@ -219,12 +195,7 @@ impl RandomCrop {
     ///
     /// # Errors
     /// [`DataError::Transform`] when the (padded) image is smaller than the crop.
-    pub fn sample_offsets<R: RandomSource + ?Sized>(
-        &self,
-        width: usize,
-        height: usize,
-        rng: &mut R,
-    ) -> Result<(usize, usize), DataError> {
+    pub fn sample_offsets<R: RandomSource + ?Sized>(&self, width: usize, height: usize, rng: &mut R) -> Result<(usize, usize), DataError> {
         if width == self.width && height == self.height {
             return Ok((0, 0));
         }
@@ -282,9 +253,7 @@ mod tests {
 
     #[test]
     fn crops_at_the_drawn_offsets() {
-        let t = RandomCropConfig::new(SizeSpec::Pair([2, 3]))
-            .init()
-            .expect("valid");
+        let t = RandomCropConfig::new(SizeSpec::Pair([2, 3])).init().expect("valid");
         let mut d = ReplayDraws::new([Draw::Int(1), Draw::Int(4)]);
         let out = t.apply(ramp(8, 5), &mut d).expect("fits");
         assert_eq!((out.width(), out.height()), (3, 2));
@@ -306,18 +275,10 @@ mod tests {
         assert_eq!(out.pixel(0, 0), &[0, 0, 100]);
         assert_eq!(out.pixel(1, 1), &[0, 0, 50]);
         cfg.pad_val = PadFill::PerChannel(vec![1.0, 2.0, 3.0]);
-        let out = cfg
-            .init()
-            .expect("valid")
-            .apply_with(ramp(2, 2), 0, 0)
-            .expect("fits");
+        let out = cfg.init().expect("valid").apply_with(ramp(2, 2), 0, 0).expect("fits");
         assert_eq!(out.pixel(3, 3), &[3, 2, 1]);
         cfg.pad_val = PadFill::PerChannel(vec![1.0, 2.0]);
-        assert!(cfg
-            .init()
-            .expect("valid")
-            .apply_with(ramp(2, 2), 0, 0)
-            .is_err());
+        assert!(cfg.init().expect("valid").apply_with(ramp(2, 2), 0, 0).is_err());
     }
 
     #[test]
@@ -336,9 +297,7 @@ mod tests {
     #[test]
     fn too_small_without_padding_is_a_sample_error() {
         let t = RandomCropConfig::new(10).init().expect("valid");
-        let err = t
-            .apply(ramp(4, 4), &mut rand::rng())
-            .expect_err("too small");
+        let err = t.apply(ramp(4, 4), &mut rand::rng()).expect_err("too small");
         assert!(err.is_sample_error(), "{err}");
         assert!(RandomCropConfig::new(0).init().is_err());
     }

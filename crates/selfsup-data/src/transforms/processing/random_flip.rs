@@ -51,11 +51,7 @@ pub struct RandomFlipConfig {
 impl RandomFlipConfig {
     /// A horizontal flip with probability `prob`.
     pub fn new(prob: f64) -> Self {
-        Self {
-            prob: FlipProb::Single(prob),
-            direction: FlipDirections::default(),
-            swap_seg_labels: None,
-        }
+        Self { prob: FlipProb::Single(prob), direction: FlipDirections::default(), swap_seg_labels: None }
     }
 
     /// Validates the config and builds the transform.
@@ -75,30 +71,17 @@ impl RandomFlipConfig {
         let probs = match &self.prob {
             FlipProb::Single(p) => {
                 if !(0.0..=1.0).contains(p) {
-                    return Err(DataError::config(
-                        NAME,
-                        format!("`prob` must be in [0, 1], got {p}"),
-                    ));
+                    return Err(DataError::config(NAME, format!("`prob` must be in [0, 1], got {p}")));
                 }
                 vec![p / directions.len() as f64; directions.len()]
             }
             FlipProb::PerDirection(ps) => {
                 if ps.len() != directions.len() {
-                    return Err(DataError::config(
-                        NAME,
-                        format!(
-                            "{} probabilities for {} directions",
-                            ps.len(),
-                            directions.len()
-                        ),
-                    ));
+                    return Err(DataError::config(NAME, format!("{} probabilities for {} directions", ps.len(), directions.len())));
                 }
                 let sum: f64 = ps.iter().sum();
                 if ps.iter().any(|p| !(0.0..=1.0).contains(p)) || sum > 1.0 + 1e-12 {
-                    return Err(DataError::config(
-                        NAME,
-                        format!("probabilities must be in [0, 1] and sum to at most 1, got {ps:?}"),
-                    ));
+                    return Err(DataError::config(NAME, format!("probabilities must be in [0, 1] and sum to at most 1, got {ps:?}")));
                 }
                 ps.clone()
             }
@@ -154,14 +137,8 @@ mod tests {
         let never = RandomFlipConfig::new(0.0).init().expect("valid");
         let mut rng = rand::rng();
         for _ in 0..20 {
-            assert_eq!(
-                always.apply(img.clone(), &mut rng).expect("apply").data(),
-                &[2, 1, 0]
-            );
-            assert_eq!(
-                never.apply(img.clone(), &mut rng).expect("apply").data(),
-                &[0, 1, 2]
-            );
+            assert_eq!(always.apply(img.clone(), &mut rng).expect("apply").data(), &[2, 1, 0]);
+            assert_eq!(never.apply(img.clone(), &mut rng).expect("apply").data(), &[0, 1, 2]);
         }
     }
 
@@ -169,10 +146,7 @@ mod tests {
     fn choice_follows_cumulative_probabilities() {
         let cfg = RandomFlipConfig {
             prob: FlipProb::PerDirection(vec![0.25, 0.5]),
-            direction: FlipDirections::Many(vec![
-                FlipDirection::Horizontal,
-                FlipDirection::Vertical,
-            ]),
+            direction: FlipDirections::Many(vec![FlipDirection::Horizontal, FlipDirection::Vertical]),
             swap_seg_labels: None,
         };
         let t = cfg.init().expect("valid");
@@ -187,10 +161,7 @@ mod tests {
         assert!(RandomFlipConfig::new(1.5).init().is_err());
         let cfg = RandomFlipConfig {
             prob: FlipProb::PerDirection(vec![0.7, 0.5]),
-            direction: FlipDirections::Many(vec![
-                FlipDirection::Horizontal,
-                FlipDirection::Vertical,
-            ]),
+            direction: FlipDirections::Many(vec![FlipDirection::Horizontal, FlipDirection::Vertical]),
             swap_seg_labels: None,
         };
         assert!(cfg.init().is_err());

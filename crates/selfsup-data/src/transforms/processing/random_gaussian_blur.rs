@@ -35,27 +35,15 @@ impl RandomGaussianBlurConfig {
     pub fn init(&self) -> Result<RandomGaussianBlur, DataError> {
         const NAME: &str = "RandomGaussianBlur";
         if !(0.0..=1.0).contains(&self.prob) {
+            return Err(DataError::config(NAME, format!("`prob` must be in [0, 1], got {}", self.prob)));
+        }
+        if !(0.0 <= self.sigma_min && self.sigma_min <= self.sigma_max && self.sigma_max.is_finite()) {
             return Err(DataError::config(
                 NAME,
-                format!("`prob` must be in [0, 1], got {}", self.prob),
+                format!("need 0 <= sigma_min <= sigma_max, got {} and {}", self.sigma_min, self.sigma_max),
             ));
         }
-        if !(0.0 <= self.sigma_min
-            && self.sigma_min <= self.sigma_max
-            && self.sigma_max.is_finite())
-        {
-            return Err(DataError::config(
-                NAME,
-                format!(
-                    "need 0 <= sigma_min <= sigma_max, got {} and {}",
-                    self.sigma_min, self.sigma_max
-                ),
-            ));
-        }
-        Ok(RandomGaussianBlur {
-            sigma: [self.sigma_min, self.sigma_max],
-            prob: self.prob,
-        })
+        Ok(RandomGaussianBlur { sigma: [self.sigma_min, self.sigma_max], prob: self.prob })
     }
 }
 
@@ -104,13 +92,7 @@ mod tests {
 
     #[test]
     fn skips_only_when_the_draw_exceeds_prob() {
-        let t = RandomGaussianBlurConfig {
-            sigma_min: 0.1,
-            sigma_max: 2.0,
-            prob: 0.5,
-        }
-        .init()
-        .expect("valid");
+        let t = RandomGaussianBlurConfig { sigma_min: 0.1, sigma_max: 2.0, prob: 0.5 }.init().expect("valid");
         let mut d = ReplayDraws::new([Draw::Uniform(0.5), Draw::Uniform(1.3), Draw::Uniform(0.51)]);
         assert_eq!(t.sample_sigma(&mut d), Some(1.3));
         assert_eq!(t.sample_sigma(&mut d), None);
@@ -120,11 +102,7 @@ mod tests {
     #[test]
     fn invalid_configs_are_rejected() {
         for (lo, hi, p) in [(2.0, 0.1, 0.5), (-1.0, 1.0, 0.5), (0.1, 2.0, 1.5)] {
-            let cfg = RandomGaussianBlurConfig {
-                sigma_min: lo,
-                sigma_max: hi,
-                prob: p,
-            };
+            let cfg = RandomGaussianBlurConfig { sigma_min: lo, sigma_max: hi, prob: p };
             assert!(cfg.init().is_err(), "{cfg:?}");
         }
     }

@@ -57,12 +57,7 @@ fn default_weights() -> Vec<f64> {
 
 impl Default for RandomGrayscaleConfig {
     fn default() -> Self {
-        Self {
-            prob: default_prob(),
-            keep_channels: false,
-            channel_weights: default_weights(),
-            color_format: ColorFormat::default(),
-        }
+        Self { prob: default_prob(), keep_channels: false, channel_weights: default_weights(), color_format: ColorFormat::default() }
     }
 }
 
@@ -75,30 +70,17 @@ impl RandomGrayscaleConfig {
     pub fn init(&self) -> Result<RandomGrayscale, DataError> {
         const NAME: &str = "RandomGrayscale";
         if !(0.0..=1.0).contains(&self.prob) {
-            return Err(DataError::config(
-                NAME,
-                format!("`prob` must be in [0, 1], got {}", self.prob),
-            ));
+            return Err(DataError::config(NAME, format!("`prob` must be in [0, 1], got {}", self.prob)));
         }
         if self.color_format == ColorFormat::Hsv {
-            return Err(DataError::config(
-                NAME,
-                "`color_format = 'hsv'` is not supported: images are RGB here",
-            ));
+            return Err(DataError::config(NAME, "`color_format = 'hsv'` is not supported: images are RGB here"));
         }
         // Python's `sum()`, left to right from 0.
         let sum: f64 = self.channel_weights.iter().fold(0.0, |a, &w| a + w);
-        if self.channel_weights.is_empty()
-            || sum == 0.0
-            || !sum.is_finite()
-            || self.channel_weights.iter().any(|w| !w.is_finite())
-        {
+        if self.channel_weights.is_empty() || sum == 0.0 || !sum.is_finite() || self.channel_weights.iter().any(|w| !w.is_finite()) {
             return Err(DataError::config(
                 NAME,
-                format!(
-                    "`channel_weights` must be finite and not sum to 0, got {:?}",
-                    self.channel_weights
-                ),
+                format!("`channel_weights` must be finite and not sum to 0, got {:?}", self.channel_weights),
             ));
         }
         Ok(RandomGrayscale {
@@ -142,10 +124,7 @@ impl RandomGrayscale {
             return Err(DataError::Transform {
                 transform: Self::NAME,
                 name: String::new(),
-                message: format!(
-                    "{} channel weights for a {c}-channel image",
-                    self.normalized_weights.len()
-                ),
+                message: format!("{} channel weights for a {c}-channel image", self.normalized_weights.len()),
             });
         }
         let out_c = if self.keep_channels { c } else { 1 };
@@ -156,9 +135,7 @@ impl RandomGrayscale {
                 .normalized_weights
                 .iter()
                 .enumerate()
-                .fold(0.0f64, |acc, (k, w)| {
-                    acc + w * f64::from(px[if c == 3 { 2 - k } else { k }])
-                });
+                .fold(0.0f64, |acc, (k, w)| acc + w * f64::from(px[if c == 3 { 2 - k } else { k }]));
             let g = g as u8;
             data.extend(std::iter::repeat_n(g, out_c));
         }
@@ -182,27 +159,14 @@ mod tests {
     #[test]
     fn weights_are_in_bgr_order() {
         // Weight only the reference's first channel (B): the grey value is our blue channel.
-        let t = RandomGrayscaleConfig {
-            prob: 1.0,
-            keep_channels: true,
-            channel_weights: vec![1.0, 0.0, 0.0],
-            color_format: ColorFormat::Bgr,
-        }
-        .init()
-        .expect("valid");
-        let out = t
-            .apply_with(Image::filled(2, 1, &[10, 20, 30]), true)
-            .expect("3 channels");
+        let t =
+            RandomGrayscaleConfig { prob: 1.0, keep_channels: true, channel_weights: vec![1.0, 0.0, 0.0], color_format: ColorFormat::Bgr }
+                .init()
+                .expect("valid");
+        let out = t.apply_with(Image::filled(2, 1, &[10, 20, 30]), true).expect("3 channels");
         assert_eq!(out.data(), &[30, 30, 30, 30, 30, 30]);
-        let t = RandomGrayscaleConfig {
-            prob: 1.0,
-            ..Default::default()
-        }
-        .init()
-        .expect("valid");
-        let out = t
-            .apply_with(Image::filled(1, 1, &[10, 20, 31]), true)
-            .expect("3 channels");
+        let t = RandomGrayscaleConfig { prob: 1.0, ..Default::default() }.init().expect("valid");
+        let out = t.apply_with(Image::filled(1, 1, &[10, 20, 31]), true).expect("3 channels");
         // (10 + 20 + 31) / 3 = 20.33 → 20, one channel.
         assert_eq!((out.channels(), out.data()), (1, &[20u8][..]));
     }
@@ -210,12 +174,7 @@ mod tests {
     #[test]
     fn probability_is_a_strict_comparison() {
         use crate::transforms::random::{Draw, ReplayDraws};
-        let t = RandomGrayscaleConfig {
-            prob: 0.2,
-            ..Default::default()
-        }
-        .init()
-        .expect("valid");
+        let t = RandomGrayscaleConfig { prob: 0.2, ..Default::default() }.init().expect("valid");
         let mut d = ReplayDraws::new([Draw::Uniform(0.19), Draw::Uniform(0.2)]);
         assert!(t.sample_apply(&mut d));
         assert!(!t.sample_apply(&mut d));
@@ -224,18 +183,9 @@ mod tests {
     #[test]
     fn invalid_configs_are_rejected() {
         for cfg in [
-            RandomGrayscaleConfig {
-                prob: 1.5,
-                ..Default::default()
-            },
-            RandomGrayscaleConfig {
-                channel_weights: vec![1.0, -1.0, 0.0],
-                ..Default::default()
-            },
-            RandomGrayscaleConfig {
-                color_format: ColorFormat::Hsv,
-                ..Default::default()
-            },
+            RandomGrayscaleConfig { prob: 1.5, ..Default::default() },
+            RandomGrayscaleConfig { channel_weights: vec![1.0, -1.0, 0.0], ..Default::default() },
+            RandomGrayscaleConfig { color_format: ColorFormat::Hsv, ..Default::default() },
         ] {
             assert!(cfg.init().is_err(), "{cfg:?}");
         }

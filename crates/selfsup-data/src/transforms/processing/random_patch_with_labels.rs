@@ -61,11 +61,7 @@ impl RandomPatchWithLabels {
     pub const ADDED_KEYS: [&'static str; 3] = ["patch_label", "patch_box", "unpatched_img"];
 
     fn error(message: String) -> DataError {
-        DataError::Transform {
-            transform: Self::NAME,
-            name: String::new(),
-            message,
-        }
+        DataError::Transform { transform: Self::NAME, name: String::new(), message }
     }
 
     /// Crops the 9 patches, drawing the offsets from `rng` (`_image_to_patches`).
@@ -73,17 +69,11 @@ impl RandomPatchWithLabels {
     /// # Errors
     /// [`DataError::Transform`] when the image is too small (a cell side of at most 21
     /// pixels) or, for very elongated images, a cell is smaller than the patch.
-    pub fn patches<R: RandomSource + ?Sized>(
-        &self,
-        img: &Image,
-        rng: &mut R,
-    ) -> Result<Patches, DataError> {
+    pub fn patches<R: RandomSource + ?Sized>(&self, img: &Image, rng: &mut R) -> Result<Patches, DataError> {
         let (h, w) = (img.height(), img.width());
         let (h_grid, w_grid) = (h / SPLIT, w / SPLIT);
         if h_grid <= JITTER || w_grid <= JITTER {
-            return Err(Self::error(format!(
-                "a {w}x{h} image is too small: each third must exceed {JITTER} pixels"
-            )));
+            return Err(Self::error(format!("a {w}x{h} image is too small: each third must exceed {JITTER} pixels")));
         }
         let (h_patch, w_patch) = (h_grid - JITTER, w_grid - JITTER);
         let mut patches = Vec::with_capacity(SPLIT * SPLIT);
@@ -93,9 +83,7 @@ impl RandomPatchWithLabels {
                 let cell = imcrop(img, i * h_grid, j * w_grid, (i + 1) * h_grid, (j + 1) * w_grid);
                 let (ch, cw) = (cell.height(), cell.width());
                 if ch < h_patch || cw < w_patch {
-                    return Err(Self::error(format!(
-                        "cell ({i}, {j}) is {cw}x{ch}, smaller than the {w_patch}x{h_patch} patch"
-                    )));
+                    return Err(Self::error(format!("cell ({i}, {j}) is {cw}x{ch}, smaller than the {w_patch}x{h_patch} patch")));
                 }
                 let (ymin, xmin) = if ch == h_patch && cw == w_patch {
                     (0, 0)
@@ -103,13 +91,7 @@ impl RandomPatchWithLabels {
                     let ymin = rng.randint(0, ch - h_patch + 1);
                     (ymin, rng.randint(0, cw - w_patch + 1))
                 };
-                patches.push(imcrop(
-                    &cell,
-                    xmin,
-                    ymin,
-                    xmin + w_patch - 1,
-                    ymin + h_patch - 1,
-                ));
+                patches.push(imcrop(&cell, xmin, ymin, xmin + w_patch - 1, ymin + h_patch - 1));
                 let (x0, y0) = ((i * h_grid + xmin) as i64, (j * w_grid + ymin) as i64);
                 boxes.push([x0, y0, x0 + w_patch as i64 - 1, y0 + h_patch as i64 - 1]);
             }
@@ -123,29 +105,16 @@ impl RandomPatchWithLabels {
     /// # Errors
     /// See [`RandomPatchWithLabels::patches`]; also when `results` does not hold exactly one
     /// image.
-    pub fn transform<R: RandomSource + ?Sized>(
-        &self,
-        mut results: Results,
-        rng: &mut R,
-    ) -> Result<Results, DataError> {
+    pub fn transform<R: RandomSource + ?Sized>(&self, mut results: Results, rng: &mut R) -> Result<Results, DataError> {
         let img = single_image(&mut results, Self::NAME)?;
         let Patches { mut patches, boxes } = self.patches(&img, rng)?;
         let centre = patches.remove(SPLIT * SPLIT / 2);
         results.img = std::iter::once(centre).chain(patches).collect();
         let labels = &mut results.pseudo_label;
-        labels.insert(
-            "patch_label".into(),
-            PackedArray {
-                shape: vec![1, 8],
-                data: ArrayData::I64((0..8).collect()),
-            },
-        );
+        labels.insert("patch_label".into(), PackedArray { shape: vec![1, 8], data: ArrayData::I64((0..8).collect()) });
         labels.insert(
             "patch_box".into(),
-            PackedArray {
-                shape: vec![1, SPLIT * SPLIT, 4],
-                data: ArrayData::I64(boxes.into_iter().flatten().collect()),
-            },
+            PackedArray { shape: vec![1, SPLIT * SPLIT, 4], data: ArrayData::I64(boxes.into_iter().flatten().collect()) },
         );
         labels.insert("unpatched_img".into(), PackedArray::from_image(&img));
         Ok(results)
@@ -167,15 +136,7 @@ mod tests {
             draws.push(Draw::Int((k + 1) % 3));
         }
         let mut rng = ReplayDraws::new(draws);
-        let r = RandomPatchWithLabels
-            .transform(
-                Results {
-                    img: vec![img.clone()],
-                    ..Results::default()
-                },
-                &mut rng,
-            )
-            .expect("big enough");
+        let r = RandomPatchWithLabels.transform(Results { img: vec![img.clone()], ..Results::default() }, &mut rng).expect("big enough");
         assert_eq!(rng.remaining(), 0);
         assert_eq!(r.img.len(), 9);
         assert!(r.img.iter().all(|p| (p.width(), p.height()) == (4, 4)));
@@ -190,9 +151,7 @@ mod tests {
 
     #[test]
     fn small_images_are_a_sample_error() {
-        let err = RandomPatchWithLabels
-            .patches(&Image::filled(60, 60, &[0, 0, 0]), &mut ReplayDraws::default())
-            .expect_err("cells of 20");
+        let err = RandomPatchWithLabels.patches(&Image::filled(60, 60, &[0, 0, 0]), &mut ReplayDraws::default()).expect_err("cells of 20");
         assert!(err.is_sample_error(), "{err}");
     }
 }

@@ -68,27 +68,18 @@ impl RandomResizedCropConfig {
         const NAME: &str = "RandomResizedCrop";
         let [h, w] = self.size.pair();
         if h == 0 || w == 0 {
-            return Err(DataError::config(
-                NAME,
-                format!("`size` must be positive, got {:?}", self.size),
-            ));
+            return Err(DataError::config(NAME, format!("`size` must be positive, got {:?}", self.size)));
         }
         if self.scale[0] > self.scale[1] || self.ratio[0] > self.ratio[1] {
             return Err(DataError::config(
                 NAME,
-                format!(
-                    "range should be of kind (min, max), got scale {:?} and ratio {:?}",
-                    self.scale, self.ratio
-                ),
+                format!("range should be of kind (min, max), got scale {:?} and ratio {:?}", self.scale, self.ratio),
             ));
         }
         if self.ratio[0] <= 0.0 || self.scale[0] < 0.0 {
             return Err(DataError::config(
                 NAME,
-                format!(
-                    "`ratio` must be > 0 and `scale` >= 0, got {:?} and {:?}",
-                    self.ratio, self.scale
-                ),
+                format!("`ratio` must be > 0 and `scale` >= 0, got {:?} and {:?}", self.ratio, self.scale),
             ));
         }
         check_interpolation(NAME, self.interpolation, self.backend)?;
@@ -137,20 +128,8 @@ impl RandomResizedCrop {
 
     /// Draws the crop window for a `width × height` image with this transform's parameters.
     /// See [`RandomResizedCrop::get_params`].
-    pub fn sample_params<R: RandomSource + ?Sized>(
-        &self,
-        width: usize,
-        height: usize,
-        rng: &mut R,
-    ) -> CropParams {
-        Self::get_params(
-            width,
-            height,
-            self.scale,
-            self.ratio,
-            self.max_attempts,
-            rng,
-        )
+    pub fn sample_params<R: RandomSource + ?Sized>(&self, width: usize, height: usize, rng: &mut R) -> CropParams {
+        Self::get_params(width, height, self.scale, self.ratio, self.max_attempts, rng)
     }
 
     /// torchvision's / MMSelfSup's `get_params`, draw for draw:
@@ -176,19 +155,10 @@ impl RandomResizedCrop {
             let aspect_ratio = rng.uniform(log_ratio[0], log_ratio[1]).exp();
             let target_width = py_round((target_area * aspect_ratio).sqrt());
             let target_height = py_round((target_area / aspect_ratio).sqrt());
-            if 0 < target_width
-                && target_width <= width
-                && 0 < target_height
-                && target_height <= height
-            {
+            if 0 < target_width && target_width <= width && 0 < target_height && target_height <= height {
                 let top = rng.randint(0, height - target_height + 1);
                 let left = rng.randint(0, width - target_width + 1);
-                return CropParams {
-                    top,
-                    left,
-                    height: target_height,
-                    width: target_width,
-                };
+                return CropParams { top, left, height: target_height, width: target_width };
             }
         }
         // Fallback to central crop.
@@ -202,12 +172,7 @@ impl RandomResizedCrop {
         } else {
             (width, height)
         };
-        CropParams {
-            top: (height - target_height) / 2,
-            left: (width - target_width) / 2,
-            height: target_height,
-            width: target_width,
-        }
+        CropParams { top: (height - target_height) / 2, left: (width - target_width) / 2, height: target_height, width: target_width }
     }
 
     /// Crops `params` out of `img` and resizes it to the output size.
@@ -219,24 +184,10 @@ impl RandomResizedCrop {
             return Err(DataError::Transform {
                 transform: "RandomResizedCrop",
                 name: String::new(),
-                message: format!(
-                    "empty crop window {params:?} for a {}x{} image",
-                    img.width(),
-                    img.height()
-                ),
+                message: format!("empty crop window {params:?} for a {}x{} image", img.width(), img.height()),
             });
         }
-        imresize_window(
-            img,
-            params.left,
-            params.top,
-            params.width,
-            params.height,
-            self.out_w,
-            self.out_h,
-            self.interpolation,
-            self.backend,
-        )
+        imresize_window(img, params.left, params.top, params.width, params.height, self.out_w, self.out_h, self.interpolation, self.backend)
     }
 }
 
@@ -245,11 +196,7 @@ impl ImageTransform for RandomResizedCrop {
 
     fn apply<R: RandomSource + ?Sized>(&self, img: Image, rng: &mut R) -> Result<Image, DataError> {
         if img.is_empty() {
-            return Err(DataError::Transform {
-                transform: Self::NAME,
-                name: String::new(),
-                message: "empty input image".into(),
-            });
+            return Err(DataError::Transform { transform: Self::NAME, name: String::new(), message: "empty input image".into() });
         }
         let params = self.sample_params(img.width(), img.height(), rng);
         self.apply_params(&img, params)
@@ -272,16 +219,12 @@ mod tests {
             for _ in 0..500 {
                 let p = RandomResizedCrop::get_params(w, h, scale, ratio, 10, &mut rng);
                 assert!(p.width > 0 && p.height > 0);
-                assert!(
-                    p.left + p.width <= w && p.top + p.height <= h,
-                    "{p:?} in {w}x{h}"
-                );
+                assert!(p.left + p.width <= w && p.top + p.height <= h, "{p:?} in {w}x{h}");
                 let is_fallback = p.width == w || p.height == h;
                 if !is_fallback {
                     // Rounding to integers moves area and ratio by at most half a pixel per side.
                     let area = (p.width * p.height) as f64 / (w * h) as f64;
-                    let a_lo =
-                        (p.width as f64 - 0.5).max(0.0) * (p.height as f64 - 0.5) / (w * h) as f64;
+                    let a_lo = (p.width as f64 - 0.5).max(0.0) * (p.height as f64 - 0.5) / (w * h) as f64;
                     let a_hi = (p.width as f64 + 0.5) * (p.height as f64 + 0.5) / (w * h) as f64;
                     assert!(a_hi >= scale[0] && a_lo <= scale[1], "area {area}");
                     let r_lo = (p.width as f64 - 0.5) / (p.height as f64 + 0.5);
@@ -297,37 +240,17 @@ mod tests {
         // 100x80 image, area 8000. Draw 1: scale 1.0 → area 8000, ratio e^0.7 ≈ 2.01:
         // w = round(√(16110)) = 127 > 100 → rejected. Draw 2: scale 0.5 → 4000, ratio e^0 = 1
         // → w = h = round(63.245) = 63 → top = randint(0, 18), left = randint(0, 38).
-        let mut draws = ReplayDraws::new([
-            Draw::Uniform(1.0),
-            Draw::Uniform(0.7),
-            Draw::Uniform(0.5),
-            Draw::Uniform(0.0),
-            Draw::Int(5),
-            Draw::Int(11),
-        ]);
-        let p =
-            RandomResizedCrop::get_params(100, 80, [0.08, 1.0], [0.75, 4.0 / 3.0], 10, &mut draws);
-        assert_eq!(
-            p,
-            CropParams {
-                top: 5,
-                left: 11,
-                height: 63,
-                width: 63
-            }
-        );
+        let mut draws =
+            ReplayDraws::new([Draw::Uniform(1.0), Draw::Uniform(0.7), Draw::Uniform(0.5), Draw::Uniform(0.0), Draw::Int(5), Draw::Int(11)]);
+        let p = RandomResizedCrop::get_params(100, 80, [0.08, 1.0], [0.75, 4.0 / 3.0], 10, &mut draws);
+        assert_eq!(p, CropParams { top: 5, left: 11, height: 63, width: 63 });
         assert_eq!(draws.remaining(), 0);
     }
 
     #[test]
     fn python_rounding_is_half_to_even() {
         // √(target_area·aspect) = 2.5 exactly → Python rounds to 2, not 3.
-        let mut draws = ReplayDraws::new([
-            Draw::Uniform(6.25 / 100.0),
-            Draw::Uniform(0.0),
-            Draw::Int(0),
-            Draw::Int(0),
-        ]);
+        let mut draws = ReplayDraws::new([Draw::Uniform(6.25 / 100.0), Draw::Uniform(0.0), Draw::Int(0), Draw::Int(0)]);
         let p = RandomResizedCrop::get_params(10, 10, [0.0, 1.0], [0.5, 2.0], 1, &mut draws);
         assert_eq!((p.width, p.height), (2, 2));
     }
@@ -338,37 +261,13 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         // Very wide image 200x50 (ratio 4 > 4/3): h = 50, w = round(50·4/3) = round(66.67) = 67.
         let p = RandomResizedCrop::get_params(200, 50, [0.08, 1.0], [0.75, 4.0 / 3.0], 0, &mut rng);
-        assert_eq!(
-            p,
-            CropParams {
-                top: 0,
-                left: (200 - 67) / 2,
-                height: 50,
-                width: 67
-            }
-        );
+        assert_eq!(p, CropParams { top: 0, left: (200 - 67) / 2, height: 50, width: 67 });
         // Very tall image 30x100 (ratio 0.3 < 3/4): w = 30, h = round(30 / 0.75) = 40.
         let p = RandomResizedCrop::get_params(30, 100, [0.08, 1.0], [0.75, 4.0 / 3.0], 0, &mut rng);
-        assert_eq!(
-            p,
-            CropParams {
-                top: 30,
-                left: 0,
-                height: 40,
-                width: 30
-            }
-        );
+        assert_eq!(p, CropParams { top: 30, left: 0, height: 40, width: 30 });
         // In-range ratio: whole image.
         let p = RandomResizedCrop::get_params(40, 40, [0.08, 1.0], [0.75, 4.0 / 3.0], 0, &mut rng);
-        assert_eq!(
-            p,
-            CropParams {
-                top: 0,
-                left: 0,
-                height: 40,
-                width: 40
-            }
-        );
+        assert_eq!(p, CropParams { top: 0, left: 0, height: 40, width: 40 });
         // Impossible scale (> 1) forces the fallback after all 10 attempts.
         let p = RandomResizedCrop::get_params(200, 50, [2.0, 3.0], [0.75, 4.0 / 3.0], 10, &mut rng);
         assert_eq!((p.width, p.height), (67, 50));
@@ -383,9 +282,7 @@ mod tests {
                 cfg.interpolation = interpolation;
                 let t = cfg.init().expect("valid config");
                 let mut rng = ChaCha8Rng::seed_from_u64(3);
-                let out = t
-                    .apply(Image::filled(50, 33, &[9, 99, 199]), &mut rng)
-                    .expect("apply");
+                let out = t.apply(Image::filled(50, 33, &[9, 99, 199]), &mut rng).expect("apply");
                 assert_eq!((out.height(), out.width()), (12, 20));
                 assert!(out.data().chunks(3).all(|p| p == [9, 99, 199]));
             }

@@ -120,11 +120,7 @@ impl RandomResizedCropAndInterpolationWithTwoPicConfig {
         if sizes.clone().any(|s| s.pair().contains(&0)) {
             return Err(DataError::config(name, "sizes must be positive"));
         }
-        if self.scale[0] > self.scale[1]
-            || self.ratio[0] > self.ratio[1]
-            || self.ratio[0] <= 0.0
-            || self.scale[0] < 0.0
-        {
+        if self.scale[0] > self.scale[1] || self.ratio[0] > self.ratio[1] || self.ratio[0] <= 0.0 || self.scale[0] < 0.0 {
             return Err(DataError::config(
                 name,
                 format!(
@@ -197,24 +193,11 @@ impl RandomResizedCropAndInterpolationWithTwoPic {
 
     /// Draws the crop window, then (for `random`) the interpolation:
     /// `random.choice((INTER_CUBIC, INTER_AREA))` as `randint(0, 2)`.
-    pub fn sample_params<R: RandomSource + ?Sized>(
-        &self,
-        width: usize,
-        height: usize,
-        rng: &mut R,
-    ) -> TwoPicParams {
+    pub fn sample_params<R: RandomSource + ?Sized>(&self, width: usize, height: usize, rng: &mut R) -> TwoPicParams {
         let crop = RandomResizedCrop::get_params(width, height, self.scale, self.ratio, 10, rng);
-        let interpolation = self.interpolation.unwrap_or_else(|| {
-            if rng.randint(0, 2) == 0 {
-                Cv2Interpolation::Bicubic
-            } else {
-                Cv2Interpolation::Area
-            }
-        });
-        TwoPicParams {
-            crop,
-            interpolation,
-        }
+        let interpolation =
+            self.interpolation.unwrap_or_else(|| if rng.randint(0, 2) == 0 { Cv2Interpolation::Bicubic } else { Cv2Interpolation::Area });
+        TwoPicParams { crop, interpolation }
     }
 
     /// Crops and resizes with given parameters: the first image, then the second if any.
@@ -227,20 +210,11 @@ impl RandomResizedCropAndInterpolationWithTwoPic {
             return Err(DataError::Transform {
                 transform: Self::NAME,
                 name: String::new(),
-                message: format!(
-                    "empty crop window {c:?} for a {}x{} image",
-                    img.width(),
-                    img.height()
-                ),
+                message: format!("empty crop window {c:?} for a {}x{} image", img.width(), img.height()),
             });
         }
         let cropped = crop_window(img, c.left, c.top, c.width, c.height);
-        let mut out = vec![cv2::resize(
-            &cropped,
-            self.size.0,
-            self.size.1,
-            params.interpolation,
-        )];
+        let mut out = vec![cv2::resize(&cropped, self.size.0, self.size.1, params.interpolation)];
         if let Some((w, h)) = self.second_size {
             out.push(cv2::resize(&cropped, w, h, self.second_interpolation));
         }
@@ -251,18 +225,10 @@ impl RandomResizedCropAndInterpolationWithTwoPic {
     ///
     /// # Errors
     /// [`DataError::Transform`] when `results` does not hold exactly one non-empty image.
-    pub fn transform<R: RandomSource + ?Sized>(
-        &self,
-        mut results: Results,
-        rng: &mut R,
-    ) -> Result<Results, DataError> {
+    pub fn transform<R: RandomSource + ?Sized>(&self, mut results: Results, rng: &mut R) -> Result<Results, DataError> {
         let img = single_image(&mut results, Self::NAME)?;
         if img.is_empty() {
-            return Err(DataError::Transform {
-                transform: Self::NAME,
-                name: String::new(),
-                message: "empty input image".into(),
-            });
+            return Err(DataError::Transform { transform: Self::NAME, name: String::new(), message: "empty input image".into() });
         }
         let params = self.sample_params(img.width(), img.height(), rng);
         results.img = self.apply_params(&img, params)?;
@@ -286,21 +252,8 @@ mod tests {
         .expect("valid");
         let img = Image::from_fn(40, 30, |x, y| [(x * 6) as u8, (y * 8) as u8, 9]);
         // Area 0.5 · 1200 = 600, ratio 1 → 24x24 (round(24.49)) at top 3, left 10.
-        let mut rng = ReplayDraws::new([
-            Draw::Uniform(0.5),
-            Draw::Uniform(0.0),
-            Draw::Int(3),
-            Draw::Int(10),
-        ]);
-        let r = t
-            .transform(
-                Results {
-                    img: vec![img.clone()],
-                    ..Results::default()
-                },
-                &mut rng,
-            )
-            .expect("runs");
+        let mut rng = ReplayDraws::new([Draw::Uniform(0.5), Draw::Uniform(0.0), Draw::Int(3), Draw::Int(10)]);
+        let r = t.transform(Results { img: vec![img.clone()], ..Results::default() }, &mut rng).expect("runs");
         assert_eq!(rng.remaining(), 0);
         assert_eq!(r.img.len(), 2);
         assert_eq!((r.img[0].width(), r.img[0].height()), (12, 10));
@@ -319,13 +272,7 @@ mod tests {
         let t = c.init().expect("random is fine");
         let img = Image::filled(9, 9, &[1, 2, 3]);
         let err = t
-            .transform(
-                Results {
-                    img: vec![img.clone(), img],
-                    ..Results::default()
-                },
-                &mut ReplayDraws::default(),
-            )
+            .transform(Results { img: vec![img.clone(), img], ..Results::default() }, &mut ReplayDraws::default())
             .expect_err("two images");
         assert!(err.to_string().contains("exactly one image"), "{err}");
     }

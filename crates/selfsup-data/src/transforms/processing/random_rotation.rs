@@ -62,13 +62,7 @@ fn default_interpolation() -> Interpolation {
 impl RandomRotationConfig {
     /// MMSelfSup's defaults with the given range.
     pub fn new(degrees: Degrees) -> Self {
-        Self {
-            degrees,
-            interpolation: default_interpolation(),
-            expand: false,
-            center: None,
-            fill: 0,
-        }
+        Self { degrees, interpolation: default_interpolation(), expand: false, center: None, fill: 0 }
     }
 
     /// Validates the config and builds the transform.
@@ -81,19 +75,13 @@ impl RandomRotationConfig {
         let name = RandomRotation::NAME;
         let degrees = match self.degrees {
             Degrees::Symmetric(d) if d < 0.0 => {
-                return Err(DataError::config(
-                    name,
-                    format!("a single `degrees` must be non-negative, got {d}"),
-                ))
+                return Err(DataError::config(name, format!("a single `degrees` must be non-negative, got {d}")))
             }
             Degrees::Symmetric(d) => [-d, d],
             Degrees::Range(r) => r,
         };
         if degrees[0] > degrees[1] {
-            return Err(DataError::config(
-                name,
-                format!("`degrees` must be [min, max], got {degrees:?}"),
-            ));
+            return Err(DataError::config(name, format!("`degrees` must be [min, max], got {degrees:?}")));
         }
         if self.expand && self.center.is_some() {
             return Err(DataError::config(name, "`expand` conflicts with `center`"));
@@ -101,10 +89,7 @@ impl RandomRotationConfig {
         let interpolation = warp_interpolation(self.interpolation).ok_or_else(|| {
             DataError::config(
                 name,
-                format!(
-                    "interpolation {:?} is not one of nearest, bilinear, bicubic, area, lanczos",
-                    self.interpolation
-                ),
+                format!("interpolation {:?} is not one of nearest, bilinear, bicubic, area, lanczos", self.interpolation),
             )
         })?;
         Ok(RandomRotation {
@@ -153,14 +138,7 @@ impl RandomRotation {
         } else if let Some(b) = border.first_mut() {
             *b = self.fill;
         }
-        imrotate(
-            img,
-            angle,
-            self.center,
-            &border,
-            self.interpolation,
-            self.expand,
-        )
+        imrotate(img, angle, self.center, &border, self.interpolation, self.expand)
     }
 }
 
@@ -203,14 +181,7 @@ impl RotationWithLabels {
         let border = vec![0u8; img.channels()];
         let mut out = vec![img.clone()];
         for angle in [90.0, 180.0, 270.0] {
-            out.push(imrotate(
-                img,
-                angle,
-                None,
-                &border,
-                WarpInterpolation::Bilinear,
-                false,
-            ));
+            out.push(imrotate(img, angle, None, &border, WarpInterpolation::Bilinear, false));
         }
         out
     }
@@ -222,13 +193,9 @@ impl RotationWithLabels {
     pub fn transform(&self, mut results: Results) -> Result<Results, DataError> {
         let img = single_image(&mut results, Self::NAME)?;
         results.img = Self::rotations(&img);
-        results.pseudo_label.insert(
-            Self::LABEL_KEY.into(),
-            PackedArray {
-                shape: vec![4],
-                data: crate::transforms::ArrayData::I64(vec![0, 1, 2, 3]),
-            },
-        );
+        results
+            .pseudo_label
+            .insert(Self::LABEL_KEY.into(), PackedArray { shape: vec![4], data: crate::transforms::ArrayData::I64(vec![0, 1, 2, 3]) });
         Ok(results)
     }
 }
@@ -240,8 +207,7 @@ mod tests {
 
     #[test]
     fn config_defaults_and_validation() {
-        let c: RandomRotationConfig =
-            serde_json::from_str(r#"{"degrees": 30}"#).expect("parses");
+        let c: RandomRotationConfig = serde_json::from_str(r#"{"degrees": 30}"#).expect("parses");
         assert_eq!(c, RandomRotationConfig::new(Degrees::Symmetric(30.0)));
         let t = c.init().expect("valid");
         assert_eq!(t.degrees, [-30.0, 30.0]);
@@ -272,12 +238,7 @@ mod tests {
     #[test]
     fn rotation_with_labels_makes_four_views_and_labels() {
         let img = Image::from_fn(4, 4, |x, y| [(x + 4 * y) as u8 * 10, 0, 0]);
-        let r = RotationWithLabels
-            .transform(Results {
-                img: vec![img.clone()],
-                ..Results::default()
-            })
-            .expect("one image");
+        let r = RotationWithLabels.transform(Results { img: vec![img.clone()], ..Results::default() }).expect("one image");
         assert_eq!(r.img.len(), 4);
         assert_eq!(r.img[0], img);
         // 180°: the bottom-right pixel comes to the top-left.

@@ -30,10 +30,7 @@ fn default_prob() -> f64 {
 
 impl Default for RandomSolarizeConfig {
     fn default() -> Self {
-        Self {
-            threshold: default_threshold(),
-            prob: default_prob(),
-        }
+        Self { threshold: default_threshold(), prob: default_prob() }
     }
 }
 
@@ -45,18 +42,12 @@ impl RandomSolarizeConfig {
     pub fn init(&self) -> Result<RandomSolarize, DataError> {
         const NAME: &str = "RandomSolarize";
         if !(0.0..=1.0).contains(&self.prob) {
-            return Err(DataError::config(
-                NAME,
-                format!("`prob` must be in [0, 1], got {}", self.prob),
-            ));
+            return Err(DataError::config(NAME, format!("`prob` must be in [0, 1], got {}", self.prob)));
         }
         if self.threshold.is_nan() {
             return Err(DataError::config(NAME, "`threshold` is NaN"));
         }
-        Ok(RandomSolarize {
-            threshold: self.threshold,
-            prob: self.prob,
-        })
+        Ok(RandomSolarize { threshold: self.threshold, prob: self.prob })
     }
 }
 
@@ -101,18 +92,10 @@ mod tests {
     fn draw_and_threshold() {
         let t = RandomSolarizeConfig::default().init().expect("valid");
         let mut d = ReplayDraws::new([Draw::Uniform(0.5), Draw::Uniform(0.7)]);
-        assert!(
-            t.sample_apply(&mut d),
-            "rand() == prob applies (only `>` skips)"
-        );
+        assert!(t.sample_apply(&mut d), "rand() == prob applies (only `>` skips)");
         assert!(!t.sample_apply(&mut d));
         let img = Image::from_fn(3, 1, |x, _| [[127u8, 128, 200][x]]);
         assert_eq!(t.apply_with(img, true).data(), &[127, 127, 55]);
-        assert!(RandomSolarizeConfig {
-            prob: -0.1,
-            ..Default::default()
-        }
-        .init()
-        .is_err());
+        assert!(RandomSolarizeConfig { prob: -0.1, ..Default::default() }.init().is_err());
     }
 }

@@ -63,10 +63,7 @@ impl Default for ResizeConfig {
 impl ResizeConfig {
     /// Resize to a fixed `scale` (`[w, h]` or square), mmcv's defaults otherwise.
     pub fn new(scale: impl Into<SizeSpec>) -> Self {
-        Self {
-            scale: Some(scale.into()),
-            ..Self::default()
-        }
+        Self { scale: Some(scale.into()), ..Self::default() }
     }
 
     /// Validates the config and builds the transform.
@@ -81,10 +78,7 @@ impl ResizeConfig {
             (Some(s), _) => {
                 let p = s.pair();
                 if p[0] == 0 || p[1] == 0 {
-                    return Err(DataError::config(
-                        NAME,
-                        format!("`scale` must be positive, got {s:?}"),
-                    ));
+                    return Err(DataError::config(NAME, format!("`scale` must be positive, got {s:?}")));
                 }
                 Target::Scale(p)
             }
@@ -94,26 +88,13 @@ impl ResizeConfig {
                     ScaleFactor::Pair(p) => p,
                 };
                 if !(p[0] > 0.0 && p[1] > 0.0) {
-                    return Err(DataError::config(
-                        NAME,
-                        format!("`scale_factor` must be positive, got {f:?}"),
-                    ));
+                    return Err(DataError::config(NAME, format!("`scale_factor` must be positive, got {f:?}")));
                 }
                 Target::Factor(p)
             }
-            (None, None) => {
-                return Err(DataError::config(
-                    NAME,
-                    "`scale` and `scale_factor` can not both be `None`",
-                ))
-            }
+            (None, None) => return Err(DataError::config(NAME, "`scale` and `scale_factor` can not both be `None`")),
         };
-        Ok(Resize {
-            target,
-            keep_ratio: self.keep_ratio,
-            backend: self.backend,
-            interpolation: self.interpolation,
-        })
+        Ok(Resize { target, keep_ratio: self.keep_ratio, backend: self.backend, interpolation: self.interpolation })
     }
 }
 
@@ -136,10 +117,7 @@ pub struct Resize {
 
 /// mmcv's `_scale_size((w, h), (fw, fh))`: `(int(w·fw + 0.5), int(h·fh + 0.5))`.
 fn scale_size(w: usize, h: usize, f: [f64; 2]) -> (usize, usize) {
-    (
-        (w as f64 * f[0] + 0.5) as usize,
-        (h as f64 * f[1] + 0.5) as usize,
-    )
+    ((w as f64 * f[0] + 0.5) as usize, (h as f64 * f[1] + 0.5) as usize)
 }
 
 impl Resize {
@@ -164,21 +142,13 @@ impl Resize {
 impl ImageTransform for Resize {
     const NAME: &'static str = "Resize";
 
-    fn apply<R: RandomSource + ?Sized>(
-        &self,
-        img: Image,
-        _rng: &mut R,
-    ) -> Result<Image, DataError> {
+    fn apply<R: RandomSource + ?Sized>(&self, img: Image, _rng: &mut R) -> Result<Image, DataError> {
         let (w, h) = self.output_size(img.width(), img.height());
         if w == 0 || h == 0 || img.is_empty() {
             return Err(DataError::Transform {
                 transform: Self::NAME,
                 name: String::new(),
-                message: format!(
-                    "a {}x{} image would become {w}x{h}",
-                    img.width(),
-                    img.height()
-                ),
+                message: format!("a {}x{} image would become {w}x{h}", img.width(), img.height()),
             });
         }
         imresize(&img, w, h, self.interpolation, self.backend)
@@ -191,23 +161,15 @@ mod tests {
 
     #[test]
     fn output_sizes_follow_mmcv() {
-        let fixed = ResizeConfig::new(SizeSpec::Pair([40, 20]))
-            .init()
-            .expect("valid");
+        let fixed = ResizeConfig::new(SizeSpec::Pair([40, 20])).init().expect("valid");
         assert_eq!(fixed.output_size(100, 50), (40, 20));
         let square = ResizeConfig::new(32).init().expect("valid");
         assert_eq!(square.output_size(100, 50), (32, 32));
         let mut cfg = ResizeConfig::new(SizeSpec::Pair([1333, 800]));
         cfg.keep_ratio = true;
         // 500x375: factor = min(1333/500, 800/375) = 2.1333 → (1067, 800).
-        assert_eq!(
-            cfg.init().expect("valid").output_size(500, 375),
-            (1067, 800)
-        );
-        let cfg = ResizeConfig {
-            scale_factor: Some(ScaleFactor::Single(0.5)),
-            ..ResizeConfig::default()
-        };
+        assert_eq!(cfg.init().expect("valid").output_size(500, 375), (1067, 800));
+        let cfg = ResizeConfig { scale_factor: Some(ScaleFactor::Single(0.5)), ..ResizeConfig::default() };
         assert_eq!(cfg.init().expect("valid").output_size(101, 50), (51, 25));
         assert!(ResizeConfig::default().init().is_err());
     }
@@ -219,11 +181,7 @@ mod tests {
             let mut cfg = ResizeConfig::new(SizeSpec::Pair([7, 19]));
             cfg.backend = backend;
             cfg.interpolation = Interpolation::Bicubic;
-            let out = cfg
-                .init()
-                .expect("valid")
-                .apply(Image::filled(30, 12, &[1, 2, 3]), &mut rng)
-                .expect("apply");
+            let out = cfg.init().expect("valid").apply(Image::filled(30, 12, &[1, 2, 3]), &mut rng).expect("apply");
             assert_eq!((out.width(), out.height()), (7, 19));
             assert!(out.data().chunks(3).all(|p| p == [1, 2, 3]));
         }

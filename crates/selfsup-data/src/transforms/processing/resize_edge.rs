@@ -47,12 +47,7 @@ pub struct ResizeEdgeConfig {
 impl ResizeEdgeConfig {
     /// Resize the shorter edge to `scale`, mmcls's defaults otherwise.
     pub fn new(scale: usize) -> Self {
-        Self {
-            scale,
-            edge: Edge::Short,
-            backend: ResizeBackend::default(),
-            interpolation: Interpolation::default(),
-        }
+        Self { scale, edge: Edge::Short, backend: ResizeBackend::default(), interpolation: Interpolation::default() }
     }
 
     /// Validates the config and builds the transform.
@@ -97,28 +92,16 @@ impl ResizeEdge {
 impl ImageTransform for ResizeEdge {
     const NAME: &'static str = "ResizeEdge";
 
-    fn apply<R: RandomSource + ?Sized>(
-        &self,
-        img: Image,
-        _rng: &mut R,
-    ) -> Result<Image, DataError> {
+    fn apply<R: RandomSource + ?Sized>(&self, img: Image, _rng: &mut R) -> Result<Image, DataError> {
         if img.is_empty() {
-            return Err(DataError::Transform {
-                transform: Self::NAME,
-                name: String::new(),
-                message: "empty input image".into(),
-            });
+            return Err(DataError::Transform { transform: Self::NAME, name: String::new(), message: "empty input image".into() });
         }
         let (w, h) = self.output_size(img.width(), img.height());
         if w == 0 || h == 0 {
             return Err(DataError::Transform {
                 transform: Self::NAME,
                 name: String::new(),
-                message: format!(
-                    "a {}x{} image would become {w}x{h}",
-                    img.width(),
-                    img.height()
-                ),
+                message: format!("a {}x{} image would become {w}x{h}", img.width(), img.height()),
             });
         }
         imresize(&img, w, h, self.cfg.interpolation, self.cfg.backend)
