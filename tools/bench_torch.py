@@ -321,7 +321,8 @@ class MoCoV3(nn.Module):
     def after_step(self, it: int, max_iters: int) -> None:
         # mmselfsup CosineEMA: m = 1 - (1 - base) (cos(pi t / T) + 1) / 2; ema = m ema + (1 - m) online.
         m = 1.0 - (1.0 - self.base_momentum) * (math.cos(math.pi * it / max(max_iters, 1)) + 1.0) / 2.0
-        torch._foreach_lerp_(self._ema[0], self._ema[1], 1.0 - m)
+        torch._foreach_mul_(self._ema[0], m)  # mul_ then add_, as CosineEMA.avg_func (bit-equal to it)
+        torch._foreach_add_(self._ema[0], self._ema[1], alpha=1.0 - m)
 
 
 # ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Decodes the JPEGs of a folder with PIL and runs MMSelfSup's SimCLR (2 views) or 
 augmentation written with torchvision's PIL transforms, through a torch `DataLoader`
 (batch 32, `default_collate` of uint8 CHW tensors), and reports images per second per core.
 
-    /work/refvenv/bin/python tools/bench_torchvision_pipeline.py /tmp/selfsup_bench_jpegs \
+    .venv-reference/bin/python tools/bench_torchvision_pipeline.py /tmp/selfsup_bench_jpegs \
         [--pipeline simclr|mae|both] [--threads 1] [--epochs 3]
 
 With `--threads 1` everything runs in the main process on one core (`num_workers=0`,

@@ -33,11 +33,13 @@ ViT-B/L/H MAE configs, built on the meta device) and
 
 How to run
 ----------
-    /work/refvenv/bin/python tools/gen_fixtures.py --out tests/fixtures
+    .venv-reference/bin/python tools/gen_fixtures.py --out tests/fixtures
 
 The reference venv (MMSelfSup 1.0.0, mmcls 1.0.0rc6, mmengine 0.10.7,
-mmcv-lite 2.0.1, torch 2.9.0, CPU) is created by
-``shared/reference/setup_reference_venv.sh``; it is NOT committed.
+mmcv-lite 2.0.1, torch 2.9.0, CPU; pinned in ``tools/reference/``) is created
+by ``tools/reference/setup.sh`` (default ``.venv-reference``); it is NOT
+committed. ``tools/fixtures.py --check`` reruns every generator and compares
+the results with ``tests/fixtures/SHA256SUMS``.
 The generated fixtures ARE committed, so the Rust tests never need Python.
 Everything is float32 on CPU with fixed seeds; re-running reproduces the files.
 See tools/README.md for the meaning, dtype and layout of every tensor.

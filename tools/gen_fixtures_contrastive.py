@@ -36,25 +36,38 @@ For each tiny case in ``CASES`` it:
    FOLLOWING momentum update, i.e. what the next ``loss()`` call does first
    (``encoder_k`` / ``target_net`` / ``momentum_encoder``
    ``.update_parameters(nn.Sequential(model.backbone, model.neck))``, exactly
-   the module the algorithms pass). The data preprocessor is skipped: the
-   views are seeded ``torch.randn`` tensors passed as ``inputs=[v0, v1, ...]``.
+   the module the algorithms pass), applied to a DEEP COPY. The data
+   preprocessor is skipped: the views are seeded ``torch.randn`` tensors
+   passed as ``inputs=[v0, v1, ...]``.
    ``MessageHub.get_current_instance().update_info('max_iters', MAX_ITERS)``
-   is set first (CosineEMA reads it);
+   is set first (CosineEMA reads it). The state before that update is the
+   real end of iteration 1 (``iter1.*``);
+4b. runs a SECOND iteration from ``iter1`` on a second seeded batch
+   (``inputs2.*``, ``data2_seed``) with the same SGD object (its momentum
+   buffers carry over) after ``torch.manual_seed(step2_seed)``, and records
+   ``loss2.*``, ``grad2.*``, ``iter2.*`` (end of iteration 2) and
+   ``after_update2.*`` (plus the following momentum update, on a copy);
 5. writes ``io.safetensors``: inputs, features, every loss, every gradient,
    the whole state_dict after the update (``after_update.*``), the random
-   draws (``draw.*``) and small intermediates (``debug.*``);
+   draws (``draw.*``, ``draw2.*``), small intermediates (``debug.*``) and the
+   two-iteration tensors above;
 6. validates each case against two independent replays from ``model.pth``
    (fresh models built with a *different* init seed, loaded strictly with
    ``weights_only=True``), and aborts on any mismatch:
    - replay A runs mmengine's real ``model.train_step(data, optim_wrapper)``
-     (an ``OptimWrapper`` around the same SGD, built by
-     ``build_optim_wrapper``) with **no patching and no hooks**, then the
-     momentum update. Its data preprocessor is built with mean 0, std 1 and
-     no BGR->RGB swap, so it passes the float views through bit-exactly
-     (x - 0 = x, x / 1 = x). Loss and every state_dict entry after the update
-     must be bit-equal to the fixture;
+     twice (an ``OptimWrapper`` around SGD, built by ``build_optim_wrapper``)
+     with **no patching and no hooks**. Its data preprocessor is built with
+     mean 0, std 1 and no BGR->RGB swap, so it passes the float views
+     through bit-exactly (x - 0 = x, x / 1 = x). After each iteration the
+     loss and every state_dict entry must be bit-equal to ``iter1``/``iter2``,
+     and the momentum update on a copy to ``after_update``/``after_update2``;
    - replay B reruns loss -> backward by hand; every gradient, every loss
-     entry and the train/eval features must be bit-equal.
+     entry and the train/eval features must be bit-equal; then SGD and
+     iteration 2 by hand: ``loss2``, ``grad2`` and ``iter2`` bit-equal;
+   - for the momentum algorithms, ``check_momentum_buffers`` asserts when
+     the BatchNorm buffers are copied into the momentum encoder (inside
+     ``loss()``, after the online forward) by replaying the momentum
+     forward from ``iter1``/``iter2`` alone, plus the documented counters.
    Some intermediates are also re-derived in plain torch (SimCLR pos/neg,
    MoCo logits and queue update, DenseCL matching, Barlow Twins
    correlation, SwAV Sinkhorn and queue shift);
@@ -83,11 +96,13 @@ its input and output; forward hooks capture intermediates.
 
 How to run
 ----------
-    /work/refvenv/bin/python tools/gen_fixtures_contrastive.py --out tests/fixtures [--list]
+    .venv-reference/bin/python tools/gen_fixtures_contrastive.py --out tests/fixtures [--list]
 
 The reference venv (MMSelfSup 1.0.0, mmcls 1.0.0rc6, mmengine 0.10.7,
-mmcv-lite 2.0.1, torch 2.9.0, CPU) is created by
-``shared/reference/setup_reference_venv.sh``; it is NOT committed.
+mmcv-lite 2.0.1, torch 2.9.0, CPU; pinned in ``tools/reference/``) is created
+by ``tools/reference/setup.sh`` (default ``.venv-reference``); it is NOT
+committed. ``tools/fixtures.py --check`` reruns every generator and compares
+the results with ``tests/fixtures/SHA256SUMS``.
 Everything is float32 on CPU, single thread, with fixed seeds; re-running
 reproduces the files. See tools/README.md for the meaning, dtype and layout
 of every tensor.

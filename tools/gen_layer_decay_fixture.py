@@ -1,7 +1,7 @@
 """Per-parameter lr and weight decay from MMSelfSup 1.0.0's
 ``LearningRateDecayOptimWrapperConstructor`` (layer-wise lr decay).
 
-    /work/refvenv/bin/python tools/gen_layer_decay_fixture.py --out tests/fixtures/layer_decay
+    .venv-reference/bin/python tools/gen_layer_decay_fixture.py --out tests/fixtures/layer_decay
 
 The model is the tiny MAE of ``tests/fixtures/mae_tiny_normpix/config.json``
 (2 ViT layers, so ``num_layers = 4``). The ``optim_wrapper`` is the one of

@@ -4,7 +4,7 @@ Writes `crates/selfsup-data/tests/testdata/mim_golden.json`, read by
 `crates/selfsup-data/tests/mim_parity.rs`. Run with the reference environment
 (MMSelfSup 1.0.0, mmcv 2.0.1, OpenCV):
 
-    nice -n 10 /work/refvenv/bin/python tools/gen_mask_fixtures.py
+    nice -n 10 .venv-reference/bin/python tools/gen_mask_fixtures.py
 
 Covers `BEiTMaskGenerator`, `SimMIMMaskGenerator`,
 `RandomResizedCropAndInterpolationWithTwoPic`, `RandomRotation`, `RotationWithLabels` and

@@ -1,6 +1,6 @@
 """Outputs of MMSelfSup 1.0.0's data preprocessors on fixed random views.
 
-    /work/refvenv/bin/python tools/gen_preprocessor_fixture.py --out tests/fixtures/preprocessors
+    .venv-reference/bin/python tools/gen_preprocessor_fixture.py --out tests/fixtures/preprocessors
 
 For each of SelfSupDataPreprocessor, TwoNormDataPreprocessor,
 CAEDataPreprocessor, RelativeLocDataPreprocessor and

@@ -4,7 +4,7 @@ Writes `crates/selfsup-data/tests/testdata/transforms_golden.json`, read by
 `crates/selfsup-data/tests/transforms_parity.rs`. Run with the reference environment
 (MMSelfSup 1.0.0, mmcv 2.0.1, Pillow, NumPy, OpenCV):
 
-    nice -n 10 /work/refvenv/bin/python tools/gen_transform_fixtures.py
+    nice -n 10 .venv-reference/bin/python tools/gen_transform_fixtures.py
 
 Every output comes from the real implementation: the mmselfsup/mmcv transform classes (built
 through MMSelfSup's registry) or the mmcv functions they call. Their random draws are replaced

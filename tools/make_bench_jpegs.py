@@ -6,7 +6,7 @@ crop of one of them (55-100% of each side), optionally mirrored, resized with Pi
 bicubic filter to 500x375 (landscape) or 375x500 (portrait, one in four), and saved as a
 JPEG of quality 90 (ImageNet's typical encoding), like the images MMSelfSup reads.
 
-    /work/refvenv/bin/python tools/make_bench_jpegs.py /tmp/selfsup_bench_jpegs --count 256
+    .venv-reference/bin/python tools/make_bench_jpegs.py /tmp/selfsup_bench_jpegs --count 256
 
 Deterministic for a given `--seed`. Used by `crates/selfsup-data/examples/bench_pipeline.rs`
 and `tools/bench_torchvision_pipeline.py`.

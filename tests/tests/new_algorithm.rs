@@ -149,3 +149,31 @@ fn a_new_algorithm_is_its_file_plus_one_list_line() {
     let model = model.after_step(state, &selfsup::core::StepContext { iter: 0, max_iters: 1, epoch: 0 });
     assert_eq!(model.name(), "TinyAutoencoder");
 }
+
+/// What the loader packs besides the images (masks, pseudo-labels, sample
+/// indices, labels) reaches the model as `SelfSupInputs::data_samples`.
+#[test]
+fn data_samples_reach_the_model() {
+    use selfsup::data::{transforms::PackedArray, Batch, ViewBatch};
+    let cfg: registry::AlgorithmConfig = serde_json::from_value(serde_json::json!({"type": "TinyAutoencoder", "pixels": 48, "hidden": 8})).unwrap();
+    let model = cfg.init::<B>(&device());
+    let batch = Batch {
+        views: vec![ViewBatch { data: vec![0.0; 2 * 3 * 4 * 4], shape: [2, 3, 4, 4] }],
+        labels: vec![Some(3), None],
+        names: vec!["a.png".into(), "b.png".into()],
+        indices: vec![7, 11],
+        mask: PackedArray::from_i64(vec![2, 2, 2], vec![1, 0, 0, 1, 0, 1, 1, 0]),
+        pseudo_label: [("rot_label".to_string(), PackedArray::from_i64(vec![2, 4], vec![0, 1, 2, 3, 0, 1, 2, 3]).unwrap())].into(),
+        epoch: 0,
+        iteration: 0,
+    };
+    let inputs = selfsup::train::runner::batch_to_inputs::<B>(&batch, model.data_preprocessor(), &device());
+    assert_eq!(inputs.views.len(), 1);
+    let ds = &inputs.data_samples;
+    assert_eq!(ds.sample_idx, vec![7, 11]);
+    assert_eq!(ds.gt_label, vec![Some(3), None]);
+    let mask = ds.mask.clone().expect("the mask is carried");
+    assert_eq!(mask.dims(), [2, 2, 2]);
+    assert_eq!(selfsup_tests::values(mask), vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]);
+    assert_eq!(ds.pseudo_label["rot_label"].shape, vec![2, 4]);
+}

@@ -205,13 +205,13 @@ fn key_inventory_matches_reference_state_dict() {
 /// finish this tiny case within 5 minutes on lavapipe (software Vulkan),
 /// where float32 takes seconds; see README, "Precision".
 #[test]
+#[cfg_attr(
+    all(feature = "wgpu", not(any(feature = "flex", feature = "tch"))),
+    ignore = "wgpu: WGSL has no bfloat16 and float16 kernels do not finish on lavapipe"
+)]
 fn autocast_loss_and_gradients_stay_close_to_float32() {
     use burn::tensor::{DType, FloatDType};
     use selfsup::layers::amp::autocast;
-    if BACKEND == "wgpu" {
-        eprintln!("[wgpu] autocast not checked: float16 kernels do not finish on lavapipe");
-        return;
-    }
     let dtypes = [(FloatDType::BF16, 5e-2), (FloatDType::F16, 2e-2)];
     let case = Case::load(CASES[0]);
     let model = load_model(&case);

@@ -3,6 +3,7 @@
 //! Run on the default backend with `cargo test -p selfsup-tests`; on every
 //! backend with `cargo xtask test-all`.
 
+mod components;
 mod configs;
 mod data_parallel;
 mod eval;

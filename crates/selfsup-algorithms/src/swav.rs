@@ -244,7 +244,7 @@ impl<B: Backend> SelfSupAlgorithm<B> for SwAV<B> {
         self.head.loss = self.head.loss.normalize_prototypes();
         if let Some(q) = queue {
             let shape = q.queue.dims();
-            let data = q.queue.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+            let data = q.queue.into_data().convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32");
             self.queue = Some(SwAVQueueState { data, shape, use_queue: q.use_queue });
         }
         self

@@ -1,9 +1,13 @@
 """Golden outputs of Pillow's and OpenCV's resize for `src/imaging/testdata/resize_golden.json`.
 
 These are what mmcv's `imresize(img, size, interpolation, backend='pillow'|'cv2')` calls.
-Run with Pillow, NumPy and opencv-python-headless installed:
+Run with the reference environment (`tools/reference/setup.sh`: Pillow 13.0.0, NumPy 1.26.4,
+opencv-python 4.10.0.84), as `tools/fixtures.py` does:
 
-    python crates/selfsup-data/scripts/gen_resize_golden.py > crates/selfsup-data/src/imaging/testdata/resize_golden.json
+    .venv-reference/bin/python crates/selfsup-data/scripts/gen_resize_golden.py > crates/selfsup-data/src/imaging/testdata/resize_golden.json
+
+The file records the library versions; the pixel data are the same with OpenCV 5.0.0, which
+made the first version of the file.
 """
 import json
 

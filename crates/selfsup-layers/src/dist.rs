@@ -304,7 +304,7 @@ pub fn mean_values<B: Backend>(values: &[f64], device: &B::Device) -> Vec<f64> {
     }
     let t = Tensor::<B, 1>::from_data(TensorData::new(values.iter().map(|v| *v as f32).collect(), [values.len()]), device);
     let mean = reduce_raw(t, ReduceOperation::Mean);
-    mean.into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default()
+    mean.into_data().convert::<f64>().to_vec::<f64>().expect("data converted to f64 reads as f64")
 }
 
 /// `DistributedDataParallel`'s gradient synchronisation: every gradient of

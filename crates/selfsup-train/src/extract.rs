@@ -92,7 +92,7 @@ pub fn features<B: Backend>(
         if keep.is_empty() {
             continue;
         }
-        let inputs = batch_to_inputs(&batch, model, device);
+        let inputs = batch_to_inputs(&batch, model.data_preprocessor(), device);
         let f = model.global_features(&inputs)?;
         let dim = f.dims()[1];
         out.dim = dim;

@@ -326,7 +326,7 @@ pub fn probe_features<B: AutodiffBackend>(
 /// Top-1 and top-min(5, classes) accuracy in percent of `head` on `x`;
 /// ties go to the lower class.
 pub fn accuracy<B: Backend>(head: &LinearClassifier<B>, x: Tensor<B, 2>, labels: &[usize], num_classes: usize) -> (f64, f64) {
-    let scores = head.forward(x).into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    let scores = head.forward(x).into_data().convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32");
     let (mut top1, mut top5) = (0usize, 0usize);
     for (row, &label) in scores.chunks(num_classes).zip(labels) {
         let above = row.iter().enumerate().filter(|&(c, &s)| s > row[label] || (s == row[label] && c < label)).count();

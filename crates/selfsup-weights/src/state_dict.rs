@@ -313,7 +313,7 @@ fn torch_buffer(key: &str) -> Option<(&'static str, bool)> {
 fn to_torch_buffer(key: &str, data: Tensor) -> Tensor {
     match torch_buffer(key) {
         Some((_, scalar)) => {
-            let values: Vec<i64> = data.convert::<f32>().to_vec::<f32>().unwrap_or_default().iter().map(|v| v.round() as i64).collect();
+            let values: Vec<i64> = data.convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32").iter().map(|v| v.round() as i64).collect();
             let shape: Vec<usize> = if scalar && values.len() == 1 { vec![] } else { vec![values.len()] };
             Tensor::new(values, shape)
         }
@@ -413,7 +413,7 @@ pub fn load_into<B: Backend, M: ModuleSnapshot<B>>(
                 } else if torch_buffer(key).is_some() {
                     // int64 counters become our float counters, 0-d as [1].
                     let n = data.num_elements();
-                    Tensor::new(data.clone().convert::<f32>().to_vec::<f32>().unwrap_or_default(), [n.max(1)])
+                    Tensor::new(data.clone().convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32"), [n.max(1)])
                 } else {
                     data.clone()
                 };

@@ -9,7 +9,7 @@
 //! | [`core`] | the algorithm contract: three forward modes, loss parts, injectable draws, data preprocessor |
 //! | [`config`] | MMEngine-style configs: TOML/JSON/YAML, `_base_`, `--cfg-options`, typed decoding |
 //! | [`layers`] | ViT building blocks, sin-cos embeddings, initialisers |
-//! | [`backbones`], [`necks`], [`heads`], [`losses`] | the components, one file per MMSelfSup component |
+//! | [`backbones`], [`necks`], [`heads`], [`losses`], [`memories`] | the components, one file per MMSelfSup component |
 //! | [`algorithms`] | the algorithms that compose them, and the `model.type` registry |
 //! | [`weights`] | MMSelfSup `.pth` loading, strict key checks, safetensors export |
 //! | [`data`] | datasets, transforms, the loader |
@@ -28,6 +28,7 @@ pub use selfsup_data as data;
 pub use selfsup_heads as heads;
 pub use selfsup_layers as layers;
 pub use selfsup_losses as losses;
+pub use selfsup_memories as memories;
 pub use selfsup_necks as necks;
 pub use selfsup_train as train;
 pub use selfsup_viz as viz;

@@ -17,7 +17,7 @@ use burn::{
     tensor::{backend::AutodiffBackend, FloatDType, Tensor, TensorData},
 };
 use selfsup_algorithms::{key_map, Algorithm};
-use selfsup_core::{DataSamples, Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
+use selfsup_core::{DataPreprocessorConfig, DataSamples, Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
 use selfsup_data::{transforms::PackedArray, Batch, DataLoader};
 use selfsup_layers::{
     amp::autocast,
@@ -117,7 +117,7 @@ pub fn batch_to_inputs<B: burn::tensor::backend::Backend>(batch: &Batch, model: 
         sample_idx: batch.indices.clone(),
         gt_label: batch.labels.clone(),
     };
-    SelfSupInputs::new(model.data_preprocessor().apply_views(raw)).with_data_samples(data_samples)
+    SelfSupInputs::new(preprocessor.apply_views(raw)).with_data_samples(data_samples)
 }
 
 fn packed_data(a: &PackedArray) -> TensorData {
@@ -382,7 +382,7 @@ impl<B: AutodiffBackend> Runner<B> {
     /// `after_step` and the schedule.
     fn train_step(&mut self, batch: &Batch) -> Result<IterOutput, TrainError> {
         let (iter, max_iters, epoch) = (self.iter, self.max_iters, self.epoch);
-        let inputs = batch_to_inputs(batch, &self.model, &self.device);
+        let inputs = batch_to_inputs(batch, self.model.data_preprocessor(), &self.device);
         let (output, state) = {
             let _autocast = autocast(self.autocast);
             self.model.loss(&inputs, &mut self.draws)?

@@ -1,0 +1,143 @@
+//! Small checks per component, on every backend: shapes, initialisation
+//! statistics, key rows, and the update rules of the memories. The parity
+//! modules compare whole algorithms with MMSelfSup; these name the
+//! component when one breaks.
+use burn::{
+    module::Module,
+    tensor::{Tensor, TensorData},
+};
+use selfsup::{
+    backbones::{ResNetConfig, VitArch},
+    heads::ContrastiveHeadConfig,
+    layers::{
+        init::{Dist, InitRng},
+        TorchBatchNorm,
+    },
+    losses::{sinkhorn, CosineSimilarityLoss},
+    memories::{EmaKind, FeatureQueue, MomentumEncoder, OnlineWeights},
+    necks::{NonLinearNeckConfig, NONLINEAR_KEY_REMAP},
+};
+use selfsup_tests::{assert_close, device, values, B};
+
+fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(data, shape), &device())
+}
+
+#[test]
+fn resnet_gives_its_last_map_with_the_configured_width() {
+    let cfg = ResNetConfig { depth: 18, base_channels: 4, stem_channels: 4, ..Default::default() };
+    let r = cfg.init::<B>(&device(), &mut InitRng::new(0));
+    let out = r.forward_last(Tensor::<B, 4>::ones([2, 3, 32, 32], &device())).unwrap();
+    assert_eq!(out.dims(), [2, cfg.feat_dim(), 1, 1]);
+    assert_eq!(cfg.feat_dim(), 4 * 8, "ResNet-18's last stage is 8 × base channels wide");
+}
+
+#[test]
+fn kaiming_init_has_mmengines_statistics() {
+    // MMEngine's Kaiming (fan_out, relu): N(0, √(2/fan_out)).
+    let fan_out = 64 * 3 * 3;
+    let w = InitRng::new(3).param::<B, 4>([64, 32, 3, 3], Dist::kaiming_normal_fan_out(fan_out), &device());
+    let v = values(w.val());
+    let mean = v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64;
+    let std = (v.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+    let want = (2.0 / fan_out as f64).sqrt();
+    assert!(mean.abs() < 0.05 * want, "mean {mean}");
+    assert!((std / want - 1.0).abs() < 0.05, "std {std} vs {want}");
+}
+
+#[test]
+fn vit_arch_table_is_mmcls() {
+    let b = VitArch::Name("b".into()).spec().unwrap();
+    assert_eq!((b.embed_dims, b.num_layers, b.num_heads, b.feedforward_channels), (768, 12, 12, 3072));
+    let l = VitArch::Name("large".into()).spec().unwrap();
+    assert_eq!((l.embed_dims, l.num_layers, l.num_heads), (1024, 24, 16));
+    assert!(VitArch::Name("xxl".into()).spec().is_err());
+}
+
+#[test]
+fn nonlinear_neck_pools_projects_and_names_its_layers() {
+    let cfg: NonLinearNeckConfig =
+        serde_json::from_value(serde_json::json!({"in_channels": 8, "hid_channels": 16, "out_channels": 4, "num_layers": 3})).unwrap();
+    cfg.validate().unwrap();
+    let neck = cfg.init::<B>(&device(), &mut InitRng::new(0));
+    assert_eq!(neck.forward_map(Tensor::<B, 4>::ones([5, 8, 2, 2], &device())).dims(), [5, 4]);
+    // PyTorch's `fc0`/`bn0`, `fc1`... names come from the remap rows.
+    let keys = selfsup::weights::model_keys(&neck, &selfsup::weights::KeyMap::new().rows(NONLINEAR_KEY_REMAP));
+    assert!(keys.contains_key("fc0.weight") && keys.contains_key("fc2.weight") && keys.contains_key("bn1.running_var"), "{keys:?}");
+}
+
+#[test]
+fn contrastive_head_of_uniform_logits_is_log_of_the_classes() {
+    let head: ContrastiveHeadConfig = serde_json::from_value(serde_json::json!({"loss": {"type": "CrossEntropyLoss"}, "temperature": 0.2})).unwrap();
+    let loss = head.init().forward(Tensor::<B, 2>::zeros([3, 1], &device()), Tensor::<B, 2>::zeros([3, 7], &device()));
+    assert_close("InfoNCE of equal logits", &values(loss), &[(8f32).ln()], 1e-6, 1e-6);
+}
+
+#[test]
+fn cosine_similarity_loss_is_minus_the_mean_cosine() {
+    let pred = tensor(vec![1.0, 0.0, 0.0, 2.0], [2, 2]);
+    let target = tensor(vec![3.0, 0.0, 1.0, 1.0], [2, 2]);
+    let loss = CosineSimilarityLoss::default().forward(pred, target);
+    assert_close("cosine loss", &values(loss), &[-(1.0 + std::f32::consts::FRAC_1_SQRT_2) / 2.0], 1e-6, 1e-6);
+}
+
+#[test]
+fn sinkhorn_assignments_are_distributions_over_prototypes() {
+    let scores = tensor((0..12).map(|i| (i as f32 * 0.37).sin()).collect(), [4, 3]);
+    let q = values(sinkhorn(scores, 3, 0.05));
+    for row in q.chunks(3) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "each sample's assignment sums to 1: {row:?}");
+    }
+}
+
+#[test]
+fn feature_queue_replaces_the_oldest_keys_and_wraps() {
+    let q = FeatureQueue::<B>::new(2, 4, &device(), &mut InitRng::new(0));
+    assert_eq!((q.len(), q.ptr(), q.keys().dims()), (4, 0, [2, 4]));
+    let q = q.enqueue(tensor(vec![1.0, 2.0, 3.0, 4.0], [2, 2]));
+    assert_eq!(q.ptr(), 2);
+    let q = q.enqueue(tensor(vec![5.0, 6.0, 7.0, 8.0], [2, 2]));
+    assert_eq!(q.ptr(), 0, "the pointer wraps");
+    assert_eq!(values(q.keys()), vec![1.0, 3.0, 5.0, 7.0, 2.0, 4.0, 6.0, 8.0], "keys are columns, in arrival order");
+}
+
+/// A one-layer network with a BatchNorm, the shape of a momentum target.
+#[derive(Module, Debug)]
+struct Net<B: burn::tensor::backend::Backend> {
+    bn: TorchBatchNorm<B>,
+}
+
+fn net(seed: u64) -> Net<B> {
+    Net { bn: TorchBatchNorm::new(2, true, 1e-5, 0.1, &device(), &mut InitRng::new(seed)) }
+}
+
+#[test]
+fn momentum_encoder_copies_buffers_through_a_shared_reference_and_averages_parameters() {
+    let online = net(0);
+    let target = MomentumEncoder::new(net(1), EmaKind::Lerp { weight: 0.25 }, &device()).prepare(OnlineWeights::default().add(&online));
+    assert_eq!(target.steps(), 1, "the first update copies");
+    // A train-mode pass moves the online running statistics ...
+    let _ = online.bn.forward(tensor(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], [2, 2, 2]));
+    let online_mean = values(online.bn.running_mean.value());
+    assert_ne!(values(target.module.bn.running_mean.value()), online_mean);
+    // ... and `copy_buffers` (inside `loss`, through `&self`) brings them over.
+    target.copy_buffers(OnlineWeights::default().add(&online));
+    assert_eq!(values(target.module.bn.running_mean.value()), online_mean);
+    assert_eq!(values(target.module.bn.num_batches_tracked.value()), vec![1.0]);
+    // An update averages the parameters (t + w·(o − t)) and keeps the buffers.
+    let moved = Net { bn: online.bn.clone().with_weight(3.0) };
+    let _ = target.module.bn.forward(tensor(vec![0.0; 8], [2, 2, 2]));
+    let target_mean = values(target.module.bn.running_mean.value());
+    let target = target.update(OnlineWeights::default().add(&moved), 10);
+    assert_eq!(target.steps(), 2);
+    assert_close("averaged weight", &values(target.module.bn.weight.as_ref().unwrap().val()), &[1.5, 1.5], 1e-6, 0.0);
+    assert_eq!(values(target.module.bn.running_mean.value()), target_mean, "the update leaves the buffers alone");
+}
+
+#[test]
+fn cosine_ema_momentum_follows_mmselfsups_schedule() {
+    let k = EmaKind::Cosine { base: 0.99, end: 1.0 };
+    assert!((k.momentum(0, 10) - 0.99).abs() < 1e-12);
+    assert!((k.momentum(1, 10) - 0.990_244_717_418_524_3).abs() < 1e-12, "{}", k.momentum(1, 10));
+    assert!((k.momentum(10, 10) - 1.0).abs() < 1e-12);
+}
