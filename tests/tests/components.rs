@@ -68,7 +68,8 @@ fn nonlinear_neck_pools_projects_and_names_its_layers() {
 
 #[test]
 fn contrastive_head_of_uniform_logits_is_log_of_the_classes() {
-    let head: ContrastiveHeadConfig = serde_json::from_value(serde_json::json!({"loss": {"type": "CrossEntropyLoss"}, "temperature": 0.2})).unwrap();
+    let head: ContrastiveHeadConfig =
+        serde_json::from_value(serde_json::json!({"loss": {"type": "CrossEntropyLoss"}, "temperature": 0.2})).unwrap();
     let loss = head.init().forward(Tensor::<B, 2>::zeros([3, 1], &device()), Tensor::<B, 2>::zeros([3, 7], &device()));
     assert_close("InfoNCE of equal logits", &values(loss), &[(8f32).ln()], 1e-6, 1e-6);
 }
@@ -114,21 +115,21 @@ fn net(seed: u64) -> Net<B> {
 #[test]
 fn momentum_encoder_copies_buffers_through_a_shared_reference_and_averages_parameters() {
     let online = net(0);
-    let target = MomentumEncoder::new(net(1), EmaKind::Lerp { weight: 0.25 }, &device()).prepare(OnlineWeights::default().add(&online));
+    let target = MomentumEncoder::new(net(1), EmaKind::Lerp { weight: 0.25 }, &device()).prepare(OnlineWeights::default().with(&online));
     assert_eq!(target.steps(), 1, "the first update copies");
     // A train-mode pass moves the online running statistics ...
     let _ = online.bn.forward(tensor(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], [2, 2, 2]));
     let online_mean = values(online.bn.running_mean.value());
     assert_ne!(values(target.module.bn.running_mean.value()), online_mean);
     // ... and `copy_buffers` (inside `loss`, through `&self`) brings them over.
-    target.copy_buffers(OnlineWeights::default().add(&online));
+    target.copy_buffers(OnlineWeights::default().with(&online));
     assert_eq!(values(target.module.bn.running_mean.value()), online_mean);
     assert_eq!(values(target.module.bn.num_batches_tracked.value()), vec![1.0]);
     // An update averages the parameters (t + w·(o − t)) and keeps the buffers.
     let moved = Net { bn: online.bn.clone().with_weight(3.0) };
     let _ = target.module.bn.forward(tensor(vec![0.0; 8], [2, 2, 2]));
     let target_mean = values(target.module.bn.running_mean.value());
-    let target = target.update(OnlineWeights::default().add(&moved), 10);
+    let target = target.update(OnlineWeights::default().with(&moved), 10);
     assert_eq!(target.steps(), 2);
     assert_close("averaged weight", &values(target.module.bn.weight.as_ref().unwrap().val()), &[1.5, 1.5], 1e-6, 0.0);
     assert_eq!(values(target.module.bn.running_mean.value()), target_mean, "the update leaves the buffers alone");

@@ -125,9 +125,12 @@ fn assert_rel_max(what: &str, ours: &[f32], reference: &[f32], tol: f32) {
     assert!(ok && ours.iter().all(|v| v.is_finite()), "[{BACKEND}] {what}: relative error {err:.3e} > {tol:e} (scale {scale:.3e})");
 }
 
+/// A case's loss parts, SwAV's queue after the step, and the step state.
+type CaseLoss = (BTreeMap<String, Tensor<B, 1>>, Option<SwAVQueue<B>>, AnyStepState<B>);
+
 /// The loss of a case: the algorithm's, or for the queue case SwAV's loss
 /// with the fixture's queue (MMSelfSup's SwAVHook state).
-fn case_loss(case: &Case, name: &str, model: &Algorithm<B>) -> (BTreeMap<String, Tensor<B, 1>>, Option<SwAVQueue<B>>, AnyStepState<B>) {
+fn case_loss(case: &Case, name: &str, model: &Algorithm<B>) -> CaseLoss {
     let x = inputs(case);
     if name == "swav_tiny_queue" {
         let Algorithm::SwAV(m) = model else { panic!("SwAV") };

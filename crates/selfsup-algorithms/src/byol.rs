@@ -97,7 +97,7 @@ pub struct Byol<B: Backend> {
 
 impl<B: Backend> Byol<B> {
     fn online(&self) -> OnlineWeights<B> {
-        OnlineWeights::default().add(&self.backbone).add(&self.neck)
+        OnlineWeights::default().with(&self.backbone).with(&self.neck)
     }
 
     fn target(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 2>, ModelError> {

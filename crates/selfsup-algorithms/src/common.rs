@@ -279,8 +279,14 @@ pub fn batch_shuffle<B: Backend>(x: Tensor<B, 4>, draws: &mut Draws) -> (Tensor<
     perm.sort_by(|a, b| noise[*a].total_cmp(&noise[*b]));
     // Rank 0's permutation (exact in float32 below 2²⁴).
     let perm_t = Tensor::<B, 1>::from_data(TensorData::new(perm.iter().map(|p| *p as f32).collect(), [n * world]), &device);
-    let perm: Vec<i64> =
-        dist::broadcast(perm_t, 0).into_data().convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32").iter().map(|p| *p as i64).collect();
+    let perm: Vec<i64> = dist::broadcast(perm_t, 0)
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("data converted to f32 reads as f32")
+        .iter()
+        .map(|p| *p as i64)
+        .collect();
     let mut unshuffle = vec![0i64; perm.len()];
     for (i, p) in perm.iter().enumerate() {
         unshuffle[*p as usize] = i as i64;

@@ -153,7 +153,7 @@ pub type DenseClKeys<B> = (Tensor<B, 2>, Tensor<B, 2>);
 
 impl<B: Backend> DenseCl<B> {
     fn online(&self) -> OnlineWeights<B> {
-        OnlineWeights::default().add(&self.backbone).add(&self.neck)
+        OnlineWeights::default().with(&self.backbone).with(&self.neck)
     }
 
     /// The dense loss weight (MMSelfSup's `DenseCLHook` sets 0 for the first iterations).

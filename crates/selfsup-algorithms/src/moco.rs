@@ -91,7 +91,7 @@ pub(crate) fn check_queue(queue_len: usize, feat_dim: usize, out: usize, momentu
 
 /// `queue_len % batch_size == 0`, as MMSelfSup asserts at the first enqueue.
 pub fn check_queue_batch(queue_len: usize, batch_size: usize) -> Result<(), String> {
-    if batch_size == 0 || queue_len % batch_size != 0 {
+    if batch_size == 0 || !queue_len.is_multiple_of(batch_size) {
         return Err(format!(
             "model.queue_len {queue_len} is not a multiple of the batch size {batch_size}: MoCo's queue needs whole batches"
         ));
@@ -192,7 +192,7 @@ fn map_of<B: Backend>(out: BackboneOut<B>) -> Tensor<B, 4> {
 
 impl<B: Backend> MoCo<B> {
     fn online(&self) -> OnlineWeights<B> {
-        OnlineWeights::default().add(&self.backbone).add(&self.neck)
+        OnlineWeights::default().with(&self.backbone).with(&self.neck)
     }
 
     /// Normalised keys of `x` from the momentum encoder, no gradient.

@@ -98,7 +98,7 @@ pub struct MoCoV3<B: Backend> {
 
 impl<B: Backend> MoCoV3<B> {
     fn online(&self) -> OnlineWeights<B> {
-        OnlineWeights::default().add(&self.backbone).add(&self.neck)
+        OnlineWeights::default().with(&self.backbone).with(&self.neck)
     }
 
     fn momentum(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 2>, ModelError> {

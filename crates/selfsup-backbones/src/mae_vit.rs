@@ -90,7 +90,7 @@ impl MaeVitConfig {
         if spec.embed_dims % 4 != 0 {
             return Err(("arch", format!("embed_dims {} must be a multiple of 4 for the sin-cos embedding", spec.embed_dims)));
         }
-        if self.patch_size == 0 || self.img_size % self.patch_size != 0 {
+        if self.patch_size == 0 || !self.img_size.is_multiple_of(self.patch_size) {
             return Err(("img_size", format!("img_size {} is not a multiple of patch_size {}", self.img_size, self.patch_size)));
         }
         if !(0.0..1.0).contains(&self.mask_ratio) {

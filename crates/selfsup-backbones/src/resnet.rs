@@ -194,7 +194,7 @@ impl ResNetConfig {
         if kind == BlockKind::Basic && e != 1 {
             return Err(("expansion", "BasicBlock needs expansion 1".into()));
         }
-        if self.base_channels * e % e != 0 || self.base_channels == 0 || self.stem_channels == 0 {
+        if !(self.base_channels * e).is_multiple_of(e) || self.base_channels == 0 || self.stem_channels == 0 {
             return Err(("base_channels", "channels must be positive".into()));
         }
         Ok(())
@@ -228,12 +228,12 @@ impl ResNetConfig {
         let bn1 = freeze(bn(rng, self.stem_channels), 0);
         let mut stages: Vec<Vec<ResBlock<B>>> = Vec::new();
         let mut cin = self.stem_channels;
-        for s in 0..self.num_stages {
+        for (s, &num_blocks) in blocks.iter().enumerate().take(self.num_stages) {
             let cout = self.base_channels * e * (1 << s);
             let mid = cout / e;
             let (stride, dil) = (self.strides[s], self.dilations[s]);
             let mut layer = Vec::new();
-            for b in 0..blocks[s] {
+            for b in 0..num_blocks {
                 let st = if b == 0 { stride } else { 1 };
                 let block_in = if b == 0 { cin } else { cout };
                 let downsample = (b == 0 && (stride != 1 || cin != cout))

@@ -116,7 +116,7 @@ impl DataPreprocessorConfig {
         match (&self.mean, &self.std) {
             (Some(m), Some(s)) if m.len() != s.len() => Err(("std", format!("mean has {} channels but std has {}", m.len(), s.len()))),
             (Some(_), None) | (None, Some(_)) => Err(("mean", "mean and std must be given together".into())),
-            (_, Some(s)) if s.iter().any(|v| *v == 0.0) => Err(("std", "std must not be zero".into())),
+            (_, Some(s)) if s.contains(&0.0) => Err(("std", "std must not be zero".into())),
             _ => Ok(()),
         }
     }

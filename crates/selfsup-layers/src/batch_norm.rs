@@ -73,7 +73,7 @@ impl BatchNormCfg {
             "BN" | "BN1d" | "BN2d" | "SyncBN" | "BatchNorm1d" | "BatchNorm2d" | "SyncBatchNorm" => {}
             other => return Err(format!("norm type `{other}` is not supported here; expected BN, BN1d, BN2d or SyncBN")),
         }
-        if !(self.eps > 0.0) {
+        if self.eps.is_nan() || self.eps <= 0.0 {
             return Err(format!("eps must be > 0, got {}", self.eps));
         }
         if !(0.0..=1.0).contains(&self.momentum) {

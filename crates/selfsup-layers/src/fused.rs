@@ -36,11 +36,11 @@ pub fn softmax_last_dim<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B
         #[cfg(feature = "flex")]
         {
             x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<burn_flex::Flex>, D>>(x) {
-                Ok(t) => return cast(kernels::softmax_autodiff::<burn_flex::Flex, D>(t)).ok().expect("same backend"),
+                Ok(t) => return cast(kernels::softmax_autodiff::<burn_flex::Flex, D>(t)).expect("same backend"),
                 Err(t) => t,
             };
             x = match cast::<Tensor<B, D>, Tensor<burn_flex::Flex, D>>(x) {
-                Ok(t) => return cast(kernels::softmax_inner::<burn_flex::Flex, D>(t)).ok().expect("same backend"),
+                Ok(t) => return cast(kernels::softmax_inner::<burn_flex::Flex, D>(t)).expect("same backend"),
                 Err(t) => t,
             };
         }
@@ -48,11 +48,11 @@ pub fn softmax_last_dim<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B
         {
             type Tch = burn_tch::LibTorch<f32>;
             x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<Tch>, D>>(x) {
-                Ok(t) => return cast(kernels::softmax_autodiff::<Tch, D>(t)).ok().expect("same backend"),
+                Ok(t) => return cast(kernels::softmax_autodiff::<Tch, D>(t)).unwrap_or_else(|_| unreachable!("same backend")),
                 Err(t) => t,
             };
             x = match cast::<Tensor<B, D>, Tensor<Tch, D>>(x) {
-                Ok(t) => return cast(kernels::softmax_inner::<Tch, D>(t)).ok().expect("same backend"),
+                Ok(t) => return cast(kernels::softmax_inner::<Tch, D>(t)).unwrap_or_else(|_| unreachable!("same backend")),
                 Err(t) => t,
             };
         }

@@ -18,7 +18,7 @@ pub fn build_2d_sincos_position_embedding(
     temperature: f64,
     cls_token: bool,
 ) -> Vec<f32> {
-    assert!(embed_dims % 4 == 0, "embed_dims must be a multiple of 4 for the 2-D sin-cos embedding");
+    assert!(embed_dims.is_multiple_of(4), "embed_dims must be a multiple of 4 for the 2-D sin-cos embedding");
     let (h, w) = patches_resolution;
     let pos_dim = embed_dims / 4;
     let omega: Vec<f32> = (0..pos_dim)
@@ -29,7 +29,7 @@ pub fn build_2d_sincos_position_embedding(
         .collect();
     let mut out = Vec::with_capacity((h * w + cls_token as usize) * embed_dims);
     if cls_token {
-        out.extend(std::iter::repeat(0.0).take(embed_dims));
+        out.extend(std::iter::repeat_n(0.0, embed_dims));
     }
     // meshgrid(grid_w, grid_h) with 'ij' indexing: the first axis is w.
     for i in 0..w {

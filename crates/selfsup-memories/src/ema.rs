@@ -86,7 +86,7 @@ impl<B: Backend> Default for OnlineWeights<B> {
 
 impl<B: Backend> OnlineWeights<B> {
     /// Appends `module`'s tensors; add the parts in the target's order.
-    pub fn add<M: Module<B>>(mut self, module: &M) -> Self {
+    pub fn with<M: Module<B>>(mut self, module: &M) -> Self {
         module.visit(&mut self);
         self
     }

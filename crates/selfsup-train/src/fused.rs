@@ -37,6 +37,9 @@ type Flat<B> = Tensor<B, 1>;
 /// What [`adamw`] hands back when no fused kernel applies: its arguments.
 pub(crate) type Unfused<B> = (Flat<B>, Flat<B>, Option<(Flat<B>, Flat<B>)>);
 
+/// A parameter and its two moments after a step.
+pub(crate) type Stepped<B> = (Flat<B>, Flat<B>, Flat<B>);
+
 /// One AdamW step of the flat parameter `p` with gradient `g` and moments
 /// `(m, v)` (none before the first step): the new `(p, m, v)`, or the
 /// arguments back when this backend has no fused kernel.
@@ -46,7 +49,7 @@ pub(crate) fn adamw<B: Backend>(
     g: Flat<B>,
     moments: Option<(Flat<B>, Flat<B>)>,
     h: &AdamWStep,
-) -> Result<(Flat<B>, Flat<B>, Flat<B>), Unfused<B>> {
+) -> Result<Stepped<B>, Unfused<B>> {
     let all_f32 = [Some(&p), Some(&g), moments.as_ref().map(|m| &m.0), moments.as_ref().map(|m| &m.1)]
         .into_iter()
         .flatten()
@@ -59,7 +62,9 @@ pub(crate) fn adamw<B: Backend>(
     {
         args = match cast::<Unfused<B>, Unfused<burn_flex::Flex>>(args) {
             Ok(a) => {
-                return flex::adamw(a, h).map(|out| cast(out).ok().expect("same backend")).map_err(|a| cast(a).ok().expect("same backend"))
+                return flex::adamw(a, h)
+                    .map(|out| cast(out).unwrap_or_else(|_| unreachable!("same backend")))
+                    .map_err(|a| cast(a).unwrap_or_else(|_| unreachable!("same backend")))
             }
             Err(a) => a,
         };
@@ -68,7 +73,9 @@ pub(crate) fn adamw<B: Backend>(
     {
         args = match cast::<Unfused<B>, Unfused<burn_tch::LibTorch<f32>>>(args) {
             Ok(a) => {
-                return tch::adamw(a, h).map(|out| cast(out).ok().expect("same backend")).map_err(|a| cast(a).ok().expect("same backend"))
+                return tch::adamw(a, h)
+                    .map(|out| cast(out).unwrap_or_else(|_| unreachable!("same backend")))
+                    .map_err(|a| cast(a).unwrap_or_else(|_| unreachable!("same backend")))
             }
             Err(a) => a,
         };
@@ -84,13 +91,13 @@ pub(crate) fn sum_of_squares<B: Backend>(t: &Flat<B>) -> Flat<B> {
     #[cfg(feature = "flex")]
     if let Some(t) = (t as &dyn std::any::Any).downcast_ref::<Flat<burn_flex::Flex>>() {
         if let Some(s) = flex::sum_of_squares(t) {
-            return cast(s).ok().expect("same backend");
+            return cast(s).unwrap_or_else(|_| unreachable!("same backend"));
         }
     }
     #[cfg(feature = "tch")]
     if let Some(t) = (t as &dyn std::any::Any).downcast_ref::<Flat<burn_tch::LibTorch<f32>>>() {
         if let Some(s) = tch::sum_of_squares(t) {
-            return cast(s).ok().expect("same backend");
+            return cast(s).unwrap_or_else(|_| unreachable!("same backend"));
         }
     }
     t.clone().powi_scalar(2).sum()
@@ -118,11 +125,10 @@ mod flex {
         t.into_primitive().tensor().to_contiguous()
     }
 
-    #[allow(clippy::type_complexity)]
-    pub(super) fn adamw(
-        (p, g, moments): Unfused<Flex>,
-        h: &AdamWStep,
-    ) -> Result<(Tensor<Flex, 1>, Tensor<Flex, 1>, Tensor<Flex, 1>), Unfused<Flex>> {
+    /// The arguments come back, moved, when a tensor is not contiguous
+    /// float32: a large `Err` costs nothing here.
+    #[allow(clippy::result_large_err)]
+    pub(super) fn adamw((p, g, moments): Unfused<Flex>, h: &AdamWStep) -> Result<super::Stepped<Flex>, Unfused<Flex>> {
         let n = p.dims()[0];
         let mut p = contiguous(p);
         let g = contiguous(g);
@@ -182,6 +188,7 @@ mod tch {
     /// torch's `_single_tensor_adamw`, in place: eight passes, one
     /// temporary. Falls back when a tensor shares its storage, since an
     /// in-place update would change the other one too.
+    #[allow(clippy::result_large_err)]
     pub(super) fn adamw((p, g, moments): Unfused<LibTorch<f32>>, h: &AdamWStep) -> Result<(T, T, T), Unfused<LibTorch<f32>>> {
         let (mut p, g) = (prim(p), prim(g));
         let (mut m, mut v) = match moments {

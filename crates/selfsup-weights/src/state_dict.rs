@@ -313,7 +313,13 @@ fn torch_buffer(key: &str) -> Option<(&'static str, bool)> {
 fn to_torch_buffer(key: &str, data: Tensor) -> Tensor {
     match torch_buffer(key) {
         Some((_, scalar)) => {
-            let values: Vec<i64> = data.convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32").iter().map(|v| v.round() as i64).collect();
+            let values: Vec<i64> = data
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("data converted to f32 reads as f32")
+                .iter()
+                .map(|v| v.round() as i64)
+                .collect();
             let shape: Vec<usize> = if scalar && values.len() == 1 { vec![] } else { vec![values.len()] };
             Tensor::new(values, shape)
         }

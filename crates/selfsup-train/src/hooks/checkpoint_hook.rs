@@ -34,7 +34,7 @@ impl CheckpointHook {
     }
 
     fn every(&self, n: usize) -> bool {
-        self.cfg.interval > 0 && n % self.cfg.interval as usize == 0
+        self.cfg.interval > 0 && n.is_multiple_of(self.cfg.interval as usize)
     }
 }
 

@@ -54,8 +54,7 @@ impl LayerDecay {
         names
             .iter()
             .map(|name| {
-                let decay =
-                    keys.iter().filter(|k| name.contains(k.as_str())).last().map_or(1.0, |k| custom_keys[*k].decay_mult.unwrap_or(1.0));
+                let decay = keys.iter().rfind(|k| name.contains(k.as_str())).map_or(1.0, |k| custom_keys[*k].decay_mult.unwrap_or(1.0));
                 let id = Self::layer_id(name, num_layers);
                 let decay = *groups.entry((id, decay != 0.0)).or_insert(decay);
                 (self.rate.powi((num_layers - id - 1) as i32), decay)

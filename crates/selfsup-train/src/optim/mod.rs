@@ -138,7 +138,7 @@ impl OptimWrapperConfig {
             }
             Some("LearningRateDecayOptimWrapperConstructor") => match model_type {
                 Some("vit") => {
-                    if rate.is_some_and(|r| !(r > 0.0)) {
+                    if rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
                         return Err(("optim_wrapper.optimizer.layer_decay_rate".into(), "must be > 0".into()));
                     }
                 }
@@ -163,7 +163,7 @@ impl OptimWrapperConfig {
         }
         self.amp()?;
         let lr = &self.lr();
-        if !(*lr >= 0.0) {
+        if lr.is_nan() || *lr < 0.0 {
             return Err(("optim_wrapper.optimizer.lr".into(), format!("lr must be >= 0, got {lr}")));
         }
         Ok(())

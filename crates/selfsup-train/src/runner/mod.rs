@@ -106,7 +106,11 @@ pub struct IterOutput {
 
 /// Uploads a batch of RGB values (0–255), applies the data preprocessor,
 /// and carries the batch's masks, pseudo-labels, indices and labels along.
-pub fn batch_to_inputs<B: burn::tensor::backend::Backend>(batch: &Batch, model: &Algorithm<B>, device: &B::Device) -> SelfSupInputs<B> {
+pub fn batch_to_inputs<B: burn::tensor::backend::Backend>(
+    batch: &Batch,
+    preprocessor: &DataPreprocessorConfig,
+    device: &B::Device,
+) -> SelfSupInputs<B> {
     let raw = batch.views.iter().map(|v| Tensor::<B, 4>::from_data(TensorData::new(v.data.clone(), v.shape), device)).collect();
     let data_samples = DataSamples {
         mask: batch.mask.as_ref().map(|m| {
@@ -416,7 +420,7 @@ impl<B: AutodiffBackend> Runner<B> {
         let grads = if group_len > 1 {
             let acc = self.accumulated.get_or_insert_with(GradientsAccumulator::new);
             acc.accumulate(&self.model, grads);
-            (self.pending >= group_len).then(|| self.accumulated.take().map(|mut a| a.grads()).unwrap_or_else(GradientsParams::new))
+            (self.pending >= group_len).then(|| self.accumulated.take().map(|mut a| a.grads()).unwrap_or_default())
         } else {
             Some(grads)
         };
