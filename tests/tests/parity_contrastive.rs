@@ -342,44 +342,69 @@ fn check_two_iterations(name: &str) {
     let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| ow.lr() * m).collect();
     let max_iters = case.config["max_iters"].as_u64().unwrap() as usize;
     let views = case.config["views"].as_array().expect("views").len();
-    let tol = grad_tol(&case).max(1e-4);
+    // Iteration 2 is badly conditioned: the reference's own float32 result
+    // is far from float64 on some tensors. Each tensor's tolerance is eight
+    // times that measured error (`float32_error2.json`), at least the
+    // case's first-step tolerance (which integer buffers, not measured
+    // there, keep).
+    let base = grad_tol(&case).max(1e-4);
+    let measured: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(case.dir.join("float32_error2.json")).expect("the fixture's float32_error2.json"))
+            .expect("float32_error2.json is JSON");
+    let tol_of = |what: &str| -> f32 {
+        let (prefix, key) = what.split_once('.').expect("prefix.key");
+        let rel = measured[prefix][key][0].as_f64().unwrap_or(0.0);
+        (8.0 * rel as f32).max(base)
+    };
+    let mut failures = Vec::new();
+    let mut check = |what: String, ours: &[f32], reference: &[f32]| {
+        let tol = tol_of(what.split_once(": ").map_or(what.as_str(), |(_, w)| w));
+        let err = rel_max(ours, reference);
+        let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+        if std::env::var("SELFSUP_PARITY_VERBOSE").is_ok() {
+            eprintln!("{what}: {err:.3e} (scale {scale:.3e})");
+        }
+        let ok = if scale < 1e-5 { ours.iter().all(|v| v.abs() < 1e-5) } else { err <= tol };
+        if !ok || ours.iter().any(|v| !v.is_finite()) {
+            failures.push(format!("{what}: relative error {err:.3e} > {tol:e} (scale {scale:.3e})"));
+        }
+    };
     for (step, prefix, after) in [(0usize, "iter1", "after_update"), (1, "iter2", "after_update2")] {
         let input = if step == 0 { "inputs" } else { "inputs2" };
         let x = SelfSupInputs::new((0..views).map(|i| case.tensor::<4, B>(&format!("{input}.{i}"))).collect());
         let (out, state) = model.loss(&x, &mut Draws::seeded(0)).unwrap();
         if step == 1 {
             for (part, value) in out.parts() {
-                let reference = case.f32(&format!("loss2.{part}")).0;
-                assert_close(&format!("{name}: loss2.{part}"), &values(value.clone()), &reference, 1e-3, 1e-6);
+                check(format!("{name}: loss2.{part}"), &values(value.clone()), &case.f32(&format!("loss2.{part}")).0);
             }
         }
         let total = out.total().unwrap();
         let grads = GradientsParams::from_grads(total.backward(), &model);
+        if step == 1 {
+            for (key, g) in gradient_values(&model, &grads) {
+                if let Some(r) = case.io.get(&format!("grad2.{key}")) {
+                    check(format!("{name}: grad2.{key}"), &g, &r.clone().convert::<f32>().to_vec::<f32>().unwrap());
+                }
+            }
+        }
         let (stepped, _) = optim.step(&lrs, model, grads);
         // The end of MMSelfSup's iteration: all but the momentum encoders'
         // weights, which ours average in `after_step`.
-        let state_now = state_values(&stepped.valid());
-        let mut checked = 0;
-        for (key, ours) in &state_now {
-            if is_momentum_param(key) || key.starts_with("queue") || key.starts_with("memory") {
-                continue;
+        for (key, ours) in &state_values(&stepped.valid()) {
+            if !is_momentum_param(key) && !key.starts_with("queue") {
+                check(format!("{name}: {prefix}.{key}"), ours, &case.f32(&format!("{prefix}.{key}")).0);
             }
-            let reference = case.f32(&format!("{prefix}.{key}")).0;
-            assert_rel_max(&format!("{name}: {prefix}.{key}"), ours, &reference, tol);
-            checked += 1;
         }
         model = stepped.after_step(state, &StepContext { iter: step, max_iters, epoch: 0 });
-        let state_after = state_values(&model.valid());
-        for (key, ours) in &state_after {
+        for (key, ours) in &state_values(&model.valid()) {
             if key.starts_with("queue") {
-                assert_rel_max(&format!("{name}: {prefix}.{key}"), ours, &case.f32(&format!("{prefix}.{key}")).0, tol);
+                check(format!("{name}: {prefix}.{key}"), ours, &case.f32(&format!("{prefix}.{key}")).0);
             } else if is_momentum_param(key) {
-                assert_rel_max(&format!("{name}: {after}.{key}"), ours, &case.f32(&format!("{after}.{key}")).0, tol);
+                check(format!("{name}: {after}.{key}"), ours, &case.f32(&format!("{after}.{key}")).0);
             }
-            checked += 1;
         }
-        assert!(checked > 20, "{name}: only {checked} tensors compared");
     }
+    assert!(failures.is_empty(), "[{BACKEND}] {} of the two iterations' tensors differ:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
