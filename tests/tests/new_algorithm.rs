@@ -131,7 +131,7 @@ fn a_new_algorithm_is_its_file_plus_one_list_line() {
         (cfg.name(), cfg.num_views(), cfg.view_sizes(4), cfg.input_size(), cfg.has_vit_backbone()),
         ("TinyAutoencoder", 1, vec![4], None, false)
     );
-    assert!(cfg.check_batch_size(3).is_ok());
+    assert!(cfg.check_batch_size(3).is_ok() && cfg.required_hooks().is_empty());
     let bad: AlgorithmConfig = serde_json::from_value(serde_json::json!({"type": "TinyAutoencoder", "pixels": 48, "hidden": 48})).unwrap();
     assert_eq!(bad.validate().unwrap_err().to_string(), "model.hidden: must be in 1..pixels");
     let unknown = serde_json::from_value::<AlgorithmConfig>(serde_json::json!({"type": "Nope"})).unwrap_err().to_string();

@@ -66,6 +66,14 @@ pub trait AlgorithmSpec {
     fn check_batch_size(&self, _batch_size: usize) -> Result<(), String> {
         Ok(())
     }
+
+    /// The `custom_hooks` types training cannot do without (DeepCluster's
+    /// clustering between epochs, ...), checked when the config loads.
+    /// Default: none; SwAV and DenseCL train without their hooks, as in
+    /// MMSelfSup.
+    fn required_hooks(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// Builds `AlgorithmConfig`, `Algorithm<B>`, `AnyFeatures<B>`,
@@ -183,6 +191,11 @@ macro_rules! algorithms {
             /// Whether the backbone is a ViT (its global feature is the cls token).
             pub fn has_vit_backbone(&self) -> bool {
                 match self { $( Self::$variant(c) => $crate::AlgorithmSpec::has_vit_backbone(c), )+ }
+            }
+
+            /// The `custom_hooks` types training needs.
+            pub fn required_hooks(&self) -> &'static [&'static str] {
+                match self { $( Self::$variant(c) => $crate::AlgorithmSpec::required_hooks(c), )+ }
             }
         }
 

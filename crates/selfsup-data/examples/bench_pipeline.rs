@@ -2,7 +2,7 @@
 //! through the [`DataLoader`], in images per second per core.
 //!
 //! ```text
-//! /work/refvenv/bin/python tools/make_bench_jpegs.py /tmp/selfsup_bench_jpegs
+//! .venv-reference/bin/python tools/make_bench_jpegs.py /tmp/selfsup_bench_jpegs
 //! cargo run --release -p selfsup-data --example bench_pipeline -- /tmp/selfsup_bench_jpegs \
 //!     [--pipeline simclr|mae|both|decode] [--threads 1] [--epochs 3]
 //! ```

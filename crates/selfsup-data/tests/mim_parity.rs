@@ -4,7 +4,7 @@
 //!
 //! The golden file `testdata/mim_golden.json` comes from the reference transforms, run by
 //! `tools/gen_mask_fixtures.py` (regenerate with
-//! `nice -n 10 /work/refvenv/bin/python tools/gen_mask_fixtures.py`).
+//! `nice -n 10 .venv-reference/bin/python tools/gen_mask_fixtures.py`).
 //!
 //! Measured against the reference (intensity levels, 0–255):
 //!

@@ -3,7 +3,7 @@
 //!
 //! The golden outputs in `testdata/transforms_golden.json` come from the real reference
 //! implementations, run by `tools/gen_transform_fixtures.py` with fixed random parameters
-//! (regenerate with `nice -n 10 /work/refvenv/bin/python tools/gen_transform_fixtures.py`).
+//! (regenerate with `nice -n 10 .venv-reference/bin/python tools/gen_transform_fixtures.py`).
 //! Each case feeds the same parameters to our deterministic functions (`apply_with`, or the
 //! random path through [`ReplayDraws`]).
 //!

@@ -303,6 +303,14 @@ impl LoadedConfig {
                 }
             }
         }
+        for needed in run.model.required_hooks() {
+            if !run.custom_hooks.iter().any(|h| h.type_name() == *needed) {
+                return Err(invalid(
+                    "custom_hooks".into(),
+                    format!("{} trains only with a {needed}; add dict(type='{needed}', ...)", run.model.name()),
+                ));
+            }
+        }
         for (i, s) in run.param_scheduler.iter().enumerate() {
             s.validate().map_err(|m| invalid(format!("param_scheduler.{i}"), m))?;
         }
