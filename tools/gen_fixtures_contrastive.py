@@ -73,7 +73,15 @@ For each tiny case in ``CASES`` it:
    correlation, SwAV Sinkhorn and queue shift);
 7. reruns the recorded step in float64 from the same state and stores how
    far the float32 fixture is from it in ``config.json`` ->
-   ``float32_error`` (tolerance guidance for other implementations).
+   ``float32_error`` (tolerance guidance for other implementations);
+8. reruns BOTH iterations in float64 from the same initial state, with the
+   float32 procedure step by step (one SGD for both iterations, the same
+   seeds before each ``loss()``, the inputs cast to float64, the following
+   momentum update on a copy, the SwAV queue carried over), and writes
+   ``float32_error2.json``: ``[rel, abs, scale]`` for every float tensor of
+   ``loss.*``, ``grad.*``, ``iter1.*``, ``after_update.*``, ``loss2.*``,
+   ``grad2.*``, ``iter2.*``, ``after_update2.*`` (iteration 2 is badly
+   conditioned: per-tensor tolerances for it must come from this file).
 
 Single-process, CPU-only runs: what was patched
 -----------------------------------------------
@@ -944,6 +952,125 @@ def float32_error(model0, cfg, inputs, queue, seeds, loss32, grads32,
         analytically_zero_grads=zero)
 
 
+# prefixes of float32_error2.json, in the order of the two iterations
+ERROR2_PREFIXES = ('loss', 'grad', 'iter1', 'after_update', 'loss2', 'grad2',
+                   'iter2', 'after_update2')
+
+
+def sig4(x):
+    """A float rounded to 4 significant digits (deterministic, short JSON)."""
+    return float(f'{x:.4g}')
+
+
+def float32_error2(model0, cfg, inputs, inputs2, queue, seeds, tensors32):
+    """Rerun BOTH recorded iterations in float64 from the same initial state,
+    with exactly the float32 procedure (SGD built before the first forward
+    and kept for iteration 2, ``torch.manual_seed(step_seed / step2_seed)``
+    before each ``loss()``, the SwAV queue set before iteration 1 and carried
+    over, the following momentum update on a deep copy for
+    ``after_update*``), and measure every float tensor of the two
+    iterations in the fixture (``tensors32``, already float32) against it.
+
+    Returns ``{prefix: {key: [rel, abs, scale]}}`` with rel = abs / max(scale,
+    1e-30), abs = max|f32 - f64|, scale = max|f64|, each rounded to 4
+    significant digits. Integer entries (``num_batches_tracked``, ``steps``,
+    ``queue_ptr``) are left out. Nothing here touches the float32 model."""
+    m = copy.deepcopy(model0).double()
+    if queue is not None:
+        set_queue(m, queue.double())
+    opt = make_sgd(m)
+    f64 = {}
+    for it, (xs, seed) in enumerate(
+            ((inputs, seeds['step_seed']), (inputs2, seeds['step2_seed'])),
+            start=1):
+        sfx = '' if it == 1 else '2'
+        torch.manual_seed(seed)
+        losses = m([x.double() for x in xs], data_samples(), mode='loss')
+        parsed, _ = m.parse_losses(losses)
+        for k, v in losses.items():
+            f64[f'loss{sfx}.{k}'] = v.detach().clone().reshape(1)
+        parsed.backward()
+        for k, p in m.named_parameters(remove_duplicate=False):
+            if p.grad is not None:
+                f64[f'grad{sfx}.{k}'] = p.grad.detach().clone()
+        opt.step()
+        opt.zero_grad()
+        for k, v in clone_sd(m).items():
+            f64[f'iter{it}.{k}'] = v
+        for k, v in state_after_following_update(m, cfg).items():
+            f64[f'after_update{sfx}.{k}'] = v
+    res = {p: {} for p in ERROR2_PREFIXES}
+    for key, v64 in f64.items():
+        if not v64.dtype.is_floating_point:
+            continue
+        pre, k = key.split('.', 1)
+        v32 = tensors32[key]
+        assert v32.shape == v64.shape, (key, v32.shape, v64.shape)
+        err = float((v32.double() - v64).abs().max())
+        scale = float(v64.abs().max())
+        assert np.isfinite(err) and np.isfinite(scale), (key, err, scale)
+        res[pre][k] = [sig4(err / max(scale, 1e-30)), sig4(err), sig4(scale)]
+    for pre in ERROR2_PREFIXES:
+        # every float tensor of the fixture's two iterations is covered
+        want = {
+            k.split('.', 1)[1]
+            for k in tensors32 if k.split('.', 1)[0] == pre
+            and f64[k].dtype.is_floating_point
+        }
+        assert set(res[pre]) == want, (pre, set(res[pre]) ^ want)
+    out = dict(
+        note='float32 fixture (io.safetensors) vs the same two iterations '
+        'run in float64 from model.pth (same seeds, inputs cast to float64, '
+        'same SGD, same momentum updates and SwAV queue): per tensor '
+        '[rel, abs, scale] with abs = max|f32 - f64|, scale = max|f64|, '
+        'rel = abs / max(scale, 1e-30); 4 significant digits; integer '
+        'entries left out')
+    for pre in ERROR2_PREFIXES:
+        out[pre] = dict(sorted(res[pre].items()))
+    return out
+
+
+def write_float32_error2(path, err):
+    """JSON with one tensor per line (small, diffable, deterministic)."""
+    lines = ['{', f' "note": {json.dumps(err["note"])},']
+    for i, pre in enumerate(ERROR2_PREFIXES):
+        items = [f'  {json.dumps(k)}: {json.dumps(v)}'
+                 for k, v in err[pre].items()]
+        end = ',' if i + 1 < len(ERROR2_PREFIXES) else ''
+        lines.append(f' {json.dumps(pre)}: {{')
+        lines.append(',\n'.join(items))
+        lines.append(' }' + end)
+    lines.append('}')
+    text = '\n'.join(lines) + '\n'
+    assert json.loads(text) == err
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+def error2_summary(err, mprefix):
+    """Largest rel per group, for the console and tools/README.md."""
+    def worst(pre, pick):
+        # analytically zero tensors (max|f64| < 1e-10) have a meaningless rel
+        items = [(v[0], k) for k, v in err[pre].items()
+                 if pick(k) and v[2] >= 1e-10]
+        return max(items) if items else (0.0, '-')
+
+    def mom_buf(k):
+        return bool(mprefix) and k.startswith(mprefix) and k.endswith(
+            ('running_mean', 'running_var'))
+
+    def online_param(k):
+        return not (mprefix and k.startswith(mprefix)) and not k.endswith(
+            ('running_mean', 'running_var')) and not k.startswith('queue')
+
+    return dict(
+        iter1_mom_buf=worst('iter1', mom_buf),
+        iter2_mom_buf=worst('iter2', mom_buf),
+        iter2_online_param=worst('iter2', online_param),
+        grad2=worst('grad2', lambda k: True),
+        iter2_all=worst('iter2', lambda k: True))
+
+
 # ---------------------------------------------------------------- a case
 def run_case(name, case, out_dir):
     d = os.path.join(out_dir, name)
@@ -1174,6 +1301,10 @@ def run_case(name, case, out_dir):
 
     f32err = float32_error(model0, cfg, inputs, queue, seeds, parsed.detach(),
                            grads, {**feat_train, **feat_eval})
+    # both iterations in float64 (tolerance guidance for iteration 2)
+    f32err2 = float32_error2(model0, cfg, inputs, inputs2, queue, seeds,
+                             tensors)
+    write_float32_error2(os.path.join(d, 'float32_error2.json'), f32err2)
     del model0
 
     cfg_json = copy.deepcopy(cfg)
@@ -1293,6 +1424,7 @@ def run_case(name, case, out_dir):
         tensors=tensors,
         bn_names=bn_names,
         f32err=f32err,
+        f32err2=error2_summary(f32err2, mprefix),
         dir=d)
 
 
@@ -1377,6 +1509,11 @@ def main():
               f'median {e["grad_rel_median"]:.1e} abs {e["grad_abs_err_max"]:.1e}'
               f'/{e["grad_abs_max"]:.1e} zero-grads '
               f'{e["analytically_zero_grads"]}')
+    print('float32_error2.json, largest rel (max|f32-f64|/max|f64|; '
+          'tensors with max|f64| < 1e-10 left out):')
+    for r in results:
+        print(f'{r["case"]:<18} ' + ' '.join(
+            f'{g} {v[0]:.1e} ({v[1]})' for g, v in r['f32err2'].items()))
     print(f'contrastive_keys.json: {nbytes} bytes, configs {list(keys)}, '
           f'dropped {dropped}')
     total += nbytes
