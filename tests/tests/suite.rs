@@ -14,5 +14,6 @@ mod optim;
 mod parity_contrastive;
 mod parity_mae;
 mod preprocessors;
+mod reliability;
 mod train_cli;
 mod weights;

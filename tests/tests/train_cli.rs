@@ -97,7 +97,7 @@ fn non_finite_loss_stops_with_the_last_good_checkpoint() {
     )
     .unwrap();
     match run(&cfg, dir.path(), Resume::No) {
-        Err(TrainError::NonFinite { iter, last_checkpoint, parts }) => {
+        Err(TrainError::NonFinite { iter, last_checkpoint, parts, .. }) => {
             assert!(iter >= 1, "the first step is finite");
             let ckpt = last_checkpoint.expect("a checkpoint of a good state");
             assert!(ckpt.exists());

@@ -6,55 +6,40 @@
 //!
 //! The list below is the registry: [`AlgorithmConfig`] (the `model.type`
 //! names), [`Algorithm`] (the module enum for tools that pick the algorithm
-//! from a config file) and their companions are generated from it. Adding
-//! an algorithm is its file (a config implementing [`AlgorithmSpec`], a
-//! module implementing [`selfsup_core::SelfSupAlgorithm`]) and one line
-//! here. Code that knows its algorithm uses the concrete type ([`Mae`]).
+//! from a config file) and their companions are generated from it, and it
+//! declares each algorithm's module. Adding an algorithm is its file (a
+//! config implementing [`AlgorithmSpec`], a module implementing
+//! [`selfsup_core::SelfSupAlgorithm`]) and one line here. Code that knows
+//! its algorithm uses the concrete type ([`Mae`]).
 #![warn(missing_docs)]
 
-pub mod barlowtwins;
-pub mod byol;
 pub mod common;
-pub mod densecl;
-pub mod mae;
-pub mod moco;
-pub mod mocov3;
 mod registry;
-pub mod simclr;
-pub mod simsiam;
-pub mod swav;
 
-pub use barlowtwins::{BarlowTwins, BarlowTwinsConfig};
-pub use byol::{Byol, ByolConfig};
 pub use common::{Backbone, BackboneOut, ContrastiveBackboneConfig};
-pub use densecl::{DenseCl, DenseClConfig};
-pub use mae::{Mae, MaeConfig, MaePrediction};
-pub use moco::{MoCo, MoCoConfig};
-pub use mocov3::{MoCoV3, MoCoV3Config};
+pub use mae::MaePrediction;
 pub use registry::{AlgorithmSpec, ConfigIssue};
-pub use simclr::{SimClr, SimClrConfig};
-pub use simsiam::{SimSiam, SimSiamConfig};
-pub use swav::{SwAV, SwAVConfig, SwAVQueueState};
+pub use swav::SwAVQueueState;
 
 algorithms! {
     /// Masked autoencoder.
-    "MAE" => Mae(MaeConfig, Mae),
+    "MAE" => Mae(MaeConfig, Mae) in mae,
     /// SimCLR.
-    "SimCLR" => SimClr(SimClrConfig, SimClr),
+    "SimCLR" => SimClr(SimClrConfig, SimClr) in simclr,
     /// MoCo v1 and v2.
-    "MoCo" => MoCo(MoCoConfig, MoCo),
+    "MoCo" => MoCo(MoCoConfig, MoCo) in moco,
     /// MoCo v3.
-    "MoCoV3" => MoCoV3(MoCoV3Config, MoCoV3),
+    "MoCoV3" => MoCoV3(MoCoV3Config, MoCoV3) in mocov3,
     /// BYOL.
-    "BYOL" => Byol(ByolConfig, Byol),
+    "BYOL" => Byol(ByolConfig, Byol) in byol,
     /// SimSiam.
-    "SimSiam" => SimSiam(SimSiamConfig, SimSiam),
+    "SimSiam" => SimSiam(SimSiamConfig, SimSiam) in simsiam,
     /// Barlow Twins.
-    "BarlowTwins" => BarlowTwins(BarlowTwinsConfig, BarlowTwins),
+    "BarlowTwins" => BarlowTwins(BarlowTwinsConfig, BarlowTwins) in barlowtwins,
     /// DenseCL.
-    "DenseCL" => DenseCl(DenseClConfig, DenseCl),
+    "DenseCL" => DenseCl(DenseClConfig, DenseCl) in densecl,
     /// SwAV.
-    "SwAV" => SwAV(SwAVConfig, SwAV),
+    "SwAV" => SwAV(SwAVConfig, SwAV) in swav,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.

@@ -78,8 +78,10 @@ pub trait AlgorithmSpec {
 
 /// Builds `AlgorithmConfig`, `Algorithm<B>`, `AnyFeatures<B>`,
 /// `AnyPrediction<B>` and `AnyStepState<B>` from one list of
-/// `"Type" => Variant(ConfigType, ModelType)` entries, with every dispatch
-/// between them.
+/// `"Type" => Variant(ConfigType, ModelType) in module` entries, with every
+/// dispatch between them. `in module` declares the algorithm's file
+/// (`pub mod module;`) and re-exports the two types; without it the types
+/// must be in scope.
 ///
 /// `selfsup-algorithms` invokes it once, in `lib.rs`, with every algorithm
 /// it ships. A crate that adds its own algorithms may invoke it too, with
@@ -87,7 +89,12 @@ pub trait AlgorithmSpec {
 /// dependency (burn's `Module` derive names it).
 #[macro_export]
 macro_rules! algorithms {
-    ($( $(#[$doc:meta])* $tag:literal => $variant:ident($config:ident, $model:ident) ),+ $(,)?) => {
+    ($( $(#[$doc:meta])* $tag:literal => $variant:ident($config:ident, $model:ident) $(in $module:ident)? ),+ $(,)?) => {
+        $($(
+            pub mod $module;
+            pub use $module::{$config, $model};
+        )?)+
+
         $crate::__private::selfsup_config::registry! {
             /// `model = dict(type=..., ...)`: every algorithm selfsup implements.
             #[derive(Debug, Clone, PartialEq)]

@@ -274,6 +274,18 @@ impl LoadedConfig {
         let invalid = |key: String, message: String| RunConfigError::Invalid { file: file.clone(), key, message };
         run.model.validate().map_err(|i| invalid(format!("model.{}", i.key), i.message))?;
         run.optim_wrapper.validate().map_err(|(k, m)| invalid(k, m))?;
+        if run.train_dataloader.batch_size == 0 {
+            return Err(invalid("train_dataloader.batch_size".into(), "must be at least 1".into()));
+        }
+        if let selfsup_data::DatasetConfig::SyntheticDataset(d) = &run.train_dataloader.dataset {
+            if d.num_samples == 0 {
+                return Err(invalid("train_dataloader.dataset.num_samples".into(), "must be at least 1".into()));
+            }
+        }
+        if run.train_cfg.max_epochs == Some(0) || run.train_cfg.max_iters == Some(0) {
+            let key = if run.train_cfg.max_iters == Some(0) { "train_cfg.max_iters" } else { "train_cfg.max_epochs" };
+            return Err(invalid(key.into(), "must be at least 1: a run of no iterations trains nothing".into()));
+        }
         run.model.check_batch_size(run.train_dataloader.batch_size).map_err(|m| invalid("train_dataloader.batch_size".into(), m))?;
         for (i, hook) in run.custom_hooks.iter().enumerate() {
             let (needs, name) = match hook {

@@ -54,15 +54,19 @@ pub enum TrainError {
     /// A file could not be written.
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
-    /// The loss became NaN or infinite; nothing after the last good
-    /// checkpoint was saved.
-    #[error("non-finite loss at iteration {iter}: {}; last good checkpoint: {}",
+    /// The loss, the gradient norm or the weights became NaN or infinite;
+    /// nothing of that iteration was saved, and `last_checkpoint` is the
+    /// newest checkpoint written before it (every checkpoint written is
+    /// finite).
+    #[error("non-finite {what} at iteration {iter}: {}; last good checkpoint: {}",
         parts.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(", "),
         last_checkpoint.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none (no checkpoint written yet)".into()))]
     NonFinite {
-        /// The iteration (0-based).
+        /// The iteration, numbered from 1 as the log numbers them.
         iter: usize,
-        /// The loss parts.
+        /// What was not finite: `loss`, `gradient norm` or `weights`.
+        what: &'static str,
+        /// The loss parts of that iteration.
         parts: Vec<(String, f64)>,
         /// The newest checkpoint, untouched.
         last_checkpoint: Option<PathBuf>,

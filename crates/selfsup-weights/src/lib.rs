@@ -22,5 +22,6 @@ mod state_dict;
 
 pub use keymap::KeyMap;
 pub use state_dict::{
-    export_state_dict, load_into, model_keys, read_checkpoint, write_safetensors, LoadOptions, LoadReport, StateDict, Tensor, WeightsError,
+    export_state_dict, load_into, model_keys, read_checkpoint, remove_orphaned_temporaries, write_atomic, write_safetensors, LoadOptions,
+    LoadReport, StateDict, Tensor, WeightsError,
 };

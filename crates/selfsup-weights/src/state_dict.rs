@@ -181,9 +181,10 @@ pub fn write_safetensors(
     write_atomic(path, &bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a
-/// crash or a full disk never leaves a half-written file under `path`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
+/// Writes `bytes` to `path` through a temporary file (`.NAME.tmp-PID`
+/// beside it) and a rename, so a crash or a full disk never leaves a
+/// half-written file under `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
     let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io)?;
@@ -199,6 +200,25 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// Removes the temporary files that [`write_atomic`] left in `dir` when
+/// its process was killed mid-write (`.NAME.tmp-PID` of a PID that is not
+/// this process's); returns what it removed.
+pub fn remove_orphaned_temporaries(dir: &Path) -> Vec<PathBuf> {
+    let own = format!(".tmp-{}", std::process::id());
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let orphan = name.starts_with('.')
+            && name.rsplit_once(".tmp-").is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            && !name.ends_with(&own);
+        if orphan && entry.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
 }
 
 /// Options of [`load_into`].

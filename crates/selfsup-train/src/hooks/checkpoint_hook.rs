@@ -39,6 +39,15 @@ impl CheckpointHook {
 }
 
 impl<B: AutodiffBackend> Hook<B> for CheckpointHook {
+    /// Counts the work dir's checkpoints from before a resume, so that
+    /// `max_keep_ckpts` prunes them too.
+    fn before_train(&mut self, runner: &mut Runner<B>) -> Result<(), TrainError> {
+        if runner.last_checkpoint.is_some() {
+            self.written = crate::checkpoint::list(&runner.work_dir);
+        }
+        Ok(())
+    }
+
     fn after_train_iter(&mut self, runner: &mut Runner<B>, out: &IterOutput) -> Result<(), TrainError> {
         if out.stepped && !self.cfg.by_epoch && self.every(runner.iter) && runner.iter < runner.max_iters {
             runner.save_request = Some(format!("iter_{}.safetensors", runner.iter));
@@ -54,6 +63,7 @@ impl<B: AutodiffBackend> Hook<B> for CheckpointHook {
     }
 
     fn after_save_checkpoint(&mut self, _runner: &Runner<B>, path: &Path) -> Result<(), TrainError> {
+        self.written.retain(|p| p != path);
         self.written.push(path.to_path_buf());
         if self.lead && self.cfg.max_keep_ckpts > 0 {
             while self.written.len() > self.cfg.max_keep_ckpts as usize {

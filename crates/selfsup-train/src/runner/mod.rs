@@ -504,9 +504,20 @@ impl<B: AutodiffBackend> Runner<B> {
             };
             let mut tensors = export_state_dict(&self.model.valid(), &self.keymap)?;
             tensors.extend(state.tensors);
-            checkpoint::save(&path, tensors, self.optim.state_tensors(), &meta)?;
-            let rel = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            fs::write(checkpoint::last_checkpoint_file(&self.work_dir), rel).map_err(|e| TrainError::Io(self.work_dir.clone(), e))?;
+            let optimizer = self.optim.state_tensors();
+            // A checkpoint is written only as a good one.
+            let bad = tensors.iter().chain(optimizer.iter().map(|(_, k, t)| (k, t))).find(|(_, t)| !checkpoint::is_finite(t));
+            if let Some((key, _)) = bad {
+                eprintln!("error: {key} is not finite; {} not written", path.display());
+                return Err(TrainError::NonFinite {
+                    iter: self.iter,
+                    what: "weights",
+                    parts: Vec::new(),
+                    last_checkpoint: self.last_checkpoint.clone(),
+                });
+            }
+            checkpoint::save(&path, tensors, optimizer, &meta)?;
+            checkpoint::write_last_checkpoint(&self.work_dir, &path)?;
         }
         self.last_checkpoint = Some(path.clone());
         for hook in hooks.iter_mut() {
@@ -528,6 +539,11 @@ pub fn train<B: AutodiffBackend>(cfg: &LoadedConfig, opts: &TrainOptions, device
     // Rank 0 writes the work dir, the log and the checkpoints.
     if lead {
         fs::create_dir_all(work_dir).map_err(|e| TrainError::Io(work_dir.clone(), e))?;
+        // Temporary files of writes that a kill interrupted.
+        let orphans = selfsup_weights::remove_orphaned_temporaries(work_dir);
+        if !orphans.is_empty() {
+            eprintln!("removed {} temporary file(s) left by an interrupted run in {}", orphans.len(), work_dir.display());
+        }
         cfg.tree.dump(work_dir.join(&opts.config_name)).map_err(|e| TrainError::Other(format!("writing the resolved config: {e}")))?;
         for w in run.optim_wrapper.warnings() {
             eprintln!("warning: {w}");
