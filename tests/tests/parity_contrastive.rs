@@ -371,7 +371,10 @@ fn check_two_iterations(name: &str) {
             uninformative += 1;
             return;
         }
-        let tol = (8.0 * rel).max(base);
+        // wgpu (lavapipe) computes less exactly than flex and tch: ten
+        // times the margin, as `grad_tol` gives it for the first step.
+        let margin = if BACKEND == "wgpu" { 80.0 } else { 8.0 };
+        let tol = (margin * rel).max(base);
         let err = rel_max(ours, reference);
         let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
         if std::env::var("SELFSUP_PARITY_VERBOSE").is_ok() {
