@@ -142,6 +142,9 @@ fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
     assert_eq!(feats.get("feats").unwrap().shape.to_vec(), vec![9, 32]);
     let names: Vec<String> = serde_json::from_str(&feats.metadata["names"]).unwrap();
     assert_eq!(names.len(), 9);
+    // One batch of every file, the corrupt one included: it is dropped and
+    // counted (nothing is left to take its place), not an error.
+    assert_eq!(extract::<B>(&cfg, &summary.checkpoint, Path::new(&*root), &out, 32, &device()).unwrap(), 9);
 
     // `selfsup visualize-mae`: four panels of the 16×16 test crop, drawn 2× larger.
     let png = dir.path().join("mae.png");
@@ -154,12 +157,17 @@ fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
 
     // `selfsup knn` on the synthetic dataset and on class sub-folders
     // (`imgs/nested` is one class: every neighbour votes for it).
-    let opts = KnnOptions { ks: vec![3, 200], batch_size: 8, ..Default::default() };
+    let opts = KnnOptions { ks: vec![3, 20], batch_size: 8, ..Default::default() };
     let synthetic = knn::<B>(&cfg, Some(&summary.checkpoint), &LabelledData::Synthetic { train: 24, val: 12 }, &opts, &device()).unwrap();
-    assert_eq!(synthetic.iter().map(|r| r.k).collect::<Vec<_>>(), vec![3, 200]);
+    assert_eq!(synthetic.iter().map(|r| (r.k, r.num_train, r.num_val)).collect::<Vec<_>>(), vec![(3, 24, 12), (20, 24, 12)]);
+    // More neighbours than training images, or none, are refused.
+    for ks in [vec![200], vec![0]] {
+        let bad = KnnOptions { ks, ..opts.clone() };
+        assert!(knn::<B>(&cfg, None, &LabelledData::Synthetic { train: 24, val: 12 }, &bad, &device()).is_err());
+    }
     assert!(synthetic.iter().all(|r| (0.0..=100.0).contains(&r.top1) && r.top5 >= r.top1), "{synthetic:?}");
     let folders = LabelledData::Folders { train: dir.path().join("imgs"), val: dir.path().join("imgs") };
-    let one_class = knn::<B>(&cfg, None, &folders, &opts, &device()).unwrap();
+    let one_class = knn::<B>(&cfg, None, &folders, &KnnOptions { ks: vec![3, 9], ..opts.clone() }, &device()).unwrap();
     assert!(one_class.iter().all(|r| r.top1 == 100.0), "{one_class:?}");
     // A folder set with one class cannot train a classifier.
     let probe_opts = LinearProbeOptions { epochs: 3, batch_size: 8, feature_batch_size: 8, ..Default::default() };

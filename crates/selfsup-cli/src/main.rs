@@ -545,7 +545,10 @@ fn run(command: Command) -> Result<()> {
                 if json {
                     println!("{}", serde_json::to_string(&r)?);
                 } else {
-                    println!("k={}: top-1 {:.2} %, top-5 {:.2} %", r.k, r.top1, r.top5);
+                    println!(
+                        "k={}: top-1 {:.2} %, top-5 {:.2} % ({} training, {} evaluated images)",
+                        r.k, r.top1, r.top5, r.num_train, r.num_val
+                    );
                 }
             }
         }

@@ -80,14 +80,22 @@ pub fn features<B: Backend>(
     device: &B::Device,
 ) -> Result<Features, TrainError> {
     let pipeline = Pipeline::new(pipeline)?;
-    let opts = DataLoaderOptions { batch_size: batch_size.max(1), shuffle: false, drop_last: false, num_workers: 2, ..Default::default() };
+    // One row per readable image: unreadable ones are dropped, counted and
+    // named by the loader's warning, not replaced.
+    let opts = DataLoaderOptions {
+        batch_size: batch_size.max(1),
+        shuffle: false,
+        drop_last: false,
+        num_workers: 2,
+        skip_unreadable: true,
+        ..Default::default()
+    };
     let loader = DataLoader::new(dataset, pipeline, opts)?;
     let mut out = Features { feats: Vec::new(), labels: Vec::new(), names: Vec::new(), dim: 0 };
     let mut seen = std::collections::HashSet::new();
     for batch in loader.iter_epoch(0) {
         let batch = batch?;
-        // The loader fills the place of an unreadable file with the next
-        // readable sample, which then appears twice: keep the first.
+        // Each sample once (a batch of only unreadable files is empty).
         let keep: Vec<usize> = (0..batch.indices.len()).filter(|&i| seen.insert(batch.indices[i])).collect();
         if keep.is_empty() {
             continue;

@@ -63,6 +63,10 @@ pub struct KnnResult {
     pub k: usize,
     /// Top-1 accuracy, percent.
     pub top1: f64,
+    /// Training images (the neighbours' pool).
+    pub num_train: usize,
+    /// Evaluated images.
+    pub num_val: usize,
     /// Top-5 accuracy, percent (top-`min(5, k)` as in MMSelfSup).
     pub top5: f64,
 }
@@ -81,8 +85,18 @@ pub fn knn<B: AutodiffBackend>(
     opts: &KnnOptions,
     device: &B::Device,
 ) -> Result<Vec<KnnResult>, TrainError> {
+    if let Some(k) = opts.ks.iter().find(|k| **k == 0) {
+        return Err(TrainError::Other(format!("k = {k}: a kNN vote needs at least one neighbour")));
+    }
     let model = load_model::<B>(cfg, checkpoint_path, device)?;
     let (train, val) = labelled_features(cfg, &model, data, opts.batch_size, device)?;
+    let (num_train, num_val) = (train.labels.len(), val.labels.len());
+    if let Some(k) = opts.ks.iter().find(|k| **k > num_train) {
+        return Err(TrainError::Other(format!("k = {k} neighbours, but the training set has only {num_train} readable images")));
+    }
+    if num_val == 0 {
+        return Err(TrainError::Other("the evaluated set has no readable image".into()));
+    }
     let num_classes = train.labels.iter().chain(&val.labels).max().map_or(0, |m| m + 1);
     Ok(opts
         .ks
@@ -90,7 +104,7 @@ pub fn knn<B: AutodiffBackend>(
         .map(|&k| {
             let (top1, top5) =
                 weighted_knn(&train.feats, &train.labels, &val.feats, &val.labels, train.dim, k, opts.temperature, num_classes);
-            KnnResult { k, top1, top5 }
+            KnnResult { k, top1, top5, num_train, num_val }
         })
         .collect())
 }

@@ -158,6 +158,7 @@ impl DataLoaderConfig {
             seed: seed.unwrap_or(default_seed),
             prefetch: self.prefetch_factor.unwrap_or(2),
             sampler,
+            skip_unreadable: false,
         })
     }
 }

@@ -65,11 +65,24 @@ pub struct DataLoaderOptions {
     pub prefetch: usize,
     /// Epoch layout. Default [`SamplerKind::Default`].
     pub sampler: SamplerKind,
+    /// Drop unreadable samples from their batch instead of filling their
+    /// place with the next readable one (evaluation and extraction: one row
+    /// per readable image, batches may be shorter or empty). Default `false`.
+    pub skip_unreadable: bool,
 }
 
 impl Default for DataLoaderOptions {
     fn default() -> Self {
-        Self { batch_size: 1, num_workers: 0, shuffle: true, drop_last: false, seed: 0, prefetch: 2, sampler: SamplerKind::Default }
+        Self {
+            batch_size: 1,
+            num_workers: 0,
+            shuffle: true,
+            drop_last: false,
+            seed: 0,
+            prefetch: 2,
+            sampler: SamplerKind::Default,
+            skip_unreadable: false,
+        }
     }
 }
 
@@ -418,6 +431,7 @@ impl Shared {
         let mut cands = candidates.into_iter();
         let mut tried = 0usize;
         let mut last = String::from("none");
+        let failed = if self.opts.skip_unreadable { Vec::new() } else { failed };
         for slot in failed {
             loop {
                 let Some(c) = cands.next() else {
