@@ -136,3 +136,23 @@ fn configs_that_cannot_train_fail_at_load_time() {
         }
     }
 }
+
+/// A second, fresh run into a work dir keeps its own `scalars.json` (the
+/// old one moves aside); resuming with another algorithm's config is
+/// refused, naming both, before anything in the work dir is touched.
+#[test]
+fn a_fresh_run_keeps_its_own_log_and_another_algorithm_cannot_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LoadedConfig::load(&simclr_demo(), &options(&["train_cfg.max_iters=2"])).unwrap();
+    run(&cfg, dir.path(), Resume::No).unwrap();
+    run(&cfg, dir.path(), Resume::No).unwrap();
+    let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+    assert_eq!(lines(&dir.path().join("scalars.json")), 2, "the new run's log holds only its own iterations");
+    assert_eq!(lines(&dir.path().join("scalars.1.json")), 2, "the previous run's log is kept beside it");
+
+    let config_before = std::fs::read(dir.path().join("config.toml")).unwrap();
+    let mae = LoadedConfig::load(&workspace().join("configs/mae/mae_vit-tiny-p4_demo_synthetic.toml"), &[]).unwrap();
+    let err = run(&mae, dir.path(), Resume::Auto).unwrap_err().to_string();
+    assert!(err.contains("SimCLR") && err.contains("MAE") && err.contains("iter_2.safetensors"), "[{BACKEND}] {err}");
+    assert_eq!(std::fs::read(dir.path().join("config.toml")).unwrap(), config_before, "the work dir is untouched");
+}

@@ -300,7 +300,8 @@ impl<B: AutodiffBackend> Runner<B> {
         self.schedule.fast_forward(self.iter, self.epoch);
         self.last_checkpoint = Some(path.to_path_buf());
         if self.is_lead() {
-            eprintln!("resumed from {} at iteration {} (epoch {})", path.display(), self.iter, self.epoch);
+            // Epochs numbered from 1, as the log numbers them.
+            eprintln!("resumed from {} at iteration {} (epoch {})", path.display(), self.iter, self.epoch + 1);
         }
         Ok(())
     }
@@ -536,9 +537,35 @@ pub fn train<B: AutodiffBackend>(cfg: &LoadedConfig, opts: &TrainOptions, device
     let run = &cfg.run;
     let work_dir = &opts.work_dir;
     let lead = dist::current().is_none_or(|r| r.rank == 0);
+    let resume_from = match &opts.resume {
+        Resume::From(p) => Some(p.clone()),
+        Resume::Auto => checkpoint::find_latest(work_dir),
+        Resume::No if run.resume => checkpoint::find_latest(work_dir),
+        Resume::No => None,
+    };
+    // A checkpoint of another algorithm is refused before anything is written.
+    if let Some(path) = &resume_from {
+        let meta = checkpoint::read_meta(path)
+            .ok_or_else(|| TrainError::Other(format!("{}: not a readable selfsup training checkpoint", path.display())))?;
+        if meta.algorithm != run.model.name() {
+            return Err(TrainError::Other(format!(
+                "{} was written by a {} run; this config trains {}: use its own config, or another --work-dir",
+                path.display(),
+                meta.algorithm,
+                run.model.name()
+            )));
+        }
+    }
     // Rank 0 writes the work dir, the log and the checkpoints.
     if lead {
         fs::create_dir_all(work_dir).map_err(|e| TrainError::Io(work_dir.clone(), e))?;
+        // A fresh run keeps its own log; the previous run's moves aside.
+        let log = work_dir.join("scalars.json");
+        if resume_from.is_none() && log.exists() {
+            let old = (1..).map(|n| work_dir.join(format!("scalars.{n}.json"))).find(|p| !p.exists()).unwrap_or_default();
+            fs::rename(&log, &old).map_err(|e| TrainError::Io(log.clone(), e))?;
+            eprintln!("a new run in {}: the previous log is now {}", work_dir.display(), old.display());
+        }
         // Temporary files of writes that a kill interrupted.
         let orphans = selfsup_weights::remove_orphaned_temporaries(work_dir);
         if !orphans.is_empty() {
@@ -551,12 +578,6 @@ pub fn train<B: AutodiffBackend>(cfg: &LoadedConfig, opts: &TrainOptions, device
     }
     let mut runner = Runner::<B>::new(cfg, opts, device)?;
     let mut hooks = hooks::build::<B>(cfg, opts, lead);
-    let resume_from = match &opts.resume {
-        Resume::From(p) => Some(p.clone()),
-        Resume::Auto => checkpoint::find_latest(work_dir),
-        Resume::No if run.resume => checkpoint::find_latest(work_dir),
-        Resume::No => None,
-    };
     if let Some(path) = &resume_from {
         runner.resume(path, &mut hooks)?;
     }
