@@ -1,7 +1,7 @@
 //! Pieces shared by the file-based datasets: MMEngine's `BaseDataset` options and path
 //! joining, folder scanning and annotation-file parsing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -104,7 +104,8 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 }
 
 /// Appends every image file under `dir` (recursively, following symlinks, skipping hidden
-/// entries and symlink loops) to `out`, in sorted order.
+/// entries and symlink loops) to `out`, in sorted order. A sub-folder that cannot be read is
+/// skipped with a warning, as an unreadable file is; only `dir` itself must be readable.
 fn walk(dir: &Path, exts: &[String], visited: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
     let canonical = dir.canonicalize().map_err(|source| DataError::Io { path: dir.to_path_buf(), source })?;
     if !visited.insert(canonical) {
@@ -115,7 +116,9 @@ fn walk(dir: &Path, exts: &[String], visited: &mut HashSet<PathBuf>, out: &mut V
             continue;
         }
         if entry.is_dir() {
-            walk(&entry, exts, visited, out)?;
+            if let Err(e) = walk(&entry, exts, visited, out) {
+                eprintln!("warning: skipping {}: {e}", entry.display());
+            }
         } else if has_extension(&entry, exts) {
             out.push(entry);
         }
@@ -123,10 +126,28 @@ fn walk(dir: &Path, exts: &[String], visited: &mut HashSet<PathBuf>, out: &mut V
     Ok(())
 }
 
-/// The result of listing a dataset: relative names (`/`-separated) with labels.
+/// The result of listing a dataset: relative names (`/`-separated) with labels, and the
+/// exact relative paths of the names that are not valid UTF-8 (their names are lossy).
 pub(crate) struct Listing {
     pub samples: Vec<(String, Option<usize>)>,
     pub classes: Vec<String>,
+    pub exact: HashMap<String, PathBuf>,
+}
+
+/// The names of `files` under `root`, recording the exact path of every name that is not
+/// valid UTF-8 (so that such a file is read, not reported missing).
+fn names(root: &Path, files: &[PathBuf], exact: &mut HashMap<String, PathBuf>) -> Vec<String> {
+    files
+        .iter()
+        .map(|f| {
+            let name = relative_name(root, f);
+            let rel = f.strip_prefix(root).unwrap_or(f);
+            if rel.to_str().is_none() {
+                exact.entry(name.clone()).or_insert_with(|| rel.to_path_buf());
+            }
+            name
+        })
+        .collect()
 }
 
 fn relative_name(root: &Path, path: &Path) -> String {
@@ -149,17 +170,20 @@ pub(crate) fn scan_folder(dataset: &'static str, root: &Path, exts: &[String], w
         if with_label { read_dir_sorted(root)?.into_iter().filter(|p| p.is_dir() && !is_hidden(p)).collect() } else { Vec::new() };
     let mut samples = Vec::new();
     let mut classes = Vec::new();
+    let mut exact = HashMap::new();
     let mut visited = HashSet::new();
     if class_dirs.is_empty() {
         let mut files = Vec::new();
         walk(root, exts, &mut visited, &mut files)?;
-        samples.extend(files.iter().map(|f| (relative_name(root, f), None)));
+        samples.extend(names(root, &files, &mut exact).into_iter().map(|n| (n, None)));
     } else {
         for (label, dir) in class_dirs.iter().enumerate() {
             classes.push(relative_name(root, dir));
             let mut files = Vec::new();
-            walk(dir, exts, &mut visited, &mut files)?;
-            samples.extend(files.iter().map(|f| (relative_name(root, f), Some(label))));
+            if let Err(e) = walk(dir, exts, &mut visited, &mut files) {
+                eprintln!("warning: skipping {}: {e}", dir.display());
+            }
+            samples.extend(names(root, &files, &mut exact).into_iter().map(|n| (n, Some(label))));
         }
     }
     if samples.is_empty() {
@@ -172,7 +196,7 @@ pub(crate) fn scan_folder(dataset: &'static str, root: &Path, exts: &[String], w
             ),
         });
     }
-    Ok(Listing { samples, classes })
+    Ok(Listing { samples, classes, exact })
 }
 
 /// Reads an annotation file: one sample per non-empty line, `path label` or just `path`
@@ -203,7 +227,7 @@ pub(crate) fn read_ann_file(dataset: &'static str, ann_file: &Path, with_label: 
             reason: "the annotation file has no sample line".into(),
         });
     }
-    Ok(Listing { samples, classes: Vec::new() })
+    Ok(Listing { samples, classes: Vec::new(), exact: HashMap::new() })
 }
 
 /// Applies MMEngine's `indices` option.

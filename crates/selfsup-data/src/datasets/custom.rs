@@ -90,6 +90,8 @@ pub struct CustomDataset {
     kind: &'static str,
     img_prefix: PathBuf,
     samples: Vec<(String, Option<usize>)>,
+    /// Exact relative paths of the names that are not valid UTF-8.
+    exact: std::collections::HashMap<String, PathBuf>,
     classes: Vec<String>,
     num_classes: Option<usize>,
 }
@@ -111,7 +113,7 @@ impl CustomDataset {
             let ann = resolve(base_dir, &cfg.data_root, &cfg.ann_file);
             (read_ann_file(kind, &ann, cfg.with_label)?, ann, true)
         };
-        let Listing { samples, classes } = listing;
+        let Listing { samples, classes, exact } = listing;
         let classes = match cfg.metainfo.as_ref().and_then(|m| m.classes.clone()) {
             Some(c) => c,
             None => classes,
@@ -144,7 +146,7 @@ impl CustomDataset {
                 reason: format!("`indices = {:?}` selects no sample", cfg.indices),
             });
         }
-        Ok(Self { kind, img_prefix, samples, classes, num_classes })
+        Ok(Self { kind, img_prefix, samples, exact, classes, num_classes })
     }
 
     /// The folder image names are relative to.
@@ -170,7 +172,10 @@ impl Dataset for CustomDataset {
 
     fn load(&self, index: usize) -> Result<RawSample, DataError> {
         let (name, label) = self.samples.get(index).ok_or(DataError::IndexOutOfRange { index, len: self.samples.len() })?;
-        let img = imread(&self.img_prefix.join(name))?;
+        let img = match self.exact.get(name) {
+            Some(path) => imread(&self.img_prefix.join(path))?,
+            None => imread(&self.img_prefix.join(name))?,
+        };
         Ok(RawSample { img, label: *label, name: name.clone(), index })
     }
 

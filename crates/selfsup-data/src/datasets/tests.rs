@@ -126,6 +126,24 @@ fn class_folders_give_labels_recursively_case_insensitive() {
     assert!(ds.samples().iter().all(|s| s.1.is_none()));
 }
 
+/// A file whose name is not valid UTF-8 is read (its listed name is lossy),
+/// not reported missing.
+#[cfg(unix)]
+#[test]
+fn non_utf8_names_are_read() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write_rgb_png(&root.join("plain.png"), 2, 2, [1, 1, 1]);
+    let latin1 = root.join(std::ffi::OsStr::from_bytes(b"caf\xe9.png"));
+    write_rgb_png(&latin1, 2, 2, [7, 7, 7]);
+    let cfg = CustomDatasetConfig { with_label: false, ..CustomDatasetConfig::folder(root.to_string_lossy()) };
+    let ds = cfg.build(None).expect("builds");
+    assert_eq!(ds.len(), 2);
+    let i = ds.samples().iter().position(|s| s.0.starts_with("caf")).expect("listed");
+    assert_eq!(ds.load(i).expect("the non-UTF-8 name is read").img.pixel(0, 0), &[7, 7, 7]);
+}
+
 #[test]
 fn empty_folder_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
