@@ -229,7 +229,7 @@ enum Command {
         /// The image.
         #[arg(long)]
         image: PathBuf,
-        /// Output PNG.
+        /// Output image: `.png` or `.jpg` (the format follows the extension).
         #[arg(long)]
         out: PathBuf,
         /// Seed of the random masking.

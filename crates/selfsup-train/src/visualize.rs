@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use selfsup_algorithms::{Algorithm, AlgorithmConfig};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs};
 use selfsup_data::{imaging::io::imread, Pipeline, RawSample};
-use selfsup_viz::{save_png, ImageF32, MaeVisualization, StripOptions};
+use selfsup_viz::{save_image, ImageF32, MaeVisualization, StripOptions};
 
 use crate::{
     config::LoadedConfig,
@@ -81,7 +81,7 @@ pub fn visualize_mae<B: AutodiffBackend>(
         .map_err(viz)?
         .strip(&StripOptions { scale: opts.scale.max(1), ..Default::default() })
         .map_err(viz)?;
-    save_png(&strip, out).map_err(viz)
+    save_image(&strip, out).map_err(viz)
 }
 
 fn viz(e: selfsup_viz::VizError) -> TrainError {

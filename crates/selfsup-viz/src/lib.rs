@@ -59,8 +59,8 @@ pub enum VizError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Encoding a PNG failed.
-    #[error("{path}: cannot encode PNG: {source}")]
+    /// Encoding the image failed.
+    #[error("{path}: cannot encode the image: {source}")]
     Image {
         /// The file being written.
         path: PathBuf,
@@ -76,6 +76,9 @@ pub enum VizError {
     /// A parsed log holds no training records.
     #[error("the training log has no records")]
     EmptyLog,
+    /// An output name whose extension is neither `.png` nor `.jpg`/`.jpeg`.
+    #[error("{0}: write a .png or a .jpg")]
+    Format(PathBuf),
     /// Buffer sizes do not fit together.
     #[error("shape mismatch: {0}")]
     Shape(String),
@@ -84,9 +87,30 @@ pub enum VizError {
 /// Writes `img` as a PNG at `path` atomically (a temporary file next to it,
 /// then a rename), so a reader never sees half a picture.
 pub fn save_png(img: &image::RgbImage, path: &Path) -> Result<(), VizError> {
+    save_as(img, path, image::ImageFormat::Png)
+}
+
+/// Writes `img` at `path` atomically in the format its extension names:
+/// PNG for `.png`, JPEG (quality 95) for `.jpg`/`.jpeg`; any other
+/// extension is an error rather than PNG bytes under a misleading name.
+pub fn save_image(img: &image::RgbImage, path: &Path) -> Result<(), VizError> {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "png" => save_as(img, path, image::ImageFormat::Png),
+        "jpg" | "jpeg" => save_as(img, path, image::ImageFormat::Jpeg),
+        _ => Err(VizError::Format(path.to_path_buf())),
+    }
+}
+
+fn save_as(img: &image::RgbImage, path: &Path, format: image::ImageFormat) -> Result<(), VizError> {
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|source| VizError::Image { path: path.to_path_buf(), source })?;
+    let encoded = match format {
+        image::ImageFormat::Jpeg => {
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut std::io::Cursor::new(&mut bytes), 95).encode_image(img)
+        }
+        _ => img.write_to(&mut std::io::Cursor::new(&mut bytes), format),
+    };
+    encoded.map_err(|source| VizError::Image { path: path.to_path_buf(), source })?;
     let io = |source| VizError::Io { path: path.to_path_buf(), source };
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
@@ -109,5 +133,17 @@ mod tests {
         assert_eq!(image::open(&path).unwrap().to_rgb8(), img);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(matches!(save_png(&img, &dir.path().join("missing/a.png")), Err(VizError::Io { .. })));
+    }
+
+    #[test]
+    fn save_image_writes_the_format_its_extension_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([x as u8 * 10, y as u8 * 10, 90]));
+        let jpg = dir.path().join("a.JPG");
+        save_image(&img, &jpg).unwrap();
+        assert_eq!(&std::fs::read(&jpg).unwrap()[..2], &[0xFF, 0xD8], "JPEG bytes under a .jpg name");
+        save_image(&img, &dir.path().join("b.png")).unwrap();
+        assert_eq!(image::open(dir.path().join("b.png")).unwrap().to_rgb8(), img);
+        assert!(matches!(save_image(&img, &dir.path().join("c.bmp")), Err(VizError::Format(_))));
     }
 }
