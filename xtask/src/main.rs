@@ -24,8 +24,16 @@ use anyhow::{bail, Context, Result};
 
 const TORCH_VERSION: &str = "2.9.0";
 
+/// The workspace `cargo xtask` runs in: the current directory or its
+/// nearest ancestor whose `Cargo.toml` has a `[workspace]` table. Not the
+/// compile-time manifest directory: a build cache shared between clones
+/// (CI's) may hold an xtask binary built in another clone.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap_or_else(|_| PathBuf::from(".."))
+    let cwd = env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    cwd.ancestors()
+        .find(|d| std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]")))
+        .map(Path::to_path_buf)
+        .unwrap_or(cwd)
 }
 
 fn usage() -> &'static str {
