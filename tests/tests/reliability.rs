@@ -155,4 +155,14 @@ fn a_fresh_run_keeps_its_own_log_and_another_algorithm_cannot_resume() {
     let err = run(&mae, dir.path(), Resume::Auto).unwrap_err().to_string();
     assert!(err.contains("SimCLR") && err.contains("MAE") && err.contains("iter_2.safetensors"), "[{BACKEND}] {err}");
     assert_eq!(std::fs::read(dir.path().join("config.toml")).unwrap(), config_before, "the work dir is untouched");
+
+    // The same algorithm with another optimiser: its state cannot carry over.
+    let sgd = LoadedConfig::load(
+        &simclr_demo(),
+        &options(&["train_cfg.max_iters=3", "optim_wrapper.optimizer={\"type\": \"SGD\", \"lr\": 0.1, \"momentum\": 0.9}"]),
+    )
+    .unwrap();
+    let err = run(&sgd, dir.path(), Resume::Auto).unwrap_err().to_string();
+    assert!(err.contains("LARS") && err.contains("SGD") && err.contains("optimizer type changed"), "[{BACKEND}] {err}");
+    assert_eq!(std::fs::read(dir.path().join("config.toml")).unwrap(), config_before, "the work dir is untouched");
 }

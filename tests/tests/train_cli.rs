@@ -137,14 +137,14 @@ fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
     // Features of the same folder with the test pipeline.
     let out = dir.path().join("feats.safetensors");
     let n = extract::<B>(&cfg, &summary.checkpoint, Path::new(&*root), &out, 4, &device()).unwrap();
-    assert_eq!(n, 9);
+    assert_eq!((n.written, n.skipped), (9, 1));
     let feats = selfsup::weights::read_checkpoint(&out).unwrap();
     assert_eq!(feats.get("feats").unwrap().shape.to_vec(), vec![9, 32]);
     let names: Vec<String> = serde_json::from_str(&feats.metadata["names"]).unwrap();
     assert_eq!(names.len(), 9);
     // One batch of every file, the corrupt one included: it is dropped and
     // counted (nothing is left to take its place), not an error.
-    assert_eq!(extract::<B>(&cfg, &summary.checkpoint, Path::new(&*root), &out, 32, &device()).unwrap(), 9);
+    assert_eq!(extract::<B>(&cfg, &summary.checkpoint, Path::new(&*root), &out, 32, &device()).unwrap().written, 9);
 
     // `selfsup visualize-mae`: four panels of the 16×16 test crop, drawn 2× larger.
     let png = dir.path().join("mae.png");

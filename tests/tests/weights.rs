@@ -79,3 +79,23 @@ fn backbone_only_load_for_downstream_use() {
     let want = state.tensors["backbone.cls_token"].clone().convert::<f32>().to_vec::<f32>().unwrap();
     assert_eq!(values(backbone.cls_token.val()), want);
 }
+
+/// A `.pth` cut short is reported as truncated, not as a pickle opcode; an empty file as
+/// empty; a missing one as the I/O error it is.
+#[test]
+fn truncated_empty_and_missing_pth_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(fixtures().join("simclr_tiny/model.pth")).unwrap();
+    for cut in [300, whole.len() / 2, whole.len() - 10] {
+        let p = dir.path().join(format!("cut{cut}.pth"));
+        std::fs::write(&p, &whole[..cut]).unwrap();
+        let e = read_checkpoint(&p).unwrap_err().to_string();
+        assert!(e.contains("truncated or corrupt") && !e.contains("opcode"), "cut at {cut}: {e}");
+    }
+    let empty = dir.path().join("empty.pth");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(read_checkpoint(&empty).unwrap_err().to_string().contains("empty"));
+    let missing = read_checkpoint(dir.path().join("missing.pth")).unwrap_err();
+    assert!(matches!(missing, WeightsError::Io { .. }), "{missing}");
+    assert!(read_checkpoint(fixtures().join("simclr_tiny/model.pth")).is_ok());
+}

@@ -28,6 +28,43 @@ use selfsup::{
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Decompression-bomb limit, as Pillow's `MAX_IMAGE_PIXELS`: an image whose header
+    /// declares more pixels is decoded with a warning, one with more than twice as many is
+    /// skipped. `none` for no limit. Default 89478485 (Pillow's), or the
+    /// `SELFSUP_MAX_IMAGE_PIXELS` environment variable.
+    #[arg(long, global = true, value_parser = parse_pixel_limit)]
+    max_image_pixels: Option<PixelLimit>,
+}
+
+/// `--max-image-pixels`: a count, or `none`.
+#[derive(Clone, Copy, Debug)]
+struct PixelLimit(Option<u64>);
+
+fn parse_pixel_limit(s: &str) -> Result<PixelLimit, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "none" | "off" => Ok(PixelLimit(None)),
+        n => n
+            .parse::<u64>()
+            .map(|n| PixelLimit(Some(n).filter(|&n| n > 0)))
+            .map_err(|_| format!("expected a pixel count or `none`, got `{s}`")),
+    }
+}
+
+/// The error and its causes, each said once: a cause whose text the message already
+/// contains (`{path}: {source}` above its own `source`) is not repeated.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// The model and labelled data of `knn` and `linear-probe`.
@@ -264,6 +301,11 @@ struct TrainArgs {
     /// No progress bar: print a log line every logger interval instead.
     #[arg(long)]
     no_progress: bool,
+    /// Train on the images under this folder (recursively, unlabelled) with the config's
+    /// pipeline: replaces the whole `train_dataloader.dataset` block by a `CustomDataset`
+    /// before `--cfg-options` apply.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -341,8 +383,8 @@ struct BenchArgs {
 
 /// `selfsup train`.
 fn train_cmd(args: TrainArgs) -> Result<()> {
-    let TrainArgs { config, work_dir, cfg_options, resume, no_progress, backend } = args;
-    let cfg = LoadedConfig::load(&config, &cfg_options)?;
+    let TrainArgs { config, work_dir, cfg_options, resume, no_progress, data, backend } = args;
+    let cfg = LoadedConfig::load_with_data(&config, data.as_deref(), &cfg_options)?;
     let work_dir = work_dir
         .or_else(|| cfg.run.work_dir.as_ref().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("work_dirs").join(config.file_stem().map(|s| s.to_os_string()).unwrap_or_default()));
@@ -501,10 +543,24 @@ fn config_name(path: &Path) -> String {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse().command) {
+    let cli = Cli::parse();
+    let limit = match cli.max_image_pixels {
+        Some(limit) => Ok(Some(limit)),
+        None => std::env::var("SELFSUP_MAX_IMAGE_PIXELS")
+            .ok()
+            .map(|v| parse_pixel_limit(&v).map_err(|e| anyhow!("SELFSUP_MAX_IMAGE_PIXELS: {e}")))
+            .transpose(),
+    };
+    let result = limit.and_then(|limit| {
+        if let Some(PixelLimit(limit)) = limit {
+            selfsup::data::imaging::io::set_max_image_pixels(limit);
+        }
+        run(cli.command)
+    });
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -532,7 +588,10 @@ fn run(command: Command) -> Result<()> {
                 extract::<B>(&cfg, &checkpoint, &images, &out, batch_size, &device)
             })
             .map_err(|e| anyhow!(e))??;
-            println!("wrote features of {n} images to {}", out.display());
+            println!("wrote features of {} images to {}", n.written, out.display());
+            if n.skipped > 0 {
+                println!("{} unreadable images skipped (named above), no row for them", n.skipped);
+            }
         }
         Command::Knn { eval, k, temperature, json, backend } => {
             let (cfg, data) = eval.load()?;

@@ -19,6 +19,11 @@ pub const CFG_OPTIONS_ORIGIN: &str = "--cfg-options";
 /// Origin recorded for keys set by [`Config::set`].
 pub const SET_ORIGIN: &str = "<set>";
 
+/// Config files above this size are refused before they are read: MMSelfSup's largest
+/// resolved configs are tens of kilobytes, so a larger file is almost surely not a config
+/// (and parsing it could take seconds and gigabytes).
+pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
+
 /// Key path → file that last set it.
 type Origins = BTreeMap<String, String>;
 /// Files being loaded: (canonical path, display name).
@@ -47,12 +52,32 @@ impl Format {
     }
 
     /// Parses `text` into a top-level table (an empty document is an empty table).
+    ///
+    /// A non-finite number (TOML's `nan`/`inf`, YAML's `.nan`/`.inf`) is an error naming its
+    /// key: the tree is JSON, which has none, and would otherwise hold a `null` there.
     fn parse(self, text: &str, file: &str) -> Result<Map<String, Value>, ConfigError> {
         let err = |message: String| ConfigError::Parse { file: file.to_string(), message: one_line(&message) };
+        let non_finite = |key_path: String, v: f64| ConfigError::InvalidValue {
+            file: file.to_string(),
+            key_path,
+            message: format!("{v} is not a usable value: config numbers must be finite"),
+        };
         let value: Value = match self {
-            Format::Toml => toml::from_str(text).map_err(|e| err(toml_message(text, &e)))?,
+            Format::Toml => {
+                let table: toml::Table = toml::from_str(text).map_err(|e| err(toml_message(text, &e)))?;
+                if let Some((key, v)) = find_non_finite_toml(&toml::Value::Table(table.clone()), String::new()) {
+                    return Err(non_finite(key, v));
+                }
+                serde_json::to_value(table).map_err(|e| err(e.to_string()))?
+            }
             Format::Json => serde_json::from_str(text).map_err(|e| err(e.to_string()))?,
-            Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?,
+            Format::Yaml => {
+                let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
+                if let Some((key, v)) = find_non_finite_yaml(&yaml, String::new()) {
+                    return Err(non_finite(key, v));
+                }
+                serde_yaml_ng::from_value(yaml).map_err(|e| err(e.to_string()))?
+            }
         };
         match value {
             Value::Object(m) => Ok(m),
@@ -291,6 +316,17 @@ fn load_file(path: &Path, stack: &mut Stack) -> Result<(Map<String, Value>, Orig
         let includer = stack.last().map_or_else(|| file.clone(), |(_, d)| d.clone());
         return Err(ConfigError::CircularBase { file: includer, chain });
     }
+    let len = fs::metadata(path).map_err(io)?.len();
+    if len > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Parse {
+            file: file.clone(),
+            message: format!(
+                "the file is {:.1} MiB; a config is at most {} MiB (is this the right file?)",
+                len as f64 / (1u64 << 20) as f64,
+                MAX_CONFIG_BYTES >> 20
+            ),
+        });
+    }
     let text = fs::read_to_string(path).map_err(io)?;
     let raw = format.parse(&text, &file)?;
     stack.push((canonical, file.clone()));
@@ -435,6 +471,42 @@ fn drop_nulls(value: Value) -> Value {
         Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, drop_nulls(v))).collect()),
         Value::Array(a) => Value::Array(a.into_iter().filter(|v| !v.is_null()).map(drop_nulls).collect()),
         other => other,
+    }
+}
+
+fn child_path(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// The first non-finite float of a TOML document, with its dotted key path.
+fn find_non_finite_toml(v: &toml::Value, path: String) -> Option<(String, f64)> {
+    match v {
+        toml::Value::Float(f) if !f.is_finite() => Some((path, *f)),
+        toml::Value::Table(t) => t.iter().find_map(|(k, v)| find_non_finite_toml(v, child_path(&path, k))),
+        toml::Value::Array(a) => a.iter().enumerate().find_map(|(i, v)| find_non_finite_toml(v, child_path(&path, &i.to_string()))),
+        _ => None,
+    }
+}
+
+/// The first non-finite float of a YAML document, with its dotted key path.
+fn find_non_finite_yaml(v: &serde_yaml_ng::Value, path: String) -> Option<(String, f64)> {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::Number(n) => n.as_f64().filter(|f| !f.is_finite()).map(|f| (path, f)),
+        Y::Mapping(m) => m.iter().find_map(|(k, v)| {
+            let key = match k {
+                Y::String(s) => s.clone(),
+                other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
+            };
+            find_non_finite_yaml(v, child_path(&path, &key))
+        }),
+        Y::Sequence(a) => a.iter().enumerate().find_map(|(i, v)| find_non_finite_yaml(v, child_path(&path, &i.to_string()))),
+        Y::Tagged(t) => find_non_finite_yaml(&t.value, path),
+        _ => None,
     }
 }
 

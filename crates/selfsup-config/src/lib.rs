@@ -55,7 +55,7 @@ mod error;
 mod options;
 mod tracked;
 
-pub use config::{Config, Format, CFG_OPTIONS_ORIGIN, SET_ORIGIN};
+pub use config::{Config, Format, CFG_OPTIONS_ORIGIN, MAX_CONFIG_BYTES, SET_ORIGIN};
 pub use error::ConfigError;
 pub use serde_json::Value;
 pub use tracked::{one_or_many, IntOrPair, Pair};

@@ -9,7 +9,38 @@ pub(crate) fn parse_option(opt: &str) -> Result<(Vec<String>, Value), String> {
     if path.iter().any(String::is_empty) {
         return Err(format!("malformed key path \"{}\"", key.trim()));
     }
+    check_brackets(value)?;
     Ok((path, parse_value(value)))
+}
+
+/// MMEngine's `DictAction` refuses a value whose brackets do not pair up (`arch=[`), which
+/// would otherwise become a plain string. Quoted parts are not counted.
+fn check_brackets(value: &str) -> Result<(), String> {
+    let mut stack = Vec::new();
+    let mut quote = None;
+    for c in value.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '(' | '{') => stack.push(c),
+            (None, ']' | ')' | '}') => {
+                let open = match c {
+                    ']' => '[',
+                    ')' => '(',
+                    _ => '{',
+                };
+                if stack.pop() != Some(open) {
+                    return Err(format!("unbalanced brackets in value `{}`: `{c}` closes nothing", value.trim()));
+                }
+            }
+            _ => {}
+        }
+    }
+    match stack.last() {
+        Some(open) => Err(format!("unbalanced brackets in value `{}`: `{open}` is never closed", value.trim())),
+        None => Ok(()),
+    }
 }
 
 /// Parses an option value: `[..]`/`(..)` lists (nested), `a,b` lists, quoted
@@ -195,6 +226,11 @@ mod tests {
         assert!(parse_option("novalue").is_err());
         assert!(parse_option("a..b=1").is_err());
         assert!(parse_option("=1").is_err());
+        for bad in ["arch=[", "arch=[1,2", "arch=(1]", "arch=1]"] {
+            let e = parse_option(bad).expect_err(bad);
+            assert!(e.contains("unbalanced brackets"), "{bad}: {e}");
+        }
+        assert_eq!(parse_option("name='[x'").unwrap().1, json!("[x"), "quoted brackets do not count");
         let (p, v) = parse_option("a.b = 2").unwrap();
         assert_eq!((p, v), (vec!["a".to_string(), "b".to_string()], json!(2)));
     }

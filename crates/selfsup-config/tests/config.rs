@@ -331,6 +331,24 @@ fn parse_errors_have_positions() {
     }
 }
 
+/// TOML's `nan` and YAML's `.inf` name their key (JSON has no such numbers: they would
+/// become `null`); a file far too large to be a config is refused before it is parsed.
+#[test]
+fn non_finite_numbers_and_oversized_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = write(dir.path(), "nan.toml", "[optim_wrapper.optimizer]\nlr = nan\nbetas = [0.9, inf]\n");
+    let e = Config::from_file(&toml).unwrap_err().to_string();
+    assert!(e.contains("optim_wrapper.optimizer") && e.contains("must be finite"), "{e}");
+    let yaml = write(dir.path(), "inf.yaml", "model:\n  momentum: [0.5, .inf]\n");
+    let e = Config::from_file(&yaml).unwrap_err().to_string();
+    assert!(e.contains("model.momentum.1") && e.contains("must be finite"), "{e}");
+    let big = dir.path().join("big.toml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(selfsup_config::MAX_CONFIG_BYTES + 1).unwrap();
+    let e = Config::from_file(&big).unwrap_err().to_string();
+    assert!(e.contains("MiB") && e.contains("right file"), "{e}");
+}
+
 #[test]
 fn cfg_options_every_kind() {
     let mut cfg = Config::parse_str(

@@ -29,6 +29,23 @@ pub enum DataError {
         source: image::ImageError,
     },
 
+    /// An image whose header declares more than twice the decompression-bomb limit
+    /// ([`max_image_pixels`](crate::imaging::io::max_image_pixels)); it is not decoded.
+    #[error(
+        "`{path}` declares {width}x{height} pixels, more than twice the limit of {limit} \
+         (a possible decompression bomb); not decoded (--max-image-pixels raises the limit)"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The limit in pixels.
+        limit: u64,
+    },
+
     /// A dataset has no samples.
     #[error("dataset `{dataset}` is empty: {reason} (in `{path}`)")]
     EmptyDataset {
@@ -147,7 +164,7 @@ impl DataError {
     /// `true` for errors that concern one sample only (unreadable/corrupt file, a transform
     /// that cannot handle that image): the loader skips such samples and counts them.
     pub fn is_sample_error(&self) -> bool {
-        matches!(self, DataError::Io { .. } | DataError::Decode { .. } | DataError::Transform { .. })
+        matches!(self, DataError::Io { .. } | DataError::Decode { .. } | DataError::TooLarge { .. } | DataError::Transform { .. })
     }
 
     /// A [`DataError::ConfigParse`] from a serde error; keeps the readable part of messages

@@ -257,12 +257,38 @@ pub enum RunConfigError {
     },
 }
 
+/// Replaces `train_dataloader.dataset` by a `CustomDataset` reading every image under `dir`
+/// (recursively, unlabelled: `with_label = false`), keeping the config's pipeline. The
+/// whole block is replaced, so the previous dataset's own keys (`ann_file`, `num_samples`,
+/// ...) do not linger; `--cfg-options` can still change the new block afterwards.
+pub fn use_image_folder(tree: &mut Config, dir: &Path) -> Result<(), ConfigError> {
+    let pipeline = tree.get("train_dataloader.dataset.pipeline").cloned().unwrap_or_else(|| serde_json::json!([]));
+    let root = dir.to_str().ok_or_else(|| ConfigError::InvalidValue {
+        file: "--data".into(),
+        key_path: "train_dataloader.dataset.data_root".into(),
+        message: format!("{}: the folder's path must be valid UTF-8", dir.display()),
+    })?;
+    let dataset = serde_json::json!({ "type": "CustomDataset", "data_root": root, "with_label": false, "pipeline": pipeline });
+    tree.set("train_dataloader.dataset", dataset)
+}
+
 impl LoadedConfig {
     /// Loads `path` (TOML, JSON or YAML with `_base_`), applies
     /// `--cfg-options`, decodes and validates everything the engine must
     /// honour, so a bad field fails now and not at iteration 1000.
     pub fn load(path: &Path, options: &[String]) -> Result<Self, RunConfigError> {
         let mut tree = Config::from_file(path)?;
+        tree.merge_options(options)?;
+        Self::from_tree(tree)
+    }
+
+    /// [`LoadedConfig::load`] with the training data replaced by a folder of images first
+    /// (`selfsup train --data DIR`, see [`use_image_folder`]); `options` apply after it.
+    pub fn load_with_data(path: &Path, data: Option<&Path>, options: &[String]) -> Result<Self, RunConfigError> {
+        let mut tree = Config::from_file(path)?;
+        if let Some(dir) = data {
+            use_image_folder(&mut tree, dir)?;
+        }
         tree.merge_options(options)?;
         Self::from_tree(tree)
     }

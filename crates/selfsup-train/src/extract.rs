@@ -125,7 +125,7 @@ pub fn extract<B: AutodiffBackend>(
     out: &Path,
     batch_size: usize,
     device: &B::Device,
-) -> Result<usize, TrainError> {
+) -> Result<Extracted, TrainError> {
     let model = load_model::<B>(cfg, Some(checkpoint_path), device)?;
 
     let dataset = DatasetConfig::CustomDataset(CustomDatasetConfig {
@@ -136,6 +136,7 @@ pub fn extract<B: AutodiffBackend>(
         ..Default::default()
     })
     .build(None)?;
+    let listed = dataset.len();
     let Features { feats, names, dim, .. } = features(&model, dataset, &test_pipeline(cfg)?, batch_size, device)?;
     let n = names.len();
     let mut tensors = BTreeMap::new();
@@ -144,5 +145,14 @@ pub fn extract<B: AutodiffBackend>(
     meta.insert("names".to_string(), serde_json::to_string(&names).unwrap_or_default());
     meta.insert("algorithm".to_string(), cfg.run.model.name().to_string());
     write_safetensors(out, &tensors, &meta)?;
-    Ok(n)
+    Ok(Extracted { written: n, skipped: listed - n })
+}
+
+/// What [`extract`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extracted {
+    /// Rows written (readable images).
+    pub written: usize,
+    /// Images listed but unreadable (warned about, no row).
+    pub skipped: usize,
 }

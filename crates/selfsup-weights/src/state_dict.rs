@@ -96,6 +96,7 @@ pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<StateDict, WeightsError
     if is_safetensors {
         return read_safetensors(path);
     }
+    diagnose_pth(path)?;
     let reader = match PytorchReader::with_top_level_key(path, "state_dict") {
         Ok(r) => r,
         Err(_) => PytorchReader::new(path).map_err(|e| WeightsError::Format { path: path.to_path_buf(), message: e.to_string() })?,
@@ -109,6 +110,41 @@ pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<StateDict, WeightsError
         return Err(WeightsError::Format { path: path.to_path_buf(), message: "no tensors found".into() });
     }
     Ok(StateDict { tensors, metadata: BTreeMap::new() })
+}
+
+/// Catches, before the pickle reader does, what it would misreport: a missing file (as an
+/// I/O error), an empty file, and a zip archive without its end record. `torch.save` writes a
+/// zip whose directory is at the end, so a file cut short loses it, and the reader then
+/// falls back to the legacy format and fails on the zip's first byte (`Invalid pickle
+/// opcode 0x50`).
+fn diagnose_pth(path: &Path) -> Result<(), WeightsError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
+    let format = |message: &str| WeightsError::Format { path: path.to_path_buf(), message: message.to_string() };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    if len == 0 {
+        return Err(format("the file is empty"));
+    }
+    let mut magic = [0u8; 4];
+    if len < 4 || f.read_exact(&mut magic).is_err() || magic != *b"PK\x03\x04" {
+        return Ok(()); // not a zip: the legacy pickle format, left to the reader
+    }
+    // The end-of-central-directory record: 22 bytes plus a comment of at most 64 KiB.
+    let tail_len = len.min(22 + 65_535);
+    f.seek(SeekFrom::Start(len - tail_len)).map_err(io)?;
+    let mut tail = Vec::with_capacity(tail_len as usize);
+    f.take(tail_len).read_to_end(&mut tail).map_err(io)?;
+    // A complete record: its signature, 22 bytes, then exactly its comment up to the end.
+    let complete = (0..tail.len().saturating_sub(21))
+        .any(|p| tail[p..p + 4] == *b"PK\x05\x06" && p + 22 + usize::from(u16::from_le_bytes([tail[p + 20], tail[p + 21]])) == tail.len());
+    if !complete {
+        return Err(format(&format!(
+            "the file is truncated or corrupt: a PyTorch zip archive ({len} bytes) without its end-of-archive record \
+             (the file was cut short, e.g. by an interrupted download or copy)"
+        )));
+    }
+    Ok(())
 }
 
 fn dtype_from_safetensors(d: Dtype) -> Option<DType> {

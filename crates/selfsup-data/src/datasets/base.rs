@@ -106,7 +106,14 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 /// Appends every image file under `dir` (recursively, following symlinks, skipping hidden
 /// entries and symlink loops) to `out`, in sorted order. A sub-folder that cannot be read is
 /// skipped with a warning, as an unreadable file is; only `dir` itself must be readable.
-fn walk(dir: &Path, exts: &[String], visited: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+/// Files that are not images with one of `exts` go to `ignored`.
+fn walk(
+    dir: &Path,
+    exts: &[String],
+    visited: &mut HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+    ignored: &mut Vec<PathBuf>,
+) -> Result<(), DataError> {
     let canonical = dir.canonicalize().map_err(|source| DataError::Io { path: dir.to_path_buf(), source })?;
     if !visited.insert(canonical) {
         return Ok(());
@@ -116,11 +123,13 @@ fn walk(dir: &Path, exts: &[String], visited: &mut HashSet<PathBuf>, out: &mut V
             continue;
         }
         if entry.is_dir() {
-            if let Err(e) = walk(&entry, exts, visited, out) {
+            if let Err(e) = walk(&entry, exts, visited, out, ignored) {
                 eprintln!("warning: skipping {}: {e}", entry.display());
             }
         } else if has_extension(&entry, exts) {
             out.push(entry);
+        } else {
+            ignored.push(entry);
         }
     }
     Ok(())
@@ -172,20 +181,34 @@ pub(crate) fn scan_folder(dataset: &'static str, root: &Path, exts: &[String], w
     let mut classes = Vec::new();
     let mut exact = HashMap::new();
     let mut visited = HashSet::new();
+    let mut ignored = Vec::new();
     if class_dirs.is_empty() {
         let mut files = Vec::new();
-        walk(root, exts, &mut visited, &mut files)?;
+        walk(root, exts, &mut visited, &mut files, &mut ignored)?;
         samples.extend(names(root, &files, &mut exact).into_iter().map(|n| (n, None)));
     } else {
         for (label, dir) in class_dirs.iter().enumerate() {
             classes.push(relative_name(root, dir));
             let mut files = Vec::new();
-            if let Err(e) = walk(dir, exts, &mut visited, &mut files) {
+            if let Err(e) = walk(dir, exts, &mut visited, &mut files, &mut ignored) {
                 eprintln!("warning: skipping {}: {e}", dir.display());
             }
             samples.extend(names(root, &files, &mut exact).into_iter().map(|n| (n, Some(label))));
         }
+        // mmcls ignores the files beside the class folders; say so.
+        let top: Vec<PathBuf> = read_dir_sorted(root)?.into_iter().filter(|p| !p.is_dir() && !is_hidden(p)).collect();
+        let top_images = top.iter().filter(|p| has_extension(p, exts)).count();
+        if top_images > 0 {
+            eprintln!(
+                "warning: {}: {top_images} image(s) directly in the folder are ignored: with with_label=true (the default) \
+                 images are read from its class sub-folders ({} found); set with_label=false to read every image, unlabelled",
+                root.display(),
+                class_dirs.len()
+            );
+        }
+        ignored.extend(top.into_iter().filter(|p| !has_extension(p, exts)));
     }
+    warn_ignored(root, &ignored);
     if samples.is_empty() {
         return Err(DataError::EmptyDataset {
             dataset,
@@ -197,6 +220,21 @@ pub(crate) fn scan_folder(dataset: &'static str, root: &Path, exts: &[String], w
         });
     }
     Ok(Listing { samples, classes, exact })
+}
+
+/// Warns once per scan about files that are not read because of their extension, counted
+/// by extension.
+fn warn_ignored(root: &Path, ignored: &[PathBuf]) {
+    if ignored.is_empty() {
+        return;
+    }
+    let mut by_ext = std::collections::BTreeMap::<String, usize>::new();
+    for p in ignored {
+        let ext = p.extension().map_or_else(|| "(none)".to_string(), |e| format!(".{}", e.to_string_lossy().to_ascii_lowercase()));
+        *by_ext.entry(ext).or_default() += 1;
+    }
+    let list: Vec<String> = by_ext.iter().map(|(e, n)| format!("{n} {e}")).collect();
+    eprintln!("warning: {}: {} file(s) ignored, not image files this build reads: {}", root.display(), ignored.len(), list.join(", "));
 }
 
 /// Reads an annotation file: one sample per non-empty line, `path label` or just `path`

@@ -10,23 +10,81 @@
 //!   truncates `v >> 8`: at most one intensity level apart);
 //! - a truncated JPEG (no end-of-image marker after its last scan) is an error, as in
 //!   Pillow's default, where OpenCV would return a partly grey image with a warning; a
-//!   truncated PNG is an error for every library.
+//!   truncated PNG is an error for every library;
+//! - like Pillow's `Image.MAX_IMAGE_PIXELS`, the size an image declares in its header is
+//!   checked before anything is decoded: above [`max_image_pixels`] a warning (once per
+//!   file), above twice that the file is refused ([`DataError::TooLarge`], skipped and
+//!   counted like an unreadable file). A 48 KB PNG can declare 20000×20000 pixels and would
+//!   otherwise take gigabytes to decode (a decompression bomb).
 
+use std::collections::HashSet;
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::Image;
 use crate::DataError;
 
+/// Pillow's default `Image.MAX_IMAGE_PIXELS`: `1024 * 1024 * 1024 // 4 // 3`, about 89.5
+/// million pixels (a quarter GiB of 24-bit pixels).
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 1024 * 1024 * 1024 / 4 / 3;
+
+/// The current limit; 0 means none.
+static MAX_IMAGE_PIXELS: AtomicU64 = AtomicU64::new(DEFAULT_MAX_IMAGE_PIXELS);
+
+/// Files already warned about (a file is read again every epoch).
+static WARNED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// Sets the decompression-bomb limit for every later [`imread`] in this process (Pillow's
+/// `Image.MAX_IMAGE_PIXELS = n`): an image declaring more than `limit` pixels is decoded with
+/// a warning, one declaring more than twice `limit` is refused. `None` removes the limit.
+pub fn set_max_image_pixels(limit: Option<u64>) {
+    MAX_IMAGE_PIXELS.store(limit.unwrap_or(0), Ordering::Relaxed);
+}
+
+/// The decompression-bomb limit in pixels ([`DEFAULT_MAX_IMAGE_PIXELS`] unless
+/// [`set_max_image_pixels`] changed it); `None` when there is none.
+pub fn max_image_pixels() -> Option<u64> {
+    Some(MAX_IMAGE_PIXELS.load(Ordering::Relaxed)).filter(|&l| l > 0)
+}
+
+/// Checks the size declared in the header of an encoded image against
+/// [`max_image_pixels`], without decoding it. Bytes whose header cannot be read pass (the
+/// decoder reports them).
+fn check_declared_size(path: &Path, bytes: &[u8], limit: Option<u64>) -> Result<(), DataError> {
+    let Some(limit) = limit else { return Ok(()) };
+    let Ok(reader) = ImageReader::new(Cursor::new(bytes)).with_guessed_format() else { return Ok(()) };
+    let Ok((width, height)) = reader.into_dimensions() else { return Ok(()) };
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limit.saturating_mul(2) {
+        return Err(DataError::TooLarge { path: path.to_path_buf(), width, height, limit });
+    }
+    if pixels > limit {
+        let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if warned.get_or_insert_with(HashSet::new).insert(path.to_path_buf()) {
+            eprintln!(
+                "warning: `{}` declares {width}x{height} = {pixels} pixels, above the limit of {limit} \
+                 (a possible decompression bomb); decoding it anyway, files above twice the limit are \
+                 skipped (--max-image-pixels changes the limit)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Reads and decodes an image file into 8-bit RGB.
 ///
 /// # Errors
-/// [`DataError::Io`] when the file cannot be read, [`DataError::Decode`] when it is not a
+/// [`DataError::Io`] when the file cannot be read, [`DataError::TooLarge`] when its header
+/// declares more than twice [`max_image_pixels`], [`DataError::Decode`] when it is not a
 /// decodable (complete, uncorrupted) JPEG or PNG.
 pub fn imread(path: &Path) -> Result<Image, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    check_declared_size(path, &bytes, max_image_pixels())?;
     imfrombytes(&bytes).map_err(|source| DataError::Decode { path: path.to_path_buf(), source })
 }
 
@@ -120,6 +178,22 @@ mod tests {
         let mut out = Vec::new();
         image::DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg).expect("encode");
         out
+    }
+
+    /// The declared size is checked from the header: at the limit silent, above it a warning,
+    /// above twice the limit refused as a sample error; no limit, no check.
+    #[test]
+    fn declared_size_limit() {
+        let path = Path::new("bomb.jpg");
+        let bytes = jpeg_bytes(20, 10); // 200 pixels
+        assert!(check_declared_size(path, &bytes, Some(200)).is_ok());
+        assert!(check_declared_size(path, &bytes, Some(100)).is_ok(), "twice the limit is still decoded");
+        let err = check_declared_size(path, &bytes, Some(99)).expect_err("above twice the limit");
+        assert!(err.is_sample_error());
+        assert!(err.to_string().contains("20x10 pixels"), "{err}");
+        assert!(check_declared_size(path, &bytes, None).is_ok());
+        assert!(check_declared_size(path, b"not an image", Some(1)).is_ok(), "left to the decoder");
+        assert_eq!(max_image_pixels(), Some(89_478_485), "Pillow's default");
     }
 
     #[test]

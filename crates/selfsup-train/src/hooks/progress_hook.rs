@@ -37,7 +37,8 @@ impl<B: AutodiffBackend> Hook<B> for ProgressHook {
 
     fn after_train_iter(&mut self, runner: &mut Runner<B>, out: &IterOutput) -> Result<(), TrainError> {
         if out.stepped {
-            self.bar.set_position(runner.iter as u64);
+            // Message first: moving the bar may draw it, and the frame must pair this
+            // iteration's position with this iteration's loss.
             self.bar.set_message(format!(
                 "loss {:.4} lr {:.3e} {:.1} img/s data {:.0}%",
                 out.loss,
@@ -45,6 +46,7 @@ impl<B: AutodiffBackend> Hook<B> for ProgressHook {
                 out.images_per_sec,
                 100.0 * out.data_share
             ));
+            self.bar.set_position(runner.iter as u64);
         }
         Ok(())
     }

@@ -208,6 +208,33 @@ impl<B: AutodiffBackend> Runner<B> {
         if epoch_length == 0 {
             return Err(other("the training data gives no full batch (dataset smaller than batch_size with drop_last?)"));
         }
+        if rank.rank == 0 {
+            let dl = &run.train_dataloader;
+            let dataset = loader.dataset();
+            let classes = match dataset.num_classes() {
+                Some(n) => format!("{n} classes"),
+                None => "unlabelled".into(),
+            };
+            let tail = if dl.drop_last && dataset.len() % dl.batch_size != 0 { ", the last partial batch dropped" } else { "" };
+            eprintln!(
+                "data: {} with {} images ({classes}); {epoch_length} batches of {} per epoch{}{tail}",
+                dl.dataset.type_name(),
+                dataset.len(),
+                dl.batch_size,
+                if rank.world_size > 1 { " per replica" } else { "" },
+            );
+            // MMSelfSup keeps the last partial batch unless `drop_last`; say so when it is
+            // small enough to make in-batch losses and BatchNorm statistics degenerate.
+            let last = dataset.len().div_ceil(rank.world_size) % dl.batch_size;
+            if !dl.drop_last && last > 0 && 2 * last < dl.batch_size {
+                eprintln!(
+                    "warning: the last batch of every epoch holds {last} of {} images (drop_last=false, as this config's \
+                     recipe has it): in-batch losses and BatchNorm statistics are degenerate on so few; set \
+                     train_dataloader.drop_last=true to drop it",
+                    dl.batch_size
+                );
+            }
+        }
         let max_iters = match run.train_cfg.kind {
             TrainLoop::IterBased => run.train_cfg.max_iters.unwrap_or(0),
             TrainLoop::EpochBased => {
@@ -555,6 +582,17 @@ pub fn train<B: AutodiffBackend>(cfg: &LoadedConfig, opts: &TrainOptions, device
                 run.model.name()
             )));
         }
+        // The optimiser's state is kept per update rule (SGD's momentum, AdamW's moments).
+        let stored = meta.config.pointer("/optim_wrapper/optimizer/type").and_then(|t| t.as_str()).unwrap_or_default();
+        let stored = stored.rsplit('.').next().unwrap_or_default();
+        let wanted = run.optim_wrapper.optimizer.type_name();
+        if !stored.is_empty() && stored != wanted {
+            return Err(TrainError::Other(format!(
+                "{} was trained with the {stored} optimizer; this config's is {wanted}: the optimizer type changed, so its \
+                 state cannot be resumed. Start a new run (`load_from` keeps the weights) or another --work-dir",
+                path.display()
+            )));
+        }
     }
     // Rank 0 writes the work dir, the log and the checkpoints.
     if lead {
@@ -571,6 +609,7 @@ pub fn train<B: AutodiffBackend>(cfg: &LoadedConfig, opts: &TrainOptions, device
         if !orphans.is_empty() {
             eprintln!("removed {} temporary file(s) left by an interrupted run in {}", orphans.len(), work_dir.display());
         }
+        eprintln!("work dir: {}", work_dir.display());
         cfg.tree.dump(work_dir.join(&opts.config_name)).map_err(|e| TrainError::Other(format!("writing the resolved config: {e}")))?;
         for w in run.optim_wrapper.warnings() {
             eprintln!("warning: {w}");
