@@ -67,6 +67,11 @@ GENERATORS = [
         None,
     ),
     (
+        "gen_fixtures_clustering.py",
+        ["tools/gen_fixtures_clustering.py", "--out", "{out}/tests/fixtures"],
+        None,
+    ),
+    (
         "gen_layer_decay_fixture.py",
         [
             "tools/gen_layer_decay_fixture.py",
