@@ -11,6 +11,7 @@ mod data_parallel;
 mod eval;
 mod new_algorithm;
 mod optim;
+mod parity_clustering;
 mod parity_contrastive;
 mod parity_mae;
 mod preprocessors;

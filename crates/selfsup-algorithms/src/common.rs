@@ -322,6 +322,23 @@ pub fn expect_pair<'a, B: Backend>(inputs: &'a SelfSupInputs<B>, algorithm: &'st
     Ok(views)
 }
 
+/// The pseudo-labels `key` of a batch (stacked per sample by the collate), flattened
+/// sample-major as MMSelfSup's `torch.flatten(torch.stack(labels))`; `made_by` names the
+/// pipeline transform that makes them, for the error.
+pub fn pseudo_labels<B: Backend>(
+    inputs: &SelfSupInputs<B>,
+    key: &str,
+    algorithm: &'static str,
+    made_by: &str,
+    device: &B::Device,
+) -> Result<Tensor<B, 1, Int>, ModelError> {
+    let err = |message: String| ModelError::DataSample { algorithm, field: key.to_string(), message };
+    let data = inputs.data_samples.pseudo_label.get(key).ok_or_else(|| err(format!("absent; `{made_by}` in the pipeline makes it")))?;
+    let labels: Vec<i64> = data.clone().convert::<i64>().to_vec::<i64>().map_err(|e| err(format!("{e:?}")))?;
+    let n = labels.len();
+    Ok(Tensor::from_data(TensorData::new(labels, [n]), device))
+}
+
 /// The [`crate::AlgorithmSpec`] methods that every config with a
 /// `data_preprocessor` and a `backbone: ContrastiveBackboneConfig` answers
 /// the same way.

@@ -40,6 +40,10 @@ algorithms! {
     "DenseCL" => DenseCl(DenseClConfig, DenseCl) in densecl,
     /// SwAV.
     "SwAV" => SwAV(SwAVConfig, SwAV) in swav,
+    /// Rotation prediction.
+    "RotationPred" => RotationPred(RotationPredConfig, RotationPred) in rotation_pred,
+    /// Relative patch location.
+    "RelativeLoc" => RelativeLoc(RelativeLocConfig, RelativeLoc) in relative_loc,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.
@@ -73,12 +77,14 @@ const QUEUE_KEY_REMAP: &[(&str, &str, &str, &str)] = &[
 
 /// The complete key map of every algorithm: [`key_map_rows`] plus the
 /// duplicate names MMSelfSup writes for one tensor (SwAVNeck's BatchNorm
-/// is also `neck.projection_neck.1`).
+/// is also `neck.projection_neck.1`, beside its `projection_neck.0`; the
+/// `neck.bn` of RelativeLocNeck has no second name).
 pub fn key_map() -> selfsup_weights::KeyMap {
-    selfsup_weights::KeyMap::new().rows(&key_map_rows()).alias(
+    selfsup_weights::KeyMap::new().rows(&key_map_rows()).alias_when(
         r"^(.*\.)?neck\.bn\.(.*)$",
         "${1}neck.projection_neck.1.${2}",
         r"^(.*\.)?neck\.projection_neck\.1\.(.*)$",
+        "${1}neck.projection_neck.0.weight",
     )
 }
 

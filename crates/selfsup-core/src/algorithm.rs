@@ -107,6 +107,17 @@ pub enum ModelError {
         /// The shape it got.
         got: Vec<usize>,
     },
+    /// A data-sample field the algorithm needs is absent or malformed
+    /// (pseudo-labels that its pipeline transform makes, sample indices).
+    #[error("{algorithm} needs `{field}` in the data samples: {message}")]
+    DataSample {
+        /// The algorithm's MMSelfSup name.
+        algorithm: &'static str,
+        /// The field (`rot_label`, `sample_idx`, ...).
+        field: String,
+        /// What is wrong, and what makes the field.
+        message: String,
+    },
 }
 
 /// A self-supervised algorithm (MMSelfSup's `BaseModel` subclasses).

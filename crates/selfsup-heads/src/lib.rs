@@ -1,6 +1,6 @@
 //! selfsup's heads. Each file ports one MMSelfSup head file and keeps its
 //! name (`mae_head.rs` ↔ `mmselfsup/models/heads/mae_head.py`,
-//! `contrastive_head.rs`, `latent_heads.rs` (`LatentPredictHead` and
+//! `cls_head.rs`, `contrastive_head.rs`, `latent_heads.rs` (`LatentPredictHead` and
 //! `LatentCrossCorrelationHead`), `mocov3_head.rs`, `swav_head.rs`). A head
 //! owns its loss, so this crate builds on the losses crate (one layer down),
 //! and on the necks crate for the predictor MLPs that MMSelfSup's heads build
@@ -8,12 +8,14 @@
 //! algorithms.
 #![warn(missing_docs)]
 
+pub mod cls_head;
 pub mod contrastive_head;
 pub mod latent_heads;
 pub mod mae_head;
 pub mod mocov3_head;
 pub mod swav_head;
 
+pub use cls_head::{ClsHead, ClsHeadConfig};
 pub use contrastive_head::{CeLossConfig, ContrastiveHead, ContrastiveHeadConfig};
 pub use latent_heads::{
     CosineLossConfig, CrossCorrelationLossConfig, LatentCrossCorrelationHead, LatentCrossCorrelationHeadConfig, LatentPredictHead,

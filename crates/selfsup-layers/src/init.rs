@@ -173,3 +173,13 @@ impl InitRng {
 pub fn fixed<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Param<Tensor<B, D>> {
     Param::initialized(ParamId::new(), tensor.detach().set_require_grad(false))
 }
+
+/// The `std` of the `Normal` entry of an MMEngine `init_cfg` (a dict or a list of dicts),
+/// if it has one (`dict(type='Normal', std=0.01, layer='Linear')`; torch's default std 1).
+pub fn normal_init_std(init_cfg: Option<&serde_json::Value>) -> Option<f64> {
+    let entries = match init_cfg? {
+        serde_json::Value::Array(a) => a.as_slice(),
+        other => std::slice::from_ref(other),
+    };
+    entries.iter().find(|e| e["type"] == "Normal").map(|e| e["std"].as_f64().unwrap_or(1.0))
+}

@@ -1,6 +1,6 @@
 //! Port of mmcls's `CrossEntropyLoss` (`mmcls/models/losses/cross_entropy_loss.py`),
 //! as MMSelfSup's contrastive heads configure it.
-use burn::tensor::{activation::log_softmax, backend::Backend, Int, Tensor};
+use burn::tensor::{activation::log_softmax, backend::Backend, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// `dict(type='mmcls.CrossEntropyLoss', loss_weight=1.0)`: softmax cross
@@ -16,7 +16,8 @@ pub struct CrossEntropyLossConfig {
     pub use_soft: bool,
     /// `"mean"` only.
     pub reduction: String,
-    /// Per-class weights; not supported.
+    /// Per-class weights: sample `i` weighs `class_weight[labels_i]`, and the mean is
+    /// still over the samples (mmcls does not divide by the weights' sum).
     pub class_weight: Option<Vec<f64>>,
 }
 
@@ -38,8 +39,8 @@ impl CrossEntropyLossConfig {
         if self.reduction != "mean" {
             return Err(("reduction", format!("only \"mean\" is supported, got {:?}", self.reduction)));
         }
-        if self.class_weight.is_some() {
-            return Err(("class_weight", "class weights are not supported".into()));
+        if self.class_weight.as_ref().is_some_and(|w| w.iter().any(|v| !v.is_finite())) {
+            return Err(("class_weight", "class weights must be finite".into()));
         }
         Ok(())
     }
@@ -49,9 +50,36 @@ impl CrossEntropyLossConfig {
     /// # Shapes
     /// - `logits`: `[n, classes]`, `labels`: `[n]` -> `[1]`
     pub fn forward<B: Backend>(&self, logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+        match &self.class_weight {
+            Some(w) => {
+                let device = logits.device();
+                let w = Tensor::<B, 1>::from_data(TensorData::new(w.iter().map(|v| *v as f32).collect::<Vec<_>>(), [w.len()]), &device);
+                self.forward_weighted(logits, labels, w)
+            }
+            None => {
+                let n = logits.dims()[0];
+                let picked = log_softmax(logits, 1).gather(1, labels.reshape([n, 1]));
+                picked.mean().neg().mul_scalar(self.loss_weight)
+            }
+        }
+    }
+
+    /// `loss_weight · mean_i(w[labels_i] · −log softmax(logits_i)[labels_i])`, mmcls's
+    /// cross entropy with `class_weight = w` (a tensor here: DeepCluster and ODC set it from
+    /// their cluster sizes as training goes).
+    ///
+    /// # Shapes
+    /// - `logits`: `[n, classes]`, `labels`: `[n]`, `class_weight`: `[classes]` -> `[1]`
+    pub fn forward_weighted<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        labels: Tensor<B, 1, Int>,
+        class_weight: Tensor<B, 1>,
+    ) -> Tensor<B, 1> {
         let n = logits.dims()[0];
-        let picked = log_softmax(logits, 1).gather(1, labels.reshape([n, 1]));
-        picked.mean().neg().mul_scalar(self.loss_weight)
+        let picked = log_softmax(logits, 1).gather(1, labels.clone().reshape([n, 1])).reshape([n]);
+        let weights = class_weight.select(0, labels);
+        (picked * weights).mean().neg().mul_scalar(self.loss_weight)
     }
 
     /// The loss when every label is 0 (the positive sits in column 0).

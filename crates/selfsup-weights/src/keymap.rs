@@ -7,7 +7,7 @@ use regex::Regex;
 pub struct KeyMap {
     to_ours: Vec<(Regex, String)>,
     to_pytorch: Vec<(Regex, String)>,
-    aliases: Vec<(Regex, String, Regex)>,
+    aliases: Vec<Alias>,
 }
 
 impl KeyMap {
@@ -41,24 +41,45 @@ impl KeyMap {
     ///
     /// # Panics
     /// On an invalid pattern (a bug in a component's constant rows).
-    pub fn alias(mut self, source_pattern: &str, alias_template: &str, alias_pattern: &str) -> Self {
+    pub fn alias(self, source_pattern: &str, alias_template: &str, alias_pattern: &str) -> Self {
+        self.push_alias(source_pattern, alias_template, alias_pattern, None)
+    }
+
+    /// [`KeyMap::alias`], only for modules that also hold a key named by `guard_template`
+    /// (expanded with the source key's captures): SwAVNeck's BatchNorm has its second name
+    /// only beside its `projection_neck`, while another neck's `bn` has none.
+    ///
+    /// # Panics
+    /// On an invalid pattern.
+    pub fn alias_when(self, source_pattern: &str, alias_template: &str, alias_pattern: &str, guard_template: &str) -> Self {
+        self.push_alias(source_pattern, alias_template, alias_pattern, Some(guard_template))
+    }
+
+    fn push_alias(mut self, source_pattern: &str, alias_template: &str, alias_pattern: &str, guard: Option<&str>) -> Self {
         let re = |p: &str| Regex::new(p).unwrap_or_else(|e| panic!("bad key-map pattern `{p}`: {e}"));
-        self.aliases.push((re(source_pattern), alias_template.to_string(), re(alias_pattern)));
+        self.aliases.push(Alias {
+            source: re(source_pattern),
+            template: alias_template.to_string(),
+            pattern: re(alias_pattern),
+            guard: guard.map(str::to_string),
+        });
         self
     }
 
-    /// The alias keys of a PyTorch key (usually none).
-    pub fn aliases_of(&self, key: &str) -> Vec<String> {
+    /// The alias keys of a PyTorch key (usually none), among a module's keys: `present`
+    /// tells whether the module has a key (for guarded aliases).
+    pub fn aliases_of(&self, key: &str, present: impl Fn(&str) -> bool) -> Vec<String> {
         self.aliases
             .iter()
-            .filter(|(src, _, _)| src.is_match(key))
-            .map(|(src, template, _)| src.replace(key, template.as_str()).into_owned())
+            .filter(|a| a.source.is_match(key))
+            .filter(|a| a.guard.as_ref().is_none_or(|g| present(&a.source.replace(key, g.as_str()))))
+            .map(|a| a.source.replace(key, a.template.as_str()).into_owned())
             .collect()
     }
 
     /// Whether `key` is an alias (a duplicate name) rather than a tensor of its own.
     pub fn is_alias(&self, key: &str) -> bool {
-        self.aliases.iter().any(|(_, _, re)| re.is_match(key))
+        self.aliases.iter().any(|a| a.pattern.is_match(key))
     }
 
     fn apply(rows: &[(Regex, String)], key: &str) -> String {
@@ -80,4 +101,13 @@ impl KeyMap {
     pub fn to_pytorch(&self, key: &str) -> String {
         Self::apply(&self.to_pytorch, key)
     }
+}
+
+/// A second PyTorch name for a tensor; see [`KeyMap::alias`] and [`KeyMap::alias_when`].
+#[derive(Debug, Clone)]
+struct Alias {
+    source: Regex,
+    template: String,
+    pattern: Regex,
+    guard: Option<String>,
 }

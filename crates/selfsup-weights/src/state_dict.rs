@@ -331,12 +331,11 @@ pub fn export_state_dict<B: Backend, M: ModuleSnapshot<B>>(module: &M, keymap: &
     for snapshot in module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
         let key = pytorch_name(&snapshot, keymap);
         let data = snapshot.to_data().map_err(|e| WeightsError::Apply { key: key.clone(), message: e.to_string() })?;
-        let data = to_torch_buffer(&key, data);
-        for alias in keymap.aliases_of(&key) {
-            out.insert(alias, data.clone());
-        }
-        out.insert(key, data);
+        out.insert(key.clone(), to_torch_buffer(&key, data));
     }
+    let aliases: Vec<(String, Tensor)> =
+        out.iter().flat_map(|(k, v)| keymap.aliases_of(k, |g| out.contains_key(g)).into_iter().map(move |a| (a, v.clone()))).collect();
+    out.extend(aliases);
     Ok(out)
 }
 
@@ -347,7 +346,7 @@ pub fn model_keys<B: Backend, M: burn::module::Module<B>>(module: &M, keymap: &K
     module.visit(&mut v);
     let mut out = v.out;
     let aliases: Vec<(String, Vec<usize>)> =
-        out.iter().flat_map(|(k, s)| keymap.aliases_of(k).into_iter().map(move |a| (a, s.clone()))).collect();
+        out.iter().flat_map(|(k, s)| keymap.aliases_of(k, |g| out.contains_key(g)).into_iter().map(move |a| (a, s.clone()))).collect();
     out.extend(aliases);
     for (key, shape) in out.iter_mut() {
         if torch_buffer(key).is_some_and(|(_, scalar)| scalar) && shape.as_slice() == [1] {

@@ -1,0 +1,223 @@
+//! The pretext-task and clustering algorithms against golden fixtures from
+//! MMSelfSup 1.0.0 (`tools/gen_fixtures_clustering.py`): key inventories,
+//! the data preprocessor's stacking, train- and eval-mode features, and two
+//! SGD iterations (the configs' `paramwise_cfg` included) with every loss,
+//! gradient, weight and buffer after each.
+//!
+//! Tolerances come from the fixture's own float32-vs-float64 error
+//! (`float32_error2.json`): each tensor within eight times that (eighty on
+//! wgpu), at least 1e-4 relative to its largest value. Tensors the
+//! reference itself gets wrong by more than 1e-3 in float32 carry no
+//! information and are counted, not compared; losses and BatchNorm buffers
+//! are always compared.
+use std::collections::BTreeMap;
+
+use burn::{module::AutodiffModule, optim::GradientsParams, tensor::Tensor};
+use selfsup::{
+    algorithms::{key_map, Algorithm, AlgorithmConfig},
+    core::{DataSamples, Draws, SelfSupAlgorithm, SelfSupInputs, StepContext},
+    train::optim::{OptimWrapperConfig, Optimizer},
+    weights::{load_into, model_keys, read_checkpoint, LoadOptions},
+};
+use selfsup_tests::{device, gradient_values, state_values, values, Case, B, BACKEND};
+
+/// One module per case, one `#[test]` per check.
+macro_rules! parity_cases {
+    ($($case:ident),+ $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn key_inventory() {
+                super::check_key_inventory(stringify!($case));
+            }
+
+            #[test]
+            fn preprocessor_and_features() {
+                super::check_preprocessor_and_features(stringify!($case));
+            }
+
+            #[test]
+            fn two_iterations_with_buffers() {
+                super::check_two_iterations(stringify!($case));
+            }
+        }
+    )+};
+}
+
+parity_cases!(rotationpred_tiny, relativeloc_tiny);
+
+const EXTRA_KEYS: &[&str] = &["batch_size", "seeds", "optimizer", "optim_wrapper", "fixture", "float32_error"];
+
+fn model_config(case: &Case) -> AlgorithmConfig {
+    let mut v = case.config.clone();
+    let obj = v.as_object_mut().expect("config.json is an object");
+    for k in EXTRA_KEYS {
+        obj.remove(*k);
+    }
+    let cfg: AlgorithmConfig = serde_json::from_value(v).unwrap_or_else(|e| panic!("the reference model config decodes: {e}"));
+    cfg.validate().unwrap_or_else(|e| panic!("the reference model config is valid: {e}"));
+    cfg
+}
+
+fn load_model<BB: burn::tensor::backend::Backend>(case: &Case) -> Algorithm<BB> {
+    let model = model_config(case).init::<BB>(&Default::default());
+    let state = read_checkpoint(case.dir.join("model.pth")).expect("read model.pth");
+    let (model, report) = load_into(model, &state, &key_map(), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("[{BACKEND}] strict load of model.pth failed: {e}"));
+    assert!(report.is_exact(), "{report}");
+    model.prepare()
+}
+
+/// The pseudo-labels and indices of batch `prefix` (`data` or `data2`).
+fn data_samples(case: &Case, prefix: &str) -> DataSamples<B> {
+    let mut samples = DataSamples::default();
+    for key in ["rot_label", "patch_label"] {
+        if let Some(t) = case.io.get(&format!("{prefix}.{key}")) {
+            samples.pseudo_label.insert(key.to_string(), t.clone());
+        }
+    }
+    samples
+}
+
+/// The views `loss()` receives in iteration `step` (0 or 1), with their data samples.
+fn inputs(case: &Case, step: usize) -> SelfSupInputs<B> {
+    let prefix = if step == 0 { "inputs" } else { "inputs2" };
+    let views = (0..)
+        .map_while(|i| case.io.get(&format!("{prefix}.{i}")).map(|_| case.tensor::<4, B>(&format!("{prefix}.{i}"))))
+        .collect::<Vec<_>>();
+    SelfSupInputs::new(views).with_data_samples(data_samples(case, if step == 0 { "data" } else { "data2" }))
+}
+
+/// The random draws of iteration `step`, replayed.
+fn draws(case: &Case, step: usize) -> Draws {
+    let prefix = if step == 0 { "draw" } else { "draw2" };
+    let mut draws = Draws::seeded(0);
+    if let Some(mask) = case.io.get(&format!("{prefix}.dropout_mask")) {
+        draws =
+            draws.replay(selfsup::necks::relative_loc_neck::DROPOUT_DRAW, mask.clone().convert::<f32>().to_vec::<f32>().expect("f32 mask"));
+    }
+    draws
+}
+
+fn rel_err(ours: &[f32], reference: &[f32]) -> (f32, f32) {
+    let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let diff = ours.iter().zip(reference).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+    (if scale == 0.0 { diff } else { diff / scale }, scale)
+}
+
+fn check_key_inventory(name: &str) {
+    let case = Case::load(name);
+    let model = model_config(&case).init::<B>(&device());
+    let ours = model_keys(&model, &key_map());
+    let reference: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(case.dir.join("keys.json")).unwrap()).unwrap();
+    let reference: BTreeMap<String, Vec<usize>> = reference
+        .iter()
+        .map(|e| {
+            let shape = e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            (e["key"].as_str().unwrap().to_string(), shape)
+        })
+        .collect();
+    assert_eq!(ours, reference, "[{BACKEND}] {name}: key inventory");
+}
+
+/// The data preprocessor turns the packed uint8 views (BGR, as mmcv decodes) into
+/// exactly the stacked inputs; the backbone's train- and eval-mode features match.
+fn check_preprocessor_and_features(name: &str) {
+    let case = Case::load(name);
+    let model = load_model::<B>(&case);
+    let raw: Vec<Tensor<B, 4>> = (0..)
+        .map_while(|i| case.io.get(&format!("data.packed.{i}")).map(|_| case.tensor::<4, B>(&format!("data.packed.{i}"))))
+        .map(|bgr| bgr.flip([1]))
+        .collect();
+    assert!(!raw.is_empty(), "{name}: packed views");
+    let ours = model.data_preprocessor().apply_views(raw);
+    let x = inputs(&case, 0);
+    assert_eq!(ours.len(), x.views.len(), "[{BACKEND}] {name}: preprocessed views");
+    for (i, (a, b)) in ours.into_iter().zip(&x.views).enumerate() {
+        let (err, _) = rel_err(&values(a), &values(b.clone()));
+        assert!(err < 1e-6, "[{BACKEND}] {name}: preprocessed view {i}: {err:e}");
+    }
+    let tol = 1e-4;
+    // The maps are 1×1, so the pooled global features are their values.
+    let train = values(model.global_features(&x).unwrap());
+    let (err, _) = rel_err(&train, &case.f32("feat.0").0);
+    assert!(err < tol, "[{BACKEND}] {name}: train-mode features {err:e}");
+    // Without autodiff, BatchNorm uses its running statistics.
+    let eval = load_model::<selfsup_tests::Inner>(&case);
+    let view = case.tensor::<4, selfsup_tests::Inner>("inputs.0");
+    let feats = values(eval.global_features(&SelfSupInputs::single(view)).unwrap());
+    let (err, _) = rel_err(&feats, &case.f32("feat_eval.0").0);
+    assert!(err < tol, "[{BACKEND}] {name}: eval-mode features {err:e}");
+}
+
+fn check_two_iterations(name: &str) {
+    let case = Case::load(name);
+    let mut model = load_model::<B>(&case);
+    let ow: OptimWrapperConfig = serde_json::from_value(case.config["optim_wrapper"].clone()).expect("optim_wrapper");
+    let mut optim = Optimizer::<B>::new(&ow, &model, &key_map());
+    let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| ow.lr() * m).collect();
+    let measured: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(case.dir.join("float32_error2.json")).expect("float32_error2.json")).unwrap();
+    let (mut compared, mut uninformative, mut failures) = (0usize, 0usize, Vec::new());
+    let mut check = |group: &str, key: &str, ours: &[f32], reference: &[f32]| {
+        let rel = measured[group][key][0].as_f64().unwrap_or(0.0) as f32;
+        let always = group.starts_with("loss") || key.contains("running_") || key.contains("num_batches");
+        if !always && rel > 1e-3 {
+            uninformative += 1;
+            return;
+        }
+        let margin = if BACKEND == "wgpu" { 80.0 } else { 8.0 };
+        let tol = (margin * rel).max(1e-4);
+        let (err, scale) = rel_err(ours, reference);
+        let ok = if scale < 1e-5 { ours.iter().zip(reference).all(|(a, b)| (a - b).abs() < 1e-5) } else { err <= tol };
+        compared += 1;
+        if ours.len() != reference.len() || !ok || ours.iter().any(|v| !v.is_finite()) {
+            failures.push(format!("{group}.{key}: relative error {err:.3e} > {tol:e} (scale {scale:.3e})"));
+        }
+    };
+    for step in 0..2 {
+        let (loss_group, grad_group, state_group) = if step == 0 { ("loss", "grad", "iter1") } else { ("loss2", "grad2", "iter2") };
+        let (out, state) = model.loss(&inputs(&case, step), &mut draws(&case, step)).unwrap();
+        for (part, value) in out.parts() {
+            check(loss_group, part, &values(value.clone()), &case.f32(&format!("{loss_group}.{part}")).0);
+        }
+        let grads = GradientsParams::from_grads(out.total().unwrap().backward(), &model);
+        let ours = gradient_values(&model, &grads);
+        for (key, g) in &ours {
+            match case.io.get(&format!("{grad_group}.{key}")) {
+                Some(r) => check(grad_group, key, g, &r.clone().convert::<f32>().to_vec::<f32>().unwrap()),
+                None => assert!(g.iter().all(|v| *v == 0.0), "[{BACKEND}] {name}: {key} has a gradient the reference lacks"),
+            }
+        }
+        let (stepped, _) = optim.step(&lrs, model, grads);
+        model = stepped.after_step(state, &StepContext { iter: step, max_iters: 2, epoch: 0 });
+        for (key, ours) in &state_values(&model.valid()) {
+            check(state_group, key, ours, &case.f32(&format!("{state_group}.{key}")).0);
+        }
+    }
+    assert!(failures.is_empty(), "[{BACKEND}] {name}: {} of {compared} tensors off:\n{}", failures.len(), failures.join("\n"));
+    assert!(compared > 100, "{name}: only {compared} tensors compared ({uninformative} uninformative)");
+}
+
+/// The demos train through their own pipelines: `RotationWithLabels` and
+/// `RandomPatchWithLabels` make the pseudo-labels, the collate stacks them,
+/// the data preprocessor stacks the views, and the losses start near
+/// chance (ln 4 and ln 8).
+#[test]
+fn pretext_demos_train_from_their_pipelines() {
+    use selfsup::train::{train, LoadedConfig, Resume, TrainOptions};
+    for (path, chance) in [
+        ("configs/rotation_pred/rotation-pred_resnet18-tiny_demo_synthetic.toml", 4f64.ln()),
+        ("configs/relative_loc/relative-loc_resnet18-tiny_demo_synthetic.toml", 8f64.ln()),
+    ] {
+        let options = selfsup_tests::demo_options(4, 1, &["train_cfg.max_iters=2"]);
+        let cfg = LoadedConfig::load(&selfsup_tests::workspace().join(path), &options).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let opts =
+            TrainOptions { work_dir: dir.path().to_path_buf(), resume: Resume::No, progress: false, config_name: "config.toml".into() };
+        let summary = train::<B>(&cfg, &opts, &device()).unwrap_or_else(|e| panic!("[{BACKEND}] {path}: {e}"));
+        assert_eq!(summary.iters, 2, "{path}");
+        for loss in &summary.losses {
+            assert!((loss - chance).abs() < 0.5, "[{BACKEND}] {path}: loss {loss} far from chance {chance}");
+        }
+    }
+}
