@@ -193,13 +193,14 @@ fn image_of(i: u32) -> image::RgbImage {
     image::RgbImage::from_fn(24, 20, |x, y| image::Rgb([(x * 10 + i) as u8, (y * 12) as u8, (i * 25) as u8]))
 }
 
-/// MoCo's queue and key encoder, and SwAV's hook queue (started at epoch 1,
-/// prototypes frozen for the first iterations), survive a kill and resume:
-/// the resumed run's losses equal the uninterrupted run's.
+/// MoCo's queue and key encoder, NPID's memory bank, and SwAV's hook queue
+/// (started at epoch 1, prototypes frozen for the first iterations), survive
+/// a kill and resume: the resumed run's losses equal the uninterrupted run's.
 #[test]
 fn contrastive_state_survives_kill_and_resume() {
-    let cases: [(&str, &[&str]); 2] = [
+    let cases: [(&str, &[&str]); 3] = [
         ("configs/mocov2/mocov2_resnet18-tiny_demo_synthetic.toml", &[]),
+        ("configs/npid/npid_resnet18-tiny_demo_synthetic.toml", &["model.memory_bank.length=16", "model.neg_num=8"]),
         (
             "configs/swav/swav_resnet18-tiny_demo_synthetic.toml",
             &[

@@ -44,6 +44,8 @@ algorithms! {
     "RotationPred" => RotationPred(RotationPredConfig, RotationPred) in rotation_pred,
     /// Relative patch location.
     "RelativeLoc" => RelativeLoc(RelativeLocConfig, RelativeLoc) in relative_loc,
+    /// Non-parametric instance discrimination.
+    "NPID" => Npid(NpidConfig, Npid) in npid,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.

@@ -47,6 +47,23 @@ impl Draws {
         (0..len).map(|_| self.rng.random::<f32>()).collect()
     }
 
+    /// `len` integers uniform in `[0, upper)`, or the next replayed values called `name`
+    /// (the integers themselves, exact in `f32` below 2²⁴).
+    ///
+    /// # Panics
+    /// When `upper` is 0, or a replayed draw has a length other than `len`.
+    pub fn integers(&mut self, name: &str, len: usize, upper: usize) -> Vec<i64> {
+        assert!(upper > 0, "integers in an empty range");
+        if let Some(queue) = self.replay.get_mut(name) {
+            if !queue.is_empty() {
+                let values = queue.remove(0);
+                assert_eq!(values.len(), len, "replayed draw `{name}` has the wrong length");
+                return values.into_iter().map(|v| v as i64).collect();
+            }
+        }
+        (0..len).map(|_| self.rng.random_range(0..upper) as i64).collect()
+    }
+
     /// The generator's state, to save in a checkpoint.
     pub fn state(&self) -> ([u8; 32], u128) {
         (self.rng.get_seed(), self.rng.get_word_pos())

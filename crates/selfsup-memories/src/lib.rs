@@ -1,7 +1,7 @@
 //! State that MMSelfSup's algorithms carry from one step to the next:
-//! MoCo's and DenseCL's feature queues ([`queue`]) and momentum encoders
+//! MoCo's and DenseCL's feature queues ([`queue`]), momentum encoders
 //! ([`ema`], MMEngine's `ExponentialMovingAverage` and MMSelfSup's
-//! `CosineEMA`).
+//! `CosineEMA`), and NPID's per-sample feature bank ([`simple_memory`]).
 //!
 //! Everything here changes only in an algorithm's `after_step`, never in
 //! its forward, and is saved in checkpoints under MMSelfSup's keys.
@@ -9,6 +9,8 @@
 
 pub mod ema;
 pub mod queue;
+pub mod simple_memory;
 
 pub use ema::{EmaKind, MomentumEncoder, OnlineWeights};
 pub use queue::FeatureQueue;
+pub use simple_memory::{SimpleMemory, SimpleMemoryConfig};

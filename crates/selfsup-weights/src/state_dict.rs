@@ -358,7 +358,8 @@ pub fn model_keys<B: Backend, M: burn::module::Module<B>>(module: &M, keymap: &K
 
 /// PyTorch's integer buffers, kept as floats in selfsup modules (burn has no
 /// 0-d tensors and some backends no int64): `(key suffix, 0-d in PyTorch)`.
-const TORCH_INT_BUFFERS: &[(&str, bool)] = &[("num_batches_tracked", true), ("steps", true), ("queue_ptr", false), ("queue2_ptr", false)];
+const TORCH_INT_BUFFERS: &[(&str, bool)] =
+    &[("num_batches_tracked", true), ("steps", true), ("queue_ptr", false), ("queue2_ptr", false), ("multinomial.alias", false)];
 
 fn torch_buffer(key: &str) -> Option<(&'static str, bool)> {
     TORCH_INT_BUFFERS.iter().find(|(suffix, _)| key == *suffix || key.ends_with(&format!(".{suffix}"))).map(|(s, scalar)| (*s, *scalar))
