@@ -148,3 +148,28 @@ fn cosine_ema_momentum_follows_mmselfsups_schedule() {
     assert!((k.momentum(1, 10) - 0.990_244_717_418_524_3).abs() < 1e-12, "{}", k.momentum(1, 10));
     assert!((k.momentum(10, 10) - 1.0).abs() < 1e-12);
 }
+
+/// `ResNetSobel`: the frozen gray + Sobel stem under MMSelfSup's keys, out of
+/// the gradient, in front of a two-channel ResNet; on a horizontal ramp the
+/// stem gives −(1+2+1)·2·slope along x and 0 along y inside the image.
+#[test]
+fn resnet_sobel_has_a_frozen_gray_sobel_stem() {
+    use burn::module::AutodiffModule;
+    let cfg = ResNetConfig { depth: 18, base_channels: 4, stem_channels: 4, ..Default::default() };
+    let r = cfg.init_sobel::<B>(&device(), &mut InitRng::new(0));
+    assert_eq!(r.conv1.weight.dims(), [4, 2, 7, 7], "two input channels");
+    let sobel = r.sobel_layer.as_ref().expect("the Sobel stem");
+    assert_eq!(sobel.sobel[0].weight.dims(), [1, 3, 1, 1]);
+    assert_eq!(sobel.sobel[1].weight.dims(), [2, 1, 3, 3]);
+    assert!(!sobel.sobel[1].weight.is_require_grad(), "frozen");
+    let ramp: Vec<f32> = (0..3).flat_map(|_| (0..4).flat_map(|_| (0..5).map(|x| 3.0 * x as f32))).collect();
+    let y = values(sobel.forward(tensor(ramp, [1, 3, 4, 5])));
+    assert!((y[5 + 2] + 24.0).abs() < 1e-4, "d/dx {}", y[7]);
+    assert!(y[20 + 5 + 2].abs() < 1e-4, "d/dy {}", y[27]);
+    let out = r.forward_last(Tensor::<B, 4>::ones([2, 3, 32, 32], &device())).unwrap();
+    assert_eq!(out.dims(), [2, 32, 1, 1]);
+    let keys = selfsup::weights::model_keys(&r.valid(), &selfsup::algorithms::key_map());
+    for k in ["sobel_layer.sobel.0.weight", "sobel_layer.sobel.0.bias", "sobel_layer.sobel.1.weight", "sobel_layer.sobel.1.bias"] {
+        assert!(keys.contains_key(k), "{k} in {:?}", keys.keys().take(6).collect::<Vec<_>>());
+    }
+}

@@ -43,7 +43,7 @@ macro_rules! parity_cases {
     )+};
 }
 
-parity_cases!(rotationpred_tiny, relativeloc_tiny, npid_tiny);
+parity_cases!(rotationpred_tiny, relativeloc_tiny, npid_tiny, deepcluster_tiny);
 
 const EXTRA_KEYS: &[&str] = &["batch_size", "seeds", "optimizer", "optim_wrapper", "fixture", "float32_error"];
 
@@ -59,8 +59,23 @@ fn model_config(case: &Case) -> AlgorithmConfig {
 }
 
 fn load_model<BB: burn::tensor::backend::Backend>(case: &Case) -> Algorithm<BB> {
+    load_model_with(case, read_checkpoint(case.dir.join("model.pth")).expect("read model.pth"))
+}
+
+/// The model as the iterations start: `model.pth` with what the clustering hook changed
+/// (`hook.state.*`: the re-drawn classifier) put in.
+fn load_model_after_hook<BB: burn::tensor::backend::Backend>(case: &Case) -> Algorithm<BB> {
+    let mut state = read_checkpoint(case.dir.join("model.pth")).expect("read model.pth");
+    for (key, t) in &case.io.tensors {
+        if let Some(key) = key.strip_prefix("hook.state.") {
+            assert!(state.tensors.insert(key.to_string(), t.clone()).is_some(), "hook.state.{key} is a model key");
+        }
+    }
+    load_model_with(case, state)
+}
+
+fn load_model_with<BB: burn::tensor::backend::Backend>(case: &Case, state: selfsup::weights::StateDict) -> Algorithm<BB> {
     let model = model_config(case).init::<BB>(&Default::default());
-    let state = read_checkpoint(case.dir.join("model.pth")).expect("read model.pth");
     let (model, report) = load_into(model, &state, &key_map(), &LoadOptions::default())
         .unwrap_or_else(|e| panic!("[{BACKEND}] strict load of model.pth failed: {e}"));
     assert!(report.is_exact(), "{report}");
@@ -70,7 +85,7 @@ fn load_model<BB: burn::tensor::backend::Backend>(case: &Case) -> Algorithm<BB> 
 /// The pseudo-labels and indices of batch `prefix` (`data` or `data2`).
 fn data_samples(case: &Case, prefix: &str) -> DataSamples<B> {
     let mut samples = DataSamples::default();
-    for key in ["rot_label", "patch_label"] {
+    for key in ["rot_label", "patch_label", "clustering_label"] {
         if let Some(t) = case.io.get(&format!("{prefix}.{key}")) {
             samples.pseudo_label.insert(key.to_string(), t.clone());
         }
@@ -159,7 +174,7 @@ fn check_preprocessor_and_features(name: &str) {
 
 fn check_two_iterations(name: &str) {
     let case = Case::load(name);
-    let mut model = load_model::<B>(&case);
+    let mut model = load_model_after_hook::<B>(&case);
     let ow: OptimWrapperConfig = serde_json::from_value(case.config["optim_wrapper"].clone()).expect("optim_wrapper");
     let mut optim = Optimizer::<B>::new(&ow, &model, &key_map());
     let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| ow.lr() * m).collect();
@@ -228,4 +243,76 @@ fn pretext_demos_train_from_their_pipelines() {
             assert!((loss - chance).abs() < 0.5, "[{BACKEND}] {path}: loss {loss} far from chance {chance}");
         }
     }
+}
+
+/// `DeepClusterHook.deepcluster` on the fixture's 16 images: the eval-mode
+/// features `neck([backbone(x)])`, faiss's PCA (mean, eigenvalues, the
+/// whitened rows up to sign), the L2-normalised output, and faiss's k-means
+/// from the recorded initial rows: every iteration's centroids and the
+/// final labels. The uniform order takes `N/k + 1` of every cluster.
+#[test]
+fn deepcluster_hook_clustering() {
+    use selfsup::memories::clustering::{kmeans, preprocess_features, train_pca};
+    type I = selfsup_tests::Inner;
+    let case = Case::load("deepcluster_tiny");
+    let model = load_model::<I>(&case);
+    let Algorithm::DeepCluster(dc) = &model else { panic!("a DeepCluster model") };
+    let images = case.tensor::<4, I>("dataset.images");
+    let feats = dc.cluster_features(&SelfSupInputs::single(images)).unwrap();
+    let (reference, _) = case.f32("hook.features");
+    let (err, _) = rel_err(&values(feats.clone()), &reference);
+    assert!(err < 1e-4, "[{BACKEND}] eval-mode features {err:e}");
+
+    // PCA on the reference's features: faiss's PCAMatrix(16, 8, eigen_power=-0.5).
+    let x = case.tensor::<2, I>("hook.features");
+    let pca = train_pca(&x, 8, -0.5).unwrap();
+    for (what, ours, key) in [("mean", &pca.mean, "hook.pca.mean"), ("eigenvalues", &pca.eigenvalues, "hook.pca.eigenvalues")] {
+        let (reference, _) = case.f32(key);
+        let (err, _) = rel_err(&ours[..8.min(ours.len())], &reference[..8]);
+        assert!(err < 1e-3, "[{BACKEND}] PCA {what}: {err:e}\n{ours:?}\n{reference:?}");
+    }
+    // Each whitened row, and the output column, up to its sign.
+    let (a_ref, _) = case.f32("hook.pca.A");
+    let (out_ref, _) = case.f32("hook.xb");
+    let (xb, _) = preprocess_features(x.clone(), Some(8)).unwrap();
+    let xb = values(xb);
+    for r in 0..8 {
+        let ours = &pca.a[r * 16..(r + 1) * 16];
+        let theirs = &a_ref[r * 16..(r + 1) * 16];
+        let sign = if ours.iter().zip(theirs).map(|(a, b)| a * b).sum::<f32>() < 0.0 { -1.0 } else { 1.0 };
+        let flipped: Vec<f32> = ours.iter().map(|v| v * sign).collect();
+        let (err, _) = rel_err(&flipped, theirs);
+        assert!(err < 2e-3, "[{BACKEND}] PCA row {r}: {err:e}");
+        let col = |m: &[f32]| (0..16).map(|i| m[i * 8 + r]).collect::<Vec<f32>>();
+        let ours: Vec<f32> = col(&xb).iter().map(|v| v * sign).collect();
+        let (err, _) = rel_err(&ours, &col(&out_ref));
+        assert!(err < 2e-3, "[{BACKEND}] preprocessed column {r}: {err:e}");
+    }
+
+    // k-means from the recorded initial rows, on the reference's preprocessed features.
+    let init: Vec<usize> = case
+        .io
+        .get("hook.kmeans.init_idx")
+        .unwrap()
+        .clone()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|i| i as usize)
+        .collect();
+    let xb_ref = case.tensor::<2, I>("hook.xb");
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let result = kmeans(&xb_ref, 4, 20, &init, &mut rng).unwrap();
+    assert_eq!(result.splits, 0, "no empty cluster in the fixture");
+    let (traj, _) = case.f32("hook.kmeans.centroids_per_iter");
+    let (err, _) = rel_err(&values(result.centroids.clone()), &traj[20 * 32..]);
+    assert!(err < 1e-4, "[{BACKEND}] centroids after 20 iterations: {err:e}");
+    let labels: Vec<i64> = result.labels.iter().map(|&l| l as i64).collect();
+    let reference = case.io.get("hook.labels").unwrap().clone().convert::<i64>().to_vec::<i64>().unwrap();
+    assert_eq!(labels, reference, "[{BACKEND}] cluster labels");
+    // On our own preprocessed features (a sign flip per column keeps every distance).
+    let ours = kmeans(&Tensor::<I, 2>::from_data(burn::tensor::TensorData::new(xb, [16, 8]), &Default::default()), 4, 20, &init, &mut rng)
+        .unwrap();
+    assert_eq!(ours.labels, result.labels, "[{BACKEND}] labels from our own PCA");
 }

@@ -193,12 +193,13 @@ fn image_of(i: u32) -> image::RgbImage {
     image::RgbImage::from_fn(24, 20, |x, y| image::Rgb([(x * 10 + i) as u8, (y * 12) as u8, (i * 25) as u8]))
 }
 
-/// MoCo's queue and key encoder, NPID's memory bank, and SwAV's hook queue
-/// (started at epoch 1, prototypes frozen for the first iterations), survive
-/// a kill and resume: the resumed run's losses equal the uninterrupted run's.
+/// MoCo's queue and key encoder, NPID's memory bank, SwAV's hook queue
+/// (started at epoch 1, prototypes frozen for the first iterations), and
+/// DeepCluster's labels, sampling order and re-drawn classifier survive a
+/// kill and resume: the resumed run's losses equal the uninterrupted run's.
 #[test]
 fn contrastive_state_survives_kill_and_resume() {
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 4] = [
         ("configs/mocov2/mocov2_resnet18-tiny_demo_synthetic.toml", &[]),
         ("configs/npid/npid_resnet18-tiny_demo_synthetic.toml", &["model.memory_bank.length=16", "model.neg_num=8"]),
         (
@@ -208,6 +209,15 @@ fn contrastive_state_survives_kill_and_resume() {
                 "custom_hooks.0.epoch_queue_starts=1",
                 "custom_hooks.0.queue_length=16",
                 "custom_hooks.0.frozen_layers_cfg.prototypes=3",
+            ],
+        ),
+        (
+            "configs/deepcluster/deepcluster_resnet18-tiny_demo_synthetic.toml",
+            &[
+                "custom_hooks.0.extract_dataloader.dataset.num_samples=16",
+                "custom_hooks.0.clustering.k=4",
+                "custom_hooks.0.clustering.pca_dim=8",
+                "model.head.num_classes=4",
             ],
         ),
     ];
@@ -221,6 +231,11 @@ fn contrastive_state_survives_kill_and_resume() {
         if path.contains("swav") {
             let ckpt = selfsup::train::checkpoint::load(&first.checkpoint).unwrap();
             assert!(ckpt.model.get(selfsup::train::checkpoint::SWAV_QUEUE).is_some(), "the SwAV queue is checkpointed");
+        }
+        if path.contains("deepcluster") {
+            // The clustering before the first epoch and after each of the first two.
+            let written = (0..3).filter(|e| part.join(format!("cluster_epoch_{e}.npy")).is_file()).count();
+            assert_eq!(written, 3, "{path}: cluster_epoch_*.npy");
         }
         let rest = run(&full_cfg, &part, Resume::Auto).unwrap();
         assert_eq!((full.iters, rest.iters_this_run), (6, 2), "{path}");

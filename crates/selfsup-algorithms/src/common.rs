@@ -34,6 +34,8 @@ selfsup_config::registry! {
     pub enum ContrastiveBackboneConfig {
         /// MMSelfSup's ResNet.
         "ResNet" => ResNet(ResNetConfig),
+        /// The ResNet on two channels behind a frozen gray + Sobel stem (DeepCluster).
+        "ResNetSobel" => ResNetSobel(ResNetConfig),
         /// MoCo v3's ViT (frozen random patch projection, fixed sin-cos positions).
         "MoCoV3ViT" => MoCoV3Vit(MoCoV3VitConfig),
     }
@@ -43,7 +45,7 @@ impl ContrastiveBackboneConfig {
     /// Checks the config.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
         match self {
-            Self::ResNet(c) => c.validate().map_err(|(k, m)| ConfigIssue::new(format!("backbone.{k}"), m)),
+            Self::ResNet(c) | Self::ResNetSobel(c) => c.validate().map_err(|(k, m)| ConfigIssue::new(format!("backbone.{k}"), m)),
             Self::MoCoV3Vit(c) => c.validate().map(|_| ()).map_err(|(k, m)| ConfigIssue::new(format!("backbone.{k}"), m)),
         }
     }
@@ -52,7 +54,7 @@ impl ContrastiveBackboneConfig {
     /// or the ViT's embedding width).
     pub fn feat_dim(&self) -> usize {
         match self {
-            Self::ResNet(c) => c.feat_dim(),
+            Self::ResNet(c) | Self::ResNetSobel(c) => c.feat_dim(),
             Self::MoCoV3Vit(c) => c.embed_dims(),
         }
     }
@@ -60,7 +62,7 @@ impl ContrastiveBackboneConfig {
     /// The square input size the backbone needs, when it fixes one.
     pub fn input_size(&self) -> Option<usize> {
         match self {
-            Self::ResNet(_) => None,
+            Self::ResNet(_) | Self::ResNetSobel(_) => None,
             Self::MoCoV3Vit(c) => Some(c.img_size),
         }
     }
@@ -74,6 +76,7 @@ impl ContrastiveBackboneConfig {
     pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> Backbone<B> {
         match self {
             Self::ResNet(c) => Backbone::ResNet(c.init(device, rng)),
+            Self::ResNetSobel(c) => Backbone::ResNet(c.init_sobel(device, rng)),
             Self::MoCoV3Vit(c) => Backbone::Vit(c.init(device, rng)),
         }
     }

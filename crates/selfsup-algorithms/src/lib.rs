@@ -46,6 +46,8 @@ algorithms! {
     "RelativeLoc" => RelativeLoc(RelativeLocConfig, RelativeLoc) in relative_loc,
     /// Non-parametric instance discrimination.
     "NPID" => Npid(NpidConfig, Npid) in npid,
+    /// DeepCluster.
+    "DeepCluster" => DeepCluster(DeepClusterConfig, DeepCluster) in deepcluster,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.

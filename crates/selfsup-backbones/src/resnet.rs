@@ -1,6 +1,8 @@
 //! Port of `mmselfsup.models.backbones.ResNet` (mmselfsup 1.0.0, on top of
 //! `mmcls.models.backbones.ResNet`): depths 18/34/50/101/152, torchvision's
-//! key layout, and MMSelfSup's `out_indices` where 0 is the stem.
+//! key layout, and MMSelfSup's `out_indices` where 0 is the stem; and
+//! `ResNetSobel`, the same network on two input channels behind a frozen
+//! [`Sobel`] stem (`sobel_layer.*`), which DeepCluster uses to hide colour.
 use burn::{
     module::Module,
     nn::{
@@ -15,6 +17,7 @@ use selfsup_layers::{
     batch_norm::{BatchNormCfg, TorchBatchNorm},
     functional::conv2d,
     init::{Dist, InitRng},
+    sobel::Sobel,
 };
 use serde::{Deserialize, Serialize};
 
@@ -204,6 +207,16 @@ impl ResNetConfig {
     /// fan-out convolutions, unit BatchNorms, zeroed last norm per block with
     /// `zero_init_residual`). Call [`ResNetConfig::validate`] first.
     pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> ResNet<B> {
+        self.build(device, rng, false)
+    }
+
+    /// Builds `ResNetSobel`: the network on two channels (`in_channels` is
+    /// set to 2, as MMSelfSup's constructor does) behind the frozen Sobel stem.
+    pub fn init_sobel<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> ResNet<B> {
+        Self { in_channels: 2, ..self.clone() }.build(device, rng, true)
+    }
+
+    fn build<B: Backend>(&self, device: &B::Device, rng: &mut InitRng, sobel: bool) -> ResNet<B> {
         if let Err((k, m)) = self.validate() {
             panic!("invalid ResNet config at `{k}`: {m}");
         }
@@ -270,6 +283,7 @@ impl ResNetConfig {
         let (conv1, bn1) = if frozen(0) { (conv1.no_grad(), bn1) } else { (conv1, bn1) };
         let mut it = stages.into_iter();
         ResNet {
+            sobel_layer: sobel.then(|| Sobel::new(device)),
             conv1,
             bn1,
             maxpool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(),
@@ -331,6 +345,8 @@ impl<B: Backend> ResBlock<B> {
 /// MMSelfSup's ResNet. Keys `conv1`, `bn1`, `layer{1..4}.{j}.*`.
 #[derive(Module, Debug)]
 pub struct ResNet<B: Backend> {
+    /// `ResNetSobel`'s frozen gray + Sobel stem, before `conv1`.
+    pub sobel_layer: Option<Sobel<B>>,
     /// Stem convolution, 7×7 stride 2.
     pub conv1: Conv2d<B>,
     /// Stem norm.
@@ -357,13 +373,18 @@ impl<B: Backend> ResNet<B> {
     /// - output `i`: `[batch, C_i, h/s_i, w/s_i]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Result<Vec<Tensor<B, 4>>, ModelError> {
         let dims = x.dims();
-        if dims[1] != self.in_channels || dims[2] < 2 || dims[3] < 2 {
+        let channels = if self.sobel_layer.is_some() { 3 } else { self.in_channels };
+        if dims[1] != channels || dims[2] < 2 || dims[3] < 2 {
             return Err(ModelError::Shape {
                 algorithm: "ResNet",
-                expected: format!("[batch, {}, height, width]", self.in_channels),
+                expected: format!("[batch, {channels}, height, width]"),
                 got: dims.to_vec(),
             });
         }
+        let x = match &self.sobel_layer {
+            Some(sobel) => sobel.forward(x),
+            None => x,
+        };
         let mut outs = Vec::new();
         let mut x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
         if self.out_indices.contains(&0) {

@@ -3,9 +3,9 @@
 //! (RotationPred, RelativeLoc) and of the clustering methods (DeepCluster,
 //! ODC), which set the loss's class weights as they go.
 use burn::{
-    module::Module,
+    module::{Module, Param},
     nn::Linear,
-    tensor::{backend::Backend, module::adaptive_avg_pool2d, Int, Tensor},
+    tensor::{backend::Backend, module::adaptive_avg_pool2d, Int, Tensor, TensorData},
 };
 use selfsup_layers::{
     functional::linear,
@@ -72,6 +72,7 @@ impl ClsHeadConfig {
             fc_cls: rng.linear(self.in_channels, self.num_classes, Dist::Normal(0.0, std), Some(Dist::Constant(0.0)), device),
             with_avg_pool: self.with_avg_pool,
             loss: self.loss.get().clone(),
+            init_std: std,
         }
     }
 }
@@ -84,6 +85,7 @@ pub struct ClsHead<B: Backend> {
     with_avg_pool: bool,
     #[module(skip)]
     loss: CrossEntropyLossConfig,
+    init_std: f64,
 }
 
 impl<B: Backend> ClsHead<B> {
@@ -100,6 +102,33 @@ impl<B: Backend> ClsHead<B> {
     /// class weights.
     pub fn forward(&self, x: Tensor<B, 4>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
         self.loss.forward(self.logits(x), labels)
+    }
+
+    /// `head.init_weights()` again (DeepCluster after every clustering): the
+    /// classifier from `N(0, std)` of its `init_cfg` and a zero bias, drawn
+    /// from `rng`. The parameters keep their identity, so the optimiser
+    /// keeps their state, as PyTorch's in-place initialisation does.
+    pub fn reinit(self, rng: &mut InitRng) -> Self {
+        let device = self.fc_cls.weight.device();
+        let [d_in, d_out] = self.fc_cls.weight.dims();
+        // PyTorch's `[out, in]` weight, drawn row by row, then laid out as burn's `[in, out]`.
+        let w =
+            Tensor::<B, 2>::from_data(TensorData::new(rng.values(d_in * d_out, Dist::Normal(0.0, self.init_std)), [d_out, d_in]), &device)
+                .transpose();
+        self.with_classifier(w, Tensor::zeros([d_out], &device))
+    }
+
+    /// Replaces the classifier's weight (`[in, out]`) and bias, keeping the parameters'
+    /// identity.
+    pub fn with_classifier(mut self, weight: Tensor<B, 2>, bias: Tensor<B, 1>) -> Self {
+        fn replace<B: Backend, const D: usize>(p: Param<Tensor<B, D>>, value: Tensor<B, D>) -> Param<Tensor<B, D>> {
+            let (id, old, mapper) = p.consume();
+            let value = if old.is_require_grad() { value.detach().require_grad() } else { value.detach() };
+            Param::from_mapped_value(id, value, mapper)
+        }
+        self.fc_cls.weight = replace(self.fc_cls.weight, weight);
+        self.fc_cls.bias = self.fc_cls.bias.map(|b| replace(b, bias));
+        self
     }
 
     /// The cross entropy with the class weights given here, which replace the configured

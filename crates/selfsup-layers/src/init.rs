@@ -97,6 +97,14 @@ impl InitRng {
         )
     }
 
+    /// `n` values drawn from `dist` now, from the next stream (re-initialising a layer in
+    /// place, as DeepCluster does to its classifier after every clustering).
+    pub fn values(&mut self, n: usize, dist: Dist) -> Vec<f32> {
+        self.counter += 1;
+        let stream = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.counter;
+        dist.sample(n, &mut ChaCha8Rng::seed_from_u64(stream))
+    }
+
     /// A parameter of `shape` drawn from `dist`, lazily, trainable.
     pub fn param<B: Backend, const D: usize>(&mut self, shape: [usize; D], dist: Dist, device: &B::Device) -> Param<Tensor<B, D>> {
         self.counter += 1;

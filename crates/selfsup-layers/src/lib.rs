@@ -19,6 +19,7 @@ pub mod init;
 pub mod norm;
 pub mod patch_embed;
 pub mod pos_embed;
+pub mod sobel;
 pub mod transformer;
 
 pub use attention::MultiheadAttention;

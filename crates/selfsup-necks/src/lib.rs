@@ -1,7 +1,7 @@
 //! selfsup's necks. Each file ports one MMSelfSup neck file and keeps its name
 //! (`linear_neck.rs` ↔ `mmselfsup/models/necks/linear_neck.py`,
 //! `nonlinear_neck.rs`, `mocov2_neck.rs`, `densecl_neck.rs`, `swav_neck.rs`,
-//! `relative_loc_neck.rs`;
+//! `relative_loc_neck.rs`, `avgpool_neck.rs`;
 //! `mae_neck.rs` holds both classes of `mae_neck.py`, `MAEPretrainDecoder`
 //! and `ClsBatchNormNeck`). `common.rs` holds the helpers the projection
 //! necks share and their `nn.Sequential` key rows ([`NECK_KEY_REMAP`]).
@@ -9,6 +9,7 @@
 //! Necks know nothing of backbones, heads or algorithms.
 #![warn(missing_docs)]
 
+pub mod avgpool_neck;
 mod common;
 pub mod densecl_neck;
 pub mod linear_neck;
@@ -18,6 +19,7 @@ pub mod nonlinear_neck;
 pub mod relative_loc_neck;
 pub mod swav_neck;
 
+pub use avgpool_neck::{AvgPool2dNeck, AvgPool2dNeckConfig};
 pub use common::NECK_KEY_REMAP;
 pub use densecl_neck::{ConvMlp, DenseCLNeck, DenseCLNeckConfig, DenseCLNeckOutput};
 pub use linear_neck::{LinearNeck, LinearNeckConfig};

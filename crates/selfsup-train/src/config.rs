@@ -228,6 +228,9 @@ pub struct RunConfig {
     /// Config-file variable, accepted without effect.
     #[serde(default)]
     pub file_client_args: Option<serde_json::Value>,
+    /// Config-file variable (`num_classes` of the clustering datasets), accepted without effect.
+    #[serde(default)]
+    pub num_classes: Option<serde_json::Value>,
 }
 
 /// A loaded, decoded and validated run config, with the tree it came from.
@@ -260,7 +263,8 @@ pub enum RunConfigError {
 /// Replaces `train_dataloader.dataset` by a `CustomDataset` reading every image under `dir`
 /// (recursively, unlabelled: `with_label = false`), keeping the config's pipeline. The
 /// whole block is replaced, so the previous dataset's own keys (`ann_file`, `num_samples`,
-/// ...) do not linger; `--cfg-options` can still change the new block afterwards.
+/// ...) do not linger; `--cfg-options` can still change the new block afterwards. A hook's
+/// `extract_dataloader.dataset` (DeepCluster's extraction) reads the same folder.
 pub fn use_image_folder(tree: &mut Config, dir: &Path) -> Result<(), ConfigError> {
     let pipeline = tree.get("train_dataloader.dataset.pipeline").cloned().unwrap_or_else(|| serde_json::json!([]));
     let root = dir.to_str().ok_or_else(|| ConfigError::InvalidValue {
@@ -269,7 +273,17 @@ pub fn use_image_folder(tree: &mut Config, dir: &Path) -> Result<(), ConfigError
         message: format!("{}: the folder's path must be valid UTF-8", dir.display()),
     })?;
     let dataset = serde_json::json!({ "type": "CustomDataset", "data_root": root, "with_label": false, "pipeline": pipeline });
-    tree.set("train_dataloader.dataset", dataset)
+    tree.set("train_dataloader.dataset", dataset)?;
+    // Hooks that read the training images again (DeepCluster's extraction) read the folder too.
+    let hooks = tree.get("custom_hooks").and_then(|h| h.as_array()).map_or(0, Vec::len);
+    for i in 0..hooks {
+        let key = format!("custom_hooks.{i}.extract_dataloader.dataset");
+        if let Some(pipeline) = tree.get(&format!("{key}.pipeline")).cloned() {
+            let dataset = serde_json::json!({ "type": "CustomDataset", "data_root": root, "with_label": false, "pipeline": pipeline });
+            tree.set(&key, dataset)?;
+        }
+    }
+    Ok(())
 }
 
 impl LoadedConfig {
@@ -318,6 +332,7 @@ impl LoadedConfig {
                 CustomHookConfig::SwAV(_) => ("SwAV", "SwAVHook"),
                 CustomHookConfig::DenseCl(_) => ("DenseCL", "DenseCLHook"),
                 CustomHookConfig::SimSiam(_) => ("SimSiam", "SimSiamHook"),
+                CustomHookConfig::DeepCluster(_) => ("DeepCluster", "DeepClusterHook"),
             };
             if run.model.name() != needs {
                 return Err(invalid(
@@ -395,7 +410,56 @@ selfsup_config::registry! {
         "DenseCLHook" => DenseCl(DenseClHookConfig),
         /// SimSiam's fixed predictor learning rate.
         "SimSiamHook" => SimSiam(SimSiamHookConfig),
+        /// DeepCluster's clustering between epochs.
+        "DeepClusterHook" => DeepCluster(DeepClusterHookConfig),
     }
+}
+
+selfsup_config::registry! {
+    /// `clustering=dict(type='Kmeans', k, pca_dim)`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum ClusteringConfig {
+        /// PCA with whitening, L2 normalisation, k-means (faiss's semantics).
+        "Kmeans" => Kmeans(selfsup_memories::clustering::KmeansConfig),
+    }
+}
+
+/// `dict(type='DeepClusterHook', extract_dataloader, clustering, unif_sampling, reweight,
+/// reweight_pow, init_memory=False, initial=True, interval=1, seed=None)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeepClusterHookConfig {
+    /// The loader of the features to cluster: the training images through a test
+    /// pipeline, in dataset order (its sampler is not used: every sample once, in order).
+    pub extract_dataloader: DataLoaderConfig,
+    /// The clustering.
+    pub clustering: ClusteringConfig,
+    /// Train on the same number of samples from every cluster (`DeepClusterSampler`).
+    pub unif_sampling: bool,
+    /// Weigh the loss by `1/size^reweight_pow` of each cluster.
+    pub reweight: bool,
+    /// The re-weighting power.
+    #[serde(default = "half")]
+    pub reweight_pow: f64,
+    /// ODC's memory initialisation; not supported for DeepCluster.
+    #[serde(default)]
+    pub init_memory: bool,
+    /// Cluster before the first epoch.
+    #[serde(default = "yes")]
+    pub initial: bool,
+    /// Cluster after every `interval` epochs.
+    #[serde(default = "one")]
+    pub interval: usize,
+    /// Seed of the clustering's draws; default the run's.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// MMEngine's hook priority; accepted.
+    #[serde(default)]
+    pub priority: Option<serde_json::Value>,
+}
+
+fn half() -> f64 {
+    0.5
 }
 
 /// `dict(type='SwAVHook', batch_size, epoch_queue_starts=15, crops_for_assign=[0, 1],

@@ -47,7 +47,7 @@ pub fn load_model<B: AutodiffBackend>(
 ) -> Result<Algorithm<B::InnerBackend>, TrainError> {
     let model: Algorithm<B> = cfg.run.model.init(device);
     let model = match checkpoint {
-        Some(path) => load_into(model, &checkpoint::load(path)?.model, &key_map(), &LoadOptions::default())?.0,
+        Some(path) => load_into(model, &checkpoint::model_weights(path)?, &key_map(), &LoadOptions::default())?.0,
         None => model,
     };
     Ok(model.valid())
@@ -62,6 +62,8 @@ pub struct Features {
     pub labels: Vec<Option<usize>>,
     /// Per-sample names.
     pub names: Vec<String>,
+    /// Per-sample dataset indices.
+    pub indices: Vec<usize>,
     /// Feature width.
     pub dim: usize,
 }
@@ -79,6 +81,22 @@ pub fn features<B: Backend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Result<Features, TrainError> {
+    features_with(model, dataset, pipeline, batch_size, device, |m, x| m.global_features(x).map_err(TrainError::from))
+}
+
+/// [`features`] with the features `f` computes from a batch's inputs (DeepCluster
+/// clusters its neck's output).
+///
+/// # Errors
+/// A pipeline error, or `f`'s.
+pub fn features_with<B: Backend>(
+    model: &Algorithm<B>,
+    dataset: Arc<dyn Dataset>,
+    pipeline: &[TransformConfig],
+    batch_size: usize,
+    device: &B::Device,
+    f: impl Fn(&Algorithm<B>, &selfsup_core::SelfSupInputs<B>) -> Result<burn::tensor::Tensor<B, 2>, TrainError>,
+) -> Result<Features, TrainError> {
     let pipeline = Pipeline::new(pipeline)?;
     // One row per readable image: unreadable ones are dropped, counted and
     // named by the loader's warning, not replaced.
@@ -91,7 +109,7 @@ pub fn features<B: Backend>(
         ..Default::default()
     };
     let loader = DataLoader::new(dataset, pipeline, opts)?;
-    let mut out = Features { feats: Vec::new(), labels: Vec::new(), names: Vec::new(), dim: 0 };
+    let mut out = Features { feats: Vec::new(), labels: Vec::new(), names: Vec::new(), indices: Vec::new(), dim: 0 };
     let mut seen = std::collections::HashSet::new();
     for batch in loader.iter_epoch(0) {
         let batch = batch?;
@@ -101,7 +119,7 @@ pub fn features<B: Backend>(
             continue;
         }
         let inputs = batch_to_inputs(&batch, model.data_preprocessor(), device);
-        let f = model.global_features(&inputs)?;
+        let f = f(model, &inputs)?;
         let dim = f.dims()[1];
         out.dim = dim;
         let values = f.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Other(format!("{e:?}")))?;
@@ -109,6 +127,7 @@ pub fn features<B: Backend>(
             out.feats.extend_from_slice(&values[i * dim..(i + 1) * dim]);
             out.labels.push(batch.labels[i]);
             out.names.push(batch.names[i].clone());
+            out.indices.push(batch.indices[i]);
         }
     }
     Ok(out)

@@ -51,7 +51,7 @@ pub fn visualize_mae<B: AutodiffBackend>(
     }
     let Algorithm::Mae(mae) = load_model::<B>(cfg, Some(checkpoint_path), device)? else { unreachable!("checked above") };
 
-    let raw = RawSample { img: imread(image)?, label: None, name: image.display().to_string(), index: 0 };
+    let raw = RawSample { img: imread(image)?, label: None, name: image.display().to_string(), index: 0, clustering_label: None };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     let sample = Pipeline::new(&test_pipeline(cfg)?)?.run(raw, &mut rng)?;
     let view = sample.views.first().ok_or_else(|| TrainError::Other("the test pipeline produced no image".into()))?;

@@ -176,7 +176,7 @@ impl Dataset for CustomDataset {
             Some(path) => imread(&self.img_prefix.join(path))?,
             None => imread(&self.img_prefix.join(name))?,
         };
-        Ok(RawSample { img, label: *label, name: name.clone(), index })
+        Ok(RawSample { img, label: *label, name: name.clone(), index, clustering_label: None })
     }
 
     fn num_classes(&self) -> Option<usize> {

@@ -39,6 +39,10 @@ pub struct RawSample {
     pub name: String,
     /// The index in the dataset.
     pub index: usize,
+    /// The cluster DeepCluster's and ODC's clustering assigned it
+    /// (`DeepClusterImageNet.clustering_labels`), set by the loader; packed
+    /// as the `clustering_label` pseudo-label.
+    pub clustering_label: Option<i64>,
 }
 
 /// A random-access dataset of decoded images, shareable across loader threads.
@@ -79,6 +83,11 @@ selfsup_config::registry! {
         "CustomDataset" => CustomDataset(CustomDatasetConfig),
         /// `ImageNet` (mmcls): a [`CustomDataset`] whose annotation-file form has 1000 classes.
         "ImageNet" => ImageNet(CustomDatasetConfig),
+        /// `DeepClusterImageNet` (mmselfsup): an [`ImageNet`](DatasetConfig::ImageNet) whose
+        /// samples carry the clustering labels DeepCluster and ODC assign
+        /// ([`DataLoader::assign_labels`](crate::DataLoader::assign_labels), which every
+        /// dataset type accepts here).
+        "DeepClusterImageNet" => DeepClusterImageNet(CustomDatasetConfig),
         /// `SyntheticDataset` (ours).
         "SyntheticDataset" => SyntheticDataset(SyntheticDatasetConfig),
     }
@@ -93,7 +102,7 @@ impl DatasetConfig {
     /// The dataset's transform pipeline (MMEngine keeps it in the dataset config).
     pub fn pipeline(&self) -> &[TransformConfig] {
         match self {
-            DatasetConfig::CustomDataset(c) | DatasetConfig::ImageNet(c) => &c.pipeline,
+            DatasetConfig::CustomDataset(c) | DatasetConfig::ImageNet(c) | DatasetConfig::DeepClusterImageNet(c) => &c.pipeline,
             DatasetConfig::SyntheticDataset(c) => &c.pipeline,
         }
     }
@@ -110,7 +119,7 @@ impl DatasetConfig {
     pub fn build(&self, base_dir: Option<&Path>) -> Result<Arc<dyn Dataset>, DataError> {
         Ok(match self {
             DatasetConfig::CustomDataset(c) => Arc::new(c.build(base_dir)?),
-            DatasetConfig::ImageNet(c) => Arc::new(imagenet::build(c, base_dir)?),
+            DatasetConfig::ImageNet(c) | DatasetConfig::DeepClusterImageNet(c) => Arc::new(imagenet::build(c, base_dir)?),
             DatasetConfig::SyntheticDataset(c) => Arc::new(c.build()?),
         })
     }

@@ -211,7 +211,13 @@ impl Dataset for SyntheticDataset {
             return Err(DataError::IndexOutOfRange { index, len: self.cfg.num_samples });
         }
         let label = self.label_of(index);
-        Ok(RawSample { img: self.render(index), label: Some(label), name: format!("synthetic/{label}/{index:06}"), index })
+        Ok(RawSample {
+            img: self.render(index),
+            label: Some(label),
+            name: format!("synthetic/{label}/{index:06}"),
+            index,
+            clustering_label: None,
+        })
     }
 
     fn num_classes(&self) -> Option<usize> {

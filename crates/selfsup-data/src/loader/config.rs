@@ -43,6 +43,29 @@ impl Default for InfiniteSamplerConfig {
     }
 }
 
+/// `sampler = dict(type='DeepClusterSampler', shuffle=True, replace=False)` (mmselfsup):
+/// MMEngine's `DefaultSampler`, optionally drawing with replacement, whose order the
+/// DeepCluster hook replaces by uniform-over-clusters indices after each clustering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeepClusterSamplerConfig {
+    /// Shuffle every epoch. Default `true` (uniform sampling needs it).
+    pub shuffle: bool,
+    /// Seed of the shuffle; `None` uses the loader's (runner's) seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Draw the epoch's indices with replacement. Default `false`.
+    pub replace: bool,
+    /// Pad to a multiple of the world size: no effect on one process. Default `true`.
+    pub round_up: bool,
+}
+
+impl Default for DeepClusterSamplerConfig {
+    fn default() -> Self {
+        Self { shuffle: true, seed: None, replace: false, round_up: true }
+    }
+}
+
 selfsup_config::registry! {
     /// The sampler registry.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +74,8 @@ selfsup_config::registry! {
         "DefaultSampler" => DefaultSampler(DefaultSamplerConfig),
         /// MMEngine's `InfiniteSampler`.
         "InfiniteSampler" => InfiniteSampler(InfiniteSamplerConfig),
+        /// MMSelfSup's `DeepClusterSampler`.
+        "DeepClusterSampler" => DeepClusterSampler(DeepClusterSamplerConfig),
     }
 }
 
@@ -146,9 +171,10 @@ impl DataLoaderConfig {
         if self.batch_size == 0 {
             return Err(DataError::config("DataLoader", "`batch_size` must be positive"));
         }
-        let (sampler, shuffle, seed) = match &self.sampler {
-            SamplerConfig::DefaultSampler(s) => (SamplerKind::Default, s.shuffle, s.seed),
-            SamplerConfig::InfiniteSampler(s) => (SamplerKind::Infinite, s.shuffle, s.seed),
+        let (sampler, shuffle, seed, replace) = match &self.sampler {
+            SamplerConfig::DefaultSampler(s) => (SamplerKind::Default, s.shuffle, s.seed, false),
+            SamplerConfig::InfiniteSampler(s) => (SamplerKind::Infinite, s.shuffle, s.seed, false),
+            SamplerConfig::DeepClusterSampler(s) => (SamplerKind::Default, s.shuffle, s.seed, s.replace),
         };
         Ok(DataLoaderOptions {
             batch_size: self.batch_size,
@@ -158,6 +184,7 @@ impl DataLoaderConfig {
             seed: seed.unwrap_or(default_seed),
             prefetch: self.prefetch_factor.unwrap_or(2),
             sampler,
+            replace,
             skip_unreadable: false,
         })
     }

@@ -32,10 +32,10 @@ pub mod sampler;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver};
@@ -69,6 +69,9 @@ pub struct DataLoaderOptions {
     /// place with the next readable one (evaluation and extraction: one row
     /// per readable image, batches may be shorter or empty). Default `false`.
     pub skip_unreadable: bool,
+    /// Draw each epoch's indices with replacement (`DeepClusterSampler(replace=True)`, as
+    /// ODC trains) instead of a permutation. Default `false`.
+    pub replace: bool,
 }
 
 impl Default for DataLoaderOptions {
@@ -82,6 +85,7 @@ impl Default for DataLoaderOptions {
             prefetch: 2,
             sampler: SamplerKind::Default,
             skip_unreadable: false,
+            replace: false,
         }
     }
 }
@@ -109,6 +113,11 @@ struct Shared {
     /// Samples whose file cannot be read or decoded: not retried.
     unreadable: Mutex<HashSet<usize>>,
     perms: Mutex<VecDeque<(u64, Arc<Vec<usize>>)>>,
+    /// Orders given for some passes (DeepCluster's uniform sampling), in
+    /// place of the sampler's permutation.
+    orders: Mutex<HashMap<u64, Arc<Vec<usize>>>>,
+    /// Clustering labels by dataset index (DeepCluster, ODC).
+    labels: RwLock<Option<Arc<Vec<i64>>>>,
     on_skip: SkipCallback,
 }
 
@@ -182,6 +191,8 @@ impl DataLoader {
                 reported: Mutex::new(HashSet::new()),
                 unreadable: Mutex::new(HashSet::new()),
                 perms: Mutex::new(VecDeque::new()),
+                orders: Mutex::new(HashMap::new()),
+                labels: RwLock::new(None),
                 on_skip: Arc::new(|e: &DataError| eprintln!("warning: skipping sample: {e}")),
             }),
         })
@@ -221,6 +232,8 @@ impl DataLoader {
                 reported: Mutex::new(lock(&s.reported).clone()),
                 unreadable: Mutex::new(lock(&s.unreadable).clone()),
                 perms: Mutex::new(VecDeque::new()),
+                orders: Mutex::new(HashMap::new()),
+                labels: RwLock::new(None),
                 on_skip: callback,
             }),
         }
@@ -255,6 +268,8 @@ impl DataLoader {
                 reported: Mutex::new(lock(&s.reported).clone()),
                 unreadable: Mutex::new(lock(&s.unreadable).clone()),
                 perms: Mutex::new(VecDeque::new()),
+                orders: Mutex::new(HashMap::new()),
+                labels: RwLock::new(None),
                 on_skip: s.on_skip.clone(),
             }),
         })
@@ -278,6 +293,48 @@ impl DataLoader {
     /// The options.
     pub fn options(&self) -> &DataLoaderOptions {
         &self.shared.opts
+    }
+
+    /// Gives every sample its cluster (`DeepClusterImageNet.assign_labels`):
+    /// samples loaded from now on carry `labels[index]` as their
+    /// `clustering_label` pseudo-label.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidConfig`] when there is not one label per sample.
+    pub fn assign_labels(&self, labels: Vec<i64>) -> Result<(), DataError> {
+        if labels.len() != self.shared.len() {
+            return Err(DataError::config("DataLoader", format!("{} clustering labels for {} samples", labels.len(), self.shared.len())));
+        }
+        *self.shared.labels.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(labels));
+        Ok(())
+    }
+
+    /// The clustering labels last assigned, if any.
+    pub fn labels(&self) -> Option<Arc<Vec<i64>>> {
+        self.shared.labels.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Uses `order` (dataset indices, one per position of the epoch) for epoch `epoch` in
+    /// place of the sampler's permutation: `DeepClusterSampler.set_uniform_indices`.
+    /// Set it before iterating that epoch.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidConfig`] when `order` is not the dataset's length or names a
+    /// sample past its end.
+    pub fn set_epoch_order(&self, epoch: usize, order: Vec<usize>) -> Result<(), DataError> {
+        let len = self.shared.len();
+        if order.len() != len || order.iter().any(|&i| i >= len) {
+            return Err(DataError::config("DataLoader", format!("an epoch order of {} positions for {len} samples", order.len())));
+        }
+        let mut orders = lock(&self.shared.orders);
+        orders.retain(|&e, _| e + 2 > epoch as u64);
+        orders.insert(epoch as u64, Arc::new(order));
+        Ok(())
+    }
+
+    /// The order given for epoch `epoch` by [`DataLoader::set_epoch_order`], if any.
+    pub fn epoch_order(&self, epoch: usize) -> Option<Arc<Vec<usize>>> {
+        lock(&self.shared.orders).get(&(epoch as u64)).cloned()
     }
 
     /// Batches per epoch (`len / batch_size`, rounded up unless `drop_last`).
@@ -349,10 +406,17 @@ impl Shared {
     }
 
     fn permutation(&self, pass: u64) -> Arc<Vec<usize>> {
+        if let Some(p) = lock(&self.orders).get(&pass) {
+            return p.clone();
+        }
         if let Some((_, p)) = lock(&self.perms).iter().find(|(e, _)| *e == pass) {
             return p.clone();
         }
-        let p = Arc::new(sampler::permutation(self.opts.seed, pass, self.len(), self.opts.shuffle));
+        let p = Arc::new(if self.opts.replace && self.opts.shuffle {
+            sampler::with_replacement(self.opts.seed, pass, self.len())
+        } else {
+            sampler::permutation(self.opts.seed, pass, self.len(), self.opts.shuffle)
+        });
         let mut cache = lock(&self.perms);
         cache.push_back((pass, p.clone()));
         while cache.len() > 4 {
@@ -394,7 +458,10 @@ impl Shared {
 
     /// Loads dataset sample `index` with the random stream of `rng_slot`.
     fn load_sample(&self, index: usize, rng_slot: Slot) -> Result<Sample, DataError> {
-        let raw = self.dataset.load(index)?;
+        let mut raw = self.dataset.load(index)?;
+        if let Some(labels) = self.labels.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            raw.clustering_label = labels.get(index).copied();
+        }
         let mut rng = sampler::sample_rng(self.opts.seed, rng_slot.pass, rng_slot.pos as u64);
         self.pipeline.run(raw, &mut rng)
     }

@@ -51,6 +51,14 @@ pub fn permutation(seed: u64, pass: u64, len: usize, shuffle: bool) -> Vec<usize
     perm
 }
 
+/// The order of pass `pass` drawn with replacement: `len` indices uniform in `0..len`
+/// (`DeepClusterSampler(replace=True)`'s `torch.randint`), from the same stream as
+/// [`permutation`] would use.
+pub fn with_replacement(seed: u64, pass: u64, len: usize) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::from_seed(key(seed, pass, 0, b"perm\0\0\0\0"));
+    (0..len).map(|_| rng.random_range(0..len as u64) as usize).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

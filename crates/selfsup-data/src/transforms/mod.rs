@@ -322,7 +322,11 @@ pub struct Results {
 
 impl From<RawSample> for Results {
     fn from(raw: RawSample) -> Self {
-        Results { img: vec![raw.img], gt_label: raw.label, sample_idx: raw.index, name: raw.name, ..Results::default() }
+        let mut pseudo_label = BTreeMap::new();
+        if let Some(l) = raw.clustering_label.and_then(|l| PackedArray::from_i64(vec![1], vec![l])) {
+            pseudo_label.insert("clustering_label".to_string(), l);
+        }
+        Results { img: vec![raw.img], gt_label: raw.label, sample_idx: raw.index, name: raw.name, pseudo_label, ..Results::default() }
     }
 }
 
@@ -383,7 +387,9 @@ impl Pipeline {
         let Transform::PackSelfSupInputs(pack) = &self.transforms[pack_pos] else {
             return Ok(());
         };
-        let added: Vec<&str> = self.transforms[..pack_pos].iter().flat_map(Transform::added_keys).collect();
+        // `clustering_label` comes from the dataset (the clustering hook's labels), not a transform.
+        let added: Vec<&str> =
+            std::iter::once("clustering_label").chain(self.transforms[..pack_pos].iter().flat_map(Transform::added_keys)).collect();
         let wanted = pack.algorithm_keys().iter().filter(|k| k.as_str() == "mask").chain(pack.pseudo_label_keys());
         for key in wanted {
             if !added.contains(&key.as_str()) {
@@ -473,6 +479,7 @@ mod tests {
             label: Some(3),
             name: "a/b.png".into(),
             index: 5,
+            clustering_label: None,
         }
     }
 

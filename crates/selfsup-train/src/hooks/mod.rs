@@ -23,6 +23,7 @@ use crate::{
 };
 
 mod checkpoint_hook;
+mod deepcluster_hook;
 mod densecl_hook;
 mod logger_hook;
 mod nonfinite_guard;
@@ -31,6 +32,7 @@ mod simsiam_hook;
 mod swav_hook;
 
 pub use checkpoint_hook::CheckpointHook;
+pub use deepcluster_hook::DeepClusterHook;
 pub use densecl_hook::DenseCLHook;
 pub use logger_hook::LoggerHook;
 pub use nonfinite_guard::NonFiniteGuard;
@@ -100,6 +102,7 @@ pub fn build<B: AutodiffBackend>(cfg: &LoadedConfig, opts: &TrainOptions, lead: 
             CustomHookConfig::SwAV(c) => Box::new(SwAVHook::new(c.clone())),
             CustomHookConfig::DenseCl(c) => Box::new(DenseCLHook::new(c.clone())),
             CustomHookConfig::SimSiam(c) => Box::new(SimSiamHook::new(c.clone())),
+            CustomHookConfig::DeepCluster(c) => Box::new(DeepClusterHook::new(c.clone())),
         });
     }
     let bar = lead && opts.progress && std::io::stderr().is_terminal();

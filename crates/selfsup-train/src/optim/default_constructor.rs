@@ -28,6 +28,11 @@ pub struct CustomKey {
     /// predictor, with `SimSiamHook`'s `fix_pred_lr`).
     #[serde(default)]
     pub fix_lr: Option<bool>,
+    /// The optimiser's momentum for these parameters (MMEngine copies any other key of
+    /// the entry into the parameter group; DeepCluster and ODC set `momentum=0.` on the
+    /// head, which their clustering re-initialises).
+    #[serde(default)]
+    pub momentum: Option<f64>,
 }
 
 /// MMEngine's `paramwise_cfg` (DefaultOptimWrapperConstructor).
@@ -60,6 +65,8 @@ pub struct ParamSetting {
     pub lars_exclude: bool,
     /// Constant learning rate.
     pub fix_lr: bool,
+    /// The group's momentum, when it overrides the optimiser's (SGD and LARS).
+    pub momentum: Option<f64>,
 }
 
 impl ParamwiseCfg {
@@ -76,11 +83,12 @@ impl ParamwiseCfg {
                     decay_mult: c.decay_mult.unwrap_or(1.0),
                     lars_exclude: c.lars_exclude.unwrap_or(false),
                     fix_lr: c.fix_lr.unwrap_or(false),
+                    momentum: c.momentum,
                 };
             }
         }
         let is_bias = name.ends_with(".bias") || name == "bias";
-        let mut s = ParamSetting { lr_mult: 1.0, decay_mult: 1.0, lars_exclude: false, fix_lr: false };
+        let mut s = ParamSetting { lr_mult: 1.0, decay_mult: 1.0, lars_exclude: false, fix_lr: false, momentum: None };
         if is_bias && !is_norm {
             if let Some(m) = self.bias_lr_mult {
                 s.lr_mult = m;

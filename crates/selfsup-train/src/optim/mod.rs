@@ -290,7 +290,7 @@ impl<B: AutodiffBackend> Optimizer<B> {
         });
         for (i, (id, name, is_norm, _)) in trainable.into_iter().enumerate() {
             let setting = match &layer_decay {
-                Some(s) => ParamSetting { lr_mult: s[i].0, decay_mult: s[i].1, lars_exclude: false, fix_lr: false },
+                Some(s) => ParamSetting { lr_mult: s[i].0, decay_mult: s[i].1, lars_exclude: false, fix_lr: false, momentum: None },
                 None => cfg.paramwise_cfg.setting(&name, is_norm),
             };
             let key = (setting.lr_mult, setting.fix_lr);
@@ -458,8 +458,15 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
         let prior = self.opt.state.remove(&id);
         let (p, state) = match self.opt.rule {
             Rule::AdamW(rule) => rule.update(p, g, prior, lr, wd, self.opt.step),
-            Rule::Sgd(rule) => rule.update(p, g, prior, lr, wd),
-            Rule::Lars(rule) => rule.update(p, g, prior, lr, wd, info.setting.lars_exclude),
+            Rule::Sgd(rule) => SgdRule { momentum: info.setting.momentum.unwrap_or(rule.momentum), ..rule }.update(p, g, prior, lr, wd),
+            Rule::Lars(rule) => LarsRule { momentum: info.setting.momentum.unwrap_or(rule.momentum), ..rule }.update(
+                p,
+                g,
+                prior,
+                lr,
+                wd,
+                info.setting.lars_exclude,
+            ),
             Rule::Lamb(rule) => rule.update(p, g, prior, lr, wd, self.opt.step),
         };
         if !state.is_empty() {

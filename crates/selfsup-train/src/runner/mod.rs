@@ -292,6 +292,11 @@ impl<B: AutodiffBackend> Runner<B> {
         &self.device
     }
 
+    /// The training data loader (hooks set its clustering labels and epoch orders).
+    pub fn loader(&self) -> &DataLoader {
+        &self.loader
+    }
+
     /// Restores the run from a checkpoint: model, optimiser, draws, loss
     /// scaler, counters, and every hook's state.
     pub fn resume(&mut self, path: &Path, hooks: &mut [Box<dyn Hook<B>>]) -> Result<(), TrainError> {
