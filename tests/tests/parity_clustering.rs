@@ -43,7 +43,7 @@ macro_rules! parity_cases {
     )+};
 }
 
-parity_cases!(rotationpred_tiny, relativeloc_tiny, npid_tiny, deepcluster_tiny);
+parity_cases!(rotationpred_tiny, relativeloc_tiny, npid_tiny, deepcluster_tiny, odc_tiny);
 
 const EXTRA_KEYS: &[&str] = &["batch_size", "seeds", "optimizer", "optim_wrapper", "fixture", "float32_error"];
 
@@ -110,8 +110,10 @@ fn draws(case: &Case, step: usize) -> Draws {
     let prefix = if step == 0 { "draw" } else { "draw2" };
     let mut draws = Draws::seeded(0);
     if let Some(mask) = case.io.get(&format!("{prefix}.dropout_mask")) {
-        draws =
-            draws.replay(selfsup::necks::relative_loc_neck::DROPOUT_DRAW, mask.clone().convert::<f32>().to_vec::<f32>().expect("f32 mask"));
+        let mask = mask.clone().convert::<f32>().to_vec::<f32>().expect("f32 mask");
+        draws = draws
+            .replay(selfsup::necks::relative_loc_neck::DROPOUT_DRAW, mask.clone())
+            .replay(selfsup::necks::odc_neck::DROPOUT_DRAW, mask);
     }
     if let Some(neg) = case.io.get(&format!("{prefix}.neg_idx")) {
         draws = draws.replay(selfsup::memories::simple_memory::NEGATIVES_DRAW, neg.clone().convert::<f32>().to_vec::<f32>().unwrap());
@@ -175,6 +177,9 @@ fn check_preprocessor_and_features(name: &str) {
 fn check_two_iterations(name: &str) {
     let case = Case::load(name);
     let mut model = load_model_after_hook::<B>(&case);
+    if let Algorithm::Odc(m) = model {
+        model = Algorithm::Odc(odc_init_memory(&case, m));
+    }
     let ow: OptimWrapperConfig = serde_json::from_value(case.config["optim_wrapper"].clone()).expect("optim_wrapper");
     let mut optim = Optimizer::<B>::new(&ow, &model, &key_map());
     let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| ow.lr() * m).collect();
@@ -215,6 +220,17 @@ fn check_two_iterations(name: &str) {
         model = stepped.after_step(state, &StepContext { iter: step, max_iters: 2, epoch: 0 });
         for (key, ours) in &state_values(&model.valid()) {
             check(state_group, key, ours, &case.f32(&format!("{state_group}.{key}")).0);
+        }
+        if let Algorithm::Odc(m) = model {
+            // The memory after the step, then the ODCHook of this iteration.
+            odc_check_memory(&case, &m, &format!("memory.{state_group}"));
+            let m = odc_hook(&case, m, step);
+            odc_check_memory(&case, &m, &format!("memory.after_hook{}", step + 1));
+            model = Algorithm::Odc(m);
+            let group = format!("after_hook{}", step + 1);
+            for (key, ours) in &state_values(&model.valid()) {
+                check(&group, key, ours, &case.f32(&format!("{group}.{key}")).0);
+            }
         }
     }
     assert!(failures.is_empty(), "[{BACKEND}] {name}: {} of {compared} tensors off:\n{}", failures.len(), failures.join("\n"));
@@ -315,4 +331,66 @@ fn deepcluster_hook_clustering() {
     let ours = kmeans(&Tensor::<I, 2>::from_data(burn::tensor::TensorData::new(xb, [16, 8]), &Default::default()), 4, 20, &init, &mut rng)
         .unwrap();
     assert_eq!(ours.labels, result.labels, "[{BACKEND}] labels from our own PCA");
+}
+
+/// ODC's `init_memory` from the hook's features and labels: the bank holds the
+/// normalised features (`memory.init.*`) and the centroids their cluster means
+/// (`hook.state.memory_bank.centroids`).
+fn odc_init_memory(case: &Case, m: selfsup::algorithms::odc::Odc<B>) -> selfsup::algorithms::odc::Odc<B> {
+    let labels = ints(case, "hook.labels");
+    let memory = m.memory_bank.clone().init_memory(case.tensor::<2, B>("hook.features"), labels).expect("init_memory");
+    let m = m.map_memory(|_| memory);
+    odc_check_memory(case, &m, "memory.init");
+    let (err, _) = rel_err(&values(m.memory_bank.centroids.val()), &case.f32("hook.state.memory_bank.centroids").0);
+    assert!(err < 1e-5, "[{BACKEND}] initial centroids {err:e}");
+    m
+}
+
+fn ints(case: &Case, key: &str) -> Vec<i64> {
+    case.io.get(key).unwrap_or_else(|| panic!("fixture tensor `{key}` missing")).clone().convert::<i64>().to_vec::<i64>().unwrap()
+}
+
+/// The memory's banks against `{prefix}.*`: labels exactly, features within eight times
+/// the reference's own float32 error (`float32_error2.json`; eighty on wgpu), at least 1e-5.
+fn odc_check_memory(case: &Case, m: &selfsup::algorithms::odc::Odc<B>, prefix: &str) {
+    assert_eq!(m.memory_bank.labels(), ints(case, &format!("{prefix}.label_bank")).as_slice(), "[{BACKEND}] {prefix}.label_bank");
+    let measured: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(case.dir.join("float32_error2.json")).unwrap()).unwrap();
+    let rel = measured[prefix]["feature_bank"][0].as_f64().unwrap_or(0.0) as f32;
+    let tol = (if BACKEND == "wgpu" { 80.0 } else { 8.0 } * rel).max(1e-5);
+    let (err, _) = rel_err(&values(m.memory_bank.feature_bank.get()), &case.f32(&format!("{prefix}.feature_bank")).0);
+    assert!(err <= tol, "[{BACKEND}] {prefix}.feature_bank: {err:e} > {tol:e}");
+}
+
+/// `ODCHook.after_train_iter` after iteration `step` (0-based; the fixture's interval 2
+/// for the centroids, 1 for small clusters): the recorded 2-means splits replayed, then
+/// the re-weighting `(1/(hist + 1e-10))^0.5`, normalised, handed to the loss.
+fn odc_hook(case: &Case, mut m: selfsup::algorithms::odc::Odc<B>, step: usize) -> selfsup::algorithms::odc::Odc<B> {
+    let iter = step + 1;
+    let hook = &case.config["fixture"]["odc_hook"];
+    let every = |k: &str| iter.is_multiple_of(hook[k].as_u64().unwrap() as usize);
+    if every("centroids_update_interval") {
+        m = m.map_memory(|mem| mem.update_centroids(None));
+    }
+    if every("deal_with_small_clusters_interval") {
+        let prefix = if step == 0 { "draw" } else { "draw2" };
+        let mut j = 0;
+        let memory = m.memory_bank.clone();
+        let (memory, redirects) = memory.deal_with_small_clusters(|max_cluster, members, _| {
+            let key = format!("{prefix}.redirect{j}");
+            j += 1;
+            assert_eq!(max_cluster as i64, ints(case, &format!("{key}.max_cluster"))[0], "[{BACKEND}] {key}: the largest cluster");
+            let side = |s: &str| ints(case, &format!("{key}.{s}")).into_iter().map(|i| i as usize).collect::<Vec<_>>();
+            let (a, b) = (side("sub1"), side("sub2"));
+            assert_eq!(a.len() + b.len(), members.len(), "[{BACKEND}] {key}: members");
+            (a, b)
+        });
+        let expected = case.config["fixture"]["odc_hook_redirects"][step].as_u64().unwrap() as usize;
+        assert_eq!(redirects.len(), expected, "[{BACKEND}] refills after iteration {iter}");
+        m = m.map_memory(|_| memory);
+    }
+    let hist = m.memory_bank.histogram();
+    let inv: Vec<f32> = hist.iter().map(|&h| (1.0f32 / (h as f32 + 1e-10)).powf(0.5)).collect();
+    let total: f32 = inv.iter().sum();
+    m.set_loss_weight(inv.iter().map(|v| v / total).collect()).with_class_weighted(true)
 }

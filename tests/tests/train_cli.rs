@@ -195,11 +195,12 @@ fn image_of(i: u32) -> image::RgbImage {
 
 /// MoCo's queue and key encoder, NPID's memory bank, SwAV's hook queue
 /// (started at epoch 1, prototypes frozen for the first iterations), and
-/// DeepCluster's labels, sampling order and re-drawn classifier survive a
-/// kill and resume: the resumed run's losses equal the uninterrupted run's.
+/// DeepCluster's labels, sampling order and re-drawn classifier, and ODC's
+/// feature and label banks (outside the state dict) and weighted loss survive
+/// a kill and resume: the resumed run's losses equal the uninterrupted run's.
 #[test]
 fn contrastive_state_survives_kill_and_resume() {
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 5] = [
         ("configs/mocov2/mocov2_resnet18-tiny_demo_synthetic.toml", &[]),
         ("configs/npid/npid_resnet18-tiny_demo_synthetic.toml", &["model.memory_bank.length=16", "model.neg_num=8"]),
         (
@@ -218,6 +219,18 @@ fn contrastive_state_survives_kill_and_resume() {
                 "custom_hooks.0.clustering.k=4",
                 "custom_hooks.0.clustering.pca_dim=8",
                 "model.head.num_classes=4",
+            ],
+        ),
+        (
+            "configs/odc/odc_resnet18-tiny_demo_synthetic.toml",
+            &[
+                "custom_hooks.0.extract_dataloader.dataset.num_samples=16",
+                "custom_hooks.0.clustering.k=4",
+                "model.head.num_classes=4",
+                "model.memory_bank.num_classes=4",
+                "model.memory_bank.length=16",
+                "model.memory_bank.min_cluster=3",
+                "custom_hooks.1.centroids_update_interval=3",
             ],
         ),
     ];

@@ -48,6 +48,8 @@ algorithms! {
     "NPID" => Npid(NpidConfig, Npid) in npid,
     /// DeepCluster.
     "DeepCluster" => DeepCluster(DeepClusterConfig, DeepCluster) in deepcluster,
+    /// Online deep clustering.
+    "ODC" => Odc(OdcConfig, Odc) in odc,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.

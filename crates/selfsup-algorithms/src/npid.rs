@@ -170,7 +170,7 @@ pub(crate) fn sample_indices<B: Backend>(inputs: &SelfSupInputs<B>, algorithm: &
 
 /// Every replica's indices, in rank order (MMSelfSup's `all_gather`); on one
 /// device, `idx`.
-fn gather_indices<B: Backend>(idx: Vec<usize>, device: &B::Device) -> Vec<usize> {
+pub(crate) fn gather_indices<B: Backend>(idx: Vec<usize>, device: &B::Device) -> Vec<usize> {
     if dist::current().is_none() {
         return idx;
     }

@@ -12,6 +12,7 @@
 pub mod amp;
 pub mod attention;
 pub mod batch_norm;
+pub mod buffer;
 pub mod dist;
 pub mod functional;
 pub mod fused;

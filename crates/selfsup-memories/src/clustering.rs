@@ -174,18 +174,25 @@ pub fn random_init(n: usize, k: usize, rng: &mut impl Rng) -> Vec<usize> {
 }
 
 /// The nearest centroid of every row and its squared distance.
+///
+/// One matmul per chunk of rows gives `‖c‖² − 2 x·c` for every centroid
+/// (`x` augmented with a column of ones, the centroids with `‖c‖²`), whose
+/// minimum picks the centroid (first index on ties); `‖x‖²` is added to the
+/// minima only.
 pub fn assign<B: Backend>(x: &Tensor<B, 2>, centroids: &Tensor<B, 2>) -> (Vec<usize>, Vec<f32>) {
     let [n, _] = x.dims();
-    let c_norm = centroids.clone().powi_scalar(2).sum_dim(1).transpose(); // [1, k]
+    let device = x.device();
+    let c_norm = centroids.clone().powi_scalar(2).sum_dim(1); // [k, 1]
+    let c_aug = Tensor::cat(vec![centroids.clone().mul_scalar(-2.0), c_norm], 1).transpose(); // [d + 1, k]
     let (mut labels, mut dists) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for start in (0..n).step_by(CHUNK) {
         let end = (start + CHUNK).min(n);
         let rows = x.clone().slice([start..end]);
         let x_norm = rows.clone().powi_scalar(2).sum_dim(1);
-        let d2 = x_norm + c_norm.clone() - rows.matmul(centroids.clone().transpose()).mul_scalar(2.0);
-        let (min, arg) = d2.min_dim_with_indices(1);
+        let x_aug = Tensor::cat(vec![rows, Tensor::ones([end - start, 1], &device)], 1);
+        let (min, arg) = x_aug.matmul(c_aug.clone()).min_dim_with_indices(1);
         labels.extend(arg.into_data().convert::<i64>().to_vec::<i64>().unwrap_or_default().into_iter().map(|v| v as usize));
-        dists.extend(host(min).into_iter().map(|v| v.max(0.0)));
+        dists.extend(host(min + x_norm).into_iter().map(|v| v.max(0.0)));
     }
     (labels, dists)
 }
@@ -276,6 +283,38 @@ fn split_clusters<B: Backend>(centroids: Tensor<B, 2>, counts: &mut [usize], n: 
         splits += 1;
     }
     (Tensor::from_data(TensorData::new(c, [k, d]), &device), splits)
+}
+
+/// The 2-means split ODC makes of its largest cluster (MMSelfSup calls
+/// `sklearn.cluster.KMeans(n_clusters=2, random_state=0, max_iter=20)`):
+/// k-means++ seeding from `rng` (the first centre uniform, the second drawn
+/// ∝ squared distance), then 20 Lloyd iterations. Each row's side, 0 or 1.
+/// Identical rows give one side only; the caller falls back to a random half.
+pub fn two_means<B: Backend>(x: &Tensor<B, 2>, rng: &mut impl Rng) -> Vec<usize> {
+    let [n, _] = x.dims();
+    if n < 2 {
+        return vec![0; n];
+    }
+    let first = rng.random_range(0..n as u64) as usize;
+    let device = x.device();
+    let centre = x.clone().select(0, Tensor::<B, 1, Int>::from_data(TensorData::new(vec![first as i64], [1]), &device));
+    let (_, d2) = assign(x, &centre);
+    let total: f64 = d2.iter().map(|&v| f64::from(v)).sum();
+    let second = if total > 0.0 {
+        let mut u = rng.random::<f64>() * total;
+        d2.iter()
+            .position(|&v| {
+                u -= f64::from(v);
+                u < 0.0
+            })
+            .unwrap_or(n - 1)
+    } else {
+        (first + 1) % n
+    };
+    match kmeans(x, 2, 20, &[first, second], rng) {
+        Ok(r) => r.labels,
+        Err(_) => vec![0; n],
+    }
 }
 
 /// Normalised mutual information of two labelings of the same samples,

@@ -10,9 +10,11 @@
 
 pub mod clustering;
 pub mod ema;
+pub mod odc_memory;
 pub mod queue;
 pub mod simple_memory;
 
 pub use ema::{EmaKind, MomentumEncoder, OnlineWeights};
+pub use odc_memory::{ODCMemory, ODCMemoryConfig, OdcUpdate};
 pub use queue::FeatureQueue;
 pub use simple_memory::{SimpleMemory, SimpleMemoryConfig};

@@ -1,6 +1,7 @@
 //! Helpers shared by the projection necks, and the key rows of the necks
 //! built from `nn.Sequential` MLPs.
-use burn::tensor::{backend::Backend, module::adaptive_avg_pool2d, Tensor};
+use burn::tensor::{backend::Backend, module::adaptive_avg_pool2d, Tensor, TensorData};
+use selfsup_core::Draws;
 use selfsup_layers::batch_norm::BatchNormCfg;
 
 /// Key rows between MMSelfSup's `nn.Sequential` indices and our field
@@ -26,4 +27,18 @@ pub(crate) fn yes() -> bool {
 
 pub(crate) fn sync_bn() -> BatchNormCfg {
     BatchNormCfg::new("SyncBN")
+}
+
+/// `nn.Dropout(p)` in training (autodiff backends), the identity otherwise. The
+/// Bernoulli mask comes from the draw `key`: uniforms `u`, kept where `u >= p` and
+/// scaled by `1/(1 − p)` (a replayed 0/1 mask reads the same way).
+pub(crate) fn dropout<B: Backend>(x: Tensor<B, 2>, p: f64, key: &str, draws: &mut Draws) -> Tensor<B, 2> {
+    let device = x.device();
+    if !B::ad_enabled(&device) {
+        return x;
+    }
+    let [n, c] = x.dims();
+    let scale = (1.0 / (1.0 - p)) as f32;
+    let keep: Vec<f32> = draws.uniform(key, n * c).into_iter().map(|u| if f64::from(u) >= p { scale } else { 0.0 }).collect();
+    x * Tensor::<B, 2>::from_data(TensorData::new(keep, [n, c]), &device)
 }

@@ -16,6 +16,7 @@ pub mod linear_neck;
 pub mod mae_neck;
 pub mod mocov2_neck;
 pub mod nonlinear_neck;
+pub mod odc_neck;
 pub mod relative_loc_neck;
 pub mod swav_neck;
 
@@ -26,5 +27,6 @@ pub use linear_neck::{LinearNeck, LinearNeckConfig};
 pub use mae_neck::{ClsBatchNormNeck, ClsBatchNormNeckConfig, MaePretrainDecoder, MaePretrainDecoderConfig};
 pub use mocov2_neck::{Mlp, MoCoV2Neck, MoCoV2NeckConfig};
 pub use nonlinear_neck::{NonLinearNeck, NonLinearNeckConfig, NONLINEAR_KEY_REMAP};
+pub use odc_neck::{ODCNeck, ODCNeckConfig};
 pub use relative_loc_neck::{RelativeLocNeck, RelativeLocNeckConfig};
 pub use swav_neck::{SwAVNeck, SwAVNeckConfig, SwAVProjection, NECK_KEY_ALIASES};

@@ -4,7 +4,7 @@
 use burn::{
     module::Module,
     nn::Linear,
-    tensor::{backend::Backend, Tensor, TensorData},
+    tensor::{backend::Backend, Tensor},
 };
 use selfsup_core::Draws;
 use selfsup_layers::{
@@ -14,7 +14,7 @@ use selfsup_layers::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::common::{pool_flatten, yes};
+use crate::common::{dropout, pool_flatten, yes};
 
 /// `dict(type='RelativeLocNeck', in_channels, out_channels, with_avg_pool=True,
 /// norm_cfg=dict(type='BN1d'))`; the Linear from `N(0, 0.01)`, bias 0.
@@ -83,14 +83,6 @@ impl<B: Backend> RelativeLocNeck<B> {
     pub fn forward(&self, x: Tensor<B, 4>, draws: &mut Draws) -> Tensor<B, 2> {
         let x = linear(&self.fc, pool_flatten(x, self.with_avg_pool));
         let x = burn::tensor::activation::relu(self.bn.forward(x));
-        let device = x.device();
-        if !B::ad_enabled(&device) {
-            return x;
-        }
-        let [n, c] = x.dims();
-        let scale = (1.0 / (1.0 - DROPOUT)) as f32;
-        let keep: Vec<f32> =
-            draws.uniform(DROPOUT_DRAW, n * c).into_iter().map(|u| if f64::from(u) >= DROPOUT { scale } else { 0.0 }).collect();
-        x * Tensor::<B, 2>::from_data(TensorData::new(keep, [n, c]), &device)
+        dropout(x, DROPOUT, DROPOUT_DRAW, draws)
     }
 }

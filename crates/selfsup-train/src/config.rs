@@ -328,17 +328,27 @@ impl LoadedConfig {
         }
         run.model.check_batch_size(run.train_dataloader.batch_size).map_err(|m| invalid("train_dataloader.batch_size".into(), m))?;
         for (i, hook) in run.custom_hooks.iter().enumerate() {
-            let (needs, name) = match hook {
-                CustomHookConfig::SwAV(_) => ("SwAV", "SwAVHook"),
-                CustomHookConfig::DenseCl(_) => ("DenseCL", "DenseCLHook"),
-                CustomHookConfig::SimSiam(_) => ("SimSiam", "SimSiamHook"),
-                CustomHookConfig::DeepCluster(_) => ("DeepCluster", "DeepClusterHook"),
+            let (needs, name): (&[&str], _) = match hook {
+                CustomHookConfig::SwAV(_) => (&["SwAV"], "SwAVHook"),
+                CustomHookConfig::DenseCl(_) => (&["DenseCL"], "DenseCLHook"),
+                CustomHookConfig::SimSiam(_) => (&["SimSiam"], "SimSiamHook"),
+                CustomHookConfig::DeepCluster(_) => (&["DeepCluster", "ODC"], "DeepClusterHook"),
+                CustomHookConfig::Odc(_) => (&["ODC"], "ODCHook"),
             };
-            if run.model.name() != needs {
+            if !needs.contains(&run.model.name()) {
                 return Err(invalid(
                     format!("custom_hooks.{i}.type"),
-                    format!("{name} drives {needs}, but model.type is {}", run.model.name()),
+                    format!("{name} drives {}, but model.type is {}", needs.join(" or "), run.model.name()),
                 ));
+            }
+            if let CustomHookConfig::DeepCluster(h) = hook {
+                let odc = run.model.name() == "ODC";
+                if h.init_memory != odc {
+                    return Err(invalid(
+                        format!("custom_hooks.{i}.init_memory"),
+                        format!("must be {odc} for {}: only ODC has a memory to initialise", run.model.name()),
+                    ));
+                }
             }
             if let (CustomHookConfig::SwAV(h), AlgorithmConfig::SwAV(m)) = (hook, &run.model) {
                 let SwAVConfigView { feat_dim, crops_for_assign } = swav_view(m);
@@ -412,6 +422,8 @@ selfsup_config::registry! {
         "SimSiamHook" => SimSiam(SimSiamHookConfig),
         /// DeepCluster's clustering between epochs.
         "DeepClusterHook" => DeepCluster(DeepClusterHookConfig),
+        /// ODC's centroid updates, small-cluster handling and re-weighting.
+        "ODCHook" => Odc(OdcHookConfig),
     }
 }
 
@@ -441,7 +453,7 @@ pub struct DeepClusterHookConfig {
     /// The re-weighting power.
     #[serde(default = "half")]
     pub reweight_pow: f64,
-    /// ODC's memory initialisation; not supported for DeepCluster.
+    /// Fill ODC's memory with the features and labels (ODC only).
     #[serde(default)]
     pub init_memory: bool,
     /// Cluster before the first epoch.
@@ -460,6 +472,33 @@ pub struct DeepClusterHookConfig {
 
 fn half() -> f64 {
     0.5
+}
+
+/// `dict(type='ODCHook', centroids_update_interval, deal_with_small_clusters_interval,
+/// evaluate_interval, reweight, reweight_pow, dist_mode=True)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OdcHookConfig {
+    /// Recompute every centroid every this many iterations.
+    pub centroids_update_interval: usize,
+    /// Dissolve and refill small clusters every this many iterations.
+    pub deal_with_small_clusters_interval: usize,
+    /// Log the cluster sizes every this many iterations.
+    pub evaluate_interval: usize,
+    /// Accepted; MMSelfSup's hook re-weights after every iteration whatever it says.
+    pub reweight: bool,
+    /// Accepted; MMSelfSup's hook re-weights with power 0.5 whatever it says.
+    #[serde(default = "half")]
+    pub reweight_pow: f64,
+    /// MMSelfSup refuses `False`; accepted when true.
+    #[serde(default = "yes")]
+    pub dist_mode: bool,
+    /// Seed of the 2-means splits; default the run's.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// MMEngine's hook priority; accepted.
+    #[serde(default)]
+    pub priority: Option<serde_json::Value>,
 }
 
 /// `dict(type='SwAVHook', batch_size, epoch_queue_starts=15, crops_for_assign=[0, 1],

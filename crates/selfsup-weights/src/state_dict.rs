@@ -329,6 +329,9 @@ fn pytorch_name(snapshot: &TensorSnapshot, keymap: &KeyMap) -> String {
 pub fn export_state_dict<B: Backend, M: ModuleSnapshot<B>>(module: &M, keymap: &KeyMap) -> Result<BTreeMap<String, Tensor>, WeightsError> {
     let mut out = BTreeMap::new();
     for snapshot in module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
+        if snapshot.container_stack.as_ref().is_some_and(|s| s.iter().any(|t| t == NON_PERSISTENT)) {
+            continue;
+        }
         let key = pytorch_name(&snapshot, keymap);
         let data = snapshot.to_data().map_err(|e| WeightsError::Apply { key: key.clone(), message: e.to_string() })?;
         out.insert(key.clone(), to_torch_buffer(&key, data));
@@ -355,6 +358,10 @@ pub fn model_keys<B: Backend, M: burn::module::Module<B>>(module: &M, keymap: &K
     }
     out
 }
+
+/// The module type of state kept outside the state dict (`selfsup_layers::buffer::NonPersistent`,
+/// PyTorch's plain tensor attributes and non-persistent buffers): no key, not exported, not loaded.
+const NON_PERSISTENT: &str = "Struct:NonPersistent";
 
 /// PyTorch's integer buffers, kept as floats in selfsup modules (burn has no
 /// 0-d tensors and some backends no int64): `(key suffix, 0-d in PyTorch)`.
@@ -392,6 +399,9 @@ struct KeyVisitor<'a> {
 
 impl KeyVisitor<'_> {
     fn record(&mut self, mut shape: Vec<usize>) {
+        if self.types.iter().any(|t| t == NON_PERSISTENT) {
+            return;
+        }
         let module = self.types.iter().rev().find(|t| t.starts_with("Struct:")).cloned().unwrap_or_default();
         let mut path = self.path.clone();
         let last = path.last().cloned().unwrap_or_default();

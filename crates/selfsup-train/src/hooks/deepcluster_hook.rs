@@ -10,7 +10,8 @@
 //! `N/k + 1` samples of every non-empty cluster (with replacement when the
 //! cluster is smaller), shuffled, cut to `N` (`DeepClusterSampler`); with
 //! `reweight` the loss weighs cluster `c` by `(1/(|c| + 1e-10))^pow`,
-//! normalised; the classifier is drawn again.
+//! normalised; the classifier is drawn again; with `init_memory` (ODC) the
+//! memory takes the raw features and the labels.
 //!
 //! Differences from MMSelfSup, all deliberate:
 //! - every draw (k-means' initial rows and empty-cluster splits, the
@@ -21,7 +22,7 @@
 //!   with them instead of clustering again at start, so it reproduces the
 //!   uninterrupted run;
 //! - samples whose file cannot be read get no feature; they are labelled 0
-//!   and left out of the uniform order;
+//!   and left out of the uniform order (ODC's memory stores a zero row);
 //! - each clustering prints the cluster sizes and the normalised mutual
 //!   information with the previous assignment (the DeepCluster paper's
 //!   stability measure), and writes `cluster_epoch_{E}.npy` (int64 labels)
@@ -109,17 +110,19 @@ impl DeepClusterHook {
         let device = runner.device().clone();
         let feats = features_with(&inner, dataset, dl.dataset.pipeline(), dl.batch_size, &device, |m, x| match m {
             Algorithm::DeepCluster(m) => m.cluster_features(x).map_err(TrainError::from),
-            other => {
-                Err(TrainError::Other(format!("DeepClusterHook drives DeepCluster, not {}", selfsup_core::SelfSupAlgorithm::name(other))))
-            }
+            Algorithm::Odc(m) => m.cluster_features(x).map_err(TrainError::from),
+            other => Err(TrainError::Other(format!(
+                "DeepClusterHook drives DeepCluster and ODC, not {}",
+                selfsup_core::SelfSupAlgorithm::name(other)
+            ))),
         })?;
         let rows = feats.indices.len();
         if rows < k {
             return Err(other(format!("DeepClusterHook: {rows} readable samples for k = {k} clusters")));
         }
         // Step 2: PCA, whitening, L2, k-means.
-        let x = Tensor::<B::InnerBackend, 2>::from_data(TensorData::new(feats.feats, [rows, feats.dim]), &device);
-        let (x, _) = preprocess_features(x, pca_dim).map_err(other)?;
+        let raw = Tensor::<B::InnerBackend, 2>::from_data(TensorData::new(feats.feats.clone(), [rows, feats.dim]), &device);
+        let (x, _) = preprocess_features(raw, pca_dim).map_err(other)?;
         let init = random_init(rows, k, &mut rng);
         let result = kmeans(&x, k, NITER, &init, &mut rng).map_err(other)?;
         let mut labels = vec![0i64; n];
@@ -159,6 +162,7 @@ impl DeepClusterHook {
             let weights = inv.iter().map(|v| (v / total) as f32).collect();
             runner.model = match runner.model.clone() {
                 Algorithm::DeepCluster(m) => Algorithm::DeepCluster(m.set_loss_weight(weights)),
+                Algorithm::Odc(m) => Algorithm::Odc(m.set_loss_weight(weights)),
                 other => other,
             };
         }
@@ -166,8 +170,25 @@ impl DeepClusterHook {
         let mut init_rng = InitRng::new(rng.random::<u64>());
         runner.model = match runner.model.clone() {
             Algorithm::DeepCluster(m) => Algorithm::DeepCluster(m.reinit_head(&mut init_rng)),
+            Algorithm::Odc(m) => Algorithm::Odc(m.reinit_head(&mut init_rng)),
             other => other,
         };
+        // Step 6: ODC's memory, from the raw features (unreadable samples: zero rows).
+        if self.cfg.init_memory {
+            let d = feats.dim;
+            let mut full = vec![0f32; n * d];
+            for (row, &i) in feats.indices.iter().enumerate() {
+                full[i * d..(i + 1) * d].copy_from_slice(&feats.feats[row * d..(row + 1) * d]);
+            }
+            let full = Tensor::<B, 2>::from_data(TensorData::new(full, [n, d]), &device);
+            if let Algorithm::Odc(m) = &runner.model {
+                let memory = m.memory_bank.clone().init_memory(full, labels.clone()).map_err(|e| other(format!("DeepClusterHook: {e}")))?;
+                runner.model = match runner.model.clone() {
+                    Algorithm::Odc(m) => Algorithm::Odc(m.map_memory(|_| memory)),
+                    model => model,
+                };
+            }
+        }
         self.labels = Some(labels);
         Ok(())
     }
@@ -220,7 +241,7 @@ fn uniform_order(indices: &[usize], labels: &[usize], k: usize, n: usize, rng: &
 }
 
 /// Writes int64 labels as a NumPy `.npy` file (`np.save`'s format, version 1.0).
-fn write_npy(path: &Path, values: &[i64]) -> Result<(), TrainError> {
+pub(super) fn write_npy(path: &Path, values: &[i64]) -> Result<(), TrainError> {
     let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}", values.len());
     // Magic (6) + version (2) + length (2) + header, padded with spaces to 64 bytes, ending in \n.
     let total = 10 + header.len() + 1;
@@ -238,9 +259,6 @@ fn write_npy(path: &Path, values: &[i64]) -> Result<(), TrainError> {
 
 impl<B: AutodiffBackend> Hook<B> for DeepClusterHook {
     fn before_train(&mut self, runner: &mut Runner<B>) -> Result<(), TrainError> {
-        if self.cfg.init_memory {
-            return Err(other("DeepClusterHook: init_memory is ODC's; DeepCluster has no memory bank"));
-        }
         if let Some((labels, order)) = self.restored.take() {
             let epoch = runner.epoch;
             return self.apply(runner, &labels, order.as_deref(), epoch);

@@ -27,6 +27,7 @@ mod deepcluster_hook;
 mod densecl_hook;
 mod logger_hook;
 mod nonfinite_guard;
+mod odc_hook;
 mod progress_hook;
 mod simsiam_hook;
 mod swav_hook;
@@ -36,6 +37,7 @@ pub use deepcluster_hook::DeepClusterHook;
 pub use densecl_hook::DenseCLHook;
 pub use logger_hook::LoggerHook;
 pub use nonfinite_guard::NonFiniteGuard;
+pub use odc_hook::OdcHook;
 pub use progress_hook::ProgressHook;
 pub use simsiam_hook::SimSiamHook;
 pub use swav_hook::SwAVHook;
@@ -103,6 +105,7 @@ pub fn build<B: AutodiffBackend>(cfg: &LoadedConfig, opts: &TrainOptions, lead: 
             CustomHookConfig::DenseCl(c) => Box::new(DenseCLHook::new(c.clone())),
             CustomHookConfig::SimSiam(c) => Box::new(SimSiamHook::new(c.clone())),
             CustomHookConfig::DeepCluster(c) => Box::new(DeepClusterHook::new(c.clone())),
+            CustomHookConfig::Odc(c) => Box::new(OdcHook::new(c.clone())),
         });
     }
     let bar = lead && opts.progress && std::io::stderr().is_terminal();
