@@ -264,8 +264,8 @@ fn pretext_demos_train_from_their_pipelines() {
 /// `DeepClusterHook.deepcluster` on the fixture's 16 images: the eval-mode
 /// features `neck([backbone(x)])`, faiss's PCA (mean, eigenvalues, the
 /// whitened rows up to sign), the L2-normalised output, and faiss's k-means
-/// from the recorded initial rows: every iteration's centroids and the
-/// final labels. The uniform order takes `N/k + 1` of every cluster.
+/// from the recorded initial rows: the final centroids, the objective at
+/// every iteration faiss records, and the labels. The uniform order takes `N/k + 1` of every cluster.
 #[test]
 fn deepcluster_hook_clustering() {
     use selfsup::memories::clustering::{kmeans, preprocess_features, train_pca};
@@ -324,6 +324,15 @@ fn deepcluster_hook_clustering() {
     let (traj, _) = case.f32("hook.kmeans.centroids_per_iter");
     let (err, _) = rel_err(&values(result.centroids.clone()), &traj[20 * 32..]);
     assert!(err < 1e-4, "[{BACKEND}] centroids after 20 iterations: {err:e}");
+    // The objective (within-cluster sum of squares at each assignment) as faiss's
+    // `iteration_stats` records it, until it converges.
+    let (obj, _) = case.f32("hook.kmeans.obj");
+    for (i, r) in obj.iter().enumerate() {
+        let ours = result.objective[i] as f32;
+        assert!((ours - r).abs() <= 1e-4 * r.abs().max(1.0), "[{BACKEND}] k-means objective at iteration {i}: {ours} vs faiss {r}");
+    }
+    let last = *result.objective.last().unwrap() as f32;
+    assert!((last - obj[obj.len() - 1]).abs() <= 1e-4 * last.abs().max(1.0), "[{BACKEND}] final objective {last}");
     let labels: Vec<i64> = result.labels.iter().map(|&l| l as i64).collect();
     let reference = case.io.get("hook.labels").unwrap().clone().convert::<i64>().to_vec::<i64>().unwrap();
     assert_eq!(labels, reference, "[{BACKEND}] cluster labels");
