@@ -17,13 +17,16 @@
 //! - `SyncBN`: burn has none, so each replica's BatchNorm normalises its
 //!   own batch, as MMSelfSup's plain `BN` does (MoCo v2's configs use it).
 use burn::{
-    module::Module,
+    module::{Module, Param},
     tensor::{backend::Backend, module::adaptive_avg_pool2d, Int, Tensor, TensorData},
 };
 use selfsup_backbones::{MaeVit, MoCoV3VitConfig, ResNet, ResNetConfig, VitFeatures};
 use selfsup_core::{DataPreprocessorConfig, Draws, ModelError, SelfSupInputs};
 use selfsup_heads::{ContrastiveHeadConfig, LatentCrossCorrelationHeadConfig, LatentPredictHeadConfig, MoCoV3HeadConfig};
-use selfsup_layers::{dist, init::InitRng};
+use selfsup_layers::{
+    dist,
+    init::{fixed, InitRng},
+};
 use selfsup_necks::{NonLinearNeck, NonLinearNeckConfig};
 
 use crate::ConfigIssue;
@@ -390,3 +393,36 @@ macro_rules! backbone_modes {
     };
 }
 pub(crate) use backbone_modes;
+
+/// The batch's sample indices, checked against the bank.
+pub fn sample_indices<B: Backend>(inputs: &SelfSupInputs<B>, algorithm: &'static str, len: usize) -> Result<Vec<usize>, ModelError> {
+    let idx = &inputs.data_samples.sample_idx;
+    let n = inputs.views.first().map_or(0, |v| v.dims()[0]);
+    let err = |message: String| ModelError::DataSample { algorithm, field: "sample_idx".into(), message };
+    if idx.len() != n {
+        return Err(err(format!("{} indices for a batch of {n}; the data loader sets them", idx.len())));
+    }
+    if let Some(&bad) = idx.iter().find(|&&i| i >= len) {
+        return Err(err(format!("index {bad} is past the memory bank's {len} rows; set memory_bank.length to the dataset's length")));
+    }
+    Ok(idx.clone())
+}
+
+/// Every replica's indices, in rank order (MMSelfSup's `all_gather`); on one
+/// device, `idx`.
+pub fn gather_indices<B: Backend>(idx: Vec<usize>, device: &B::Device) -> Vec<usize> {
+    if dist::current().is_none() {
+        return idx;
+    }
+    let n = idx.len();
+    let t = Tensor::<B, 2>::from_data(TensorData::new(idx.iter().map(|&i| i as f32).collect::<Vec<_>>(), [n, 1]), device);
+    let all = gather(t).into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    all.into_iter().map(|v| v as usize).collect()
+}
+
+/// The cross entropy's class weights as the buffer `loss_weight`, `[k]` (DeepCluster
+/// and ODC start from the uniform `1/k`).
+pub fn class_weights<B: Backend>(weights: Vec<f32>, device: &B::Device) -> Param<Tensor<B, 1>> {
+    let k = weights.len();
+    fixed(Tensor::from_data(TensorData::new(weights, [k]), device))
+}

@@ -11,18 +11,18 @@
 //! `head.loss.class_weight = loss_weight` in every `loss()`.
 use burn::{
     module::{Module, Param},
-    tensor::{backend::Backend, Tensor, TensorData},
+    tensor::{backend::Backend, Tensor},
 };
 use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs};
 use selfsup_heads::ClsHead;
-use selfsup_layers::init::{fixed, InitRng};
+use selfsup_layers::init::InitRng;
 use selfsup_necks::{AvgPool2dNeck, AvgPool2dNeckConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    common::{backbone_spec, check_common, pseudo_labels, Backbone, BackboneOut, ContrastiveBackboneConfig},
+    common::{backbone_spec, check_common, class_weights, pseudo_labels, Backbone, BackboneOut, ContrastiveBackboneConfig},
     rotation_pred::{check_label_count, ClsHeadRegistry},
-    AlgorithmSpec, ConfigIssue, InitCfg,
+    Algorithm, AlgorithmSpec, ConfigIssue, InitCfg,
 };
 
 selfsup_config::registry! {
@@ -83,7 +83,7 @@ impl AlgorithmSpec for DeepClusterConfig {
         DeepCluster {
             backbone: self.backbone.init(device, rng),
             head: self.head.get().init(device, rng),
-            loss_weight: fixed(Tensor::ones([k], device).div_scalar(k as f64)),
+            loss_weight: class_weights(vec![1.0 / k as f32; k], device),
             neck: neck.init(),
             data_preprocessor: self.data_preprocessor.clone(),
         }
@@ -122,18 +122,45 @@ impl<B: Backend> DeepCluster<B> {
         Ok(x.flatten::<2>(1, 3))
     }
 
-    /// The classifier re-initialised (`head.init_weights()` after a clustering).
-    pub fn reinit_head(mut self, rng: &mut InitRng) -> Self {
-        self.head = self.head.reinit(rng);
-        self
+}
+
+/// What the clustering hooks ask of the models they drive (DeepCluster and ODC);
+/// other models answer `None` or stay as they are.
+impl<B: Backend> Algorithm<B> {
+    /// The features the `DeepClusterHook` clusters, `[n, c]`.
+    pub fn cluster_features(&self, inputs: &SelfSupInputs<B>) -> Option<Result<Tensor<B, 2>, ModelError>> {
+        match self {
+            Algorithm::DeepCluster(m) => Some(m.cluster_features(inputs)),
+            Algorithm::Odc(m) => Some(m.cluster_features(inputs)),
+            _ => None,
+        }
     }
 
-    /// Sets the class weights (`DeepClusterHook.set_reweight`).
-    pub fn set_loss_weight(mut self, weights: Vec<f32>) -> Self {
-        let device = self.loss_weight.device();
-        let k = weights.len();
-        self.loss_weight = fixed(Tensor::from_data(TensorData::new(weights, [k]), &device));
-        self
+    /// The class weights set (`set_reweight`), when `weights` is given.
+    pub fn with_loss_weight(self, weights: Vec<f32>) -> Self {
+        match self {
+            Algorithm::DeepCluster(mut m) => {
+                m.loss_weight = class_weights(weights, &m.loss_weight.device());
+                Algorithm::DeepCluster(m)
+            }
+            Algorithm::Odc(m) => Algorithm::Odc(m.set_loss_weight(weights)),
+            other => other,
+        }
+    }
+
+    /// The classifier re-drawn (`head.init_weights()` after a clustering).
+    pub fn with_new_classifier(self, rng: &mut InitRng) -> Self {
+        match self {
+            Algorithm::DeepCluster(mut m) => {
+                m.head = m.head.reinit(rng);
+                Algorithm::DeepCluster(m)
+            }
+            Algorithm::Odc(mut m) => {
+                m.head = m.head.reinit(rng);
+                Algorithm::Odc(m)
+            }
+            other => other,
+        }
     }
 }
 

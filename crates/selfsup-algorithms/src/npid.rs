@@ -13,13 +13,16 @@ use burn::{
 };
 use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs, StepContext};
 use selfsup_heads::ContrastiveHead;
-use selfsup_layers::{dist, init::InitRng, l2_normalize};
+use selfsup_layers::{init::InitRng, l2_normalize};
 use selfsup_memories::{SimpleMemory, SimpleMemoryConfig};
 use selfsup_necks::{LinearNeck, LinearNeckConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    common::{backbone_modes, backbone_spec, check_common, gather, Backbone, BackboneOut, ContrastiveBackboneConfig, ContrastiveHeadRegistry},
+    common::{
+        backbone_modes, backbone_spec, check_common, gather, gather_indices, sample_indices, Backbone, BackboneOut,
+        ContrastiveBackboneConfig, ContrastiveHeadRegistry,
+    },
     AlgorithmSpec, ConfigIssue, InitCfg,
 };
 
@@ -152,32 +155,6 @@ pub struct NpidBankUpdate<B: Backend> {
     pub idx: Vec<usize>,
     /// `[idx.len(), feat_dim]`, detached.
     pub features: Tensor<B, 2>,
-}
-
-/// The batch's sample indices, checked against the bank.
-pub(crate) fn sample_indices<B: Backend>(inputs: &SelfSupInputs<B>, algorithm: &'static str, len: usize) -> Result<Vec<usize>, ModelError> {
-    let idx = &inputs.data_samples.sample_idx;
-    let n = inputs.views.first().map_or(0, |v| v.dims()[0]);
-    let err = |message: String| ModelError::DataSample { algorithm, field: "sample_idx".into(), message };
-    if idx.len() != n {
-        return Err(err(format!("{} indices for a batch of {n}; the data loader sets them", idx.len())));
-    }
-    if let Some(&bad) = idx.iter().find(|&&i| i >= len) {
-        return Err(err(format!("index {bad} is past the memory bank's {len} rows; set memory_bank.length to the dataset's length")));
-    }
-    Ok(idx.clone())
-}
-
-/// Every replica's indices, in rank order (MMSelfSup's `all_gather`); on one
-/// device, `idx`.
-pub(crate) fn gather_indices<B: Backend>(idx: Vec<usize>, device: &B::Device) -> Vec<usize> {
-    if dist::current().is_none() {
-        return idx;
-    }
-    let n = idx.len();
-    let t = Tensor::<B, 2>::from_data(TensorData::new(idx.iter().map(|&i| i as f32).collect::<Vec<_>>(), [n, 1]), device);
-    let all = gather(t).into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
-    all.into_iter().map(|v| v as usize).collect()
 }
 
 impl<B: Backend> SelfSupAlgorithm<B> for Npid<B> {

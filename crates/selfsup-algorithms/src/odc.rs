@@ -18,14 +18,16 @@ use burn::{
 };
 use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs, StepContext};
 use selfsup_heads::ClsHead;
-use selfsup_layers::init::{fixed, InitRng};
+use selfsup_layers::init::InitRng;
 use selfsup_memories::{ODCMemory, ODCMemoryConfig, OdcUpdate};
 use selfsup_necks::{ODCNeck, ODCNeckConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    common::{backbone_spec, check_common, gather, Backbone, BackboneOut, ContrastiveBackboneConfig},
-    npid::{gather_indices, sample_indices},
+    common::{
+        backbone_spec, check_common, class_weights, gather, gather_indices, sample_indices, Backbone, BackboneOut,
+        ContrastiveBackboneConfig,
+    },
     rotation_pred::ClsHeadRegistry,
     AlgorithmSpec, ConfigIssue, InitCfg,
 };
@@ -126,7 +128,7 @@ impl AlgorithmSpec for OdcConfig {
             neck: neck.init(device, rng),
             head: self.head.get().init(device, rng),
             memory_bank: memory.init(device),
-            loss_weight: fixed(Tensor::ones([k], device).div_scalar(k as f64)),
+            loss_weight: class_weights(vec![1.0 / k as f32; k], device),
             class_weighted: false,
             data_preprocessor: self.data_preprocessor.clone(),
         }
@@ -167,17 +169,9 @@ impl<B: Backend> Odc<B> {
         Ok(self.neck.forward(x, &mut Draws::seeded(0)))
     }
 
-    /// The classifier re-initialised (`head.init_weights()` after a clustering).
-    pub fn reinit_head(mut self, rng: &mut InitRng) -> Self {
-        self.head = self.head.reinit(rng);
-        self
-    }
-
     /// Sets the class weights (`set_reweight`).
     pub fn set_loss_weight(mut self, weights: Vec<f32>) -> Self {
-        let device = self.loss_weight.device();
-        let k = weights.len();
-        self.loss_weight = fixed(Tensor::from_data(TensorData::new(weights, [k]), &device));
+        self.loss_weight = class_weights(weights, &self.loss_weight.device());
         self
     }
 

@@ -1,14 +1,12 @@
 //! `selfsup`: train, inspect, convert, extract and benchmark MMSelfSup
 //! configs. Run `selfsup --help`.
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+mod convert;
 
-use anyhow::{anyhow, Context, Result};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use selfsup::{
-    algorithms::key_map,
     config::Config,
     train::{
         bench::bench,
@@ -19,7 +17,6 @@ use selfsup::{
         LoadedConfig, Resume, TrainOptions,
     },
     viz::{plot_log, PlotOptions},
-    weights::{export_state_dict, load_into, model_keys, write_safetensors, LoadOptions, StateDict},
     with_backend,
 };
 
@@ -193,7 +190,7 @@ enum Command {
     },
     /// Convert a checkpoint (MMSelfSup `.pth` or ours) to safetensors with
     /// PyTorch key names; with `--config`, check it against the model first.
-    Convert(ConvertArgs),
+    Convert(convert::ConvertArgs),
     /// Extract features of a folder of images with the config's test pipeline.
     Extract {
         /// The config file.
@@ -311,22 +308,6 @@ struct TrainArgs {
 }
 
 #[derive(clap::Args)]
-struct ConvertArgs {
-    /// Input checkpoint (.pth or .safetensors).
-    input: PathBuf,
-    /// Output .safetensors.
-    output: PathBuf,
-    /// Check the keys and shapes against this config's model (strict).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Keep only this sub-tree, prefix stripped (`backbone.` for downstream use).
-    #[arg(long)]
-    prefix: Option<String>,
-    #[command(flatten)]
-    backend: BackendArgs,
-}
-
-#[derive(clap::Args)]
 struct LinearProbeArgs {
     #[command(flatten)]
     eval: EvalArgs,
@@ -408,68 +389,6 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
     println!("checkpoint: {}", summary.checkpoint.display());
     println!("log: {}", work_dir.join("scalars.json").display());
     Ok(())
-}
-
-/// `selfsup convert`.
-fn convert(args: ConvertArgs) -> Result<()> {
-    let ConvertArgs { input, output, config, prefix, backend } = args;
-    // Our own training checkpoints keep the model and drop the rest.
-    let state = selfsup::train::checkpoint::model_weights(&input)?;
-    let state = match &prefix {
-        Some(p) => state.sub(p),
-        None => state,
-    };
-    let tensors = match config {
-        Some(cfg_path) => {
-            let cfg = LoadedConfig::load(&cfg_path, &[])?;
-            let keymap = key_map();
-            with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
-                (|| -> Result<_> {
-                    let model = cfg.run.model.init::<B>(&device);
-                    if let Some(p) = &prefix {
-                        // Only the part under the prefix: its keys and shapes
-                        // must be the model's under that prefix.
-                        check_part(&model_keys(&model, &keymap), p, &state)
-                            .with_context(|| format!("{} under `{p}` does not fit {}", input.display(), cfg_path.display()))?;
-                        eprintln!("checked against {} under `{p}`: {} tensors", cfg_path.display(), state.tensors.len());
-                        return Ok(state.tensors.clone());
-                    }
-                    let (model, report) = load_into(model, &state, &keymap, &LoadOptions::default())
-                        .with_context(|| format!("{} does not fit {}", input.display(), cfg_path.display()))?;
-                    eprintln!("checked against {}: {report}", cfg_path.display());
-                    Ok(export_state_dict(&model, &keymap)?)
-                })()
-            })
-            .map_err(|e| anyhow!(e))??
-        }
-        None => state.tensors,
-    };
-    let n = tensors.len();
-    write_safetensors(&output, &tensors, &Default::default())?;
-    println!("wrote {n} tensors to {}", output.display());
-    Ok(())
-}
-
-/// Checks that `part` holds exactly the model's keys under `prefix`
-/// (stripped), with their shapes.
-fn check_part(model: &BTreeMap<String, Vec<usize>>, prefix: &str, part: &StateDict) -> Result<()> {
-    let wanted: BTreeMap<&str, &Vec<usize>> = model.iter().filter_map(|(k, s)| k.strip_prefix(prefix).map(|k| (k, s))).collect();
-    if wanted.is_empty() {
-        anyhow::bail!("the model has no keys under `{prefix}`");
-    }
-    let missing: Vec<&str> = wanted.keys().filter(|k| !part.tensors.contains_key(**k)).copied().collect();
-    let unexpected: Vec<&String> = part.tensors.keys().filter(|k| !wanted.contains_key(k.as_str())).collect();
-    let mismatched: Vec<String> = part
-        .tensors
-        .iter()
-        .filter_map(|(k, t)| {
-            wanted.get(k.as_str()).filter(|s| ***s != t.shape.to_vec()).map(|s| format!("{k}: {:?} vs {s:?}", t.shape.to_vec()))
-        })
-        .collect();
-    if missing.is_empty() && unexpected.is_empty() && mismatched.is_empty() {
-        return Ok(());
-    }
-    anyhow::bail!("missing {missing:?}, unexpected {unexpected:?}, shapes {mismatched:?}")
 }
 
 /// `selfsup linear-probe`.
@@ -581,7 +500,7 @@ fn run(command: Command) -> Result<()> {
             };
             print!("{text}");
         }
-        Command::Convert(args) => convert(args)?,
+        Command::Convert(args) => convert::convert(args)?,
         Command::Extract { config, checkpoint, images, out, cfg_options, batch_size, backend } => {
             let cfg = LoadedConfig::load(&config, &cfg_options)?;
             let n = with_backend!(backend.backend.as_str(), &backend.device, |B, device| {

@@ -78,7 +78,7 @@ const CHUNK: usize = 16384;
 /// # Errors
 /// [`ClusteringError::Shape`] when `d_out > d_in`.
 pub fn train_pca<B: Backend>(x: &Tensor<B, 2>, d_out: usize, eigen_power: f64) -> Result<Pca, ClusteringError> {
-    let [n, d_in] = x.dims();
+    let [_, d_in] = x.dims();
     if d_out > d_in || d_out == 0 {
         return Err(ClusteringError::Shape(format!("a PCA from {d_in} to {d_out} dimensions")));
     }
@@ -100,7 +100,6 @@ pub fn train_pca<B: Backend>(x: &Tensor<B, 2>, d_out: usize, eigen_power: f64) -
         }
     }
     let b = (0..d_out).map(|r| -(0..d_in).map(|j| a[r * d_in + j] as f64 * mean[j] as f64).sum::<f64>() as f32).collect();
-    let _ = n;
     Ok(Pca { mean, eigenvalues, a, b, d_in, d_out })
 }
 
@@ -315,6 +314,23 @@ pub fn two_means<B: Backend>(x: &Tensor<B, 2>, rng: &mut impl Rng) -> Vec<usize>
         Ok(r) => r.labels,
         Err(_) => vec![0; n],
     }
+}
+
+/// Samples per cluster (`np.bincount(labels, minlength=k)`).
+pub fn histogram(labels: &[usize], k: usize) -> Vec<usize> {
+    let mut h = vec![0usize; k];
+    for &l in labels {
+        h[l] += 1;
+    }
+    h
+}
+
+/// The clustering hooks' `set_reweight`: cluster `c` weighs `(1/(|c| + 1e-10))^pow`,
+/// normalised to sum 1, in float32 as NumPy computes it from the `float32` histogram.
+pub fn reweight(histogram: &[usize], pow: f64) -> Vec<f32> {
+    let inv: Vec<f32> = histogram.iter().map(|&h| (1.0f32 / (h as f32 + 1e-10)).powf(pow as f32)).collect();
+    let total: f32 = inv.iter().sum();
+    inv.iter().map(|v| v / total).collect()
 }
 
 /// Normalised mutual information of two labelings of the same samples,

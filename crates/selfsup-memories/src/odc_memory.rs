@@ -243,7 +243,7 @@ impl<B: Backend> ODCMemory<B> {
         let k = self.num_classes();
         let device = self.centroids.device();
         let bank = self.feature_bank.get();
-        let [len, d] = bank.dims();
+        let d = bank.dims()[1];
         let labels: Vec<usize> = self.label_bank.iter().map(|&l| l as usize).collect();
         let sums = Tensor::<B, 2>::zeros([k, d], &device).select_assign(0, int_tensor::<B>(&labels, &device), bank, IndexingUpdateOp::Add);
         let counts = self.histogram();
@@ -258,7 +258,6 @@ impl<B: Backend> ODCMemory<B> {
         let inv = Tensor::<B, 1>::from_data(TensorData::new(inv, [k]), &device).unsqueeze_dim::<2>(1);
         let old = self.centroids.val().detach();
         let new = sums * inv * take.clone() + old * take.neg().add_scalar(1.0);
-        let _ = len;
         self.centroids = fixed(new);
         self
     }

@@ -31,16 +31,15 @@ use std::path::Path;
 
 use burn::{
     module::AutodiffModule,
-    tensor::{backend::AutodiffBackend, Tensor, TensorData},
+    tensor::{backend::AutodiffBackend, IndexingUpdateOp, Int, Tensor, TensorData},
 };
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use selfsup_algorithms::Algorithm;
 use selfsup_layers::init::InitRng;
-use selfsup_memories::clustering::{kmeans, nmi, preprocess_features, random_init, KmeansConfig};
+use selfsup_memories::clustering::{histogram, kmeans, nmi, preprocess_features, random_init, reweight, KmeansConfig};
 use selfsup_weights::StateDict;
 
-use super::Hook;
+use super::{keyed_rng, Hook};
 use crate::{
     config::{ClusteringConfig, DeepClusterHookConfig},
     extract::features_with,
@@ -80,20 +79,11 @@ impl DeepClusterHook {
         k
     }
 
-    /// The generator of the clustering after `epoch` epochs.
-    fn rng(&self, seed: u64, epoch: usize) -> ChaCha8Rng {
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&self.cfg.seed.unwrap_or(seed).to_le_bytes());
-        key[8..16].copy_from_slice(&(epoch as u64).to_le_bytes());
-        key[16..].copy_from_slice(b"deepclusterhook\0");
-        ChaCha8Rng::from_seed(key)
-    }
-
     /// Clusters the training set with the current model and hands the result to the loader
     /// and the model. `epoch`: the epoch the result is for.
     fn cluster<B: AutodiffBackend>(&mut self, runner: &mut Runner<B>, epoch: usize) -> Result<(), TrainError> {
         let seed = runner.cfg.run.randomness.seed.unwrap_or(0);
-        let mut rng = self.rng(seed, epoch);
+        let mut rng = keyed_rng(self.cfg.seed.unwrap_or(seed), epoch, b"deepclusterhook\0");
         let k = self.kmeans_cfg().k;
         let pca_dim = usize::try_from(self.kmeans_cfg().pca_dim).ok();
         let dl = &self.cfg.extract_dataloader;
@@ -108,21 +98,18 @@ impl DeepClusterHook {
         // Step 1: features, the model in eval mode (the inner backend: running statistics).
         let inner = runner.model.valid();
         let device = runner.device().clone();
-        let feats = features_with(&inner, dataset, dl.dataset.pipeline(), dl.batch_size, &device, |m, x| match m {
-            Algorithm::DeepCluster(m) => m.cluster_features(x).map_err(TrainError::from),
-            Algorithm::Odc(m) => m.cluster_features(x).map_err(TrainError::from),
-            other => Err(TrainError::Other(format!(
-                "DeepClusterHook drives DeepCluster and ODC, not {}",
-                selfsup_core::SelfSupAlgorithm::name(other)
-            ))),
+        let feats = features_with(&inner, dataset, dl.dataset.pipeline(), dl.batch_size, &device, |m, x| match m.cluster_features(x) {
+            Some(f) => f.map_err(TrainError::from),
+            None => Err(other(format!("DeepClusterHook drives DeepCluster and ODC, not {}", selfsup_core::SelfSupAlgorithm::name(m)))),
         })?;
         let rows = feats.indices.len();
         if rows < k {
             return Err(other(format!("DeepClusterHook: {rows} readable samples for k = {k} clusters")));
         }
         // Step 2: PCA, whitening, L2, k-means.
-        let raw = Tensor::<B::InnerBackend, 2>::from_data(TensorData::new(feats.feats.clone(), [rows, feats.dim]), &device);
-        let (x, _) = preprocess_features(raw, pca_dim).map_err(other)?;
+        let dim = feats.dim;
+        let raw = Tensor::<B::InnerBackend, 2>::from_data(TensorData::new(feats.feats, [rows, dim]), &device);
+        let (x, _) = preprocess_features(raw.clone(), pca_dim).map_err(other)?;
         let init = random_init(rows, k, &mut rng);
         let result = kmeans(&x, k, NITER, &init, &mut rng).map_err(other)?;
         let mut labels = vec![0i64; n];
@@ -130,10 +117,7 @@ impl DeepClusterHook {
             labels[i] = l as i64;
         }
         // Sizes and stability.
-        let mut sizes = vec![0usize; k];
-        for &l in &result.labels {
-            sizes[l] += 1;
-        }
+        let sizes = histogram(&result.labels, k);
         let empty = sizes.iter().filter(|&&s| s == 0).count();
         let stability = match &self.labels {
             Some(prev) => {
@@ -157,39 +141,24 @@ impl DeepClusterHook {
         self.apply(runner, &labels, order.as_deref(), epoch)?;
         // Step 4 (b): loss weights.
         if self.cfg.reweight {
-            let inv: Vec<f64> = sizes.iter().map(|&s| (1.0 / (s as f64 + 1e-10)).powf(self.cfg.reweight_pow)).collect();
-            let total: f64 = inv.iter().sum();
-            let weights = inv.iter().map(|v| (v / total) as f32).collect();
-            runner.model = match runner.model.clone() {
-                Algorithm::DeepCluster(m) => Algorithm::DeepCluster(m.set_loss_weight(weights)),
-                Algorithm::Odc(m) => Algorithm::Odc(m.set_loss_weight(weights)),
-                other => other,
-            };
+            runner.model = runner.model.clone().with_loss_weight(reweight(&sizes, self.cfg.reweight_pow));
         }
         // Step 5: a new classifier.
         let mut init_rng = InitRng::new(rng.random::<u64>());
-        runner.model = match runner.model.clone() {
-            Algorithm::DeepCluster(m) => Algorithm::DeepCluster(m.reinit_head(&mut init_rng)),
-            Algorithm::Odc(m) => Algorithm::Odc(m.reinit_head(&mut init_rng)),
-            other => other,
-        };
+        runner.model = runner.model.clone().with_new_classifier(&mut init_rng);
         // Step 6: ODC's memory, from the raw features (unreadable samples: zero rows).
-        if self.cfg.init_memory {
-            let d = feats.dim;
-            let mut full = vec![0f32; n * d];
-            for (row, &i) in feats.indices.iter().enumerate() {
-                full[i * d..(i + 1) * d].copy_from_slice(&feats.feats[row * d..(row + 1) * d]);
-            }
-            let full = Tensor::<B, 2>::from_data(TensorData::new(full, [n, d]), &device);
-            if let Algorithm::Odc(m) = &runner.model {
-                let memory = m.memory_bank.clone().init_memory(full, labels.clone()).map_err(|e| other(format!("DeepClusterHook: {e}")))?;
-                runner.model = match runner.model.clone() {
-                    Algorithm::Odc(m) => Algorithm::Odc(m.map_memory(|_| memory)),
-                    model => model,
-                };
-            }
+        if let (true, Algorithm::Odc(m)) = (self.cfg.init_memory, runner.model.clone()) {
+            let raw = Tensor::<B, 2>::from_inner(raw);
+            let full = if rows == n {
+                raw
+            } else {
+                let idx: Vec<i64> = feats.indices.iter().map(|&i| i as i64).collect();
+                let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [rows]), &device);
+                Tensor::<B, 2>::zeros([n, dim], &device).select_assign(0, idx, raw, IndexingUpdateOp::Add)
+            };
+            let memory = m.memory_bank.clone().init_memory(full, labels).map_err(|e| other(format!("DeepClusterHook: {e}")))?;
+            runner.model = Algorithm::Odc(m.map_memory(|_| memory));
         }
-        self.labels = Some(labels);
         Ok(())
     }
 

@@ -42,6 +42,16 @@ pub use progress_hook::ProgressHook;
 pub use simsiam_hook::SimSiamHook;
 pub use swav_hook::SwAVHook;
 
+/// A hook's own generator, keyed by the run's seed, a counter (epoch or iteration) and the
+/// hook's 16-byte tag: the same draws after a resume, whatever ran before.
+pub(crate) fn keyed_rng(seed: u64, counter: usize, tag: &[u8; 16]) -> rand_chacha::ChaCha8Rng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&(counter as u64).to_le_bytes());
+    key[16..].copy_from_slice(tag);
+    rand::SeedableRng::from_seed(key)
+}
+
 /// A hook: every method has a default that does nothing.
 pub trait Hook<B: AutodiffBackend> {
     /// Once, before the first iteration (after a resume).

@@ -20,13 +20,12 @@
 //!   (`hooks.odc.feature_bank`, `hooks.odc.label_bank`), and a resumed run
 //!   continues with them.
 use burn::tensor::{backend::AutodiffBackend, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use selfsup_algorithms::Algorithm;
-use selfsup_memories::clustering::two_means;
+use selfsup_memories::clustering::{reweight, two_means};
 use selfsup_weights::StateDict;
 
-use super::{deepcluster_hook::write_npy, Hook};
+use super::{deepcluster_hook::write_npy, keyed_rng, Hook};
 use crate::{
     config::OdcHookConfig,
     runner::{IterOutput, Runner},
@@ -49,25 +48,10 @@ fn other(e: impl std::fmt::Display) -> TrainError {
     TrainError::Other(e.to_string())
 }
 
-/// `(1/(hist + 1e-10))^0.5`, normalised (`set_reweight`, in float32 as NumPy computes it).
-pub fn reweight(histogram: &[usize]) -> Vec<f32> {
-    let inv: Vec<f32> = histogram.iter().map(|&h| (1.0f32 / (h as f32 + 1e-10)).powf(0.5)).collect();
-    let total: f32 = inv.iter().sum();
-    inv.iter().map(|v| v / total).collect()
-}
-
 impl OdcHook {
     /// The hook of `cfg`.
     pub fn new(cfg: OdcHookConfig) -> Self {
         Self { cfg, restored: None }
-    }
-
-    fn rng(&self, seed: u64, iter: usize) -> ChaCha8Rng {
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&self.cfg.seed.unwrap_or(seed).to_le_bytes());
-        key[8..16].copy_from_slice(&(iter as u64).to_le_bytes());
-        key[16..].copy_from_slice(b"odchook\0\0\0\0\0\0\0\0\0");
-        ChaCha8Rng::from_seed(key)
     }
 }
 
@@ -106,7 +90,7 @@ impl<B: AutodiffBackend> Hook<B> for OdcHook {
             m = m.map_memory(|mem| mem.update_centroids(None));
         }
         if every(iter, self.cfg.deal_with_small_clusters_interval) {
-            let mut rng = self.rng(seed, iter);
+            let mut rng = keyed_rng(self.cfg.seed.unwrap_or(seed), iter, b"odchook\0\0\0\0\0\0\0\0\0");
             let mut redirects = Vec::new();
             m = m.map_memory(|mem| {
                 let (mem, r) = mem.deal_with_small_clusters(|_, members, rows| {
@@ -138,12 +122,13 @@ impl<B: AutodiffBackend> Hook<B> for OdcHook {
                 redirects = r;
                 mem
             });
-            if !redirects.is_empty() && m.memory_bank.is_initialized() && runner.is_lead() && every(iter, self.cfg.evaluate_interval) {
+            if !redirects.is_empty() && runner.is_lead() && every(iter, self.cfg.evaluate_interval) {
                 eprintln!("ODCHook: iteration {iter}: {} small clusters refilled", redirects.len());
             }
         }
         let histogram = m.memory_bank.histogram();
-        m = m.set_loss_weight(reweight(&histogram)).with_class_weighted(true);
+        // MMSelfSup's `ODCHook.set_reweight(runner)`: always, with its default power 0.5.
+        m = m.set_loss_weight(reweight(&histogram, 0.5)).with_class_weighted(true);
         if every(iter, self.cfg.evaluate_interval) && runner.is_lead() {
             eprintln!(
                 "ODCHook: empty_num: {}\tmin_cluster: {}\tmax_cluster: {}",

@@ -14,11 +14,11 @@ use std::{
 use burn::{
     module::AutodiffModule,
     optim::{GradientsAccumulator, GradientsParams},
-    tensor::{backend::AutodiffBackend, FloatDType, Tensor, TensorData},
+    tensor::{backend::AutodiffBackend, FloatDType},
 };
 use selfsup_algorithms::{key_map, Algorithm};
-use selfsup_core::{DataPreprocessorConfig, DataSamples, Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
-use selfsup_data::{transforms::PackedArray, Batch, DataLoader};
+use selfsup_core::{Draws, SelfSupAlgorithm, StepContext};
+use selfsup_data::{Batch, DataLoader};
 use selfsup_layers::{
     amp::autocast,
     dist::{self, Rank, ReduceOperation},
@@ -35,49 +35,12 @@ use crate::{
 };
 
 mod data_parallel;
+mod inputs;
+mod options;
 
 pub use data_parallel::train_data_parallel;
-
-/// How to resume.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Resume {
-    /// Start fresh (unless the config says `resume = true`).
-    No,
-    /// The newest checkpoint in the work dir, if any.
-    Auto,
-    /// This checkpoint.
-    From(PathBuf),
-}
-
-/// Options that come from the command line rather than the config.
-#[derive(Debug, Clone)]
-pub struct TrainOptions {
-    /// Output folder: checkpoints, logs, the resolved config.
-    pub work_dir: PathBuf,
-    /// Resume mode.
-    pub resume: Resume,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
-    /// Name of the config file written to the work dir.
-    pub config_name: String,
-}
-
-/// What a finished run reports.
-#[derive(Debug, Clone)]
-pub struct TrainSummary {
-    /// Iterations run in total (including before a resume).
-    pub iters: usize,
-    /// Iterations run by this invocation.
-    pub iters_this_run: usize,
-    /// The losses of every iteration of this invocation (total).
-    pub losses: Vec<f64>,
-    /// Images per second over this invocation.
-    pub images_per_sec: f64,
-    /// Images skipped because they could not be read.
-    pub skipped_images: usize,
-    /// The final checkpoint.
-    pub checkpoint: PathBuf,
-}
+pub use inputs::batch_to_inputs;
+pub use options::{Resume, TrainOptions, TrainSummary};
 
 /// What one iteration reports to the hooks.
 #[derive(Debug, Clone)]
@@ -102,30 +65,6 @@ pub struct IterOutput {
     pub data_share: f64,
     /// Images per second over this invocation (all replicas).
     pub images_per_sec: f64,
-}
-
-/// Uploads a batch of RGB values (0–255), applies the data preprocessor,
-/// and carries the batch's masks, pseudo-labels, indices and labels along.
-pub fn batch_to_inputs<B: burn::tensor::backend::Backend>(
-    batch: &Batch,
-    preprocessor: &DataPreprocessorConfig,
-    device: &B::Device,
-) -> SelfSupInputs<B> {
-    let raw = batch.views.iter().map(|v| Tensor::<B, 4>::from_data(TensorData::new(v.data.clone(), v.shape), device)).collect();
-    let data_samples = DataSamples {
-        mask: batch.mask.as_ref().map(|m| {
-            let values: Vec<f32> = m.to_i64().iter().map(|v| *v as f32).collect();
-            Tensor::from_data(TensorData::new(values, m.shape.clone()), device)
-        }),
-        pseudo_label: batch.pseudo_label.iter().map(|(k, v)| (k.clone(), packed_data(v))).collect(),
-        sample_idx: batch.indices.clone(),
-        gt_label: batch.labels.clone(),
-    };
-    SelfSupInputs::new(preprocessor.apply_views(raw)).with_data_samples(data_samples)
-}
-
-fn packed_data(a: &PackedArray) -> TensorData {
-    TensorData::new(a.to_i64(), a.shape.clone())
 }
 
 /// A training run's state: what MMEngine's `Runner` holds and its hooks
