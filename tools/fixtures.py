@@ -72,6 +72,11 @@ GENERATORS = [
         None,
     ),
     (
+        "gen_fixtures_mim.py",
+        ["tools/gen_fixtures_mim.py", "--out", "{out}/tests/fixtures"],
+        None,
+    ),
+    (
         "gen_layer_decay_fixture.py",
         [
             "tools/gen_layer_decay_fixture.py",

@@ -17,6 +17,10 @@ reference outputs are reversed back to RGB before they are stored, so the fixtur
 that the Rust transforms are channel-order equivalent (grayscale weights, pad values, ...).
 
 Images are stored as base64 of the HWC uint8 buffer (RGB, or one channel).
+
+The `torchvision` section (see `torchvision_section`) covers PixMIM's PIL pipeline:
+`mmcls.ToPIL`, `mmcls.torchvision/Resize`, `mmcls.torchvision/RandomCrop`,
+`mmcls.torchvision/RandomHorizontalFlip` and `mmcls.ToNumpy`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ import cv2
 import mmcv
 import numpy as np
 import PIL
+import torch
+import torchvision
 from PIL import Image, ImageFilter
 from mmselfsup.registry import TRANSFORMS
 from mmselfsup.utils import register_all_modules
@@ -131,7 +137,11 @@ def fixed_draws(draws: list[tuple[str, object]]):
     - `("np.choice", u)`: `np.random.choice(a, p=p)` with NumPy's cdf/searchsorted rule;
     - `("random", u)`: `random.random()` (RandomGrayscale);
     - `("uniform", v)`: `random.uniform(lo, hi)` returns `v` (RandomResizedCrop);
-    - `("randint", k)`: `random.randint(lo, hi)` returns `k` (RandomResizedCrop, RandomCrop).
+    - `("randint", k)`: `random.randint(lo, hi)` returns `k` (RandomResizedCrop, RandomCrop);
+    - `("torch.randint", k)`: `torch.randint(lo, hi, size=(1,))` returns `[k]` (torchvision's
+      `RandomCrop.get_params`);
+    - `("torch.rand", u)`: `torch.rand(1)` returns `[u]` in float32 (torchvision's
+      `RandomHorizontalFlip`).
     """
     queue = deque(draws)
     saved = dict(
@@ -142,6 +152,8 @@ def fixed_draws(draws: list[tuple[str, object]]):
         random=random.random,
         py_uniform=random.uniform,
         randint=random.randint,
+        torch_randint=torch.randint,
+        torch_rand=torch.rand,
     )
 
     def pop(kind: str):
@@ -182,6 +194,17 @@ def fixed_draws(draws: list[tuple[str, object]]):
         assert lo <= k <= hi, (lo, k, hi)
         return k
 
+    def torch_randint(low, high, size):
+        k = pop("torch.randint")
+        assert tuple(size) == (1,) and low <= k < high, (low, k, high, size)
+        return torch.tensor([k])
+
+    def torch_rand(*size):
+        assert size == (1,), size
+        u = pop("torch.rand")
+        assert 0.0 <= u < 1.0 and float(np.float32(u)) == u, u
+        return torch.tensor([u], dtype=torch.float32)
+
     np.random.rand = np_rand
     np.random.uniform = np_uniform
     np.random.permutation = np_permutation
@@ -189,6 +212,8 @@ def fixed_draws(draws: list[tuple[str, object]]):
     random.random = py_random
     random.uniform = py_uniform
     random.randint = py_randint
+    torch.randint = torch_randint
+    torch.rand = torch_rand
     try:
         yield
         assert not queue, f"unused fixed draws: {list(queue)}"
@@ -200,6 +225,8 @@ def fixed_draws(draws: list[tuple[str, object]]):
         random.random = saved["random"]
         random.uniform = saved["py_uniform"]
         random.randint = saved["randint"]
+        torch.randint = saved["torch_randint"]
+        torch.rand = saved["torch_rand"]
 
 
 def rust_draws(draws: list[tuple[str, object]]) -> list[dict]:
@@ -210,7 +237,7 @@ def rust_draws(draws: list[tuple[str, object]]) -> list[dict]:
     for kind, v in draws:
         if kind == "np.permutation":
             out.extend({"i": int(j)} for j in v)
-        elif kind == "randint":
+        elif kind in ("randint", "torch.randint"):
             out.append({"i": int(v)})
         else:
             out.append({"u": float(v)})
@@ -268,6 +295,306 @@ def exhaustive_checksums() -> dict:
         for a in (0.123, 0.5, 0.77, 0.999, 1.0001, 1.37, 1.8, 2.5)
     ]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# PixMIM's PIL pipeline: ToPIL, torchvision/Resize, torchvision/RandomCrop,
+# torchvision/RandomHorizontalFlip, ToNumpy
+# --------------------------------------------------------------------------------------------
+
+# Outputs with more pixels than this are stored as `checksum` (see `checksum`) instead of data.
+FULL_DATA_MAX_PIXELS = 32 * 32
+
+
+def encode_or_checksum(img_rgb: np.ndarray) -> dict:
+    if img_rgb.shape[0] * img_rgb.shape[1] <= FULL_DATA_MAX_PIXELS:
+        return encode(img_rgb)
+    c = 1 if img_rgb.ndim == 2 else img_rgb.shape[2]
+    return dict(w=int(img_rgb.shape[1]), h=int(img_rgb.shape[0]), c=int(c), checksum=checksum(img_rgb))
+
+
+def make_torchvision_inputs() -> list[np.ndarray]:
+    """Two RGB images of odd sizes: 37 wide x 53 high and 300 wide x 200 high, smooth
+    gradients plus seeded noise, with a few saturated blocks near the borders (what the
+    reflect padding mirrors)."""
+    rs = np.random.RandomState(20240715)
+    out = []
+    for w, h in ((37, 53), (300, 200)):
+        y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+        r = 255.0 * x / (w - 1)
+        g = 255.0 * (1.0 - y / (h - 1))
+        b = 128.0 + 100.0 * np.sin(x / 3.0 + y / 5.0)
+        a = np.stack([r, g, b], axis=-1) + rs.randint(-40, 41, size=(h, w, 3))
+        a[0:3, 0:5] = [255, 0, 0]
+        a[h - 4 : h, w - 3 : w] = [0, 0, 255]
+        a[h // 2 : h // 2 + 2, 0:2] = [0, 255, 0]
+        out.append(np.clip(a, 0, 255).astype(np.uint8))
+    return out
+
+
+class Mmcls1265ToPIL:
+    """`mmcls.ToPIL` as the PixMIM config uses it: `NumpyToPIL` of mmcls dev-1.x PR #1265
+    (open-mmlab/mmpretrain commit c431cbc0, registered as `('NumpyToPIL', 'ToPIL')`).
+    mmcls 1.0.0rc6's `ToPIL` takes no argument (`ToPIL(to_rgb=True)` is a TypeError there);
+    mmpretrain 1.2.0's `NumpyToPIL(to_rgb)` is the same code (checked below)."""
+
+    def __init__(self, to_rgb: bool = False) -> None:
+        self.to_rgb = to_rgb
+
+    def __call__(self, results: dict) -> dict:
+        img = results["img"]
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if self.to_rgb else img
+        results["img"] = Image.fromarray(img)
+        return results
+
+
+class Mmcls1265ToNumpy:
+    """`mmcls.ToNumpy` as the PixMIM config uses it: `PILToNumpy(to_rgb, dtype)` of the same
+    commit. mmcls 1.0.0rc6's `ToNumpy` requires `keys` and has no `to_rgb`; mmpretrain 1.2.0
+    renamed the argument `to_bgr` (`cv2.COLOR_RGB2BGR`, the same channel swap; checked
+    below)."""
+
+    def __init__(self, to_rgb: bool = False, dtype=None) -> None:
+        self.to_rgb = to_rgb
+        self.dtype = dtype
+
+    def __call__(self, results: dict) -> dict:
+        img = np.array(results["img"], dtype=self.dtype)
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if self.to_rgb else img
+        results["img"] = img
+        return results
+
+
+def build_pil_transform(cfg: dict):
+    """The reference of one of our PIL-pipeline configs. `torchvision/<Name>` is built by
+    mmpretrain 1.2.0's registry, whose `TorchVisonTransformWrapper` is what mmcls dev-1.x
+    PR #1265 registered (mmcls 1.0.0rc6 registers no `torchvision/` transform): the
+    torchvision class built with the config's arguments (an `interpolation` string mapped by
+    `_interpolation_modes_from_str`), applied to `results['img']`."""
+    from mmselfsup.registry import TRANSFORMS as SELFSUP_TRANSFORMS
+
+    cfg = dict(cfg)
+    name = cfg.pop("type").split(".")[-1]
+    if name == "ToPIL":
+        return Mmcls1265ToPIL(**cfg)
+    if name == "ToNumpy":
+        return Mmcls1265ToNumpy(**cfg)
+    assert name.startswith("torchvision/"), name
+    t = SELFSUP_TRANSFORMS.build(dict(type=f"mmpretrain.{name}", **cfg))
+    assert type(t).__name__ == "TorchVisonTransformWrapper", type(t)
+    return t
+
+
+def run_pil_pipeline(cfgs: list[dict], img_rgb: np.ndarray, draws) -> np.ndarray:
+    """Runs the reference of `cfgs` on the BGR version of `img_rgb` (as mmcv's
+    `LoadImageFromFile` gives it) with the fixed `draws` (None: torch's own RNG), and returns
+    the final array reversed to RGB, as the other cases store outputs."""
+    built = [build_pil_transform(c) for c in cfgs]
+    res = dict(img=to_bgr(img_rgb))
+    with fixed_draws(draws) if draws is not None else contextlib.nullcontext():
+        for t in built:
+            res = t(res)
+    assert isinstance(res["img"], np.ndarray) and res["img"].dtype == np.uint8
+    return to_rgb(res["img"])
+
+
+def check_against_mmpretrain(img_rgb: np.ndarray) -> None:
+    """The PR #1265 conversions equal mmpretrain 1.2.0's `NumpyToPIL(to_rgb)` and
+    `PILToNumpy(to_bgr)`."""
+    from mmselfsup.registry import TRANSFORMS as SELFSUP_TRANSFORMS
+
+    for flag in (False, True):
+        ours = Mmcls1265ToPIL(to_rgb=flag)(dict(img=to_bgr(img_rgb)))["img"]
+        theirs = SELFSUP_TRANSFORMS.build(dict(type="mmpretrain.ToPIL", to_rgb=flag))(dict(img=to_bgr(img_rgb)))["img"]
+        assert ours.mode == theirs.mode and np.array_equal(np.array(ours), np.array(theirs))
+        ours = Mmcls1265ToNumpy(to_rgb=flag)(dict(img=theirs))["img"]
+        theirs = SELFSUP_TRANSFORMS.build(dict(type="mmpretrain.ToNumpy", to_bgr=flag))(dict(img=theirs))["img"]
+        assert np.array_equal(ours, theirs)
+
+
+def np_pad_table() -> list[dict]:
+    """`np.pad` of `arange(n)` for small n and pads up to twice the length: the index maps
+    of `reflect`, `symmetric` and `edge` (NumPy pads iteratively, which differs from OpenCV's
+    borders when one side's pad exceeds the length)."""
+    out = []
+    for n in range(1, 6):
+        for before, after in ((0, 6), (6, 0), (4, 4), (11, 2), (2, 11), (13, 13)):
+            for mode in ("reflect", "symmetric", "edge"):
+                idx = np.pad(np.arange(n), (before, after), mode=mode)
+                out.append(dict(n=n, before=before, after=after, mode=mode, index=[int(i) for i in idx]))
+    return out
+
+
+def crop_size(size) -> tuple[int, int]:
+    """torchvision's `_setup_size`: `(h, w)`."""
+    if isinstance(size, int):
+        return size, size
+    return (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
+
+
+def padded_size(h: int, w: int, cfg: dict) -> tuple[int, int]:
+    """The `(h, w)` torchvision's `RandomCrop.forward` crops from (shapes only)."""
+    p = cfg.get("padding")
+    if p is not None:
+        p = [p] if isinstance(p, int) else list(p)
+        left, top, right, bottom = {1: p * 4, 2: p + p, 4: p}[len(p)]
+        h, w = h + top + bottom, w + left + right
+    th, tw = crop_size(cfg["size"])
+    if cfg.get("pad_if_needed") and w < tw:
+        w += 2 * (tw - w)
+    if cfg.get("pad_if_needed") and h < th:
+        h += 2 * (th - h)
+    return h, w
+
+
+def torchvision_section() -> dict:
+    """Cases for `TorchvisionResize`, `TorchvisionRandomCrop`, `TorchvisionRandomHorizontalFlip`,
+    `ToPil` and `ToNumpy`: each case is a pipeline (our config, with the PixMIM config's
+    `mmcls.` type names) run by the reference on one of two inputs, with its torch draws fixed
+    (`torch.randint` for the crop offsets i then j, `torch.rand(1)` for the flip) and recorded
+    for `ReplayDraws`; `pixmim` cases instead run the whole PixMIM view pipeline on torch's
+    own seeded generator, whose draws are recovered by replaying the same calls on the same
+    seed and checked by rerunning with them fixed."""
+    import mmpretrain.datasets.transforms  # noqa: F401  (registers mmpretrain's transforms)
+
+    inputs = make_torchvision_inputs()
+    check_against_mmpretrain(inputs[0])
+    cases: list[dict] = []
+    to_pil = dict(type="mmcls.ToPIL", to_rgb=True)
+    to_numpy = dict(type="mmcls.ToNumpy", to_rgb=True)
+
+    def add(kind: str, i: int, cfgs: list[dict], draws: list | None = None, **extra) -> None:
+        draws = draws or []
+        out = run_pil_pipeline(cfgs, inputs[i], draws)
+        cases.append(dict(kind=kind, input=i, config=cfgs, draws=rust_draws(draws), **extra, out=encode_or_checksum(out)))
+
+    def wrapped(t: dict) -> list[dict]:
+        return [to_pil, t, to_numpy]
+
+    # Conversions alone: paired `to_rgb=True` (the PixMIM config) or `False` leaves the array
+    # unchanged; a mixed pair swaps the channels.
+    for a, b in ((True, True), (False, False), (True, False), (False, True)):
+        add("conversion", 0, [dict(type="mmcls.ToPIL", to_rgb=a), dict(type="mmcls.ToNumpy", to_rgb=b)])
+
+    # Resize: shorter edge (int or [s]), [h, w], max_size, every interpolation name.
+    resizes = [
+        (0, dict(size=224)),
+        (0, dict(size=20)),
+        (0, dict(size=[17])),
+        (0, dict(size=[30, 45])),
+        (0, dict(size=30, max_size=40)),
+        (0, dict(size=53)),  # 53 x int(53 * 53 / 37) = 53 x 75: upscale
+        (0, dict(size=37)),  # shorter edge unchanged: no resize
+        (1, dict(size=224)),
+        (1, dict(size=64)),
+        (1, dict(size=[50, 70])),
+        (1, dict(size=101, interpolation="bicubic")),
+        # Pillow 13.0.0 resamples vertically first when 2 * (W - w) < H - h (the intermediate
+        # image is rounded to 8 bits, so the order shows): both smaller, and on either side
+        # of the boundary (37 x 53 → 22 x 23: 30 = 30, horizontal first; 23 x 23: vertical).
+        (0, dict(size=[20, 33])),
+        (0, dict(size=[23, 22])),
+        (0, dict(size=[23, 23])),
+        (1, dict(size=[40, 290], interpolation="lanczos")),
+    ]
+    for interp in ("nearest", "bilinear", "bicubic", "box", "hammimg", "lanczos"):
+        resizes.append((0, dict(size=24, interpolation=interp)))
+        resizes.append((1, dict(size=[41, 67], interpolation=interp)))
+    resizes.append((0, dict(size=[60, 29], interpolation="BICUBIC")))  # the wrapper lower-cases
+    for i, cfg in resizes:
+        add("resize", i, wrapped(dict(type="mmcls.torchvision/Resize", **cfg)))
+
+    # RandomCrop: padding modes and forms, fill forms, pad_if_needed; the offsets (i, j) are
+    # the given fractions of their ranges [0, H - th] and [0, W - tw] in the padded image.
+    crops = [
+        (0, dict(size=32, padding=4, padding_mode="reflect"), (0.2, 0.3)),
+        (0, dict(size=32, padding=4, padding_mode="reflect"), (0.0, 0.0)),
+        (0, dict(size=32, padding=4, padding_mode="reflect"), (1.0, 1.0)),
+        (0, dict(size=[40, 30], padding=4, padding_mode="symmetric"), (0.3, 0.8)),
+        (0, dict(size=[40, 30], padding=4, padding_mode="edge"), (1.0, 0.1)),
+        (0, dict(size=[40, 30], padding=4), (0.05, 0.7)),
+        (0, dict(size=[40, 30], padding=4, fill=77), (0.0, 0.6)),
+        (0, dict(size=[40, 30], padding=4, fill=[10, 200, 30]), (1.0, 0.0)),
+        (0, dict(size=[40, 30], padding=4, fill=3.7), (0.15, 0.25)),
+        (0, dict(size=[40, 30], padding=4, fill=300), (0.2, 0.3)),
+        (0, dict(size=[40, 30], padding=[1, 2], padding_mode="reflect"), (0.9, 1.0)),
+        (0, dict(size=[40, 30], padding=[1, 2, 3, 4], padding_mode="reflect"), (0.8, 0.9)),
+        (0, dict(size=[40, 30], padding=[5], padding_mode="symmetric"), (0.1, 0.4)),
+        (0, dict(size=[61, 45], padding=4, padding_mode="reflect"), None),  # padded size: no draw
+        (0, dict(size=[100, 60], padding=[40, 2, 3, 60], padding_mode="reflect"), (0.5, 0.85)),
+        (0, dict(size=[100, 60], padding=[40, 2, 3, 60], padding_mode="symmetric"), (0.75, 0.2)),
+        (0, dict(size=[60, 45], pad_if_needed=True), (0.0, 0.0)),
+        (0, dict(size=[60, 45], pad_if_needed=True, padding_mode="reflect"), (0.7, 0.25)),
+        (0, dict(size=[60, 45], pad_if_needed=True, padding_mode="symmetric"), (1.0, 0.9)),
+        (0, dict(size=[60, 45], pad_if_needed=True, padding_mode="edge"), (0.5, 0.5)),
+        (0, dict(size=[60, 45], pad_if_needed=True, fill=[1, 2, 3]), (0.1, 0.6)),
+        (0, dict(size=[64, 40], padding=2, pad_if_needed=True, padding_mode="reflect"), (0.4, 0.3)),
+        (1, dict(size=[150, 250], padding=4, padding_mode="reflect"), (0.98, 0.15)),
+        (1, dict(size=96, padding=4, padding_mode="reflect"), (0.9, 0.99)),
+    ]
+    for i, cfg, frac in crops:
+        h, w = padded_size(inputs[i].shape[0], inputs[i].shape[1], cfg)
+        th, tw = crop_size(cfg["size"])
+        offsets = [] if frac is None else [round(frac[0] * (h - th)), round(frac[1] * (w - tw))]
+        assert (frac is None) == ((h, w) == (th, tw)), (cfg, h, w)
+        add(
+            "random_crop",
+            i,
+            wrapped(dict(type="mmcls.torchvision/RandomCrop", **cfg)),
+            [("torch.randint", k) for k in offsets],
+            offsets=offsets,
+        )
+
+    # Fill and channel order: the fill tuple is in the PIL image's channel order, RGB after
+    # ToPIL(to_rgb=True) and BGR after ToPIL(to_rgb=False).
+    crop = dict(type="mmcls.torchvision/RandomCrop", size=[40, 30], padding=4, fill=[10, 200, 30])
+    for flag in (True, False):
+        cfgs = [dict(type="mmcls.ToPIL", to_rgb=flag), crop, dict(type="mmcls.ToNumpy", to_rgb=flag)]
+        add("random_crop", 0, cfgs, [("torch.randint", 0), ("torch.randint", 0)], offsets=[0, 0])
+
+    # RandomHorizontalFlip: torch.rand(1) < p.
+    flips = [(0, 0.5, 0.3), (0, 0.5, 0.7), (0, 1.0, 0.99999994), (1, 0.5, 0.2), (1, 0.0, 0.0)]
+    for i, p, u in flips:
+        u = float(np.float32(u))  # what torch.rand returns is a float32
+        add("flip", i, wrapped(dict(type="mmcls.torchvision/RandomHorizontalFlip", p=p)), [("torch.rand", u)], u=u)
+
+    # The PixMIM view pipeline, on torch's own generator.
+    pixmim = [
+        to_pil,
+        dict(type="mmcls.torchvision/Resize", size=224),
+        dict(type="mmcls.torchvision/RandomCrop", size=224, padding=4, padding_mode="reflect"),
+        dict(type="mmcls.torchvision/RandomHorizontalFlip", p=0.5),
+        to_numpy,
+    ]
+    for i, seed in ((0, 0), (0, 3), (1, 1), (1, 5)):
+        torch.manual_seed(seed)
+        out = run_pil_pipeline(pixmim, inputs[i], None)
+        # The draws, replayed on the same seed: the resized and padded image is
+        # (224 * long / short) x 224 plus 4 on each side.
+        h, w = inputs[i].shape[:2]
+        short, long = min(h, w), max(h, w)
+        new_long = int(224 * long / short)
+        ph, pw = (new_long + 8, 232) if w <= h else (232, new_long + 8)
+        g = torch.manual_seed(seed)
+        del g
+        draws = [
+            ("torch.randint", int(torch.randint(0, ph - 224 + 1, size=(1,)).item())),
+            ("torch.randint", int(torch.randint(0, pw - 224 + 1, size=(1,)).item())),
+            ("torch.rand", float(torch.rand(1).item())),
+        ]
+        assert np.array_equal(run_pil_pipeline(pixmim, inputs[i], draws), out), "draw order"
+        cases.append(dict(kind="pixmim", input=i, config=pixmim, seed=seed, draws=rust_draws(draws), out=encode_or_checksum(out)))
+
+    return dict(
+        reference=(
+            "mmcls dev-1.x PR #1265 (open-mmlab/mmpretrain c431cbc0) ToPIL/ToNumpy; torchvision/* "
+            "through mmpretrain 1.2.0's TorchVisonTransformWrapper"
+        ),
+        versions=dict(torch=torch.__version__, torchvision=torchvision.__version__),
+        inputs=[encode(im) for im in inputs],
+        cases=cases,
+        np_pad=np_pad_table(),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -458,12 +785,14 @@ def main() -> None:
         inputs=[encode(im) for im in inputs],
         cases=cases,
         exhaustive=exhaustive_checksums(),
+        torchvision=torchvision_section(),
     )
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w") as f:
         json.dump(golden, f, separators=(",", ":"))
         f.write("\n")
-    print(f"{len(cases)} cases, {os.path.getsize(out_path)} bytes → {os.path.relpath(out_path)}", file=sys.stderr)
+    n_tv = len(golden["torchvision"]["cases"])
+    print(f"{len(cases)} + {n_tv} torchvision cases, {os.path.getsize(out_path)} bytes → {os.path.relpath(out_path)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ mod optim;
 mod parity_clustering;
 mod parity_contrastive;
 mod parity_mae;
+mod parity_mim;
 mod preprocessors;
 mod reliability;
 mod train_cli;

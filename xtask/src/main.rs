@@ -330,6 +330,7 @@ const COMPONENT_DEPS: &[(&str, &[&str])] = &[
     ("selfsup-necks", &["selfsup-core", "selfsup-config", "selfsup-layers"]),
     ("selfsup-losses", &["selfsup-core", "selfsup-config", "selfsup-layers"]),
     ("selfsup-memories", &["selfsup-core", "selfsup-config", "selfsup-layers"]),
+    ("selfsup-target-generators", &["selfsup-core", "selfsup-config", "selfsup-layers"]),
     ("selfsup-heads", &["selfsup-core", "selfsup-config", "selfsup-layers", "selfsup-losses", "selfsup-necks"]),
     ("selfsup-data", &["selfsup-config"]),
     ("selfsup-weights", &["selfsup-core", "selfsup-config"]),

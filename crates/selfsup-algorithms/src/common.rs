@@ -426,3 +426,21 @@ pub fn class_weights<B: Backend>(weights: Vec<f32>, device: &B::Device) -> Param
     let k = weights.len();
     fixed(Tensor::from_data(TensorData::new(weights, [k]), device))
 }
+
+/// The batch's masks from the pipeline's mask generator (`data_sample.mask`),
+/// checked against the `[h, w]` grid the model masks; `made_by` names the
+/// transform that makes them, for the error.
+pub fn pipeline_mask<B: Backend>(
+    inputs: &SelfSupInputs<B>,
+    algorithm: &'static str,
+    [h, w]: [usize; 2],
+    made_by: &str,
+) -> Result<Tensor<B, 3>, ModelError> {
+    let n = inputs.views.first().map_or(0, |v| v.dims()[0]);
+    let err = |message: String| ModelError::DataSample { algorithm, field: "mask".into(), message };
+    let mask = inputs.data_samples.mask.as_ref().ok_or_else(|| err(format!("absent; `{made_by}` in the pipeline makes it")))?;
+    if mask.dims() != [n, h, w] {
+        return Err(err(format!("expected [{n}, {h}, {w}] masks, got {:?}; check `{made_by}`'s sizes", mask.dims())));
+    }
+    Ok(mask.clone())
+}

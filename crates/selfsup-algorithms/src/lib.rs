@@ -18,7 +18,9 @@ mod registry;
 
 pub use common::{Backbone, BackboneOut, ContrastiveBackboneConfig};
 pub use mae::MaePrediction;
+pub use maskfeat::MaskFeatPrediction;
 pub use registry::{AlgorithmSpec, ConfigIssue};
+pub use simmim::SimMimPrediction;
 pub use swav::SwAVQueueState;
 
 algorithms! {
@@ -50,6 +52,12 @@ algorithms! {
     "DeepCluster" => DeepCluster(DeepClusterConfig, DeepCluster) in deepcluster,
     /// Online deep clustering.
     "ODC" => Odc(OdcConfig, Odc) in odc,
+    /// MaskFeat.
+    "MaskFeat" => MaskFeat(MaskFeatConfig, MaskFeat) in maskfeat,
+    /// PixMIM.
+    "PixMIM" => PixMim(PixMimConfig, PixMim) in pixmim,
+    /// SimMIM.
+    "SimMIM" => SimMim(SimMimConfig, SimMim) in simmim,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.

@@ -248,14 +248,19 @@ impl<B: Backend> SelfSupAlgorithm<B> for Mae<B> {
     fn predict(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<MaePrediction<B>, ModelError> {
         let imgs = self.one_view(inputs)?.clone();
         let (pred, mask) = self.reconstruct(imgs.clone(), draws)?;
-        let head = &self.head;
-        let patches = if head.norm_pix {
-            let target = head.patchify(imgs);
-            let (var, mean) = target.var_mean(2);
-            pred.clone() * (var + 1e-6).sqrt() + mean
-        } else {
-            pred.clone()
-        };
-        Ok(MaePrediction { reconstruction: head.unpatchify(patches), pred, mask })
+        Ok(mae_prediction(&self.head, imgs, pred, mask))
     }
+}
+
+/// The prediction of an MAE-style head as images: `pred` de-normalised per
+/// patch with the statistics of `target`'s patches when `norm_pix` (as
+/// MMSelfSup's visualisation does), then unpatchified.
+pub fn mae_prediction<B: Backend>(head: &MaePretrainHead, target: Tensor<B, 4>, pred: Tensor<B, 3>, mask: Tensor<B, 2>) -> MaePrediction<B> {
+    let patches = if head.norm_pix {
+        let (var, mean) = head.patchify(target).var_mean(2);
+        pred.clone() * (var + 1e-6).sqrt() + mean
+    } else {
+        pred.clone()
+    };
+    MaePrediction { reconstruction: head.unpatchify(patches), pred, mask }
 }

@@ -1,6 +1,7 @@
 //! selfsup's backbones. Each file ports one MMSelfSup (or mmcls) backbone and
 //! keeps its name (`mae_vit.rs` ↔ `mmselfsup/models/backbones/mae_vit.py`,
-//! `mocov3_vit.rs`, `resnet.rs`); `vision_transformer.rs` ↔ mmcls's
+//! `mocov3_vit.rs`, `maskfeat_vit.rs`, `simmim_swin.rs`, `resnet.rs`;
+//! `swin_transformer.rs` ↔ mmcls's Swin blocks and arch table); `vision_transformer.rs` ↔ mmcls's
 //! `vision_transformer.py` holds the ViT arch table and the unmasked ViT's
 //! output, which MAE's and MoCo v3's ViTs share.
 //!
@@ -9,11 +10,17 @@
 #![warn(missing_docs)]
 
 pub mod mae_vit;
+pub mod maskfeat_vit;
 pub mod mocov3_vit;
 pub mod resnet;
+pub mod simmim_swin;
+pub mod swin_transformer;
 pub mod vision_transformer;
 
 pub use mae_vit::{MaeEncoderOutput, MaeVit, MaeVitConfig};
+pub use maskfeat_vit::{MaskFeatVit, MaskFeatVitConfig};
 pub use mocov3_vit::MoCoV3VitConfig;
 pub use resnet::{ResNet, ResNetConfig, RESNET_KEY_REMAP};
+pub use simmim_swin::{SimMimSwinTransformer, SimMimSwinTransformerConfig};
+pub use swin_transformer::{SwinArch, SwinArchSpec};
 pub use vision_transformer::{VitArch, VitArchSpec, VitFeatures};

@@ -13,7 +13,10 @@
 //!   matches Pillow bit for bit (`backend='pillow'`) or OpenCV within one level
 //!   (`backend='cv2'`); `ColorJitter`, `RandomGrayscale`, `RandomGaussianBlur`,
 //!   `RandomSolarize` and `RandomCrop` match MMSelfSup/mmcv/Pillow bit for bit (checked
-//!   against the reference by `tests/transforms_parity.rs`);
+//!   against the reference by `tests/transforms_parity.rs`); PixMIM's PIL pipeline
+//!   (`mmcls.ToPIL`, `mmcls.torchvision/Resize`, `mmcls.torchvision/RandomCrop`,
+//!   `mmcls.torchvision/RandomHorizontalFlip`, `mmcls.ToNumpy`) matches torchvision on PIL
+//!   images bit for bit, with torch's draws replayed;
 //! - [`loader`]: [`DataLoader`] and MMEngine's dataloader config; batches are a pure function
 //!   of `(seed, epoch, iteration)`, whatever the number of workers; bad files are skipped and
 //!   counted;

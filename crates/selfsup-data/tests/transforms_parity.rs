@@ -19,14 +19,23 @@
 //! | `RandomGaussianBlur` (PIL `GaussianBlur`, RGB and `L`, 44 radii from 0.05 to 9.5) | 0 |
 //! | `RandomCrop` (all padding modes), flips | 0 |
 //! | whole SimCLR-like view pipelines (RRC, flip, jitter, grayscale, blur, solarize) | 0 |
+//! | `ToPIL`/`ToNumpy` (all four flag pairs) | 0 |
+//! | `torchvision/Resize` (every interpolation, `[h, w]`, `max_size`, both pass orders) | 0 |
+//! | `torchvision/RandomCrop` (every padding mode and form, `fill`, `pad_if_needed`) | 0 |
+//! | `torchvision/RandomHorizontalFlip` | 0 |
+//! | MMSelfSup's PixMIM view pipeline (`ToPIL` … `ToNumpy`), on torch's own seeded draws | 0 |
+//! | `np.pad` index maps (`reflect`, `symmetric`, `edge`) | 0 |
 //!
-//! The tests assert exact equality: every one of these operations is a bit-exact port.
+//! The tests assert exact equality: every one of these operations is a bit-exact port. The
+//! `torchvision` section of the golden file holds its own inputs (37×53 and 300×200); its
+//! larger outputs are stored as checksums (equal checksums mean equal bytes, see
+//! [`checksum_update`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use selfsup_config::{Config, Format};
-use selfsup_data::imaging::geometric::{imflip, FlipDirection};
+use selfsup_data::imaging::geometric::{imflip, np_pad_indices, FlipDirection, PaddingMode};
 use selfsup_data::imaging::photometric::{adjust_brightness, adjust_color, adjust_contrast, adjust_hue};
 use selfsup_data::loader::DataLoaderConfig;
 use selfsup_data::transforms::{ColorJitter, Draw, RandomGaussianBlur, ReplayDraws, Results, Transform};
@@ -89,6 +98,47 @@ struct Golden {
     inputs: Vec<Encoded>,
     cases: Vec<Case>,
     exhaustive: Exhaustive,
+    torchvision: TorchvisionGolden,
+}
+
+/// The golden script's `torchvision_section`.
+#[derive(Deserialize)]
+struct TorchvisionGolden {
+    inputs: Vec<Encoded>,
+    cases: Vec<TorchvisionCase>,
+    np_pad: Vec<NpPadCase>,
+}
+
+/// A pipeline (`ToPIL`, torchvision transforms, `ToNumpy`) run by the reference with fixed
+/// (or, for `pixmim`, seeded and recovered) torch draws.
+#[derive(Deserialize)]
+struct TorchvisionCase {
+    kind: String,
+    input: usize,
+    config: Vec<TransformConfig>,
+    draws: Value,
+    out: EncodedOrChecksum,
+    #[serde(flatten)]
+    params: BTreeMap<String, Value>,
+}
+
+/// An output: the bytes (as [`Encoded`]) or, for large images, their checksum.
+#[derive(Deserialize)]
+struct EncodedOrChecksum {
+    w: usize,
+    h: usize,
+    c: usize,
+    data: Option<String>,
+    checksum: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct NpPadCase {
+    n: usize,
+    before: usize,
+    after: usize,
+    mode: PaddingMode,
+    index: Vec<usize>,
 }
 
 const GOLDEN: &str = include_str!("testdata/transforms_golden.json");
@@ -282,6 +332,67 @@ fn view_pipelines_match_mmselfsup_draw_for_draw() {
         let cfgs: Vec<TransformConfig> = serde_json::from_value(c.params["config"].clone()).expect("pipeline decodes");
         run_replayed(&cfgs, img, c.draws())
     });
+}
+
+/// Every case of the `torchvision` section through our pipeline, with the reference's torch
+/// draws replayed (`torch.randint` → integer draws, `torch.rand(1)` → uniform draws).
+#[test]
+fn torchvision_pil_pipelines_match_mmcls_torchvision_wrappers() {
+    let g: Golden = serde_json::from_str(GOLDEN).expect("golden file parses");
+    let inputs: Vec<Image> = g.torchvision.inputs.iter().map(Encoded::image).collect();
+    assert_eq!(inputs.iter().map(|i| (i.width(), i.height())).collect::<Vec<_>>(), [(37, 53), (300, 200)]);
+    let mut per_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    for case in &g.torchvision.cases {
+        let what = format!("{} on input {} with {:?} {:?}", case.kind, case.input, serde_json::to_string(&case.config), case.params);
+        let got = run_replayed(&case.config, &inputs[case.input], common::draws(&case.draws));
+        let want = &case.out;
+        assert_eq!((got.width(), got.height(), got.channels()), (want.w, want.h, want.c), "shape of {what}");
+        match (&want.data, want.checksum) {
+            (Some(data), _) => {
+                let want = Image::from_raw(want.w, want.h, want.c, common::base64_decode(data)).expect("golden image");
+                assert_eq!(max_diff(&got, &want, &what), 0, "{what}");
+            }
+            (None, Some(sum)) => {
+                let mut state = (0, 0);
+                checksum_update(&mut state, got.data());
+                assert_eq!(state.0, sum, "checksum of {what}");
+            }
+            (None, None) => panic!("{what}: no data nor checksum"),
+        }
+        // The crops again, through the deterministic `apply_with` at the recorded offsets.
+        if case.kind == "random_crop" {
+            let offsets: Vec<usize> = serde_json::from_value(case.params["offsets"].clone()).expect("offsets");
+            let (top, left) = match offsets[..] {
+                [top, left] => (top, left),
+                _ => (0, 0),
+            };
+            let [to_pil, crop, to_numpy] = &case.config[..] else { panic!("{what}: not ToPIL, crop, ToNumpy") };
+            let Transform::TorchvisionRandomCrop(t) = built(crop) else { panic!("{what}: not a torchvision/RandomCrop") };
+            // Each transform on its own (a pipeline cannot stop at the PIL image).
+            let convert = |cfg: &TransformConfig, img: Image| {
+                let r = built(cfg).transform(Results { img: vec![img], ..Results::default() }, &mut ReplayDraws::new([]));
+                r.expect("converts").img.remove(0)
+            };
+            let pil = convert(to_pil, inputs[case.input].clone());
+            let direct = convert(to_numpy, t.apply_with(pil, top, left).expect("fits"));
+            assert_eq!(direct, got, "apply_with of {what}");
+        }
+        *per_kind.entry(case.kind.as_str()).or_default() += 1;
+    }
+    let kinds: Vec<&str> = per_kind.keys().copied().collect();
+    assert_eq!(kinds, ["conversion", "flip", "pixmim", "random_crop", "resize"], "{per_kind:?}");
+    assert!(per_kind["resize"] >= 20 && per_kind["random_crop"] >= 20 && per_kind["pixmim"] >= 4, "{per_kind:?}");
+}
+
+/// NumPy's `np.pad` index maps, which torchvision's PIL padding uses.
+#[test]
+fn np_pad_indices_match_numpy() {
+    let g: Golden = serde_json::from_str(GOLDEN).expect("golden file parses");
+    for c in &g.torchvision.np_pad {
+        let got: Vec<usize> = np_pad_indices(c.n, c.before, c.after, c.mode).into_iter().map(|i| i.expect("not constant")).collect();
+        assert_eq!(got, c.index, "np.pad(arange({}), ({}, {}), {:?})", c.n, c.before, c.after, c.mode);
+    }
+    assert!(g.torchvision.np_pad.len() >= 90);
 }
 
 // ---------------------------------------------------------------------------------------------

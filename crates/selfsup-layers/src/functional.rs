@@ -119,3 +119,20 @@ pub fn subsample<B: Backend>(x: Tensor<B, 4>, [sh, sw]: [usize; 2]) -> Tensor<B,
         if oh * sh != h || ow * sw != w { x.pad([(0, 0), (0, 0), (0, oh * sh - h), (0, ow * sw - w)], PadMode::Constant(0.0)) } else { x };
     x.reshape([n * c * oh, sh, ow, sw]).slice([0..n * c * oh, 0..1, 0..ow, 0..1]).reshape([n, c, oh, ow])
 }
+
+/// MMCV's `DropPath(p)` (stochastic depth) in training: each sample's
+/// residual branch is kept with probability `1 − p` and scaled by
+/// `1/(1 − p)` (`floor(1 − p + u)` for a uniform `u` per sample, from the
+/// draw `key`). The identity when `p` is 0, without autodiff (evaluation)
+/// or without draws.
+pub fn drop_path<B: Backend>(x: Tensor<B, 3>, p: f64, key: &str, draws: Option<&mut selfsup_core::Draws>) -> Tensor<B, 3> {
+    let device = x.device();
+    let Some(draws) = draws else { return x };
+    if p == 0.0 || !B::ad_enabled(&device) {
+        return x;
+    }
+    let n = x.dims()[0];
+    let keep = 1.0 - p;
+    let scale: Vec<f32> = draws.uniform(key, n).into_iter().map(|u| ((keep + f64::from(u)).floor() / keep) as f32).collect();
+    x * Tensor::<B, 1>::from_data(burn::tensor::TensorData::new(scale, [n]), &device).reshape([n, 1, 1])
+}

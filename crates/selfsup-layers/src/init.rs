@@ -26,6 +26,9 @@ pub enum Dist {
     Normal(f64, f64),
     /// A constant.
     Constant(f64),
+    /// `torch.nn.init.trunc_normal_(mean, std)`: `N(mean, std)` redrawn
+    /// outside torch's default absolute bounds `[-2, 2]`.
+    TruncNormal(f64, f64),
 }
 
 impl Dist {
@@ -55,6 +58,14 @@ impl Dist {
                 })
                 .collect(),
             Dist::Constant(v) => vec![v as f32; n],
+            Dist::TruncNormal(mean, std) => (0..n)
+                .map(|_| loop {
+                    let v = Dist::Normal(mean, std).sample(1, rng)[0];
+                    if (-2.0..=2.0).contains(&v) {
+                        break v;
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -185,9 +196,20 @@ pub fn fixed<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Param<Tensor<B
 /// The `std` of the `Normal` entry of an MMEngine `init_cfg` (a dict or a list of dicts),
 /// if it has one (`dict(type='Normal', std=0.01, layer='Linear')`; torch's default std 1).
 pub fn normal_init_std(init_cfg: Option<&serde_json::Value>) -> Option<f64> {
+    init_entry(init_cfg, "Normal").map(|e| e["std"].as_f64().unwrap_or(1.0))
+}
+
+/// The `(std, bias)` of the `TruncNormal` entry of an MMEngine `init_cfg`
+/// (`dict(type='TruncNormal', layer='Linear', std=0.02, bias=0)`; MMEngine's
+/// defaults std 1, bias 0).
+pub fn trunc_normal_init(init_cfg: Option<&serde_json::Value>) -> Option<(f64, f64)> {
+    init_entry(init_cfg, "TruncNormal").map(|e| (e["std"].as_f64().unwrap_or(1.0), e["bias"].as_f64().unwrap_or(0.0)))
+}
+
+fn init_entry<'a>(init_cfg: Option<&'a serde_json::Value>, kind: &str) -> Option<&'a serde_json::Value> {
     let entries = match init_cfg? {
         serde_json::Value::Array(a) => a.as_slice(),
         other => std::slice::from_ref(other),
     };
-    entries.iter().find(|e| e["type"] == "Normal").map(|e| e["std"].as_f64().unwrap_or(1.0))
+    entries.iter().find(|e| e["type"] == kind)
 }

@@ -23,10 +23,10 @@ pub mod pos_embed;
 pub mod sobel;
 pub mod transformer;
 
-pub use attention::MultiheadAttention;
+pub use attention::{MultiheadAttention, ShiftWindowMsa, WindowMsa};
 pub use batch_norm::{BatchNormCfg, TorchBatchNorm};
 pub use functional::l2_normalize;
 pub use norm::NormCfg;
-pub use patch_embed::PatchEmbed;
+pub use patch_embed::{NormedPatchEmbed, PatchEmbed, PatchMerging};
 pub use pos_embed::build_2d_sincos_position_embedding;
 pub use transformer::{Ffn, TransformerEncoderLayer, TransformerEncoderLayerConfig};

@@ -73,6 +73,22 @@ impl TransformerEncoderLayerConfig {
     }
 }
 
+impl TransformerEncoderLayerConfig {
+    /// Builds the layer with every Linear weight from `N(0, std)` truncated
+    /// and zero biases (the `_init_weights` of MaskFeat's, BEiT's and
+    /// SimMIM's transformers).
+    pub fn init_trunc_normal<B: Backend>(&self, std: f64, device: &B::Device, rng: &mut InitRng) -> TransformerEncoderLayer<B> {
+        let (d, h) = (self.embed_dims, self.feedforward_channels);
+        let w = Dist::TruncNormal(0.0, std);
+        let zero = Some(Dist::Constant(0.0));
+        let mut layer = self.init(device, rng);
+        layer.attn.qkv = rng.linear(d, 3 * d, w, self.qkv_bias.then_some(Dist::Constant(0.0)), device);
+        layer.attn.proj = rng.linear(d, d, w, zero, device);
+        layer.ffn = Ffn { fc1: rng.linear(d, h, w, zero, device), fc2: rng.linear(h, d, w, zero, device) };
+        layer
+    }
+}
+
 /// A pre-norm transformer layer: `x + attn(ln1(x))`, then `x + ffn(ln2(x))`.
 #[derive(Module, Debug)]
 pub struct TransformerEncoderLayer<B: Backend> {

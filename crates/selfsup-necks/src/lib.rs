@@ -1,7 +1,7 @@
 //! selfsup's necks. Each file ports one MMSelfSup neck file and keeps its name
 //! (`linear_neck.rs` ↔ `mmselfsup/models/necks/linear_neck.py`,
 //! `nonlinear_neck.rs`, `mocov2_neck.rs`, `densecl_neck.rs`, `swav_neck.rs`,
-//! `relative_loc_neck.rs`, `avgpool_neck.rs`;
+//! `relative_loc_neck.rs`, `avgpool_neck.rs`, `simmim_neck.rs`;
 //! `mae_neck.rs` holds both classes of `mae_neck.py`, `MAEPretrainDecoder`
 //! and `ClsBatchNormNeck`). `common.rs` holds the helpers the projection
 //! necks share and their `nn.Sequential` key rows ([`NECK_KEY_REMAP`]).
@@ -18,6 +18,7 @@ pub mod mocov2_neck;
 pub mod nonlinear_neck;
 pub mod odc_neck;
 pub mod relative_loc_neck;
+pub mod simmim_neck;
 pub mod swav_neck;
 
 pub use avgpool_neck::{AvgPool2dNeck, AvgPool2dNeckConfig};
@@ -29,4 +30,5 @@ pub use mocov2_neck::{Mlp, MoCoV2Neck, MoCoV2NeckConfig};
 pub use nonlinear_neck::{NonLinearNeck, NonLinearNeckConfig, NONLINEAR_KEY_REMAP};
 pub use odc_neck::{ODCNeck, ODCNeckConfig};
 pub use relative_loc_neck::{RelativeLocNeck, RelativeLocNeckConfig};
+pub use simmim_neck::{pixel_shuffle, SimMimNeck, SimMimNeckConfig};
 pub use swav_neck::{SwAVNeck, SwAVNeckConfig, SwAVProjection, NECK_KEY_ALIASES};

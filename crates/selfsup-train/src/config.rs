@@ -198,6 +198,10 @@ pub struct RunConfig {
     /// Accepted without effect.
     #[serde(default)]
     pub visualizer: Option<serde_json::Value>,
+    /// The pipeline MMSelfSup's `visualize_reconstruction.py
+    /// --use-vis-pipeline` reads; accepted without effect.
+    #[serde(default)]
+    pub vis_pipeline: Option<serde_json::Value>,
     /// Accepted without effect.
     #[serde(default)]
     pub log_level: Option<String>,

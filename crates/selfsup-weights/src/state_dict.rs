@@ -365,8 +365,14 @@ const NON_PERSISTENT: &str = "Struct:NonPersistent";
 
 /// PyTorch's integer buffers, kept as floats in selfsup modules (burn has no
 /// 0-d tensors and some backends no int64): `(key suffix, 0-d in PyTorch)`.
-const TORCH_INT_BUFFERS: &[(&str, bool)] =
-    &[("num_batches_tracked", true), ("steps", true), ("queue_ptr", false), ("queue2_ptr", false), ("multinomial.alias", false)];
+const TORCH_INT_BUFFERS: &[(&str, bool)] = &[
+    ("num_batches_tracked", true),
+    ("steps", true),
+    ("queue_ptr", false),
+    ("queue2_ptr", false),
+    ("multinomial.alias", false),
+    ("relative_position_index", false),
+];
 
 fn torch_buffer(key: &str) -> Option<(&'static str, bool)> {
     TORCH_INT_BUFFERS.iter().find(|(suffix, _)| key == *suffix || key.ends_with(&format!(".{suffix}"))).map(|(s, scalar)| (*s, *scalar))
@@ -376,6 +382,7 @@ fn torch_buffer(key: &str) -> Option<(&'static str, bool)> {
 fn to_torch_buffer(key: &str, data: Tensor) -> Tensor {
     match torch_buffer(key) {
         Some((_, scalar)) => {
+            let dims = data.shape.to_vec();
             let values: Vec<i64> = data
                 .convert::<f32>()
                 .to_vec::<f32>()
@@ -383,7 +390,7 @@ fn to_torch_buffer(key: &str, data: Tensor) -> Tensor {
                 .iter()
                 .map(|v| v.round() as i64)
                 .collect();
-            let shape: Vec<usize> = if scalar && values.len() == 1 { vec![] } else { vec![values.len()] };
+            let shape: Vec<usize> = if scalar && values.len() == 1 { vec![] } else { dims };
             Tensor::new(values, shape)
         }
         None => data,
@@ -484,8 +491,8 @@ pub fn load_into<B: Backend, M: ModuleSnapshot<B>>(
                     data.clone().convert_dtype(DType::F32)
                 } else if torch_buffer(key).is_some() {
                     // int64 counters become our float counters, 0-d as [1].
-                    let n = data.num_elements();
-                    Tensor::new(data.clone().convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32"), [n.max(1)])
+                    let shape = if data.shape.is_empty() { vec![1] } else { data.shape.to_vec() };
+                    Tensor::new(data.clone().convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32"), shape)
                 } else {
                     data.clone()
                 };

@@ -30,6 +30,7 @@ pub use selfsup_layers as layers;
 pub use selfsup_losses as losses;
 pub use selfsup_memories as memories;
 pub use selfsup_necks as necks;
+pub use selfsup_target_generators as target_generators;
 pub use selfsup_train as train;
 pub use selfsup_viz as viz;
 pub use selfsup_weights as weights;

@@ -304,6 +304,89 @@ pub fn impad_border(img: &Image, [left, top, right, bottom]: [usize; 4], mode: P
     Image::from_raw(nw, nh, c, data).unwrap_or_else(|| img.clone())
 }
 
+/// The source index of every position of NumPy's `np.pad(np.arange(len), (before, after),
+/// mode)`, or `None` where [`PaddingMode::Constant`] fills in a constant.
+///
+/// `edge` repeats the end values. `reflect` and `symmetric` follow NumPy 1.26's
+/// `_set_reflect_both` step by step: when a pad is longer than the values available,
+/// NumPy reflects in rounds, alternating sides, each round mirroring what the previous
+/// rounds wrote. That equals OpenCV's periodic reflection ([`border_interpolate`]) except
+/// when one side's pad exceeds the length and the other side is padded too. A length-1 axis
+/// is padded with its value (NumPy's legacy rule for `reflect` and `symmetric`). An empty
+/// axis has no value to repeat: every position is `None`.
+pub fn np_pad_indices(len: usize, before: usize, after: usize, mode: PaddingMode) -> Vec<Option<usize>> {
+    let total = before + len + after;
+    let mut idx: Vec<Option<usize>> = (0..total).map(|p| p.checked_sub(before).filter(|&i| i < len)).collect();
+    if len == 0 || mode == PaddingMode::Constant {
+        return idx;
+    }
+    if mode == PaddingMode::Edge || len == 1 {
+        for (p, v) in idx.iter_mut().enumerate() {
+            *v = Some(p.saturating_sub(before).min(len - 1));
+        }
+        return idx;
+    }
+    // `include_edge` (symmetric) mirrors the edge value too; reflect mirrors about it.
+    let edge_offset = usize::from(mode == PaddingMode::Symmetric);
+    let (mut left, mut right) = (before, after);
+    while left > 0 || right > 0 {
+        // The values available this round: the original ones and everything padded so far.
+        let old_length = total - left - right - (1 - edge_offset);
+        if left > 0 {
+            let chunk = old_length.min(left);
+            // `padded[start:stop:-1]` with `stop = left - edge_offset`, into
+            // `padded[left - chunk:left]`.
+            let stop = left - edge_offset;
+            for k in 0..chunk {
+                idx[left - chunk + k] = idx[stop + chunk - k];
+            }
+            left -= chunk;
+        }
+        if right > 0 {
+            let chunk = old_length.min(right);
+            // `padded[start:start - chunk:-1]` with `start = -right + edge_offset - 2`, into
+            // `padded[total - right:total - right + chunk]`.
+            let start = total - right + edge_offset - 2;
+            for k in 0..chunk {
+                idx[total - right + k] = idx[start - k];
+            }
+            right -= chunk;
+        }
+    }
+    idx
+}
+
+/// torchvision's `pad` of a PIL image (`torchvision.transforms.functional_pil.pad`) by
+/// `[left, top, right, bottom]`: `ImageOps.expand` with `fill` (one value per channel, this
+/// image's channel order) for [`PaddingMode::Constant`], `np.pad` with `mode` otherwise
+/// (see [`np_pad_indices`]; padding is separable, so each output pixel is the input pixel at
+/// the padded row's and column's source indices).
+///
+/// # Panics
+/// When a constant is needed and `fill` has fewer values than the image has channels.
+pub fn np_pad(img: &Image, [left, top, right, bottom]: [usize; 4], mode: PaddingMode, fill: &[u8]) -> Image {
+    let (w, h, c) = (img.width(), img.height(), img.channels());
+    if left + top + right + bottom == 0 {
+        return img.clone();
+    }
+    let rows = np_pad_indices(h, top, bottom, mode);
+    let cols = np_pad_indices(w, left, right, mode);
+    let src = img.data();
+    let mut data = Vec::with_capacity(rows.len() * cols.len() * c);
+    for sy in &rows {
+        for sx in &cols {
+            match (sx, sy) {
+                (Some(sx), Some(sy)) => {
+                    let i = (sy * w + sx) * c;
+                    data.extend_from_slice(&src[i..i + c]);
+                }
+                _ => data.extend_from_slice(&fill[..c]),
+            }
+        }
+    }
+    Image::from_raw(cols.len(), rows.len(), c, data).unwrap_or_else(|| img.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,6 +515,22 @@ mod tests {
         let wide = impad_border(&row, [7, 0, 0, 0], PaddingMode::Reflect, &[0]).into_raw();
         assert_eq!(wide, [2, 1, 2, 3, 4, 3, 2, 1, 2, 3, 4]);
         assert_eq!(border_interpolate(-5, 1, PaddingMode::Symmetric), Some(0));
+    }
+
+    #[test]
+    fn numpy_padding_reflects_in_rounds() {
+        let ix = |n, b, a, mode| np_pad_indices(n, b, a, mode).into_iter().map(|i| i.map_or(-1, |i| i as i64)).collect::<Vec<_>>();
+        // np.pad(np.arange(n), (before, after), mode), from NumPy 1.26.
+        assert_eq!(ix(3, 7, 2, PaddingMode::Reflect), [1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0]);
+        assert_eq!(ix(2, 6, 3, PaddingMode::Symmetric), [1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0]);
+        // One long side and a short one: not a periodic reflection (OpenCV ends with 1).
+        assert_eq!(ix(2, 1, 8, PaddingMode::Symmetric), [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0]);
+        assert_eq!(ix(1, 2, 3, PaddingMode::Reflect), [0; 6]);
+        assert_eq!(ix(3, 2, 1, PaddingMode::Edge), [0, 0, 0, 1, 2, 2]);
+        assert_eq!(ix(2, 1, 1, PaddingMode::Constant), [-1, 0, 1, -1]);
+        let row = Image::from_fn(4, 1, |x, _| [x as u8 + 1]);
+        assert_eq!(np_pad(&row, [2, 1, 2, 0], PaddingMode::Constant, &[9]).into_raw(), [9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 1, 2, 3, 4, 9, 9]);
+        assert_eq!(np_pad(&row, [2, 0, 2, 0], PaddingMode::Reflect, &[]).into_raw(), [3, 2, 1, 2, 3, 4, 3, 2]);
     }
 
     #[test]

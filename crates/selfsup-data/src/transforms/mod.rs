@@ -7,16 +7,19 @@
 //! - [`Transform`] is the built, validated transform; [`ImageTransform`] is the per-image
 //!   operation each concrete transform implements, with its random parameters drawn through a
 //!   [`RandomSource`] in a separate public function (`sample_params`, `sample_direction`,
-//!   `sample_sigma`, `sample_apply`, `sample_offsets`) and applied by a deterministic one
-//!   (`apply_params`, `apply_with`), so tests can inject the reference's parameters or replay
-//!   its draws ([`ReplayDraws`]).
+//!   `sample_sigma`, `sample_apply`, `sample_offsets`, `sample_flip`) and applied by a
+//!   deterministic one (`apply_params`, `apply_with`), so tests can inject the reference's
+//!   parameters or replay its draws ([`ReplayDraws`]).
 //!
 //! Every draw goes through the `rng` handed to [`Pipeline::transform`]; the loader gives each
 //! sample its own seeded stream, so augmentations do not depend on the number of workers.
 //!
 //! Channel order: MMSelfSup's pipelines hold BGR arrays, this crate RGB images. Transforms
 //! whose parameters name channels (`RandomGrayscale.channel_weights`, `RandomCrop.pad_val`)
-//! read them in the reference's BGR order, so configs keep their meaning.
+//! read them in the reference's BGR order, so configs keep their meaning. Between `ToPIL` and
+//! `ToNumpy` the reference holds a PIL image and our image holds its pixels in its channel
+//! order; [`Pipeline::new`] refuses pipelines that mix PIL images and arrays where the
+//! reference cannot (see [`pil_numpy`]).
 //!
 //! The state flowing through a pipeline is [`Results`] (mmcv's `results` dict): a list of
 //! images (one until [`MultiView`] makes several) plus the label, index and name.
@@ -25,23 +28,28 @@
 //! Adding a transform: a file here (named after its reference file), a config with
 //! `init()`, an [`ImageTransform`] impl (or a `transform` on [`Results`] for transforms that
 //! change the number of images), and one line in each of [`TransformConfig`], [`Transform`]
-//! and the two `match`es below.
+//! and the two `match`es below (plus one in `image_kinds` for a transform that does not work
+//! on the reference's arrays).
 
 pub mod formatting;
 pub mod loading;
+pub mod pil_numpy;
 pub mod processing;
 pub mod random;
 pub mod wrappers;
 
 pub use formatting::{ArrayData, PackSelfSupInputs, PackSelfSupInputsConfig, PackedArray};
 pub use loading::{LoadImageFromFile, LoadImageFromFileConfig};
+pub use pil_numpy::{ImageKind, ToNumpy, ToNumpyConfig, ToPil, ToPilConfig};
 pub use processing::{
     BeitMaskGenerator, BeitMaskGeneratorConfig, CenterCrop, CenterCropConfig, ColorJitter, ColorJitterConfig, ColorJitterParams,
     CropParams, RandomCrop, RandomCropConfig, RandomFlip, RandomFlipConfig, RandomGaussianBlur, RandomGaussianBlurConfig, RandomGrayscale,
     RandomGrayscaleConfig, RandomPatchWithLabels, RandomPatchWithLabelsConfig, RandomResizedCrop,
     RandomResizedCropAndInterpolationWithTwoPic, RandomResizedCropAndInterpolationWithTwoPicConfig, RandomResizedCropConfig,
     RandomRotation, RandomRotationConfig, RandomSolarize, RandomSolarizeConfig, Resize, ResizeConfig, ResizeEdge, ResizeEdgeConfig,
-    RotationWithLabels, RotationWithLabelsConfig, SimMimMaskGenerator, SimMimMaskGeneratorConfig, SizeSpec,
+    RotationWithLabels, RotationWithLabelsConfig, SimMimMaskGenerator, SimMimMaskGeneratorConfig, SizeSpec, TorchvisionRandomCrop,
+    TorchvisionRandomCropConfig, TorchvisionRandomHorizontalFlip, TorchvisionRandomHorizontalFlipConfig, TorchvisionResize,
+    TorchvisionResizeConfig,
 };
 pub use random::{Draw, RandomSource, ReplayDraws};
 pub use wrappers::{MultiView, MultiViewConfig, NumViews, RandomApply, RandomApplyConfig};
@@ -69,7 +77,7 @@ selfsup_config::registry! {
     ///
     /// Deserialises from MMSelfSup-style dicts, e.g. (TOML)
     /// `{ type = "RandomResizedCrop", size = 224, backend = "pillow" }`. Scoped names
-    /// (`mmcls.ResizeEdge`, `mmcv.RandomFlip`, ...) are accepted.
+    /// (`mmcls.ResizeEdge`, `mmcv.RandomFlip`, `mmcls.torchvision/Resize`, ...) are accepted.
     #[derive(Debug, Clone, PartialEq)]
     pub enum TransformConfig {
         /// `LoadImageFromFile` (mmcv): pipeline head marker.
@@ -113,6 +121,17 @@ selfsup_config::registry! {
         "PackSelfSupInputs" => PackSelfSupInputs(PackSelfSupInputsConfig),
         /// `MultiView` (mmselfsup): several views from sub-pipelines.
         "MultiView" => MultiView(MultiViewConfig),
+        /// `ToPIL` (mmcls): the array becomes a PIL image.
+        "ToPIL" => ToPIL(ToPilConfig),
+        /// `ToNumpy` (mmcls): the PIL image becomes an array.
+        "ToNumpy" => ToNumpy(ToNumpyConfig),
+        /// `torchvision/Resize` (mmcls's wrapper of torchvision's `Resize`).
+        "torchvision/Resize" => TorchvisionResize(TorchvisionResizeConfig),
+        /// `torchvision/RandomCrop` (mmcls's wrapper of torchvision's `RandomCrop`).
+        "torchvision/RandomCrop" => TorchvisionRandomCrop(TorchvisionRandomCropConfig),
+        /// `torchvision/RandomHorizontalFlip` (mmcls's wrapper of torchvision's
+        /// `RandomHorizontalFlip`).
+        "torchvision/RandomHorizontalFlip" => TorchvisionRandomHorizontalFlip(TorchvisionRandomHorizontalFlipConfig),
     }
 }
 
@@ -150,6 +169,11 @@ impl TransformConfig {
             TransformConfig::RandomApply(c) => Transform::RandomApply(c.init()?),
             TransformConfig::PackSelfSupInputs(c) => Transform::PackSelfSupInputs(c.init()?),
             TransformConfig::MultiView(c) => Transform::MultiView(c.init()?),
+            TransformConfig::ToPIL(c) => Transform::ToPIL(c.init()?),
+            TransformConfig::ToNumpy(c) => Transform::ToNumpy(c.init()?),
+            TransformConfig::TorchvisionResize(c) => Transform::TorchvisionResize(c.init()?),
+            TransformConfig::TorchvisionRandomCrop(c) => Transform::TorchvisionRandomCrop(c.init()?),
+            TransformConfig::TorchvisionRandomHorizontalFlip(c) => Transform::TorchvisionRandomHorizontalFlip(c.init()?),
         })
     }
 
@@ -205,6 +229,16 @@ pub enum Transform {
     PackSelfSupInputs(PackSelfSupInputs),
     /// See [`MultiView`].
     MultiView(MultiView),
+    /// See [`ToPil`].
+    ToPIL(ToPil),
+    /// See [`ToNumpy`].
+    ToNumpy(ToNumpy),
+    /// See [`TorchvisionResize`].
+    TorchvisionResize(TorchvisionResize),
+    /// See [`TorchvisionRandomCrop`].
+    TorchvisionRandomCrop(TorchvisionRandomCrop),
+    /// See [`TorchvisionRandomHorizontalFlip`].
+    TorchvisionRandomHorizontalFlip(TorchvisionRandomHorizontalFlip),
 }
 
 fn each_image<T: ImageTransform, R: RandomSource + ?Sized>(t: &T, mut results: Results, rng: &mut R) -> Result<Results, DataError> {
@@ -241,6 +275,11 @@ impl Transform {
             Transform::RandomApply(_) => "RandomApply",
             Transform::PackSelfSupInputs(_) => "PackSelfSupInputs",
             Transform::MultiView(_) => "MultiView",
+            Transform::ToPIL(_) => ToPil::NAME,
+            Transform::ToNumpy(_) => ToNumpy::NAME,
+            Transform::TorchvisionResize(_) => TorchvisionResize::NAME,
+            Transform::TorchvisionRandomCrop(_) => TorchvisionRandomCrop::NAME,
+            Transform::TorchvisionRandomHorizontalFlip(_) => TorchvisionRandomHorizontalFlip::NAME,
         }
     }
 
@@ -269,6 +308,11 @@ impl Transform {
             Transform::SimMIMMaskGenerator(t) => t.transform(results, rng),
             Transform::RandomApply(t) => t.transform(results, rng),
             Transform::MultiView(t) => t.transform(results, rng),
+            Transform::ToPIL(t) => each_image(t, results, rng),
+            Transform::ToNumpy(t) => each_image(t, results, rng),
+            Transform::TorchvisionResize(t) => each_image(t, results, rng),
+            Transform::TorchvisionRandomCrop(t) => each_image(t, results, rng),
+            Transform::TorchvisionRandomHorizontalFlip(t) => each_image(t, results, rng),
         }
     }
 
@@ -283,6 +327,88 @@ impl Transform {
             _ => Vec::new(),
         }
     }
+}
+
+/// What the reference needs in `results['img']` before `t` (`None`: either) and holds after
+/// it (`None`: unchanged). The wrappers are followed by [`check_image_kinds`].
+fn image_kinds(t: &Transform) -> (Option<ImageKind>, Option<ImageKind>) {
+    match t {
+        Transform::LoadImageFromFile(_) => (None, Some(ImageKind::Array)),
+        Transform::ToPIL(_) => (Some(ImageKind::Array), Some(ImageKind::Pil)),
+        Transform::ToNumpy(_) => (Some(ImageKind::Pil), Some(ImageKind::Array)),
+        Transform::TorchvisionResize(_) | Transform::TorchvisionRandomCrop(_) | Transform::TorchvisionRandomHorizontalFlip(_) => {
+            (Some(ImageKind::Pil), None)
+        }
+        // Mask generators do not read the image; wrappers are checked through.
+        Transform::BEiTMaskGenerator(_) | Transform::SimMIMMaskGenerator(_) | Transform::RandomApply(_) | Transform::MultiView(_) => {
+            (None, None)
+        }
+        _ => (Some(ImageKind::Array), None),
+    }
+}
+
+/// Follows the kind of image the reference holds through `transforms`, from `start`, and
+/// returns the kind at the end. `path` names the transforms in errors (`pipeline`,
+/// `pipeline[1] MultiView.transforms[0]`, ...).
+///
+/// # Errors
+/// [`DataError::InvalidConfig`] for a transform that gets the wrong kind, a `RandomApply`
+/// whose transforms change the kind (whether they run is random), or a `MultiView` pipeline
+/// that ends with a PIL image.
+fn check_image_kinds(transforms: &[Transform], start: ImageKind, path: &str) -> Result<ImageKind, DataError> {
+    let mut kind = start;
+    for (i, t) in transforms.iter().enumerate() {
+        let here = format!("{path}[{i}] {}", t.name());
+        let (needs, gives) = image_kinds(t);
+        match needs {
+            Some(ImageKind::Pil) if kind == ImageKind::Array => {
+                let message = if matches!(t, Transform::ToNumpy(_)) {
+                    "`ToNumpy` converts the PIL image of a `ToPIL` before it, but the image is an array here".to_string()
+                } else {
+                    format!(
+                        "`{}` is a torchvision transform, which needs a PIL image, but the image is an array here: put \
+                         `ToPIL` before it and `ToNumpy` after the torchvision transforms (the reference raises a TypeError)",
+                        t.name()
+                    )
+                };
+                return Err(DataError::config(here, message));
+            }
+            Some(ImageKind::Array) if kind == ImageKind::Pil => {
+                return Err(DataError::config(
+                    here,
+                    format!("`{}` works on an array, but the image is a PIL image here (after `ToPIL`): put `ToNumpy` before it", t.name()),
+                ));
+            }
+            _ => {}
+        }
+        match t {
+            Transform::RandomApply(r) => {
+                if check_image_kinds(r.pipeline().transforms(), kind, &format!("{here}.transforms"))? != kind {
+                    return Err(DataError::config(
+                        here,
+                        "its transforms must give back the kind of image they get (array or PIL image), since whether they \
+                         run is random",
+                    ));
+                }
+            }
+            Transform::MultiView(m) => {
+                for (j, p) in m.pipelines().iter().enumerate() {
+                    let sub = format!("{here}.transforms[{j}]");
+                    if check_image_kinds(p.transforms(), kind, &sub)? == ImageKind::Pil {
+                        return Err(DataError::config(
+                            sub,
+                            "it ends with a PIL image: add `ToNumpy` at its end (the reference's views are arrays)",
+                        ));
+                    }
+                }
+                if !m.pipelines().is_empty() {
+                    kind = ImageKind::Array;
+                }
+            }
+            _ => kind = gives.unwrap_or(kind),
+        }
+    }
+    Ok(kind)
 }
 
 /// The one image of `results`, for transforms that (like their reference) work on a single
@@ -356,11 +482,29 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Builds and validates every transform of `configs`.
+    /// Builds and validates every transform of `configs`, and checks that each transform gets
+    /// the kind of image (array or PIL image, see [`pil_numpy`]) it works on in the reference.
     ///
     /// # Errors
-    /// The first transform's [`DataError::InvalidConfig`], with the transform's position.
+    /// The first transform's [`DataError::InvalidConfig`], with the transform's position; a
+    /// [`DataError::InvalidConfig`] for a `PackSelfSupInputs` key that no transform produces, a
+    /// transform that gets the wrong kind of image, or a pipeline that ends with a PIL image.
     pub fn new(configs: &[TransformConfig]) -> Result<Self, DataError> {
+        let pipeline = Self::nested(configs)?;
+        if check_image_kinds(&pipeline.transforms, ImageKind::Array, "pipeline")? == ImageKind::Pil {
+            return Err(DataError::config(
+                "pipeline",
+                "it ends with a PIL image: add `ToNumpy` after the torchvision transforms (the reference packs and collates \
+                 arrays)",
+            ));
+        }
+        Ok(pipeline)
+    }
+
+    /// A wrapper's sub-pipeline ([`MultiView`], [`RandomApply`]): built and checked as by
+    /// [`Pipeline::new`], except for the kinds of image, which depend on where the wrapper
+    /// stands and which the enclosing pipeline's check follows through it.
+    pub(crate) fn nested(configs: &[TransformConfig]) -> Result<Self, DataError> {
         let transforms = configs
             .iter()
             .enumerate()
@@ -520,6 +664,83 @@ mod tests {
         let cfgs = TransformConfig::parse_list(r#"[{"type": "LoadImageFromFile"}, {"type": "RandomFlip", "prob": 2.0}]"#).expect("parses");
         let err = Pipeline::new(&cfgs).expect_err("prob > 1");
         assert!(err.to_string().contains("pipeline[1] RandomFlip"), "{err}");
+    }
+
+    /// MMSelfSup 1.0.0's PixMIM `train_pipeline`, verbatim.
+    const PIXMIM: &str = r#"[
+        {"type": "LoadImageFromFile"},
+        {"type": "mmcls.ToPIL", "to_rgb": true},
+        {"type": "mmcls.torchvision/Resize", "size": 224},
+        {"type": "mmcls.torchvision/RandomCrop", "size": 224, "padding": 4, "padding_mode": "reflect"},
+        {"type": "mmcls.torchvision/RandomHorizontalFlip", "p": 0.5},
+        {"type": "mmcls.ToNumpy", "to_rgb": true},
+        {"type": "PackSelfSupInputs", "meta_keys": ["img_path"]}
+    ]"#;
+
+    #[test]
+    fn pixmim_pipeline_builds_and_gives_224_views() {
+        let cfgs = TransformConfig::parse_list(PIXMIM).expect("parses");
+        let names: Vec<&str> = cfgs.iter().map(TransformConfig::name).collect();
+        assert_eq!(
+            names,
+            [
+                "LoadImageFromFile",
+                "ToPIL",
+                "torchvision/Resize",
+                "torchvision/RandomCrop",
+                "torchvision/RandomHorizontalFlip",
+                "ToNumpy",
+                "PackSelfSupInputs"
+            ]
+        );
+        let p = Pipeline::new(&cfgs).expect("builds");
+        let mut r = raw();
+        r.img = Image::from_fn(37, 53, |x, y| [(x * 6) as u8, (y * 4) as u8, 9]);
+        let s = p.run(r, &mut ChaCha8Rng::seed_from_u64(1)).expect("runs");
+        assert_eq!((s.views.len(), s.views[0].width(), s.views[0].height(), s.views[0].channels()), (1, 224, 224, 3));
+        // ToPIL(to_rgb=True) … ToNumpy(to_rgb=True) keeps the channel order: blue stays 9
+        // (reflect padding and bilinear resampling of a constant channel).
+        assert!(s.views[0].data().chunks_exact(3).all(|px| px[2] == 9));
+        let back: Vec<TransformConfig> = serde_json::from_str(&serde_json::to_string(&cfgs).expect("serialises")).expect("parses back");
+        assert_eq!(back, cfgs);
+    }
+
+    #[test]
+    fn pil_images_and_arrays_are_not_mixed() {
+        let build = |json: &str| Pipeline::new(&TransformConfig::parse_list(json).expect("parses")).map(|_| ()).map_err(|e| e.to_string());
+        let tv_flip = r#"{"type": "mmcls.torchvision/RandomHorizontalFlip"}"#;
+        let (to_pil, to_numpy) = (r#"{"type": "mmcls.ToPIL", "to_rgb": true}"#, r#"{"type": "mmcls.ToNumpy", "to_rgb": true}"#);
+        // A torchvision transform on an array.
+        let err = build(&format!("[{tv_flip}]")).expect_err("no ToPIL");
+        assert!(err.contains("pipeline[0] torchvision/RandomHorizontalFlip") && err.contains("`ToPIL`"), "{err}");
+        // An array transform on a PIL image, and packing one.
+        let err = build(&format!(r#"[{to_pil}, {{"type": "RandomFlip", "prob": 0.5}}, {to_numpy}]"#)).expect_err("array transform");
+        assert!(err.contains("pipeline[1] RandomFlip") && err.contains("`ToNumpy`"), "{err}");
+        let err = build(&format!(r#"[{to_pil}, {{"type": "PackSelfSupInputs"}}]"#)).expect_err("packs a PIL image");
+        assert!(err.contains("pipeline[1] PackSelfSupInputs"), "{err}");
+        // Unbalanced conversions.
+        assert!(build(&format!("[{to_numpy}]")).expect_err("no ToPIL").contains("pipeline[0] ToNumpy"));
+        assert!(build(&format!("[{to_pil}, {to_pil}, {to_numpy}]")).expect_err("twice").contains("pipeline[1] ToPIL"));
+        assert!(build(&format!("[{to_pil}, {tv_flip}]")).expect_err("ends as PIL").contains("ends with a PIL image"));
+        // Wrappers are followed: inside a PIL stretch, their transforms see a PIL image.
+        build(&format!(r#"[{to_pil}, {{"type": "RandomApply", "transforms": [{tv_flip}]}}, {to_numpy}]"#)).expect("PIL inside");
+        let err =
+            build(&format!(r#"[{{"type": "RandomApply", "transforms": [{to_pil}, {tv_flip}]}}, {to_numpy}]"#)).expect_err("random kind");
+        assert!(err.contains("pipeline[0] RandomApply"), "{err}");
+        let err =
+            build(&format!(r#"[{to_pil}, {{"type": "RandomApply", "transforms": [{{"type": "RandomFlip", "prob": 1}}]}}, {to_numpy}]"#))
+                .expect_err("array transform inside");
+        assert!(err.contains("pipeline[1] RandomApply.transforms[0] RandomFlip"), "{err}");
+        let views = format!(r#"[[{to_pil}, {tv_flip}, {to_numpy}], [{{"type": "RandomFlip", "prob": 1}}]]"#);
+        build(&format!(r#"[{{"type": "MultiView", "num_views": [1, 1], "transforms": {views}}}]"#)).expect("each view converts back");
+        let err = build(&format!(r#"[{{"type": "MultiView", "num_views": 2, "transforms": [[{to_pil}, {tv_flip}]]}}, {to_numpy}]"#))
+            .expect_err("view pipeline ends as PIL");
+        assert!(err.contains("pipeline[0] MultiView.transforms[0]") && err.contains("ends with a PIL image"), "{err}");
+        // Mask generators do not read the image.
+        build(&format!(
+            r#"[{to_pil}, {{"type": "SimMIMMaskGenerator", "input_size": 8, "mask_patch_size": 4, "model_patch_size": 2}}, {to_numpy}]"#
+        ))
+        .expect("mask generator on a PIL image");
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl MultiViewConfig {
                 format!("{} pipelines in `transforms` but {} entries in `num_views`", self.transforms.len(), counts.len()),
             ));
         }
-        let pipelines = self.transforms.iter().map(|t| Pipeline::new(t)).collect::<Result<Vec<_>, _>>()?;
+        let pipelines = self.transforms.iter().map(|t| Pipeline::nested(t)).collect::<Result<Vec<_>, _>>()?;
         Ok(MultiView { pipelines, counts })
     }
 }
@@ -64,6 +64,11 @@ pub struct MultiView {
 }
 
 impl MultiView {
+    /// The sub-pipelines, one per group of views.
+    pub fn pipelines(&self) -> &[Pipeline] {
+        &self.pipelines
+    }
+
     /// Total number of views produced (for one input image).
     pub fn num_views(&self) -> usize {
         self.counts.iter().sum()
@@ -119,7 +124,7 @@ impl RandomApplyConfig {
         if !(0.0..=1.0).contains(&self.prob) {
             return Err(DataError::config("RandomApply", format!("`prob` must be in [0, 1], got {}", self.prob)));
         }
-        Ok(RandomApply { pipeline: Pipeline::new(&self.transforms)?, prob: self.prob })
+        Ok(RandomApply { pipeline: Pipeline::nested(&self.transforms)?, prob: self.prob })
     }
 }
 

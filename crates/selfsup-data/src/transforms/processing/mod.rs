@@ -9,6 +9,7 @@
 //! | [`BeitMaskGenerator`], [`SimMimMaskGenerator`], [`RandomResizedCropAndInterpolationWithTwoPic`], [`RandomRotation`], [`RotationWithLabels`], [`RandomPatchWithLabels`] | `mmselfsup/datasets/transforms/processing.py` |
 //! | [`RandomFlip`], [`Resize`], [`CenterCrop`], [`RandomGrayscale`] | `mmcv/transforms/processing.py` |
 //! | [`ResizeEdge`] | `mmcls/datasets/transforms/processing.py` |
+//! | [`TorchvisionResize`], [`TorchvisionRandomCrop`], [`TorchvisionRandomHorizontalFlip`] (`torchvision/<Name>`) | mmcls's torchvision wrapper over `torchvision/transforms/transforms.py` (see [`torchvision`]) |
 
 mod center_crop;
 mod color_jitter;
@@ -24,6 +25,7 @@ mod random_rotation;
 mod random_solarize;
 mod resize;
 mod resize_edge;
+pub mod torchvision;
 
 pub use center_crop::{CenterCrop, CenterCropConfig, PadConfig, PadValue};
 pub use color_jitter::{ColorBackend, ColorJitter, ColorJitterConfig, ColorJitterParams, JitterRange};
@@ -43,6 +45,10 @@ pub use random_rotation::{Degrees, RandomRotation, RandomRotationConfig, Rotatio
 pub use random_solarize::{RandomSolarize, RandomSolarizeConfig};
 pub use resize::{Resize, ResizeConfig, ScaleFactor};
 pub use resize_edge::{Edge, ResizeEdge, ResizeEdgeConfig};
+pub use torchvision::{
+    TorchvisionFill, TorchvisionInterpolation, TorchvisionPadding, TorchvisionRandomCrop, TorchvisionRandomCropConfig,
+    TorchvisionRandomHorizontalFlip, TorchvisionRandomHorizontalFlipConfig, TorchvisionResize, TorchvisionResizeConfig, TorchvisionSize,
+};
 
 use serde::{Deserialize, Serialize};
 
