@@ -58,6 +58,8 @@ algorithms! {
     "PixMIM" => PixMim(PixMimConfig, PixMim) in pixmim,
     /// SimMIM.
     "SimMIM" => SimMim(SimMimConfig, SimMim) in simmim,
+    /// MixMIM.
+    "MixMIM" => MixMim(MixMimConfig, MixMim) in mixmim,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.

@@ -1,7 +1,8 @@
 //! selfsup's backbones. Each file ports one MMSelfSup (or mmcls) backbone and
 //! keeps its name (`mae_vit.rs` ↔ `mmselfsup/models/backbones/mae_vit.py`,
 //! `mocov3_vit.rs`, `maskfeat_vit.rs`, `simmim_swin.rs`, `resnet.rs`;
-//! `swin_transformer.rs` ↔ mmcls's Swin blocks and arch table); `vision_transformer.rs` ↔ mmcls's
+//! `mixmim_backbone.rs`; `swin_transformer.rs` and `mixmim.rs` ↔ mmcls's
+//! Swin and MixMIM blocks and arch tables); `vision_transformer.rs` ↔ mmcls's
 //! `vision_transformer.py` holds the ViT arch table and the unmasked ViT's
 //! output, which MAE's and MoCo v3's ViTs share.
 //!
@@ -11,6 +12,8 @@
 
 pub mod mae_vit;
 pub mod maskfeat_vit;
+pub mod mixmim;
+pub mod mixmim_backbone;
 pub mod mocov3_vit;
 pub mod resnet;
 pub mod simmim_swin;
@@ -19,6 +22,7 @@ pub mod vision_transformer;
 
 pub use mae_vit::{MaeEncoderOutput, MaeVit, MaeVitConfig};
 pub use maskfeat_vit::{MaskFeatVit, MaskFeatVitConfig};
+pub use mixmim_backbone::{MixMimMasks, MixMimTransformerPretrain, MixMimTransformerPretrainConfig};
 pub use mocov3_vit::MoCoV3VitConfig;
 pub use resnet::{ResNet, ResNetConfig, RESNET_KEY_REMAP};
 pub use simmim_swin::{SimMimSwinTransformer, SimMimSwinTransformerConfig};

@@ -1,7 +1,7 @@
 //! selfsup's heads. Each file ports one MMSelfSup head file and keeps its
 //! name (`mae_head.rs` ↔ `mmselfsup/models/heads/mae_head.py`,
 //! `cls_head.rs`, `contrastive_head.rs`, `latent_heads.rs` (`LatentPredictHead` and
-//! `LatentCrossCorrelationHead`), `mocov3_head.rs`, `swav_head.rs`, `maskfeat_head.rs`, `simmim_head.rs`). A head
+//! `LatentCrossCorrelationHead`), `mocov3_head.rs`, `swav_head.rs`, `maskfeat_head.rs`, `mixmim_head.rs`, `simmim_head.rs`). A head
 //! owns its loss, so this crate builds on the losses crate (one layer down),
 //! and on the necks crate for the predictor MLPs that MMSelfSup's heads build
 //! (`LatentPredictHead`, `MoCoV3Head`); it knows nothing of backbones or
@@ -13,6 +13,7 @@ pub mod contrastive_head;
 pub mod latent_heads;
 pub mod mae_head;
 pub mod maskfeat_head;
+pub mod mixmim_head;
 pub mod mocov3_head;
 pub mod simmim_head;
 pub mod swav_head;
@@ -25,6 +26,7 @@ pub use latent_heads::{
 };
 pub use mae_head::{MaeLossConfig, MaePretrainHead, MaePretrainHeadConfig};
 pub use maskfeat_head::{MaskFeatPretrainHead, MaskFeatPretrainHeadConfig, PixelLossConfig};
+pub use mixmim_head::{MixMimPretrainHead, MixMimPretrainHeadConfig};
 pub use mocov3_head::{MoCoV3Head, MoCoV3HeadConfig};
 pub use simmim_head::{SimMimHead, SimMimHeadConfig, SimMimLossConfig};
 pub use swav_head::{SwAVHead, SwAVHeadConfig, SwAVLossRegistry};
