@@ -17,7 +17,7 @@ use selfsup::{
     core::{DataSamples, Draws, SelfSupAlgorithm, SelfSupInputs, StepContext},
     target_generators::{hog_generator, HogGeneratorConfig, LowFreqTargetGeneratorConfig},
     train::optim::{OptimWrapperConfig, Optimizer},
-    weights::{load_into, model_keys, read_checkpoint, LoadOptions},
+    weights::{export_state_dict, load_into, model_keys, read_checkpoint, LoadOptions, StateDict},
 };
 use selfsup_tests::{device, gradient_values, state_values, values, Case, Inner, B, BACKEND};
 
@@ -111,7 +111,33 @@ fn check_key_inventory(name: &str) {
     let case = Case::load(name);
     let model = model_config(&case).init::<B>(&device());
     let reference: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(case.dir.join("keys.json")).unwrap()).unwrap();
-    assert_eq!(model_keys(&model, &key_map()), keys_of(&reference), "[{BACKEND}] {name}: key inventory");
+    let inventory = model_keys(&model, &key_map());
+    assert_eq!(inventory, keys_of(&reference), "[{BACKEND}] {name}: key inventory");
+
+    // Loaded weights export back under the same keys, with PyTorch's dtypes,
+    // and load again strictly.
+    let loaded = load_model::<B>(&case);
+    let exported = export_state_dict(&loaded.valid(), &key_map()).unwrap();
+    assert_eq!(exported.keys().cloned().collect::<Vec<_>>(), inventory.keys().cloned().collect::<Vec<_>>());
+    let original = read_checkpoint(case.dir.join("model.pth")).unwrap();
+    for (key, t) in &exported {
+        let theirs = &original.tensors[key];
+        assert_eq!((t.dtype, t.shape.to_vec()), (theirs.dtype, theirs.shape.to_vec()), "{name}: exported {key}");
+    }
+    let state = StateDict { tensors: exported, ..Default::default() };
+    let (_, report) = load_into(model_config(&case).init::<B>(&device()), &state, &key_map(), &LoadOptions::default()).unwrap();
+    assert!(report.is_exact(), "{report}");
+
+    // The backbone alone, from the whole checkpoint (downstream use).
+    let opts = LoadOptions { strict: true, prefix: Some("backbone.".into()) };
+    let report = match model {
+        Algorithm::SimMim(m) => load_into(m.backbone, &original, &key_map(), &opts).map(|r| r.1),
+        Algorithm::MaskFeat(m) => load_into(m.backbone, &original, &key_map(), &opts).map(|r| r.1),
+        Algorithm::PixMim(m) => load_into(m.backbone, &original, &key_map(), &opts).map(|r| r.1),
+        Algorithm::MixMim(m) => load_into(m.backbone, &original, &key_map(), &opts).map(|r| r.1),
+        other => panic!("unexpected {}", other.name()),
+    };
+    assert!(report.unwrap_or_else(|e| panic!("{name}: backbone-only load: {e}")).is_exact());
 }
 
 fn check_two_iterations(name: &str) {
