@@ -156,7 +156,18 @@ fn check_two_iterations(name: &str) {
             return;
         }
         let margin = if BACKEND == "wgpu" { 80.0 } else { 8.0 };
-        let tol = (margin * rel).max(1e-4);
+        // Adam's first steps are nearly g/|g|, so weights whose gradients
+        // are tiny (MixMIM's zero-initialised bias tables) move by amounts
+        // that magnify round-off: 5e-4 of the tensor's scale for states.
+        // wgpu (lavapipe) is good to about 1e-3 here, as in the MAE test.
+        let floor = if BACKEND == "wgpu" {
+            2e-3
+        } else if group.starts_with("iter") {
+            5e-4
+        } else {
+            1e-4
+        };
+        let tol = (margin * rel).max(floor);
         let (err, scale) = rel_err(ours, reference);
         let ok = if scale < 1e-5 { ours.iter().zip(reference).all(|(a, b)| (a - b).abs() < 1e-5) } else { err <= tol };
         compared += 1;
@@ -272,6 +283,36 @@ fn hog_generator_matches_reference() {
             let differ = picture.iter().zip(&reference).filter(|(a, b)| (**a as f32 - **b).abs() > 0.5).count();
             assert!(differ * 200 < reference.len(), "generate_hog_image: {differ} of {} pixels differ", reference.len());
         }
+    }
+}
+
+/// `histogram_from_tokens` (MMSelfSup's `MaskFeat.reconstruct`, which the
+/// reconstruction view draws the prediction with) is the exact inverse of
+/// `tokens`, for one and several cells per token, other channel and bin
+/// counts, and a non-square grid; and it gives back the reference's
+/// histogram from the reference's tokens.
+#[test]
+fn hog_tokens_turn_back_into_the_histogram_exactly() {
+    for (n, c, bins, [ch, cw], grid) in
+        [(2, 3, 9, [14, 14], [14, 14]), (1, 3, 9, [28, 28], [14, 14]), (2, 1, 4, [42, 42], [14, 14]), (1, 2, 3, [28, 14], [28, 14])]
+    {
+        let len = n * c * bins * ch * cw;
+        let data: Vec<f32> = (0..len).map(|i| i as f32 - 0.25 * (i % 7) as f32).collect();
+        let hist = Tensor::<Inner, 5>::from_data(burn::tensor::TensorData::new(data.clone(), [n, c, bins, ch, cw]), &device());
+        let tokens = hog_generator::tokens(hist);
+        let u = cw / 14;
+        assert_eq!(tokens.dims(), [n, grid[0] * grid[1], c * bins * u * u]);
+        let back = hog_generator::histogram_from_tokens(tokens.clone(), c, bins, grid);
+        assert_eq!(back.dims(), [n, c, bins, ch, cw]);
+        assert_eq!(values(back.clone()), data, "[{BACKEND}] tokens -> histogram, {c}x{bins}x{ch}x{cw}");
+        assert_eq!(values(hog_generator::tokens(back)), values(tokens), "[{BACKEND}] histogram -> tokens, {c}x{bins}x{ch}x{cw}");
+    }
+    let case = Case::load("hog_tiny");
+    for (out, features) in [("out1", "features1"), ("out2", "features2")] {
+        let (hist, shape) = case.f32(out);
+        let back = hog_generator::histogram_from_tokens(case.tensor::<3, Inner>(features), shape[1], shape[2], [14, 14]);
+        assert_eq!(back.dims().to_vec(), shape);
+        assert!(values(back) == hist, "[{BACKEND}] the reference's {features} back into {out}");
     }
 }
 

@@ -9,10 +9,10 @@ use selfsup::{
         knn::{knn, KnnOptions, LabelledData},
         linear_probe::{linear_probe, LinearProbeOptions, ProbeOptimizer},
         train,
-        visualize::{visualize_mae, VisualizeOptions},
+        visualize::{visualize_mae, visualize_reconstruction, VisualizeOptions},
         LoadedConfig, Resume, TrainError, TrainOptions,
     },
-    viz::{plot_log, PlotOptions},
+    viz::{plot_log, strip_layout, HogVisualization, MaeVisualization, PlotOptions},
 };
 use selfsup_tests::{demo_options, device, workspace, B, BACKEND};
 
@@ -191,6 +191,84 @@ fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
 
 fn image_of(i: u32) -> image::RgbImage {
     image::RgbImage::from_fn(24, 20, |x, y| image::Rgb([(x * 10 + i) as u8, (y * 12) as u8, (i * 25) as u8]))
+}
+
+/// `selfsup visualize-reconstruction` for every masked-image model, freshly
+/// initialised, on its demo config: the strip has the documented size and
+/// holds the panels the view returns, the panels differ from each other, and
+/// the masked panel hides as many patches as the model's masking
+/// (MAE's and PixMIM's 75 %, from the model's draws) or the train
+/// pipeline's mask generator (SimMIM's 10 of 16 blocks, MaskFeat's 78 of
+/// 196 patches) says, which `--seed` chooses.
+#[test]
+fn visualize_reconstruction_draws_every_masked_image_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("stripes.png");
+    image::RgbImage::from_fn(150, 130, |x, y| {
+        image::Rgb([(x * 3 % 256) as u8, (y * 2 % 256) as u8, if (x + y) / 12 % 2 == 0 { 200 } else { 30 }])
+    })
+    .save(&img)
+    .unwrap();
+    let opts = VisualizeOptions { seed: 1, scale: 2 };
+    // (config, model type, captions, image side, mask patch, masked patches of all)
+    let cases = [
+        ("configs/mae/mae_vit-tiny-p4_demo_synthetic.toml", "MAE", &MaeVisualization::CAPTIONS[..], 32, 4, (48, 64)),
+        ("configs/pixmim/pixmim_vit-tiny-p4_demo_synthetic.toml", "PixMIM", &MaeVisualization::CAPTIONS[..], 32, 4, (48, 64)),
+        ("configs/simmim/simmim_swin-tiny_demo_synthetic.toml", "SimMIM", &MaeVisualization::CAPTIONS[..], 64, 16, (10, 16)),
+        ("configs/maskfeat/maskfeat_vit-tiny_demo_synthetic.toml", "MaskFeat", &HogVisualization::CAPTIONS[..], 112, 8, (78, 196)),
+        ("configs/mixmim/mixmim_tiny_demo_synthetic.toml", "MixMIM", &MaeVisualization::CAPTIONS[..], 64, 32, (2, 4)),
+    ];
+    for (config, algorithm, captions, side, patch, (masked, all)) in cases {
+        let cfg = LoadedConfig::load(&workspace().join(config), &[]).unwrap();
+        let out = dir.path().join(format!("{algorithm}.png"));
+        let drawn = visualize_reconstruction::<B>(&cfg, None, &img, &out, &opts, &device()).unwrap();
+        assert_eq!((drawn.algorithm, drawn.panels.captions()), (algorithm, captions.to_vec()));
+        let panels: Vec<image::RgbImage> = drawn.panels.to_rgb8().unwrap().into_iter().map(|(_, p)| p).collect();
+        assert!(panels.iter().all(|p| p.dimensions() == (side, side)), "[{BACKEND}] {algorithm}: panels of {side} pixels");
+
+        // The strip: its size, and each panel drawn 2x where the layout puts it.
+        let strip = image::open(&out).unwrap().to_rgb8();
+        let sizes: Vec<(&str, (u32, u32))> = captions.iter().map(|c| (*c, (side, side))).collect();
+        let layout = strip_layout(&sizes, &drawn.strip);
+        assert_eq!(strip.dimensions(), (layout.width, layout.height), "[{BACKEND}] {algorithm}");
+        assert!(layout.width >= captions.len() as u32 * 2 * side && layout.height >= 2 * side);
+        for (panel, &(px, py)) in panels.iter().zip(&layout.panels) {
+            for (x, y, p) in panel.enumerate_pixels() {
+                assert_eq!(strip.get_pixel(px + 2 * x + 1, py + 2 * y + 1), p, "[{BACKEND}] {algorithm} ({x}, {y})");
+            }
+        }
+
+        // Every panel differs from every other.
+        for i in 0..panels.len() {
+            for j in i + 1..panels.len() {
+                assert_ne!(panels[i], panels[j], "[{BACKEND}] {algorithm}: {} and {} are the same picture", captions[i], captions[j]);
+            }
+        }
+
+        // The masked panel hides whole patches: as many as the masking says.
+        let hidden = (0..side / patch)
+            .flat_map(|i| (0..side / patch).map(move |j| (i, j)))
+            .filter(|(i, j)| {
+                let block = |p: &image::RgbImage| -> Vec<[u8; 3]> {
+                    (0..patch).flat_map(|y| (0..patch).map(move |x| p.get_pixel(j * patch + x, i * patch + y).0)).collect()
+                };
+                block(&panels[0]) != block(&panels[1])
+            })
+            .count();
+        assert_eq!((hidden, (side / patch).pow(2)), (masked, all), "[{BACKEND}] {algorithm}: masked patches");
+
+        // The seed picks the mask; the same seed draws the same picture.
+        let again = visualize_reconstruction::<B>(&cfg, None, &img, &out, &opts, &device()).unwrap();
+        assert_eq!(again.panels, drawn.panels, "[{BACKEND}] {algorithm}: same seed");
+        let other =
+            visualize_reconstruction::<B>(&cfg, None, &img, &out, &VisualizeOptions { seed: 2, ..opts.clone() }, &device()).unwrap();
+        assert_ne!(other.panels.panels[1], drawn.panels.panels[1], "[{BACKEND}] {algorithm}: another seed, another mask");
+    }
+
+    // Models without a reconstruction say so.
+    let simclr = LoadedConfig::load(&workspace().join("configs/simclr/simclr_resnet18-tiny_demo_synthetic.toml"), &[]).unwrap();
+    let err = visualize_reconstruction::<B>(&simclr, None, &img, &dir.path().join("x.png"), &opts, &device()).unwrap_err();
+    assert!(err.to_string().contains("this config's model is SimCLR"), "{err}");
 }
 
 /// MoCo's queue and key encoder, NPID's memory bank, SwAV's hook queue

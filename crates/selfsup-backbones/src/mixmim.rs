@@ -139,7 +139,7 @@ impl<B: Backend> MixMimBlock<B> {
             ws * ws,
             c,
         ]);
-        let mask = source.map(|m| same_source_mask::<B>(m, [h, w], ws, &x.device()));
+        let mask = source.and_then(|m| same_source_mask::<B>(m, [h, w], ws, &x.device()));
         let a = self.attn.forward(windows, mask).reshape([b, h / ws, w / ws, ws, ws, c]).permute([0, 1, 3, 2, 4, 5]).reshape([b, l, c]);
         let x = x + drop_path(a, self.drop_path, &format!("{key}.attn"), draws.as_deref_mut());
         let f = self.ffn.forward(self.ln2.forward(x.clone()));
@@ -149,7 +149,9 @@ impl<B: Backend> MixMimBlock<B> {
 
 /// The additive attention mask of `MixMIMWindowAttention` per window,
 /// `[windows, w², w²]`: −1e30 between tokens from different source images.
-fn same_source_mask<B: Backend>(source: &[f32], [h, w]: [usize; 2], ws: usize, device: &B::Device) -> Tensor<B, 3> {
+/// `None` when every window holds tokens of one source (the mask would be
+/// all zeros).
+fn same_source_mask<B: Backend>(source: &[f32], [h, w]: [usize; 2], ws: usize, device: &B::Device) -> Option<Tensor<B, 3>> {
     let (nh, nw, n) = (h / ws, w / ws, ws * ws);
     let mut out = vec![0f32; nh * nw * n * n];
     for wi in 0..nh {
@@ -165,7 +167,7 @@ fn same_source_mask<B: Backend>(source: &[f32], [h, w]: [usize; 2], ws: usize, d
             }
         }
     }
-    Tensor::from_data(TensorData::new(out, [nh * nw, n, n]), device)
+    out.iter().any(|v| *v != 0.0).then(|| Tensor::from_data(TensorData::new(out, [nh * nw, n, n]), device))
 }
 
 /// mmcls's `MixMIMLayer`: the blocks of one stage, then an optional

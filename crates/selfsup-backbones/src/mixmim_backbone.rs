@@ -92,7 +92,7 @@ impl MixMimTransformerPretrainConfig {
         if self.patch_size != 4 {
             return Err(("patch_size", "MixMIM's masks line up with the tokens only at patch_size 4".into()));
         }
-        if self.img_size % ENCODER_STRIDE != 0 {
+        if !self.img_size.is_multiple_of(ENCODER_STRIDE) {
             return Err(("img_size", format!("{} is not a multiple of the encoder stride {ENCODER_STRIDE}", self.img_size)));
         }
         if self.window_size.len() != 4 || self.window_size.contains(&0) {
@@ -100,7 +100,7 @@ impl MixMimTransformerPretrainConfig {
         }
         for (s, &w) in self.window_size.iter().enumerate() {
             let side = self.img_size / (self.patch_size << s);
-            if side > w && side % w != 0 {
+            if side > w && !side.is_multiple_of(w) {
                 return Err(("window_size", format!("stage {s}'s {side}x{side} map is not a whole number of {w}x{w} windows")));
             }
         }

@@ -13,7 +13,7 @@ use selfsup::{
         extract::extract,
         knn::{knn, KnnOptions, LabelledData},
         linear_probe::{linear_probe, LinearProbeOptions, ProbeOptimizer},
-        visualize::{visualize_mae, VisualizeOptions},
+        visualize::{visualize_reconstruction, VisualizeOptions},
         LoadedConfig, Resume, TrainOptions,
     },
     viz::{plot_log, PlotOptions},
@@ -252,21 +252,28 @@ enum Command {
         #[arg(long)]
         timing: bool,
     },
-    /// Show what an MAE model reconstructs of one image: original, masked,
+    /// Show what a masked-image model reconstructs of one image.
+    ///
+    /// The view follows the config's model type. MAE, PixMIM, SimMIM: original, masked,
     /// reconstruction, and reconstruction with the visible patches pasted back.
-    VisualizeMae {
-        /// The MAE config.
+    /// MaskFeat: original, masked, the HOG of the target and of the prediction,
+    /// and the prediction with the target's visible patches pasted back.
+    #[command(visible_alias = "visualize-mae")]
+    VisualizeReconstruction {
+        /// The config (model type MAE, PixMIM, SimMIM or MaskFeat).
         config: PathBuf,
-        /// Weights: an MMSelfSup `.pth` or a selfsup checkpoint.
+        /// Weights: an MMSelfSup `.pth` or a selfsup checkpoint; without it, the
+        /// freshly initialised model.
         #[arg(long)]
-        checkpoint: PathBuf,
+        checkpoint: Option<PathBuf>,
         /// The image.
         #[arg(long)]
         image: PathBuf,
         /// Output image: `.png` or `.jpg` (the format follows the extension).
         #[arg(long)]
         out: PathBuf,
-        /// Seed of the random masking.
+        /// Seed of the masking: the model's random masking (MAE, PixMIM), or the
+        /// pipeline's mask generator (SimMIM, MaskFeat).
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Draw each panel this many times larger.
@@ -539,14 +546,14 @@ fn run(command: Command) -> Result<()> {
                 println!("wrote {}", path.display());
             }
         }
-        Command::VisualizeMae { config, checkpoint, image, out, seed, scale, cfg_options, backend } => {
+        Command::VisualizeReconstruction { config, checkpoint, image, out, seed, scale, cfg_options, backend } => {
             let cfg = LoadedConfig::load(&config, &cfg_options)?;
             let opts = VisualizeOptions { seed, scale };
-            with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
-                visualize_mae::<B>(&cfg, &checkpoint, &image, &out, &opts, &device)
+            let drawn = with_backend!(backend.backend.as_str(), &backend.device, |B, device| {
+                visualize_reconstruction::<B>(&cfg, checkpoint.as_deref(), &image, &out, &opts, &device)
             })
             .map_err(|e| anyhow!(e))??;
-            println!("wrote {}", out.display());
+            println!("wrote {} ({}: {})", out.display(), drawn.algorithm, drawn.panels.captions().join(" | "));
         }
         Command::Bench(args) => bench_cmd(args)?,
     }

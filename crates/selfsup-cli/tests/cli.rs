@@ -179,6 +179,30 @@ fn errors_say_each_cause_once() {
     assert!(!r.success && r.stderr.contains("--max-image-pixels"), "{}", r.stderr);
 }
 
+/// `visualize-reconstruction` picks its view from the config's model type, without a
+/// checkpoint on the freshly initialised model; `visualize-mae`, its old name, is the same
+/// command; a model without a reconstruction is refused by name.
+#[test]
+fn visualize_reconstruction_and_its_old_name() {
+    let dir = user_dir();
+    noise_png(&dir.path().join("img.png"), 140, 3);
+    let cases = [
+        ("configs/mae/mae_vit-tiny-p4_demo_synthetic.toml", "MAE: original | masked | reconstruction | reconstruction + visible"),
+        ("configs/maskfeat/maskfeat_vit-tiny_demo_synthetic.toml", "MaskFeat: original | masked | HOG target | HOG prediction"),
+    ];
+    for (config, said) in cases {
+        let draw = |name: &str, out: &str| {
+            let r = ok(selfsup(dir.path()).args([name, config, "--image", "img.png", "--out", out, "--seed", "3"]), dir.path());
+            assert!(r.stdout.contains(&format!("wrote {out} ({said}")), "{}", r.stdout);
+            fs::read(dir.path().join(out)).unwrap()
+        };
+        assert_eq!(draw("visualize-reconstruction", "new.png"), draw("visualize-mae", "old.png"), "{config}");
+    }
+    let r = run(selfsup(dir.path()).args(["visualize-mae", DEMO, "--image", "img.png", "--out", "x.png"]), dir.path());
+    assert!(!r.success && r.stderr.contains("this config's model is SimCLR"), "{}", r.stderr);
+    assert!(!dir.path().join("x.png").exists());
+}
+
 /// Repeated kill -9 while checkpoints are written, then `--resume auto`; a corrupt corpus
 /// with bombs and non-UTF-8 names through train, extract, knn and linear-probe; a full
 /// disk. Reports what it tried; fails if anything was lost.

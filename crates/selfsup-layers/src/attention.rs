@@ -131,8 +131,11 @@ impl<B: Backend> WindowMsa<B> {
         let v = qkv.slice([2..3]).squeeze_dim::<4>(0);
         let mut attn = matmul(q, k.swap_dims(2, 3)) + self.relative_position_bias().unsqueeze_dim::<4>(0);
         if let Some(mask) = mask {
+            // The constant mask is expanded to the scores' shape first, so
+            // the autodiff graph holds a same-shape addition (burn-wgpu
+            // mis-computed the broadcasting one's backward for 16 windows).
             let nw = mask.dims()[0];
-            attn = (attn.reshape([b / nw, nw, h, n, n]) + mask.unsqueeze_dim::<4>(1).unsqueeze_dim::<5>(0)).reshape([b, h, n, n]);
+            attn = attn + mask.unsqueeze_dim::<4>(1).unsqueeze_dim::<5>(0).expand([b / nw, nw, h, n, n]).reshape([b, h, n, n]);
         }
         let x = matmul(softmax_last_dim(attn), v).swap_dims(1, 2).reshape([b, n, c]);
         linear(&self.proj, x)

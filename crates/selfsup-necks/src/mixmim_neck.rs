@@ -72,13 +72,13 @@ impl MixMimPretrainDecoderConfig {
         if side * side != self.num_patches {
             return Err(("num_patches", format!("{} is not a square", self.num_patches)));
         }
-        if self.decoder_num_heads == 0 || self.decoder_embed_dim % self.decoder_num_heads != 0 {
+        if self.decoder_num_heads == 0 || !self.decoder_embed_dim.is_multiple_of(self.decoder_num_heads) {
             return Err((
                 "decoder_num_heads",
                 format!("{} does not divide decoder_embed_dim {}", self.decoder_num_heads, self.decoder_embed_dim),
             ));
         }
-        if self.decoder_embed_dim % 4 != 0 {
+        if !self.decoder_embed_dim.is_multiple_of(4) {
             return Err(("decoder_embed_dim", "must be a multiple of 4 for the sin-cos embedding".into()));
         }
         self.norm_cfg.validate_layer_norm().map_err(|e| ("norm_cfg.type", e))?;

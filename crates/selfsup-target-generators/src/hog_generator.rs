@@ -182,6 +182,23 @@ pub fn tokens<B: Backend>(hist: Tensor<B, 5>) -> Tensor<B, 3> {
     ])
 }
 
+/// The inverse of [`tokens`], MMSelfSup's `MaskFeat.reconstruct`: tokens
+/// `[n, th·tw, c·bins·u·u]` on a `th × tw` grid back to the histogram
+/// `[n, c, bins, th·u, tw·u]`, so a prediction of the tokens can be drawn
+/// with [`generate_hog_image`]. `u` follows from the feature count.
+///
+/// # Panics
+/// When the token count is not `th · tw` or the feature count not
+/// `c · bins · u²` for a whole `u`.
+pub fn histogram_from_tokens<B: Backend>(tokens: Tensor<B, 3>, channels: usize, bins: usize, [th, tw]: [usize; 2]) -> Tensor<B, 5> {
+    let [n, l, f] = tokens.dims();
+    assert_eq!(l, th * tw, "{l} tokens are not a {th}x{tw} grid");
+    let cb = channels * bins;
+    let u = (1..=f).find(|u| cb * u * u >= f).unwrap_or(0);
+    assert!(u > 0 && cb * u * u == f, "{f} features per token are not {channels} channels x {bins} bins x u x u");
+    tokens.reshape([n, th, tw, cb, u, u]).permute([0, 3, 1, 4, 2, 5]).reshape([n, channels, bins, th * u, tw * u])
+}
+
 /// MMSelfSup's `generate_hog_image`: the histogram of one image
 /// `[1, 3, nbins, ch, cw]` (averaged over channels) drawn as one line per
 /// bin and cell, length ∝ the bin's weight relative to the image's largest,

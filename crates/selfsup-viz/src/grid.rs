@@ -1,5 +1,5 @@
-//! `selfsup visualize-mae`: MAE's patch helpers on plain buffers, and labelled
-//! image strips.
+//! `selfsup visualize-reconstruction` (`visualize-mae`): MAE's patch helpers
+//! on plain buffers, the pixel-target picture, and labelled image strips.
 //!
 //! Ports the picture of MMSelfSup's `tools/analysis_tools/visualize_mae.py`:
 //! four panels, "original", "masked" (`original * (1 - mask)`),
@@ -218,7 +218,9 @@ pub fn paste_visible(original: &ImageF32, reconstruction: &ImageF32, mask: &[f32
     Ok(out)
 }
 
-/// The four panels of MMSelfSup's MAE visualisation, in one space.
+/// The four panels of MMSelfSup's reconstruction view of a pixel target
+/// (`visualize_reconstruction.py`, formerly `visualize_mae.py`), in one
+/// space: MAE, PixMIM and SimMIM share it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MaeVisualization {
     /// The input image.
@@ -248,6 +250,15 @@ impl MaeVisualization {
             pred.to_vec()
         };
         let reconstruction = unpatchify(&pred, original.channels, patch, gh, gw)?;
+        Self::from_reconstruction(original, reconstruction, mask, patch)
+    }
+
+    /// Builds the panels from a reconstruction that is already an image in
+    /// the input's space (SimMIM's neck output, PixMIM's and MAE's
+    /// `predict`), and a mask on the grid of `patch`-pixel squares (1 =
+    /// removed; `patch = 1` for a pixel mask).
+    pub fn from_reconstruction(original: ImageF32, reconstruction: ImageF32, mask: &[f32], patch: usize) -> Result<Self, VizError> {
+        check_mask(&original, mask, patch)?;
         let masked = mask_patches(&original, mask, patch, &vec![0.0; original.channels])?;
         let pasted = paste_visible(&original, &reconstruction, mask, patch)?;
         Ok(Self { original, masked, reconstruction, pasted })
@@ -263,14 +274,15 @@ impl MaeVisualization {
         })
     }
 
+    /// The four captioned panels (values expected in `0..=1`).
+    pub fn panels(&self) -> crate::Panels {
+        let images = [&self.original, &self.masked, &self.reconstruction, &self.pasted];
+        crate::Panels::new(Self::CAPTIONS.iter().zip(images).map(|(c, i)| (c.to_string(), i.clone())).collect())
+    }
+
     /// The captioned strip of the four panels (values expected in `0..=1`).
     pub fn strip(&self, opts: &StripOptions) -> Result<RgbImage, VizError> {
-        let panels = [&self.original, &self.masked, &self.reconstruction, &self.pasted]
-            .into_iter()
-            .map(ImageF32::to_rgb8)
-            .collect::<Result<Vec<_>, _>>()?;
-        let labelled: Vec<(&str, &RgbImage)> = Self::CAPTIONS.iter().copied().zip(&panels).collect();
-        Ok(compose_strip(&labelled, opts))
+        self.panels().strip(opts)
     }
 }
 
@@ -302,20 +314,17 @@ impl Default for StripOptions {
 /// - width = `padding + n · (column + padding)`;
 /// - height = `padding + caption line + padding/2 + tallest scaled panel + padding`,
 ///   where a caption line is `LINE_HEIGHT · caption_scale` pixels.
+///
+/// [`strip_layout`] gives the same geometry without drawing.
 pub fn compose_strip(panels: &[(&str, &RgbImage)], opts: &StripOptions) -> RgbImage {
+    let sizes: Vec<(&str, (u32, u32))> = panels.iter().map(|(c, img)| (*c, img.dimensions())).collect();
+    let layout = strip_layout(&sizes, opts);
     let (s, pad, cs) = (opts.scale.max(1), opts.padding, opts.caption_scale.max(1));
-    let col = panels.iter().map(|(cap, img)| (img.width() * s).max(font::text_width(cap, cs))).max().unwrap_or(0);
-    let caption_h = if panels.iter().any(|(c, _)| !c.is_empty()) { LINE_HEIGHT * cs + pad / 2 } else { 0 };
-    let panel_h = panels.iter().map(|(_, img)| img.height() * s).max().unwrap_or(0);
-    let width = pad + panels.len() as u32 * (col + pad);
-    let height = pad + caption_h + panel_h + pad;
-    let mut out = RgbImage::from_pixel(width, height, opts.background);
-    let mut x0 = pad;
-    for (caption, img) in panels {
+    let mut out = RgbImage::from_pixel(layout.width, layout.height, opts.background);
+    for ((caption, img), &(px, py)) in panels.iter().zip(&layout.panels) {
+        let x0 = px - (layout.column - img.width() * s) / 2;
         let tw = font::text_width(caption, cs);
-        font::draw_text(&mut out, i64::from(x0 + (col - tw) / 2), i64::from(pad), caption, opts.text, cs);
-        let px = x0 + (col - img.width() * s) / 2;
-        let py = pad + caption_h;
+        font::draw_text(&mut out, i64::from(x0 + (layout.column - tw) / 2), i64::from(pad), caption, opts.text, cs);
         for (x, y, p) in img.enumerate_pixels() {
             for dy in 0..s {
                 for dx in 0..s {
@@ -323,9 +332,38 @@ pub fn compose_strip(panels: &[(&str, &RgbImage)], opts: &StripOptions) -> RgbIm
                 }
             }
         }
-        x0 += col + pad;
     }
     out
+}
+
+/// Where [`compose_strip`] puts things.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripLayout {
+    /// Width of the strip.
+    pub width: u32,
+    /// Height of the strip.
+    pub height: u32,
+    /// Width of every column.
+    pub column: u32,
+    /// Top-left corner of each scaled panel.
+    pub panels: Vec<(u32, u32)>,
+}
+
+/// The geometry of [`compose_strip`] for panels of the given captions and
+/// (unscaled) `(width, height)`.
+pub fn strip_layout(panels: &[(&str, (u32, u32))], opts: &StripOptions) -> StripLayout {
+    let (s, pad, cs) = (opts.scale.max(1), opts.padding, opts.caption_scale.max(1));
+    let column = panels.iter().map(|(cap, (w, _))| (w * s).max(font::text_width(cap, cs))).max().unwrap_or(0);
+    let caption_h = if panels.iter().any(|(c, _)| !c.is_empty()) { LINE_HEIGHT * cs + pad / 2 } else { 0 };
+    let panel_h = panels.iter().map(|(_, (_, h))| h * s).max().unwrap_or(0);
+    let origins =
+        (0..panels.len() as u32).zip(panels).map(|(i, (_, (w, _)))| (pad + i * (column + pad) + (column - w * s) / 2, pad + caption_h));
+    StripLayout {
+        width: pad + panels.len() as u32 * (column + pad),
+        height: pad + caption_h + panel_h + pad,
+        column,
+        panels: origins.collect(),
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Pictures for selfsup: training-log charts (`selfsup plot`) and MAE
-//! reconstruction strips (`selfsup visualize-mae`), written as PNG.
+//! Pictures for selfsup: training-log charts (`selfsup plot`) and
+//! masked-image-modeling reconstruction strips (`selfsup
+//! visualize-reconstruction`, alias `visualize-mae`), written as PNG.
 //!
 //! # What it is
 //! - [`log`]: the JSON-lines training log (`WORK_DIR/scalars.json`, MMEngine's
@@ -11,7 +12,10 @@
 //!   every loss part, `lr.png`, ...), with optional smoothing and log-scale loss.
 //! - [`grid`]: MAE's `patchify`/`unpatchify` on plain `f32` buffers, the
 //!   `norm_pix` inverse, masking and paste-back, and captioned image strips
-//!   ([`MaeVisualization`], [`compose_strip`]).
+//!   ([`MaeVisualization`]: the four panels of the pixel-target algorithms,
+//!   MAE, PixMIM and SimMIM; [`compose_strip`], [`strip_layout`]).
+//! - [`reconstruction`]: MaskFeat's HOG panels ([`HogVisualization`]) and
+//!   [`Panels`], any captioned panels as one strip.
 //! - [`font`]: the 5×9 bitmap font every label is drawn with, built into the
 //!   binary.
 //!
@@ -40,13 +44,16 @@ pub mod font;
 pub mod grid;
 pub mod log;
 mod plot;
+pub mod reconstruction;
 
 pub use chart::{nice_ticks, Chart, Scale, Series, Ticks};
 pub use grid::{
-    compose_strip, denormalize_norm_pix, mask_patches, paste_visible, patchify, unpatchify, ImageF32, MaeVisualization, StripOptions,
+    compose_strip, denormalize_norm_pix, mask_patches, paste_visible, patchify, strip_layout, unpatchify, ImageF32, MaeVisualization,
+    StripLayout, StripOptions,
 };
 pub use log::{find_log, LogRecord, TrainingLog};
 pub use plot::{group_chart, metric_groups, moving_average, plot_log, plot_training_log, MetricGroup, PlotOptions};
+pub use reconstruction::{HogVisualization, Panels};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
