@@ -45,7 +45,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::imaging::Image;
-use crate::transforms::{ImageTransform, RandomSource};
+use crate::transforms::{ImageTransform, RandomSource, Transform};
 use crate::DataError;
 
 /// What the reference holds in `results['img']` at a point of a pipeline.
@@ -165,6 +165,88 @@ impl ImageTransform for ToNumpy {
     fn apply<R: RandomSource + ?Sized>(&self, img: Image, _rng: &mut R) -> Result<Image, DataError> {
         convert(Self::NAME, img, self.to_rgb)
     }
+}
+
+/// What the reference needs in `results['img']` before `t` (`None`: either) and holds after
+/// it (`None`: unchanged). The wrappers are followed by [`check_image_kinds`].
+pub(crate) fn image_kinds(t: &Transform) -> (Option<ImageKind>, Option<ImageKind>) {
+    match t {
+        Transform::LoadImageFromFile(_) => (None, Some(ImageKind::Array)),
+        Transform::ToPIL(_) => (Some(ImageKind::Array), Some(ImageKind::Pil)),
+        Transform::ToNumpy(_) => (Some(ImageKind::Pil), Some(ImageKind::Array)),
+        Transform::TorchvisionResize(_) | Transform::TorchvisionRandomCrop(_) | Transform::TorchvisionRandomHorizontalFlip(_) => {
+            (Some(ImageKind::Pil), None)
+        }
+        // Mask generators do not read the image; wrappers are checked through.
+        Transform::BEiTMaskGenerator(_) | Transform::SimMIMMaskGenerator(_) | Transform::RandomApply(_) | Transform::MultiView(_) => {
+            (None, None)
+        }
+        _ => (Some(ImageKind::Array), None),
+    }
+}
+
+/// Follows the kind of image the reference holds through `transforms`, from `start`, and
+/// returns the kind at the end. `path` names the transforms in errors (`pipeline`,
+/// `pipeline[1] MultiView.transforms[0]`, ...).
+///
+/// # Errors
+/// [`DataError::InvalidConfig`] for a transform that gets the wrong kind, a `RandomApply`
+/// whose transforms change the kind (whether they run is random), or a `MultiView` pipeline
+/// that ends with a PIL image.
+pub(crate) fn check_image_kinds(transforms: &[Transform], start: ImageKind, path: &str) -> Result<ImageKind, DataError> {
+    let mut kind = start;
+    for (i, t) in transforms.iter().enumerate() {
+        let here = format!("{path}[{i}] {}", t.name());
+        let (needs, gives) = image_kinds(t);
+        match needs {
+            Some(ImageKind::Pil) if kind == ImageKind::Array => {
+                let message = if matches!(t, Transform::ToNumpy(_)) {
+                    "`ToNumpy` converts the PIL image of a `ToPIL` before it, but the image is an array here".to_string()
+                } else {
+                    format!(
+                        "`{}` is a torchvision transform, which needs a PIL image, but the image is an array here: put \
+                         `ToPIL` before it and `ToNumpy` after the torchvision transforms (the reference raises a TypeError)",
+                        t.name()
+                    )
+                };
+                return Err(DataError::config(here, message));
+            }
+            Some(ImageKind::Array) if kind == ImageKind::Pil => {
+                return Err(DataError::config(
+                    here,
+                    format!("`{}` works on an array, but the image is a PIL image here (after `ToPIL`): put `ToNumpy` before it", t.name()),
+                ));
+            }
+            _ => {}
+        }
+        match t {
+            Transform::RandomApply(r) => {
+                if check_image_kinds(r.pipeline().transforms(), kind, &format!("{here}.transforms"))? != kind {
+                    return Err(DataError::config(
+                        here,
+                        "its transforms must give back the kind of image they get (array or PIL image), since whether they \
+                         run is random",
+                    ));
+                }
+            }
+            Transform::MultiView(m) => {
+                for (j, p) in m.pipelines().iter().enumerate() {
+                    let sub = format!("{here}.transforms[{j}]");
+                    if check_image_kinds(p.transforms(), kind, &sub)? == ImageKind::Pil {
+                        return Err(DataError::config(
+                            sub,
+                            "it ends with a PIL image: add `ToNumpy` at its end (the reference's views are arrays)",
+                        ));
+                    }
+                }
+                if !m.pipelines().is_empty() {
+                    kind = ImageKind::Array;
+                }
+            }
+            _ => kind = gives.unwrap_or(kind),
+        }
+    }
+    Ok(kind)
 }
 
 #[cfg(test)]
