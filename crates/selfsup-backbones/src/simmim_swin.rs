@@ -123,7 +123,7 @@ impl SimMimSwinTransformerConfig {
             return Err(("in_channels", "must be positive".into()));
         }
         let stride = PATCH_SIZE << (stages - 1);
-        if self.img_size % stride != 0 {
+        if !self.img_size.is_multiple_of(stride) {
             return Err(("img_size", format!("{} is not a multiple of the encoder stride {stride}", self.img_size)));
         }
         for (s, &w) in windows.iter().enumerate() {
