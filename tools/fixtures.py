@@ -77,6 +77,11 @@ GENERATORS = [
         None,
     ),
     (
+        "gen_fixtures_beit.py",
+        ["tools/gen_fixtures_beit.py", "--out", "{out}/tests/fixtures"],
+        None,
+    ),
+    (
         "gen_layer_decay_fixture.py",
         [
             "tools/gen_layer_decay_fixture.py",

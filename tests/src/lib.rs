@@ -6,6 +6,8 @@
 //! backend.
 use std::path::PathBuf;
 
+pub mod mim;
+
 use std::collections::BTreeMap;
 
 use burn::{

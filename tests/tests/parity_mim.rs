@@ -9,17 +9,18 @@
 //!
 //! Tolerances come from the fixture's own float32-vs-float64 error
 //! (`float32_error2.json`), as in `parity_clustering.rs`.
-use std::collections::BTreeMap;
-
-use burn::{module::AutodiffModule, optim::GradientsParams, tensor::Tensor};
+use burn::tensor::Tensor;
 use selfsup::{
-    algorithms::{key_map, Algorithm, AlgorithmConfig},
-    core::{DataSamples, Draws, SelfSupAlgorithm, SelfSupInputs, StepContext},
+    algorithms::{key_map, Algorithm},
+    core::{DataSamples, Draws, SelfSupAlgorithm, SelfSupInputs},
     target_generators::{hog_generator, HogGeneratorConfig, LowFreqTargetGeneratorConfig},
-    train::optim::{OptimWrapperConfig, Optimizer},
-    weights::{export_state_dict, load_into, model_keys, read_checkpoint, LoadOptions, StateDict},
+    weights::{load_into, model_keys},
 };
-use selfsup_tests::{device, gradient_values, state_values, values, Case, Inner, B, BACKEND};
+use selfsup_tests::{
+    device,
+    mim::{self, close, keys_of, load_model, rel_err},
+    values, Case, Inner, B, BACKEND,
+};
 
 /// One module per case, one `#[test]` per check.
 macro_rules! parity_cases {
@@ -61,41 +62,6 @@ mod mixmim_tiny {
     }
 }
 
-const EXTRA_KEYS: &[&str] = &["batch_size", "seeds", "optim_wrapper", "optim_wrapper_real", "fixture", "float32_error"];
-
-fn model_config(case: &Case) -> AlgorithmConfig {
-    let mut v = case.config.clone();
-    let obj = v.as_object_mut().expect("config.json is an object");
-    for k in EXTRA_KEYS {
-        obj.remove(*k);
-    }
-    let cfg: AlgorithmConfig = serde_json::from_value(v).unwrap_or_else(|e| panic!("the reference model config decodes: {e}"));
-    cfg.validate().unwrap_or_else(|e| panic!("the reference model config is valid: {e}"));
-    cfg
-}
-
-fn load_model<BB: burn::tensor::backend::Backend>(case: &Case) -> Algorithm<BB> {
-    let state = read_checkpoint(case.dir.join("model.pth")).expect("read model.pth");
-    let model = model_config(case).init::<BB>(&Default::default());
-    let (model, report) = load_into(model, &state, &key_map(), &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("[{BACKEND}] strict load of model.pth failed: {e}"));
-    assert!(report.is_exact(), "{report}");
-    model.prepare()
-}
-
-fn keys_of(entries: &[serde_json::Value]) -> BTreeMap<String, Vec<usize>> {
-    entries
-        .iter()
-        .map(|e| {
-            let (key, shape) = match e {
-                serde_json::Value::Array(a) => (&a[0], &a[1]),
-                obj => (&obj["key"], &obj["shape"]),
-            };
-            (key.as_str().unwrap().to_string(), shape.as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect())
-        })
-        .collect()
-}
-
 /// The views and masks `loss()` receives in iteration `step` (0 or 1): the
 /// stored inputs, or the raw BGR batch through the model's preprocessor.
 fn inputs<BB: burn::tensor::backend::Backend>(case: &Case, model: &Algorithm<BB>, step: usize) -> SelfSupInputs<BB> {
@@ -122,101 +88,18 @@ fn draws(case: &Case, step: usize) -> Draws {
     }
 }
 
-fn rel_err(ours: &[f32], reference: &[f32]) -> (f32, f32) {
-    let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
-    let diff = ours.iter().zip(reference).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
-    (if scale == 0.0 { diff } else { diff / scale }, scale)
-}
-
 fn check_key_inventory(name: &str) {
-    let case = Case::load(name);
-    let model = model_config(&case).init::<B>(&device());
-    let reference: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(case.dir.join("keys.json")).unwrap()).unwrap();
-    let inventory = model_keys(&model, &key_map());
-    assert_eq!(inventory, keys_of(&reference), "[{BACKEND}] {name}: key inventory");
-
-    // Loaded weights export back under the same keys, with PyTorch's dtypes,
-    // and load again strictly.
-    let loaded = load_model::<B>(&case);
-    let exported = export_state_dict(&loaded.valid(), &key_map()).unwrap();
-    assert_eq!(exported.keys().cloned().collect::<Vec<_>>(), inventory.keys().cloned().collect::<Vec<_>>());
-    let original = read_checkpoint(case.dir.join("model.pth")).unwrap();
-    for (key, t) in &exported {
-        let theirs = &original.tensors[key];
-        assert_eq!((t.dtype, t.shape.to_vec()), (theirs.dtype, theirs.shape.to_vec()), "{name}: exported {key}");
-    }
-    let state = StateDict { tensors: exported, ..Default::default() };
-    let (_, report) = load_into(model_config(&case).init::<B>(&device()), &state, &key_map(), &LoadOptions::default()).unwrap();
-    assert!(report.is_exact(), "{report}");
-
-    // The backbone alone, from the whole checkpoint (downstream use).
-    let opts = LoadOptions { strict: true, prefix: Some("backbone.".into()) };
-    let report = match model {
-        Algorithm::SimMim(m) => load_into(m.backbone, &original, &key_map(), &opts).map(|r| r.1),
-        Algorithm::MaskFeat(m) => load_into(m.backbone, &original, &key_map(), &opts).map(|r| r.1),
-        Algorithm::PixMim(m) => load_into(m.backbone, &original, &key_map(), &opts).map(|r| r.1),
-        Algorithm::MixMim(m) => load_into(m.backbone, &original, &key_map(), &opts).map(|r| r.1),
+    mim::check_key_inventory(name, |model, state, opts| match model {
+        Algorithm::SimMim(m) => load_into(m.backbone, state, &key_map(), opts).map(|r| r.1),
+        Algorithm::MaskFeat(m) => load_into(m.backbone, state, &key_map(), opts).map(|r| r.1),
+        Algorithm::PixMim(m) => load_into(m.backbone, state, &key_map(), opts).map(|r| r.1),
+        Algorithm::MixMim(m) => load_into(m.backbone, state, &key_map(), opts).map(|r| r.1),
         other => panic!("unexpected {}", other.name()),
-    };
-    assert!(report.unwrap_or_else(|e| panic!("{name}: backbone-only load: {e}")).is_exact());
+    });
 }
 
 fn check_two_iterations(name: &str) {
-    let case = Case::load(name);
-    let mut model = load_model::<B>(&case);
-    let ow: OptimWrapperConfig = serde_json::from_value(case.config["optim_wrapper"].clone()).expect("optim_wrapper");
-    let mut optim = Optimizer::<B>::new(&ow, &model, &key_map());
-    let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| ow.lr() * m).collect();
-    let measured: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(case.dir.join("float32_error2.json")).expect("float32_error2.json")).unwrap();
-    let (mut compared, mut uninformative, mut failures) = (0usize, 0usize, Vec::new());
-    let mut check = |group: &str, key: &str, ours: &[f32], reference: &[f32]| {
-        let rel = measured[group][key][0].as_f64().unwrap_or(0.0) as f32;
-        if !group.starts_with("loss") && rel > 1e-3 {
-            uninformative += 1;
-            return;
-        }
-        let margin = if BACKEND == "wgpu" { 80.0 } else { 8.0 };
-        // Adam's first steps are nearly g/|g|, so weights whose gradients
-        // are tiny (MixMIM's zero-initialised bias tables) move by amounts
-        // that magnify round-off: 5e-4 of the tensor's scale for states.
-        // wgpu (lavapipe) is good to about 1e-3 here, as in the MAE test.
-        // Adam magnifies that in the weights.
-        let floor = match (BACKEND == "wgpu", group.starts_with("iter")) {
-            (true, true) => 1e-2,
-            (true, false) => 2e-3,
-            (false, true) => 5e-4,
-            (false, false) => 1e-4,
-        };
-        let tol = (margin * rel).max(floor);
-        let (err, scale) = rel_err(ours, reference);
-        let ok = if scale < 1e-5 { ours.iter().zip(reference).all(|(a, b)| (a - b).abs() < 1e-5) } else { err <= tol };
-        compared += 1;
-        if ours.len() != reference.len() || !ok || ours.iter().any(|v| !v.is_finite()) {
-            failures.push(format!("{group}.{key}: relative error {err:.3e} > {tol:e} (scale {scale:.3e})"));
-        }
-    };
-    for step in 0..2 {
-        let (loss_group, grad_group, state_group) = if step == 0 { ("loss", "grad", "iter1") } else { ("loss2", "grad2", "iter2") };
-        let (out, state) = model.loss(&inputs(&case, &model, step), &mut draws(&case, step)).unwrap();
-        for (part, value) in out.parts() {
-            check(loss_group, part, &values(value.clone()), &case.f32(&format!("{loss_group}.{part}")).0);
-        }
-        let grads = GradientsParams::from_grads(out.total().unwrap().backward(), &model);
-        for (key, g) in &gradient_values(&model, &grads) {
-            match case.io.get(&format!("{grad_group}.{key}")) {
-                Some(r) => check(grad_group, key, g, &r.clone().convert::<f32>().to_vec::<f32>().unwrap()),
-                None => assert!(g.iter().all(|v| *v == 0.0), "[{BACKEND}] {name}: {key} has a gradient the reference lacks"),
-            }
-        }
-        let (stepped, _) = optim.step(&lrs, model, grads);
-        model = stepped.after_step(state, &StepContext { iter: step, max_iters: 2, epoch: 0 });
-        for (key, ours) in &state_values(&model.valid()) {
-            check(state_group, key, ours, &case.f32(&format!("{state_group}.{key}")).0);
-        }
-    }
-    assert!(failures.is_empty(), "[{BACKEND}] {name}: {} of {compared} tensors off:\n{}", failures.len(), failures.join("\n"));
-    assert!(compared > 40, "{name}: only {compared} tensors compared ({uninformative} uninformative)");
+    mim::check_two_iterations(name, inputs::<B>, draws);
 }
 
 /// The recorded intermediates of one forward pass: SimMIM's masked
@@ -262,12 +145,6 @@ fn forward_intermediates_match_reference() {
     let enc = m.backbone.forward_masked(img, &mut draws(&case, 0)).unwrap();
     close("pixmim latent", enc.latent.clone(), case.f32("latent"));
     close("pixmim pred", m.neck.forward(enc.latent, enc.ids_restore), case.f32("pred"));
-}
-
-fn close<const D: usize>(what: &str, ours: Tensor<B, D>, reference: (Vec<f32>, Vec<usize>)) {
-    assert_eq!(ours.dims().to_vec(), reference.1, "[{BACKEND}] {what}: shape");
-    let (err, _) = rel_err(&values(ours), &reference.0);
-    assert!(err < 2e-4, "[{BACKEND}] {what}: relative error {err:e}");
 }
 
 /// `HOGGenerator`: buffers, the normalised histogram and the tokens at 112

@@ -74,6 +74,17 @@ pub trait AlgorithmSpec {
     fn required_hooks(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Loads the weight files the config names for parts that are not
+    /// trained and not in a training checkpoint's scope (a tokenizer's or a
+    /// teacher's `init_cfg=dict(type='Pretrained', checkpoint=...)`, CLIP's
+    /// `tokenizer_path`), into a freshly built model. Runs after
+    /// [`AlgorithmSpec::init`], when training starts and when a tool builds
+    /// the model to use it; an error names the config key and the file.
+    /// Default: nothing to load.
+    fn load_pretrained<B: Backend>(&self, model: Self::Model<B>) -> Result<Self::Model<B>, ConfigIssue> {
+        Ok(model)
+    }
 }
 
 /// Builds `AlgorithmConfig`, `Algorithm<B>`, `AnyFeatures<B>`,
@@ -203,6 +214,21 @@ macro_rules! algorithms {
             /// The `custom_hooks` types training needs.
             pub fn required_hooks(&self) -> &'static [&'static str] {
                 match self { $( Self::$variant(c) => $crate::AlgorithmSpec::required_hooks(c), )+ }
+            }
+
+            /// Loads the pretrained files the config names for frozen parts
+            /// (tokenizers, teachers) into `model`, built from this config.
+            pub fn load_pretrained<B: $crate::__private::burn::tensor::backend::Backend>(
+                &self,
+                model: Algorithm<B>,
+            ) -> Result<Algorithm<B>, $crate::ConfigIssue> {
+                match (self, model) {
+                    $( (Self::$variant(c), Algorithm::$variant(m)) => Ok(Algorithm::$variant($crate::AlgorithmSpec::load_pretrained(c, m)?)), )+
+                    (c, m) => Err($crate::ConfigIssue::new(
+                        "type",
+                        format!("the model is a {} but the config builds {}", $crate::__private::selfsup_core::SelfSupAlgorithm::name(&m), c.name()),
+                    )),
+                }
             }
         }
 

@@ -10,6 +10,7 @@
 //! composes them.
 #![warn(missing_docs)]
 
+pub mod beit_vit;
 pub mod mae_vit;
 pub mod maskfeat_vit;
 pub mod mixmim;
@@ -20,6 +21,7 @@ pub mod simmim_swin;
 pub mod swin_transformer;
 pub mod vision_transformer;
 
+pub use beit_vit::{BeitVit, BeitVitConfig};
 pub use mae_vit::{MaeEncoderOutput, MaeVit, MaeVitConfig};
 pub use maskfeat_vit::{MaskFeatVit, MaskFeatVitConfig};
 pub use mixmim_backbone::{MixMimMasks, MixMimTransformerPretrain, MixMimTransformerPretrainConfig};

@@ -8,6 +8,8 @@
 //! algorithms.
 #![warn(missing_docs)]
 
+pub mod beitv1_head;
+pub mod beitv2_head;
 pub mod cls_head;
 pub mod contrastive_head;
 pub mod latent_heads;
@@ -18,6 +20,8 @@ pub mod mocov3_head;
 pub mod simmim_head;
 pub mod swav_head;
 
+pub use beitv1_head::{BeitHeadConfig, BeitLossConfig, BeitV1Head};
+pub use beitv2_head::BeitV2Head;
 pub use cls_head::{ClsHead, ClsHeadConfig};
 pub use contrastive_head::{CeLossConfig, ContrastiveHead, ContrastiveHeadConfig};
 pub use latent_heads::{

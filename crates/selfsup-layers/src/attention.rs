@@ -233,3 +233,97 @@ pub fn shifted_window_mask<B: Backend>([h, w]: [usize; 2], ws: usize, shift: usi
     }
     Tensor::from_data(TensorData::new(out, [nh * nw, n, n]), device)
 }
+
+/// Port of `mmcls.models.utils.BEiTAttention`: multi-head attention with a
+/// fused `qkv` projection whose bias is `cat(q_bias, 0, v_bias)` (mmcls's
+/// `bias='qv_bias'`), the scale applied to q before the product, an
+/// optional own relative position bias (`use_rel_pos_bias`: table and
+/// index over the patch grid plus the cls token) and the shared bias of
+/// the backbone added to the scores. Keys `qkv.weight`, `q_bias`, `v_bias`,
+/// `proj.*`, `relative_position_bias_table`, `relative_position_index`.
+#[derive(Module, Debug)]
+pub struct BeitAttention<B: Backend> {
+    /// `[embed_dims] -> [3·embed_dims]` (no bias with q/v biases).
+    pub qkv: Linear<B>,
+    /// `[embed_dims]`, with `'qv_bias'`.
+    pub q_bias: Option<Param<Tensor<B, 1>>>,
+    /// `[embed_dims]`, with `'qv_bias'`.
+    pub v_bias: Option<Param<Tensor<B, 1>>>,
+    /// Output projection.
+    pub proj: Linear<B>,
+    /// `[(2wh−1)(2ww−1) + 3, heads]`, with `use_rel_pos_bias`.
+    pub relative_position_bias_table: Option<Param<Tensor<B, 2>>>,
+    /// `[wh·ww + 1, wh·ww + 1]` (int64 in PyTorch), with `use_rel_pos_bias`.
+    pub relative_position_index: Option<Param<Tensor<B, 2>>>,
+    num_heads: usize,
+    scale: f64,
+}
+
+impl<B: Backend> BeitAttention<B> {
+    /// BEiT's initialisation under its configs' `init_cfg`: truncated-normal
+    /// (std 0.02) weights and own bias table, zero biases.
+    pub fn new(
+        embed_dims: usize,
+        num_heads: usize,
+        bias: crate::beit::QkvBias,
+        window_size: Option<[usize; 2]>,
+        device: &B::Device,
+        rng: &mut InitRng,
+    ) -> Self {
+        use crate::beit::QkvBias;
+        let tn = Dist::TruncNormal(0.0, 0.02);
+        let zero = Dist::Constant(0.0);
+        let qv = bias == QkvBias::QvBias;
+        let table = window_size.map(|[wh, ww]| rng.param([(2 * wh - 1) * (2 * ww - 1) + 3, num_heads], tn, device));
+        let index = window_size.map(|w| {
+            let n = w[0] * w[1] + 1;
+            fixed(Tensor::from_data(TensorData::new(crate::beit::beit_relative_position_index(w), [n, n]), device))
+        });
+        Self {
+            qkv: rng.linear(embed_dims, 3 * embed_dims, tn, (bias == QkvBias::Fused).then_some(zero), device),
+            q_bias: qv.then(|| rng.param([embed_dims], zero, device)),
+            v_bias: qv.then(|| rng.param([embed_dims], zero, device)),
+            proj: rng.linear(embed_dims, embed_dims, tn, Some(zero), device),
+            relative_position_bias_table: table,
+            relative_position_index: index,
+            num_heads,
+            scale: ((embed_dims / num_heads) as f64).powf(-0.5),
+        }
+    }
+
+    /// The fused projection's output, `[batch, N, 3·dims]`.
+    fn qkv(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let qkv = linear(&self.qkv, x);
+        match (&self.q_bias, &self.v_bias) {
+            (Some(q), Some(v)) => {
+                let q = q.val();
+                let bias = Tensor::cat(vec![q.clone(), q.zeros_like(), v.val()], 0);
+                qkv + bias.unsqueeze_dims::<3>(&[0, 1])
+            }
+            _ => qkv,
+        }
+    }
+
+    /// # Shapes
+    /// - `x`: `[batch, N, dims]`
+    /// - `rel_pos_bias`: the shared `[heads, N, N]` bias, if any
+    /// - returns `[batch, N, dims]`
+    pub fn forward(&self, x: Tensor<B, 3>, rel_pos_bias: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
+        let [b, n, c] = x.dims();
+        let h = self.num_heads;
+        let qkv = self.qkv(x).reshape([b, n, 3, h, c / h]).permute([2, 0, 3, 1, 4]);
+        let q = qkv.clone().slice([0..1]).squeeze_dim::<4>(0).mul_scalar(self.scale);
+        let k = qkv.clone().slice([1..2]).squeeze_dim::<4>(0);
+        let v = qkv.slice([2..3]).squeeze_dim::<4>(0);
+        let mut attn = matmul(q, k.swap_dims(2, 3));
+        if let (Some(table), Some(index)) = (&self.relative_position_bias_table, &self.relative_position_index) {
+            let own = crate::beit::gather_relative_position_bias(table.val(), index.val());
+            attn = attn + own.unsqueeze_dim::<4>(0).expand([b, h, n, n]);
+        }
+        if let Some(shared) = rel_pos_bias {
+            attn = attn + shared.unsqueeze_dim::<4>(0).expand([b, h, n, n]);
+        }
+        let x = matmul(softmax_last_dim(attn), v).swap_dims(1, 2).reshape([b, n, c]);
+        linear(&self.proj, x)
+    }
+}

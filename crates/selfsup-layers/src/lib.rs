@@ -12,6 +12,7 @@
 pub mod amp;
 pub mod attention;
 pub mod batch_norm;
+pub mod beit;
 pub mod buffer;
 pub mod dist;
 pub mod functional;
@@ -23,8 +24,9 @@ pub mod pos_embed;
 pub mod sobel;
 pub mod transformer;
 
-pub use attention::{MultiheadAttention, ShiftWindowMsa, WindowMsa};
+pub use attention::{BeitAttention, MultiheadAttention, ShiftWindowMsa, WindowMsa};
 pub use batch_norm::{BatchNormCfg, TorchBatchNorm};
+pub use beit::{BeitLayerConfig, BeitTransformerEncoderLayer, QkvBias, RelativePositionBias};
 pub use functional::l2_normalize;
 pub use norm::NormCfg;
 pub use patch_embed::{NormedPatchEmbed, PatchEmbed, PatchMerging};

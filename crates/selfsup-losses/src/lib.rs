@@ -10,6 +10,7 @@
 //! prototypes, as in MMSelfSup); heads own them.
 #![warn(missing_docs)]
 
+pub mod beit_loss;
 pub mod cosine_similarity_loss;
 pub mod cross_correlation_loss;
 pub mod cross_entropy_loss;
@@ -18,6 +19,7 @@ pub mod reconstruction_loss;
 pub mod simmim_loss;
 pub mod swav_loss;
 
+pub use beit_loss::BeitLoss;
 pub use cosine_similarity_loss::CosineSimilarityLoss;
 pub use cross_correlation_loss::CrossCorrelationLoss;
 pub use cross_entropy_loss::CrossEntropyLossConfig;

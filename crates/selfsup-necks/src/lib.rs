@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod avgpool_neck;
+pub mod beitv2_neck;
 mod common;
 pub mod densecl_neck;
 pub mod linear_neck;
@@ -23,6 +24,7 @@ pub mod simmim_neck;
 pub mod swav_neck;
 
 pub use avgpool_neck::{AvgPool2dNeck, AvgPool2dNeckConfig};
+pub use beitv2_neck::{BeitV2Neck, BeitV2NeckArch, BeitV2NeckConfig};
 pub use common::NECK_KEY_REMAP;
 pub use densecl_neck::{ConvMlp, DenseCLNeck, DenseCLNeckConfig, DenseCLNeckOutput};
 pub use linear_neck::{LinearNeck, LinearNeckConfig};

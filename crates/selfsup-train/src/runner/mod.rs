@@ -136,6 +136,8 @@ impl<B: AutodiffBackend> Runner<B> {
         let seed = run.randomness.seed.unwrap_or(0);
         let keymap = key_map();
         let mut model: Algorithm<B> = run.model.init_seeded(device, seed);
+        // Tokenizers' and teachers' own weight files (`init_cfg` Pretrained, `tokenizer_path`).
+        model = run.model.load_pretrained(model).map_err(other)?;
         if let Some(path) = &run.load_from {
             let ckpt = checkpoint::load(Path::new(path))?;
             let (m, report) = load_into(model, &ckpt.model, &keymap, &LoadOptions::default())?;
