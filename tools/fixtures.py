@@ -82,6 +82,21 @@ GENERATORS = [
         None,
     ),
     (
+        "gen_fixtures_cae.py",
+        ["tools/gen_fixtures_cae.py", "--out", "{out}/tests/fixtures"],
+        None,
+    ),
+    (
+        "gen_fixtures_milan_eva.py",
+        ["tools/gen_fixtures_milan_eva.py", "--out", "{out}/tests/fixtures"],
+        None,
+    ),
+    (
+        "gen_fixtures_tokenizers.py",
+        ["tools/gen_fixtures_tokenizers.py", "--out", "{out}/tests/fixtures"],
+        None,
+    ),
+    (
         "gen_layer_decay_fixture.py",
         [
             "tools/gen_layer_decay_fixture.py",

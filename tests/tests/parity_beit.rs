@@ -7,7 +7,7 @@
 //! tokenizers' logits and codes, BEiT v2's neck.
 use selfsup::{
     algorithms::{key_map, Algorithm},
-    core::{DataSamples, SelfSupInputs},
+    core::{DataSamples, SelfSupAlgorithm, SelfSupInputs},
     weights::{load_into, model_keys},
 };
 use selfsup_tests::{

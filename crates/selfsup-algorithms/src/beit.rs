@@ -5,6 +5,13 @@
 //! encoder's logits; v2: VQ-KD's nearest codebook entries); the head
 //! classifies the masked tokens into the vocabulary. v2 adds `BEiTV2Neck`
 //! on the early and last layers' tokens and a second loss.
+//!
+//! As in MMSelfSup, VQ-KD stays in training mode while BEiT v2 trains: a
+//! codebook that is not yet initialised is filled by k-means on the first
+//! batch (the draw `vqkd_kmeans` picks the starting vectors), and every step
+//! moves the codebook and the code counts by their EMA (counts and sums
+//! summed over ranks). The update is computed in `loss` and applied in
+//! `after_step`; the codes of a step come from the codebook before it.
 use burn::{
     module::Module,
     tensor::{backend::Backend, Int, Tensor},
@@ -14,10 +21,11 @@ use selfsup_core::{DataPreprocessorConfig, DataPreprocessorKind, Draws, LossOutp
 use selfsup_heads::{BeitHeadConfig, BeitV1Head, BeitV2Head};
 use selfsup_layers::init::InitRng;
 use selfsup_necks::{BeitV2Neck, BeitV2NeckConfig};
-use selfsup_target_generators::{DallE, DallEConfig, Vqkd, VqkdConfig};
+use selfsup_layers::dist::{self, ReduceOperation};
+use selfsup_target_generators::{CodeStatistics, DallE, DallEConfig, NormEmaVectorQuantizer, Vqkd, VqkdConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::{common::pipeline_mask, AlgorithmSpec, ConfigIssue, InitCfg};
+use crate::{common::pipeline_mask, AlgorithmSpec, ConfigIssue, InitCfg, LoadPretrained};
 
 /// `model = dict(type='BEiT', ...)`: MMSelfSup's field names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +195,17 @@ impl AlgorithmSpec for BeitConfig {
         Ok(())
     }
 
+    /// The tokenizer's weight file (`target_generator.init_cfg` Pretrained:
+    /// `dalle_encoder.pth`, `vqkd_encoder.pth`), when the config names one.
+    fn load_pretrained<B: Backend>(&self, mut model: Beit<B>) -> Result<Beit<B>, ConfigIssue> {
+        model.target_generator = match (&self.target_generator, model.target_generator) {
+            (BeitTargetConfig::DallE(c), BeitTokenizer::DallE(t)) => BeitTokenizer::DallE(c.load_pretrained(t)?),
+            (BeitTargetConfig::Vqkd(c), BeitTokenizer::Vqkd(t)) => BeitTokenizer::Vqkd(c.load_pretrained(t)?),
+            _ => return Err(ConfigIssue::new("target_generator.type", "the model's tokenizer is not the config's")),
+        };
+        Ok(model)
+    }
+
     fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> Beit<B> {
         let backbone = self.backbone().init(device, rng);
         let neck = self.neck.as_ref().map(|BeitNeckConfig::BeitV2Neck(n)| n.init(device, rng));
@@ -224,11 +243,7 @@ impl<B: Backend> BeitTokenizer<B> {
     /// The codes of a batch of tokenizer inputs, `[batch, h·w]`.
     pub fn codes(&self, x: Tensor<B, 4>) -> Tensor<B, 2, Int> {
         match self {
-            Self::DallE(t) => {
-                let logits = t.forward(x);
-                let [n, _, h, w] = logits.dims();
-                logits.argmax(1).reshape([n, h * w])
-            }
+            Self::DallE(t) => t.codes(x),
             Self::Vqkd(t) => t.get_tokens(x),
         }
     }
@@ -264,8 +279,50 @@ pub struct BeitPrediction<B: Backend> {
     pub mask: Tensor<B, 3>,
 }
 
+/// What a BEiT v2 step changes in VQ-KD's quantizer: the k-means-filled
+/// codebook when it was not initialised, and the batch's code statistics
+/// for the EMA.
+#[derive(Debug, Clone)]
+pub struct VqkdUpdate<B: Backend> {
+    /// The quantizer after its k-means start, when this step made it.
+    pub initialised: Option<NormEmaVectorQuantizer<B>>,
+    /// This rank's code counts and sums.
+    pub statistics: CodeStatistics<B>,
+}
+
+/// VQ-KD's training-mode codes of a batch and the quantizer update they
+/// imply (MMSelfSup's `NormEMAVectorQuantizer.forward` in training mode).
+fn vqkd_codes_training<B: Backend>(vqkd: &Vqkd<B>, x: Tensor<B, 4>, draws: &mut Draws) -> (Tensor<B, 2, Int>, VqkdUpdate<B>) {
+    let n = x.dims()[0];
+    let enc = vqkd.encode(x);
+    let (quantize, initialised) = if vqkd.quantize.is_initted() {
+        (vqkd.quantize.clone(), false)
+    } else {
+        let rows = enc.z.dims()[0];
+        let k = vqkd.quantize.num_embed();
+        // `sample_vectors`: randperm(N)[:k], or randint(0, N, k) when N < k.
+        let indices: Vec<usize> = if rows >= k {
+            let keys = draws.uniform("vqkd_kmeans", rows);
+            let mut order: Vec<usize> = (0..rows).collect();
+            order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
+            order.truncate(k);
+            order
+        } else {
+            draws.integers("vqkd_kmeans", k, rows).into_iter().map(|i| i as usize).collect()
+        };
+        (vqkd.quantize.clone().init_embed(enc.z.clone(), &indices), true)
+    };
+    let codes = quantize.codes(enc.z.clone());
+    let statistics = quantize.statistics(enc.z, codes.clone());
+    let l = codes.dims()[0] / n;
+    (codes.reshape([n, l]), VqkdUpdate { initialised: initialised.then_some(quantize), statistics })
+}
+
+/// The backbone's view, the tokenizer's view and the mask of a batch.
+type ViewsAndMask<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 3>);
+
 impl<B: Backend> Beit<B> {
-    fn views_and_mask(&self, inputs: &SelfSupInputs<B>) -> Result<(Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 3>), ModelError> {
+    fn views_and_mask(&self, inputs: &SelfSupInputs<B>) -> Result<ViewsAndMask<B>, ModelError> {
         let views = inputs.expect_views("BEiT", 2)?;
         let g = self.backbone.grid();
         let mask = pipeline_mask(inputs, "BEiT", [g, g], "BEiTMaskGenerator")?;
@@ -291,7 +348,7 @@ impl<B: Backend> Beit<B> {
 impl<B: Backend> SelfSupAlgorithm<B> for Beit<B> {
     type Features = VitFeatures<B>;
     type Prediction = BeitPrediction<B>;
-    type StepState = ();
+    type StepState = Option<VqkdUpdate<B>>;
 
     fn name(&self) -> &'static str {
         "BEiT"
@@ -310,23 +367,37 @@ impl<B: Backend> SelfSupAlgorithm<B> for Beit<B> {
         Ok(self.extract_feat(inputs)?.cls_token)
     }
 
-    fn loss(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<(LossOutput<B>, ()), ModelError> {
+    fn loss(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<(LossOutput<B>, Option<VqkdUpdate<B>>), ModelError> {
         let (img, target_img, mask) = self.views_and_mask(inputs)?;
         let tokens = self.tokens(img, mask.clone(), Some(draws))?;
-        let out = match (&self.head, &self.target_generator) {
-            (BeitHead::V1(head), BeitTokenizer::DallE(dalle)) => {
-                LossOutput::new().with("loss", head.forward(tokens[0].clone(), dalle.forward(target_img), mask))
+        let (codes, update) = match &self.target_generator {
+            BeitTokenizer::Vqkd(vqkd) => {
+                let (codes, update) = vqkd_codes_training(vqkd, target_img, draws);
+                (codes, Some(update))
             }
-            (BeitHead::V2(head), tokenizer) => {
-                let codes = tokenizer.codes(target_img);
+            dalle => (dalle.codes(target_img), None),
+        };
+        let out = match &self.head {
+            BeitHead::V1(head) => LossOutput::new().with("loss", head.forward_codes(tokens[0].clone(), codes, mask)),
+            BeitHead::V2(head) => {
                 let (loss_1, loss_2) = head.forward(tokens[0].clone(), tokens[1].clone(), codes, mask);
                 LossOutput::new().with("loss_1", loss_1).with("loss_2", loss_2)
             }
-            (BeitHead::V1(_), BeitTokenizer::Vqkd(_)) => {
-                return Err(ModelError::Config { algorithm: "BEiT", message: "BEiTV1Head needs the DALL-E tokenizer's logits".into() })
-            }
         };
-        Ok((out, ()))
+        Ok((out, update))
+    }
+
+    /// VQ-KD's quantizer moves (k-means start, then the EMA of this step's
+    /// statistics, summed over ranks).
+    fn after_step(mut self, state: Option<VqkdUpdate<B>>, _ctx: &selfsup_core::StepContext) -> Self {
+        if let (Some(update), BeitTokenizer::Vqkd(vqkd)) = (state, &mut self.target_generator) {
+            let quantize = update.initialised.unwrap_or_else(|| vqkd.quantize.clone());
+            let CodeStatistics { bins, embed_sum } = update.statistics;
+            let statistics =
+                CodeStatistics { bins: dist::all_reduce(bins, ReduceOperation::Sum), embed_sum: dist::all_reduce(embed_sum, ReduceOperation::Sum) };
+            vqkd.quantize = quantize.apply_ema(statistics);
+        }
+        self
     }
 
     fn predict(&self, inputs: &SelfSupInputs<B>, _draws: &mut Draws) -> Result<BeitPrediction<B>, ModelError> {

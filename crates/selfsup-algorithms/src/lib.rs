@@ -15,6 +15,7 @@
 
 pub mod common;
 mod registry;
+pub mod target_generator_weights;
 
 pub use common::{Backbone, BackboneOut, ContrastiveBackboneConfig};
 pub use mae::MaePrediction;
@@ -22,6 +23,7 @@ pub use maskfeat::MaskFeatPrediction;
 pub use registry::{AlgorithmSpec, ConfigIssue};
 pub use simmim::SimMimPrediction;
 pub use swav::SwAVQueueState;
+pub use target_generator_weights::LoadPretrained;
 
 algorithms! {
     /// Masked autoencoder.
@@ -60,6 +62,14 @@ algorithms! {
     "SimMIM" => SimMim(SimMimConfig, SimMim) in simmim,
     /// MixMIM.
     "MixMIM" => MixMim(MixMimConfig, MixMim) in mixmim,
+    /// BEiT v1 and v2.
+    "BEiT" => Beit(BeitConfig, Beit) in beit,
+    /// Context autoencoder.
+    "CAE" => Cae(CaeConfig, Cae) in cae,
+    /// MILAN.
+    "MILAN" => Milan(MilanConfig, Milan) in milan,
+    /// EVA (MAE-style).
+    "EVA" => Eva(EvaConfig, Eva) in eva,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.
@@ -80,6 +90,8 @@ pub fn key_map_rows() -> Vec<(&'static str, &'static str, &'static str, &'static
     rows.extend_from_slice(selfsup_necks::NECK_KEY_REMAP);
     rows.extend_from_slice(selfsup_necks::NONLINEAR_KEY_REMAP);
     rows.extend_from_slice(QUEUE_KEY_REMAP);
+    rows.extend_from_slice(selfsup_target_generators::DALLE_KEY_REMAP);
+    rows.extend_from_slice(selfsup_target_generators::VQKD_KEY_REMAP);
     rows
 }
 

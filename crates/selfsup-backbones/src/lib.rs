@@ -1,6 +1,6 @@
 //! selfsup's backbones. Each file ports one MMSelfSup (or mmcls) backbone and
 //! keeps its name (`mae_vit.rs` ↔ `mmselfsup/models/backbones/mae_vit.py`,
-//! `mocov3_vit.rs`, `maskfeat_vit.rs`, `simmim_swin.rs`, `resnet.rs`;
+//! `mocov3_vit.rs`, `maskfeat_vit.rs`, `milan_vit.rs`, `simmim_swin.rs`, `resnet.rs`;
 //! `mixmim_backbone.rs`; `swin_transformer.rs` and `mixmim.rs` ↔ mmcls's
 //! Swin and MixMIM blocks and arch tables); `vision_transformer.rs` ↔ mmcls's
 //! `vision_transformer.py` holds the ViT arch table and the unmasked ViT's
@@ -11,8 +11,10 @@
 #![warn(missing_docs)]
 
 pub mod beit_vit;
+pub mod cae_vit;
 pub mod mae_vit;
 pub mod maskfeat_vit;
+pub mod milan_vit;
 pub mod mixmim;
 pub mod mixmim_backbone;
 pub mod mocov3_vit;
@@ -22,8 +24,10 @@ pub mod swin_transformer;
 pub mod vision_transformer;
 
 pub use beit_vit::{BeitVit, BeitVitConfig};
+pub use cae_vit::{CaeVit, CaeVitConfig};
 pub use mae_vit::{MaeEncoderOutput, MaeVit, MaeVitConfig};
 pub use maskfeat_vit::{MaskFeatVit, MaskFeatVitConfig};
+pub use milan_vit::{MilanEncoderOutput, MilanVit, MilanVitConfig};
 pub use mixmim_backbone::{MixMimMasks, MixMimTransformerPretrain, MixMimTransformerPretrainConfig};
 pub use mocov3_vit::MoCoV3VitConfig;
 pub use resnet::{ResNet, ResNetConfig, RESNET_KEY_REMAP};

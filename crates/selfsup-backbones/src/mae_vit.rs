@@ -52,7 +52,9 @@ pub struct MaeVitConfig {
     pub layer_cfgs: serde_json::Map<String, serde_json::Value>,
     /// Fraction of patches removed.
     pub mask_ratio: f64,
-    /// MMEngine `init_cfg`; must be null (use `load_from` or `selfsup convert` for weights).
+    /// MMEngine `init_cfg`: null, or MAE's Xavier/Constant entries (MILAN's
+    /// and EVA's configs), which `MAEViT.init_weights` overrides with the
+    /// same initialisation (use `load_from` or `selfsup convert` for weights).
     pub init_cfg: Option<serde_json::Value>,
 }
 
@@ -118,9 +120,7 @@ impl MaeVitConfig {
         if !self.layer_cfgs.is_empty() {
             return Err(("layer_cfgs", "custom layer_cfgs are not supported; leave them empty".into()));
         }
-        if self.init_cfg.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(("init_cfg", "init_cfg is not supported; load weights with `load_from`".into()));
-        }
+        selfsup_layers::init::check_mae_init_cfg(self.init_cfg.as_ref()).map_err(|e| ("init_cfg", e))?;
         Ok(spec)
     }
 
@@ -229,7 +229,7 @@ impl<B: Backend> MaeVit<B> {
         self.mask_ratio
     }
 
-    fn check_input(&self, x: &Tensor<B, 4>) -> Result<(), ModelError> {
+    pub(crate) fn check_input(&self, x: &Tensor<B, 4>) -> Result<(), ModelError> {
         let [_, c, h, w] = x.dims();
         let expected_c = self.patch_embed.projection.weight.dims()[1];
         if c != expected_c || h != self.img_size || w != self.img_size {
@@ -242,7 +242,7 @@ impl<B: Backend> MaeVit<B> {
         Ok(())
     }
 
-    fn encode(&self, mut x: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub(crate) fn encode(&self, mut x: Tensor<B, 3>) -> Tensor<B, 3> {
         for layer in &self.layers {
             x = layer.forward(x);
         }

@@ -64,6 +64,61 @@ impl Draws {
         (0..len).map(|_| self.rng.random_range(0..upper) as i64).collect()
     }
 
+    /// A random order of `l` items per row, drawn without replacement with
+    /// probabilities proportional to `weights` (`rows × l`, row-major): as
+    /// `torch.multinomial(weights, l, replacement=False)`, which MILAN's
+    /// attention masking calls. Or the next replayed draw called `name`:
+    /// the reference's indices themselves (exact in `f32` below 2²⁴).
+    ///
+    /// Sampled exactly by exponential races: each item gets `E / w` with
+    /// `E ~ Exp(1)` from the ChaCha generator, and the row's order is that
+    /// of the keys, smallest first; the first item is `i` with probability
+    /// `w_i / Σw`, and by memorylessness each later one likewise among the
+    /// items left. Items whose weight is not positive (zero, negative, NaN)
+    /// come after all the others, in a uniformly random order (torch would
+    /// refuse such a row).
+    ///
+    /// # Panics
+    /// When `weights.len() != rows · l`, or a replayed draw has another
+    /// length or a row that is not a permutation of `0..l`.
+    pub fn weighted_permutation(&mut self, name: &str, weights: &[f32], rows: usize) -> Vec<i64> {
+        assert!(rows > 0 || weights.is_empty(), "weighted_permutation: weights for zero rows");
+        let l = weights.len().checked_div(rows).unwrap_or(0);
+        assert_eq!(l * rows, weights.len(), "weighted_permutation: {} weights do not make {rows} rows", weights.len());
+        if let Some(queue) = self.replay.get_mut(name) {
+            if !queue.is_empty() {
+                let values = queue.remove(0);
+                assert_eq!(values.len(), rows * l, "replayed draw `{name}` has the wrong length");
+                let out: Vec<i64> = values.into_iter().map(|v| v as i64).collect();
+                for row in out.chunks(l.max(1)) {
+                    let mut seen = vec![false; l];
+                    for &i in row {
+                        assert!(i >= 0 && (i as usize) < l && !seen[i as usize], "replayed draw `{name}` is not a permutation of 0..{l}");
+                        seen[i as usize] = true;
+                    }
+                }
+                return out;
+            }
+        }
+        let mut out = Vec::with_capacity(rows * l);
+        for row in weights.chunks(l.max(1)).take(rows) {
+            // (key, tie-break): E / w for positive weights, +inf otherwise;
+            // the exponential itself orders the +inf keys at random.
+            let mut keys: Vec<(f64, f64, usize)> = row
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| {
+                    let e = -(1.0 - self.rng.random::<f64>()).ln();
+                    let key = if w > 0.0 { e / w as f64 } else { f64::INFINITY };
+                    (key, e, i)
+                })
+                .collect();
+            keys.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+            out.extend(keys.into_iter().map(|(_, _, i)| i as i64));
+        }
+        out
+    }
+
     /// The generator's state, to save in a checkpoint.
     pub fn state(&self) -> ([u8; 32], u128) {
         (self.rng.get_seed(), self.rng.get_word_pos())
@@ -74,5 +129,90 @@ impl Draws {
         let mut rng = ChaCha8Rng::from_seed(seed);
         rng.set_word_pos(word_pos);
         Self { rng, replay: HashMap::new() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Draws;
+
+    fn is_permutation(row: &[i64], l: usize) -> bool {
+        let mut sorted = row.to_vec();
+        sorted.sort();
+        sorted == (0..l as i64).collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn weighted_permutation_replays_the_recorded_indices() {
+        let recorded = vec![2.0, 0.0, 1.0, 1.0, 2.0, 0.0];
+        let mut draws = Draws::seeded(3).replay("ids_shuffle", recorded);
+        let w = [0.1f32, 0.5, 0.4, 0.3, 0.3, 0.4];
+        assert_eq!(draws.weighted_permutation("ids_shuffle", &w, 2), vec![2, 0, 1, 1, 2, 0]);
+        // the queue is spent: the next draw samples
+        let sampled = draws.weighted_permutation("ids_shuffle", &w, 2);
+        assert!(is_permutation(&sampled[..3], 3) && is_permutation(&sampled[3..], 3));
+    }
+
+    #[test]
+    #[should_panic(expected = "not a permutation")]
+    fn weighted_permutation_refuses_a_replay_that_is_not_a_permutation() {
+        let mut draws = Draws::seeded(0).replay("p", vec![0.0, 0.0, 1.0]);
+        draws.weighted_permutation("p", &[1.0, 1.0, 1.0], 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "wrong length")]
+    fn weighted_permutation_refuses_a_replay_of_the_wrong_length() {
+        let mut draws = Draws::seeded(0).replay("p", vec![0.0, 1.0]);
+        draws.weighted_permutation("p", &[1.0, 1.0, 1.0], 1);
+    }
+
+    #[test]
+    fn weighted_permutation_is_seeded_and_a_permutation_per_row() {
+        let w: Vec<f32> = (0..3 * 50).map(|i| 0.01 + (i % 7) as f32).collect();
+        let a = Draws::seeded(11).weighted_permutation("p", &w, 3);
+        let b = Draws::seeded(11).weighted_permutation("p", &w, 3);
+        let c = Draws::seeded(12).weighted_permutation("p", &w, 3);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        for row in a.chunks(50) {
+            assert!(is_permutation(row, 50));
+        }
+    }
+
+    /// Successive sampling without replacement: the probability of each
+    /// whole order of three items is `w_a/Σ · w_b/(Σ − w_a)`.
+    #[test]
+    fn weighted_permutation_samples_orders_with_multinomial_probabilities() {
+        let w = [1.0f32, 2.0, 7.0];
+        let trials = 60_000;
+        let mut draws = Draws::seeded(5);
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..trials {
+            *counts.entry(draws.weighted_permutation("p", &w, 1)).or_insert(0usize) += 1;
+        }
+        let total: f64 = w.iter().map(|&v| v as f64).sum();
+        for (order, n) in counts {
+            let (a, b) = (order[0] as usize, order[1] as usize);
+            let p = w[a] as f64 / total * (w[b] as f64 / (total - w[a] as f64));
+            let freq = n as f64 / trials as f64;
+            let sd = (p * (1.0 - p) / trials as f64).sqrt();
+            assert!((freq - p).abs() < 5.0 * sd, "order {order:?}: {freq} vs {p}");
+        }
+    }
+
+    #[test]
+    fn weighted_permutation_puts_non_positive_weights_last() {
+        let w = [0.0f32, 3.0, f32::NAN, 1.0, -1.0, 2.0];
+        let mut draws = Draws::seeded(9);
+        let mut tails = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let p = draws.weighted_permutation("p", &w, 1);
+            let mut head = p[..3].to_vec();
+            head.sort();
+            assert_eq!(head, vec![1, 3, 5]);
+            tails.insert(p[3..].to_vec());
+        }
+        assert_eq!(tails.len(), 6, "the weightless items come in every order");
     }
 }

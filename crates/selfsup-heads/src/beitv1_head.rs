@@ -104,12 +104,18 @@ impl<B: Backend> BeitV1Head<B> {
     /// - `target`: the tokenizer's logits `[batch, vocabulary, h, w]`
     /// - `mask`: `[batch, h, w]`, 1 for masked patches
     pub fn forward(&self, feats: Tensor<B, 3>, target: Tensor<B, 4>, mask: Tensor<B, 3>) -> Tensor<B, 1> {
+        let [n, _, h, w] = target.dims();
+        self.forward_codes(feats, target.argmax(1).reshape([n, h * w]), mask)
+    }
+
+    /// [`Self::forward`] from the codes (the argmax of the logits),
+    /// `[batch, L]`.
+    pub fn forward_codes(&self, feats: Tensor<B, 3>, codes: Tensor<B, 2, Int>, mask: Tensor<B, 3>) -> Tensor<B, 1> {
         let [n, l1, d] = feats.dims();
-        let [_, _, h, w] = target.dims();
         let idx = masked_indices(&mask);
-        let codes = target.argmax(1).reshape([n * h * w]);
         let device = codes.device();
-        let codes = codes.select(0, Tensor::<B, 1, Int>::from_data(TensorData::new(idx.clone(), [idx.len()]), &device));
+        let codes =
+            codes.reshape([n * (l1 - 1)]).select(0, Tensor::<B, 1, Int>::from_data(TensorData::new(idx.clone(), [idx.len()]), &device));
         let logits = linear(&self.cls_head, select_tokens(feats.slice([0..n, 1..l1, 0..d]), &idx));
         self.loss.forward(logits, codes)
     }

@@ -1,7 +1,7 @@
 //! selfsup's heads. Each file ports one MMSelfSup head file and keeps its
 //! name (`mae_head.rs` ↔ `mmselfsup/models/heads/mae_head.py`,
 //! `cls_head.rs`, `contrastive_head.rs`, `latent_heads.rs` (`LatentPredictHead` and
-//! `LatentCrossCorrelationHead`), `mocov3_head.rs`, `swav_head.rs`, `maskfeat_head.rs`, `mixmim_head.rs`, `simmim_head.rs`). A head
+//! `LatentCrossCorrelationHead`), `mocov3_head.rs`, `swav_head.rs`, `maskfeat_head.rs`, `milan_head.rs`, `mixmim_head.rs`, `simmim_head.rs`). A head
 //! owns its loss, so this crate builds on the losses crate (one layer down),
 //! and on the necks crate for the predictor MLPs that MMSelfSup's heads build
 //! (`LatentPredictHead`, `MoCoV3Head`); it knows nothing of backbones or
@@ -10,11 +10,13 @@
 
 pub mod beitv1_head;
 pub mod beitv2_head;
+pub mod cae_head;
 pub mod cls_head;
 pub mod contrastive_head;
 pub mod latent_heads;
 pub mod mae_head;
 pub mod maskfeat_head;
+pub mod milan_head;
 pub mod mixmim_head;
 pub mod mocov3_head;
 pub mod simmim_head;
@@ -22,6 +24,7 @@ pub mod swav_head;
 
 pub use beitv1_head::{BeitHeadConfig, BeitLossConfig, BeitV1Head};
 pub use beitv2_head::BeitV2Head;
+pub use cae_head::{CaeHead, CaeHeadConfig, CaeLossConfig};
 pub use cls_head::{ClsHead, ClsHeadConfig};
 pub use contrastive_head::{CeLossConfig, ContrastiveHead, ContrastiveHeadConfig};
 pub use latent_heads::{
@@ -30,6 +33,7 @@ pub use latent_heads::{
 };
 pub use mae_head::{MaeLossConfig, MaePretrainHead, MaePretrainHeadConfig};
 pub use maskfeat_head::{MaskFeatPretrainHead, MaskFeatPretrainHeadConfig, PixelLossConfig};
+pub use milan_head::{MilanPretrainHead, MilanPretrainHeadConfig};
 pub use mixmim_head::{MixMimPretrainHead, MixMimPretrainHeadConfig};
 pub use mocov3_head::{MoCoV3Head, MoCoV3HeadConfig};
 pub use simmim_head::{SimMimHead, SimMimHeadConfig, SimMimLossConfig};

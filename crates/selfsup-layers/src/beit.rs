@@ -135,9 +135,9 @@ impl BeitLayerConfig {
             fc1: rng.linear(d, h, Dist::xavier_uniform(d, h), bias, device),
             fc2: rng.linear(h, d, Dist::xavier_uniform(h, d), bias, device),
         };
-        ffn.fc2.weight = ffn.fc2.weight.map(|w| w.div_scalar(rescale));
+        ffn.fc2.weight = ffn.fc2.weight.map(|w| w.div_scalar(rescale).detach().require_grad());
         let mut attn = BeitAttention::new(d, self.num_heads, self.bias, self.window_size, device, rng);
-        attn.proj.weight = attn.proj.weight.map(|w| w.div_scalar(rescale));
+        attn.proj.weight = attn.proj.weight.map(|w| w.div_scalar(rescale).detach().require_grad());
         let gamma = |rng: &mut InitRng| {
             (self.layer_scale_init_value > 0.0).then(|| rng.param([d], Dist::Constant(self.layer_scale_init_value), device))
         };

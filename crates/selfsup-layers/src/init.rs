@@ -206,6 +206,48 @@ pub fn trunc_normal_init(init_cfg: Option<&serde_json::Value>) -> Option<(f64, f
     init_entry(init_cfg, "TruncNormal").map(|e| (e["std"].as_f64().unwrap_or(1.0), e["bias"].as_f64().unwrap_or(0.0)))
 }
 
+/// Accepts an MMEngine `init_cfg` made of MAE's two entries,
+/// `dict(type='Xavier', distribution='uniform', layer='Linear')` and
+/// `dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0)` (MAE's
+/// model and MILAN's and EVA's backbones and necks carry them), which is
+/// the initialisation MAE's components build anyway; `None` passes too.
+/// Anything else is refused with the reason.
+pub fn check_mae_init_cfg(init_cfg: Option<&serde_json::Value>) -> Result<(), String> {
+    let entries = match init_cfg {
+        None | Some(serde_json::Value::Null) => return Ok(()),
+        Some(serde_json::Value::Array(a)) => a.as_slice(),
+        Some(other) => std::slice::from_ref(other),
+    };
+    let layer_is = |e: &serde_json::Value, name: &str| match &e["layer"] {
+        serde_json::Value::String(s) => s == name,
+        serde_json::Value::Array(a) => a.len() == 1 && a[0] == name,
+        _ => false,
+    };
+    let num = |e: &serde_json::Value, key: &str, default: f64| match e.get(key) {
+        None => Some(default),
+        Some(v) => v.as_f64(),
+    };
+    for e in entries {
+        let ok = match e["type"].as_str() {
+            Some("Xavier") => {
+                layer_is(e, "Linear")
+                    && e["distribution"] == "uniform"
+                    && num(e, "gain", 1.0) == Some(1.0)
+                    && num(e, "bias", 0.0) == Some(0.0)
+            }
+            Some("Constant") => layer_is(e, "LayerNorm") && num(e, "val", f64::NAN) == Some(1.0) && num(e, "bias", 0.0) == Some(0.0),
+            Some("Pretrained") => {
+                return Err("a `Pretrained` init_cfg is not read here; load the weights with `load_from` or `selfsup convert`".into())
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("only MAE's initialisation is built (Xavier uniform on Linear, Constant 1/0 on LayerNorm); got {e}"));
+        }
+    }
+    Ok(())
+}
+
 fn init_entry<'a>(init_cfg: Option<&'a serde_json::Value>, kind: &str) -> Option<&'a serde_json::Value> {
     let entries = match init_cfg? {
         serde_json::Value::Array(a) => a.as_slice(),

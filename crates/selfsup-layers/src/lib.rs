@@ -23,6 +23,7 @@ pub mod patch_embed;
 pub mod pos_embed;
 pub mod sobel;
 pub mod transformer;
+pub mod transformer_blocks;
 
 pub use attention::{BeitAttention, MultiheadAttention, ShiftWindowMsa, WindowMsa};
 pub use batch_norm::{BatchNormCfg, TorchBatchNorm};

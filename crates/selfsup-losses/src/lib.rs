@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod beit_loss;
+pub mod cae_loss;
 pub mod cosine_similarity_loss;
 pub mod cross_correlation_loss;
 pub mod cross_entropy_loss;
@@ -20,6 +21,7 @@ pub mod simmim_loss;
 pub mod swav_loss;
 
 pub use beit_loss::BeitLoss;
+pub use cae_loss::CaeLoss;
 pub use cosine_similarity_loss::CosineSimilarityLoss;
 pub use cross_correlation_loss::CrossCorrelationLoss;
 pub use cross_entropy_loss::CrossEntropyLossConfig;

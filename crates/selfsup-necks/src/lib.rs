@@ -1,7 +1,8 @@
 //! selfsup's necks. Each file ports one MMSelfSup neck file and keeps its name
 //! (`linear_neck.rs` ↔ `mmselfsup/models/necks/linear_neck.py`,
 //! `nonlinear_neck.rs`, `mocov2_neck.rs`, `densecl_neck.rs`, `swav_neck.rs`,
-//! `relative_loc_neck.rs`, `avgpool_neck.rs`, `simmim_neck.rs`, `mixmim_neck.rs`;
+//! `relative_loc_neck.rs`, `avgpool_neck.rs`, `simmim_neck.rs`, `mixmim_neck.rs`,
+//! `milan_neck.rs`;
 //! `mae_neck.rs` holds both classes of `mae_neck.py`, `MAEPretrainDecoder`
 //! and `ClsBatchNormNeck`). `common.rs` holds the helpers the projection
 //! necks share and their `nn.Sequential` key rows ([`NECK_KEY_REMAP`]).
@@ -11,10 +12,12 @@
 
 pub mod avgpool_neck;
 pub mod beitv2_neck;
+pub mod cae_neck;
 mod common;
 pub mod densecl_neck;
 pub mod linear_neck;
 pub mod mae_neck;
+pub mod milan_neck;
 pub mod mixmim_neck;
 pub mod mocov2_neck;
 pub mod nonlinear_neck;
@@ -25,10 +28,12 @@ pub mod swav_neck;
 
 pub use avgpool_neck::{AvgPool2dNeck, AvgPool2dNeckConfig};
 pub use beitv2_neck::{BeitV2Neck, BeitV2NeckArch, BeitV2NeckConfig};
+pub use cae_neck::{CaeNeck, CaeNeckConfig, CaeNeckOutput};
 pub use common::NECK_KEY_REMAP;
 pub use densecl_neck::{ConvMlp, DenseCLNeck, DenseCLNeckConfig, DenseCLNeckOutput};
 pub use linear_neck::{LinearNeck, LinearNeckConfig};
 pub use mae_neck::{ClsBatchNormNeck, ClsBatchNormNeckConfig, MaePretrainDecoder, MaePretrainDecoderConfig};
+pub use milan_neck::{MilanPretrainDecoder, MilanPretrainDecoderConfig};
 pub use mixmim_neck::{MixMimPretrainDecoder, MixMimPretrainDecoderConfig};
 pub use mocov2_neck::{Mlp, MoCoV2Neck, MoCoV2NeckConfig};
 pub use nonlinear_neck::{NonLinearNeck, NonLinearNeckConfig, NONLINEAR_KEY_REMAP};

@@ -37,7 +37,8 @@ pub struct MaePretrainDecoderConfig {
     pub norm_cfg: NormCfg,
     /// Output width; `None` means `patch_size² · in_chans` (pixels).
     pub predict_feature_dim: Option<usize>,
-    /// MMEngine `init_cfg`; must be null.
+    /// MMEngine `init_cfg`: null, or MAE's Xavier/Constant entries (EVA's
+    /// config), the initialisation built here.
     pub init_cfg: Option<serde_json::Value>,
 }
 
@@ -76,9 +77,7 @@ impl MaePretrainDecoderConfig {
             return Err(("decoder_embed_dim", "must be a multiple of 4 for the sin-cos embedding".into()));
         }
         self.norm_cfg.validate_layer_norm().map_err(|e| ("norm_cfg.type", e))?;
-        if self.init_cfg.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(("init_cfg", "init_cfg is not supported; load weights with `load_from`".into()));
-        }
+        selfsup_layers::init::check_mae_init_cfg(self.init_cfg.as_ref()).map_err(|e| ("init_cfg", e))?;
         Ok(())
     }
 

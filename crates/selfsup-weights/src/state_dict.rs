@@ -352,7 +352,7 @@ pub fn model_keys<B: Backend, M: burn::module::Module<B>>(module: &M, keymap: &K
         out.iter().flat_map(|(k, s)| keymap.aliases_of(k, |g| out.contains_key(g)).into_iter().map(move |a| (a, s.clone()))).collect();
     out.extend(aliases);
     for (key, shape) in out.iter_mut() {
-        if torch_buffer(key).is_some_and(|(_, scalar)| scalar) && shape.as_slice() == [1] {
+        if (torch_buffer(key).is_some_and(|(_, scalar)| scalar) || torch_float_scalar(key)) && shape.as_slice() == [1] {
             shape.clear();
         }
     }
@@ -374,12 +374,25 @@ const TORCH_INT_BUFFERS: &[(&str, bool)] = &[
     ("relative_position_index", false),
 ];
 
+/// PyTorch's 0-d float parameters (CLIP's `logit_scale`), `[1]` in selfsup
+/// modules (burn has no 0-d tensors) and 0-d in files.
+const TORCH_FLOAT_SCALARS: &[&str] = &["logit_scale"];
+
+fn torch_float_scalar(key: &str) -> bool {
+    TORCH_FLOAT_SCALARS.iter().any(|suffix| key == *suffix || key.ends_with(&format!(".{suffix}")))
+}
+
 fn torch_buffer(key: &str) -> Option<(&'static str, bool)> {
     TORCH_INT_BUFFERS.iter().find(|(suffix, _)| key == *suffix || key.ends_with(&format!(".{suffix}"))).map(|(s, scalar)| (*s, *scalar))
 }
 
 /// Our float counter as PyTorch stores it: int64, 0-d where PyTorch's is.
 fn to_torch_buffer(key: &str, data: Tensor) -> Tensor {
+    if torch_float_scalar(key) && data.shape.num_elements() == 1 {
+        let dtype = data.dtype;
+        return Tensor::new(data.convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32"), Vec::<usize>::new())
+            .convert_dtype(dtype);
+    }
     match torch_buffer(key) {
         Some((_, scalar)) => {
             let dims = data.shape.to_vec();
@@ -495,6 +508,12 @@ pub fn load_into<B: Backend, M: ModuleSnapshot<B>>(
                     Tensor::new(data.clone().convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32"), shape)
                 } else {
                     data.clone()
+                };
+                // 0-d float parameters become our [1] (after any widening above).
+                let data = if torch_float_scalar(key) && data.shape.is_empty() {
+                    Tensor::new(data.convert::<f32>().to_vec::<f32>().expect("data converted to f32 reads as f32"), vec![1])
+                } else {
+                    data
                 };
                 snapshots.push(TensorSnapshot::from_data(data, path, Vec::new(), ParamId::new()));
                 report.loaded.push(key.clone());
