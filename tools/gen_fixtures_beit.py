@@ -49,9 +49,7 @@ Each run validates itself: replaying both iterations with mmengine's own
 import argparse
 import copy
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -59,11 +57,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen_fixtures_mim as base  # noqa: E402  (pins the CPU kernels first)
 import attr  # noqa: E402
 import torch  # noqa: E402
-from mmengine.config import Config, ConfigDict  # noqa: E402
-from mmengine.logging import MessageHub, MMLogger  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.logging import MessageHub  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmselfsup.registry import MODELS  # noqa: E402
-from mmselfsup.utils import register_all_modules  # noqa: E402
 
 GENERATOR = 'tools/gen_fixtures_beit.py'
 BEIT_CFG = 'beit/beit_vit-base-p16_8xb256-amp-coslr-300e_in1k.py'
@@ -244,30 +241,8 @@ def train_iteration(model, ow, batch, hub=None, clip=True):
     DALL-E encoder's parameters are ``nn.Parameter`` s that require grad
     (its ``requires_grad=False`` reaches only the tensors inside), but the
     forward runs it under ``torch.no_grad()``, so they never get one."""
-    data = batch.data()
-    with ow.optim_context(model):
-        d = model.data_preprocessor(data, True)
-        losses = model._run_forward(d, mode='loss')
-    parsed, _ = model.parse_losses(losses)
-    ow.backward(parsed)
-    grads = {}
-    for k, p in model.named_parameters():
-        if k.startswith('target_generator.'):
-            assert p.grad is None, k
-        elif p.requires_grad:
-            assert p.grad is not None, k
-            grads[k] = p.grad.detach().clone()
-        else:
-            assert p.grad is None, k
-    ow.step()
-    gnorm = hub.get_scalar('train/grad_norm').current() if clip else None
-    ow.zero_grad()
-    return dict(
-        losses={k: v.detach().clone() for k, v in losses.items()},
-        parsed=parsed.detach().clone(),
-        grads=grads,
-        grad_norm=gnorm,
-        inputs=d[0][0].detach().clone())
+    return base.train_iteration(model, ow, batch, hub=hub, clip=clip,
+                                frozen_prefix='target_generator.')
 
 
 def install_recorders(name, model, rec):
@@ -330,7 +305,6 @@ def run_case(name, case, out_dir):
     hub = MessageHub.get_current_instance()
 
     model = build_model(cfg, seeds['init_seed'])
-    init_sd = base.clone_sd(model)
     torch.save({
         'meta': dict(base.meta_of(name, seeds['init_seed']), generator=GENERATOR),
         'state_dict': model.state_dict()
@@ -453,18 +427,8 @@ FULL_CONFIGS = [BEIT_CFG, BEITV2_CFG, BEITV2_1600_CFG]
 
 def full_model_keys(out_dir):
     """The full-size state_dict inventories (``beit_keys.json``), built on
-    the meta device by ``gen_fixtures_mim.py``'s code (which names its file
-    ``mim_keys.json``: it writes into a scratch folder here)."""
-    orig_configs = base.FULL_CONFIGS
-    base.FULL_CONFIGS = FULL_CONFIGS
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            res, n = base.full_model_keys(tmp)
-            shutil.copyfile(os.path.join(tmp, 'mim_keys.json'),
-                            os.path.join(out_dir, 'beit_keys.json'))
-    finally:
-        base.FULL_CONFIGS = orig_configs
-    return res, n
+    the meta device by ``gen_fixtures_mim.py``'s code."""
+    return base.full_model_keys(out_dir, FULL_CONFIGS, 'beit_keys.json')
 
 
 def main():
@@ -475,12 +439,7 @@ def main():
     ap.add_argument('--no-keys', action='store_true')
     args = ap.parse_args()
     t0 = time.monotonic()
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float32)
-    register_all_modules()
-    MMLogger.get_instance('mmengine', log_level='ERROR')
-    MMLogger.get_current_instance().setLevel('ERROR')
-    os.makedirs(args.out, exist_ok=True)
+    base.setup_reference(args.out)
     results = [run_case(n, CASES[n], args.out) for n in (args.cases or list(CASES))]
     if not args.no_keys:
         keys, nbytes = full_model_keys(args.out)

@@ -64,9 +64,7 @@ encoder) is written with ``gen_fixtures_mim.full_model_keys``.
 import argparse
 import copy
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -77,9 +75,8 @@ import attr  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config  # noqa: E402
-from mmengine.logging import MessageHub, MMLogger  # noqa: E402
+from mmengine.logging import MessageHub  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
-from mmselfsup.utils import register_all_modules  # noqa: E402
 
 GENERATOR = 'tools/gen_fixtures_cae.py'
 CAE_CFG = 'cae/cae_vit-base-p16_16xb128-amp-coslr-300e_in1k.py'
@@ -338,18 +335,8 @@ def run_case(name, case, out_dir):
 
 def full_model_keys(out_dir):
     """The full-size state_dict inventory (``cae_keys.json``), built on the
-    meta device by ``gen_fixtures_mim.py``'s code, which names its file
-    ``mim_keys.json``: it writes into a scratch folder here."""
-    orig_configs = base.FULL_CONFIGS
-    base.FULL_CONFIGS = [CAE_CFG]
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            res, n = base.full_model_keys(tmp)
-            shutil.copyfile(os.path.join(tmp, 'mim_keys.json'),
-                            os.path.join(out_dir, 'cae_keys.json'))
-    finally:
-        base.FULL_CONFIGS = orig_configs
-    return res, n
+    meta device by ``gen_fixtures_mim.py``'s code."""
+    return base.full_model_keys(out_dir, [CAE_CFG], 'cae_keys.json')
 
 
 def config_reference(out_dir):
@@ -372,12 +359,7 @@ def main():
     ap.add_argument('--no-keys', action='store_true')
     args = ap.parse_args()
     t0 = time.monotonic()
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float32)
-    register_all_modules()
-    MMLogger.get_instance('mmengine', log_level='ERROR')
-    MMLogger.get_current_instance().setLevel('ERROR')
-    os.makedirs(args.out, exist_ok=True)
+    base.setup_reference(args.out)
     results = [
         run_case(n, CASES[n], args.out) for n in (args.cases or list(CASES))
     ]

@@ -64,9 +64,7 @@ OpenAI's ViT-B/16 shapes).
 import argparse
 import copy
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -75,11 +73,10 @@ import gen_fixtures_mim as base  # noqa: E402  (pins the CPU kernels first)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config  # noqa: E402
-from mmengine.logging import MessageHub, MMLogger  # noqa: E402
+from mmengine.logging import MessageHub  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmselfsup.models.target_generators import clip_generator  # noqa: E402
 from mmselfsup.models.utils import clip as clip_utils  # noqa: E402
-from mmselfsup.utils import register_all_modules  # noqa: E402
 
 GENERATOR = 'tools/gen_fixtures_milan_eva.py'
 MILAN_CFG = 'milan/milan_vit-base-p16_16xb256-amp-coslr-400e_in1k.py'
@@ -255,35 +252,13 @@ class Batch:
 
 def train_iteration(model, ow, batch, hub=None, clip=False):
     """``BaseModel.train_step`` with the gradients recorded between backward
-    and step. CLIP's parameters are ``nn.Parameter`` s that require grad, but
+    and step, one injected draw per forward (MILAN's multinomial, EVA's MAE
+    noise). CLIP's parameters are ``nn.Parameter`` s that require grad, but
     ``CLIPGenerator.forward`` runs under ``torch.no_grad()``, so they never
     get one (and AdamW skips them)."""
-    data = batch.data()
-    with batch.inject() as inj:
-        with ow.optim_context(model):
-            d = model.data_preprocessor(data, True)
-            losses = model._run_forward(d, mode='loss')
-    assert inj.calls == 1, inj.calls
-    parsed, _ = model.parse_losses(losses)
-    ow.backward(parsed)
-    grads = {}
-    for k, p in model.named_parameters():
-        if k.startswith('target_generator.'):
-            assert p.requires_grad and p.grad is None, k
-        elif p.requires_grad:
-            assert p.grad is not None, k
-            grads[k] = p.grad.detach().clone()
-        else:
-            assert p.grad is None, k
-    ow.step()
-    gnorm = hub.get_scalar('train/grad_norm').current() if clip else None
-    ow.zero_grad()
-    return dict(
-        losses={k: v.detach().clone() for k, v in losses.items()},
-        parsed=parsed.detach().clone(),
-        grads=grads,
-        grad_norm=gnorm,
-        inputs=d[0][0].detach().clone())
+    return base.train_iteration(model, ow, batch, hub=hub, clip=clip,
+                                frozen_prefix='target_generator.',
+                                expected_draws=1)
 
 
 # ----------------------------------------------------------- records
@@ -502,28 +477,21 @@ FULL_CONFIGS = [MILAN_CFG, EVA_CFG]
 
 def full_model_keys(out_dir):
     """The full-size state_dict inventories (``milan_eva_keys.json``), built
-    on the meta device by ``gen_fixtures_mim.py``'s code (into a scratch
-    folder: it names its file ``mim_keys.json``). The configs name CLIP's
-    checkpoint by URL, so ``_load_checkpoint`` returns a meta-device
+    on the meta device by ``gen_fixtures_mim.py``'s code. The configs name
+    CLIP's checkpoint by URL, so ``_load_checkpoint`` returns a meta-device
     state_dict of OpenAI's ViT-B/16 shapes instead."""
-    orig_configs, orig_load = base.FULL_CONFIGS, clip_generator._load_checkpoint
+    orig_load = clip_generator._load_checkpoint
 
     def fake_load(path):
         assert path.endswith('clip_vit_base_16.pth.tar'), path
         with torch.device('meta'):
             return clip_state(CLIP_VIT_B16)
 
-    base.FULL_CONFIGS = FULL_CONFIGS
     clip_generator._load_checkpoint = fake_load
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            res, n = base.full_model_keys(tmp)
-            shutil.copyfile(os.path.join(tmp, 'mim_keys.json'),
-                            os.path.join(out_dir, 'milan_eva_keys.json'))
+        return base.full_model_keys(out_dir, FULL_CONFIGS, 'milan_eva_keys.json')
     finally:
-        base.FULL_CONFIGS = orig_configs
         clip_generator._load_checkpoint = orig_load
-    return res, n
 
 
 def main():
@@ -534,12 +502,7 @@ def main():
     ap.add_argument('--no-keys', action='store_true')
     args = ap.parse_args()
     t0 = time.monotonic()
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float32)
-    register_all_modules()
-    MMLogger.get_instance('mmengine', log_level='ERROR')
-    MMLogger.get_current_instance().setLevel('ERROR')
-    os.makedirs(args.out, exist_ok=True)
+    base.setup_reference(args.out)
     clip_path = write_clip(args.out)
     results = [run_case(n, CASES[n], args.out, clip_path)
                for n in (args.cases or list(CASES))]

@@ -1060,22 +1060,30 @@ def structural_checks(name, model, t):
 
 
 # ----------------------------------------------------------- one step
-def train_iteration(model, ow, batch, rec=None, hub=None, clip=False):
+def train_iteration(model, ow, batch, rec=None, hub=None, clip=False,
+                    frozen_prefix=None, expected_draws=None):
     """BaseModel.train_step, with the gradients recorded between backward
-    and step."""
+    and step. ``frozen_prefix``: parameters that require grad but never get
+    one (a tokenizer or teacher the forward runs under ``torch.no_grad()``:
+    DALL-E's and CLIP's ``nn.Parameter`` s). ``expected_draws``: how many
+    injected draws the forward makes (default: one with ``batch.noise``)."""
     data = batch.data()
     uni = RecordUniform()
     with batch.inject() as inj, uni:
         with ow.optim_context(model):
             d = model.data_preprocessor(data, True)
             losses = model._run_forward(d, mode='loss')
-    expected = 0 if batch.noise is None else 1
+    expected = expected_draws
+    if expected is None:
+        expected = 0 if batch.noise is None else 1
     assert inj.calls == expected, (inj.calls, expected)
     parsed, _ = model.parse_losses(losses)
     ow.backward(parsed)
     grads = {}
     for k, p in model.named_parameters():
-        if p.requires_grad:
+        if frozen_prefix is not None and k.startswith(frozen_prefix):
+            assert p.grad is None, k
+        elif p.requires_grad:
             assert p.grad is not None, k
             grads[k] = p.grad.detach().clone()
         else:
@@ -1447,9 +1455,11 @@ def build_keys_only(cfg):
         torch.linspace = orig
 
 
-def full_model_keys(out_dir):
+def full_model_keys(out_dir, configs=None, filename='mim_keys.json'):
+    """The full-size ``state_dict`` inventories of ``configs`` (default:
+    ``FULL_CONFIGS``), written to ``out_dir/filename``."""
     res = {}
-    for rel in FULL_CONFIGS:
+    for rel in configs or FULL_CONFIGS:
         cfg = Config.fromfile(cfg_path(rel))
         model = build_keys_only(cfg)
         pn = dict(model.named_parameters())
@@ -1466,7 +1476,7 @@ def full_model_keys(out_dir):
                 bool(k in pn and pn[k].requires_grad)
             ] for k, v in sd.items()])
         del model
-    path = os.path.join(out_dir, 'mim_keys.json')
+    path = os.path.join(out_dir, filename)
     lines = ['{', ' "note": ' + json.dumps(
         'state_dict of the full-size models the real configs build (meta '
         'device): per config, keys as [key, shape, dtype, is_parameter, '
@@ -1492,6 +1502,17 @@ def full_model_keys(out_dir):
 
 
 # ================================================================ main
+def setup_reference(out_dir):
+    """What every fixture generator does first: one float32 thread, the
+    registry, quiet MMEngine loggers, the output folder."""
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float32)
+    register_all_modules()
+    MMLogger.get_instance('mmengine', log_level='ERROR')
+    MMLogger.get_current_instance().setLevel('ERROR')
+    os.makedirs(out_dir, exist_ok=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', default='tests/fixtures')
@@ -1503,12 +1524,7 @@ def main():
     args = ap.parse_args()
 
     t0 = time.monotonic()
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float32)
-    register_all_modules()
-    MMLogger.get_instance('mmengine', log_level='ERROR')
-    MMLogger.get_current_instance().setLevel('ERROR')
-    os.makedirs(args.out, exist_ok=True)
+    setup_reference(args.out)
 
     names = args.cases or (TARGET_CASES + list(CASES))
     hog_gen = MODELS.build(ConfigDict(copy.deepcopy(HOG_CFG)))

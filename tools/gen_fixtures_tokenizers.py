@@ -66,7 +66,6 @@ give the float32 error recorded in ``config.json``.
 """
 import argparse
 import copy
-import math
 import os
 import sys
 import time
@@ -78,11 +77,9 @@ import attr  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config, ConfigDict  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
 from mmselfsup.models.utils import clip as clip_mod  # noqa: E402
 from mmselfsup.models.utils.vector_quantizer import kmeans  # noqa: E402
 from mmselfsup.registry import MODELS  # noqa: E402
-from mmselfsup.utils import register_all_modules  # noqa: E402
 
 GENERATOR = 'tools/gen_fixtures_tokenizers.py'
 BEITV2_CFG = 'beitv2/beitv2_vit-base-p16_8xb256-amp-coslr-300e_in1k.py'
@@ -492,13 +489,8 @@ def main():
     ap.add_argument('--cases', nargs='*', default=None)
     args = ap.parse_args()
     t0 = time.monotonic()
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float32)
-    register_all_modules()
-    MMLogger.get_instance('mmengine', log_level='ERROR')
-    MMLogger.get_current_instance().setLevel('ERROR')
+    base.setup_reference(args.out)
     base.GENERATOR = GENERATOR
-    os.makedirs(args.out, exist_ok=True)
     results = [CASES[n](args.out) for n in (args.cases or list(CASES))]
     for r in results:
         size = sum(os.path.getsize(os.path.join(r['dir'], f)) for f in os.listdir(r['dir']))

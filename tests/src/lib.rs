@@ -190,3 +190,18 @@ pub fn demo_options(batch_size: usize, epochs: usize, extra: &[&str]) -> Vec<Str
     o.extend(extra.iter().map(|s| s.to_string()));
     o
 }
+
+/// The losses of two training iterations of a `*_demo_synthetic` config
+/// at `batch_size` (its own pipeline, [`demo_options`]), in a temporary
+/// work dir; panics, naming the backend and the config, when training fails
+/// or stops early.
+pub fn demo_losses(path: &str, batch_size: usize) -> Vec<f64> {
+    use selfsup::train::{train, LoadedConfig, Resume, TrainOptions};
+    let options = demo_options(batch_size, 1, &["train_cfg.max_iters=2"]);
+    let cfg = LoadedConfig::load(&workspace().join(path), &options).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TrainOptions { work_dir: dir.path().to_path_buf(), resume: Resume::No, progress: false, config_name: "config.toml".into() };
+    let summary = train::<B>(&cfg, &opts, &device()).unwrap_or_else(|e| panic!("[{BACKEND}] {path}: {e}"));
+    assert_eq!(summary.iters, 2, "[{BACKEND}] {path}");
+    summary.losses
+}

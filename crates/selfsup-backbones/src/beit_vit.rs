@@ -11,7 +11,7 @@ use burn::{
 };
 use selfsup_core::{Draws, ModelError};
 use selfsup_layers::{
-    init::{Dist, InitRng},
+    init::{self, Dist, InitRng},
     BeitLayerConfig, BeitTransformerEncoderLayer, NormCfg, PatchEmbed, QkvBias, RelativePositionBias,
 };
 use serde::{Deserialize, Serialize};
@@ -211,25 +211,14 @@ impl BeitVitConfig {
     }
 }
 
-/// Accepts the `init_cfg` forms that the built-in initialisation already
-/// implements (`TruncNormal`, `Constant`, `Xavier`, `Normal` entries, as in
-/// the BEiT/CAE configs) and refuses `Pretrained`, which would read a file.
+/// Accepts the `init_cfg` entries of the BEiT/CAE configs (`TruncNormal`,
+/// `Constant`, `Xavier`, `Normal`), which the built-in initialisation
+/// implements, and refuses `Pretrained`, which would read a file.
 pub fn check_builtin_init_cfg(init_cfg: Option<&serde_json::Value>) -> Result<(), String> {
-    let entries: Vec<&serde_json::Value> = match init_cfg {
-        None | Some(serde_json::Value::Null) => return Ok(()),
-        Some(serde_json::Value::Array(a)) => a.iter().collect(),
-        Some(other) => vec![other],
-    };
-    for e in entries {
-        match e.get("type").and_then(|t| t.as_str()) {
-            Some("TruncNormal" | "Constant" | "Xavier" | "Normal") => {}
-            Some("Pretrained") => {
-                return Err("`Pretrained` init_cfg is not read here; load the weights with `load_from` or `selfsup convert`".into())
-            }
-            other => return Err(format!("unsupported init_cfg entry type {other:?}")),
-        }
-    }
-    Ok(())
+    init::check_builtin_init_cfg(init_cfg, |e| match e.get("type").and_then(|t| t.as_str()) {
+        Some("TruncNormal" | "Constant" | "Xavier" | "Normal") => Ok(()),
+        other => Err(format!("unsupported init_cfg entry type {other:?}")),
+    })
 }
 
 /// BEiT's ViT. Keys as MMSelfSup: `patch_embed.projection.*`, `cls_token`,

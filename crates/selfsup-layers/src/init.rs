@@ -213,11 +213,6 @@ pub fn trunc_normal_init(init_cfg: Option<&serde_json::Value>) -> Option<(f64, f
 /// the initialisation MAE's components build anyway; `None` passes too.
 /// Anything else is refused with the reason.
 pub fn check_mae_init_cfg(init_cfg: Option<&serde_json::Value>) -> Result<(), String> {
-    let entries = match init_cfg {
-        None | Some(serde_json::Value::Null) => return Ok(()),
-        Some(serde_json::Value::Array(a)) => a.as_slice(),
-        Some(other) => std::slice::from_ref(other),
-    };
     let layer_is = |e: &serde_json::Value, name: &str| match &e["layer"] {
         serde_json::Value::String(s) => s == name,
         serde_json::Value::Array(a) => a.len() == 1 && a[0] == name,
@@ -227,23 +222,45 @@ pub fn check_mae_init_cfg(init_cfg: Option<&serde_json::Value>) -> Result<(), St
         None => Some(default),
         Some(v) => v.as_f64(),
     };
-    for e in entries {
-        let ok = match e["type"].as_str() {
-            Some("Xavier") => {
-                layer_is(e, "Linear")
-                    && e["distribution"] == "uniform"
-                    && num(e, "gain", 1.0) == Some(1.0)
-                    && num(e, "bias", 0.0) == Some(0.0)
+    check_builtin_init_cfg(init_cfg, |e| match e["type"].as_str() {
+        Some("Xavier") => {
+            if layer_is(e, "Linear")
+                && e["distribution"] == "uniform"
+                && num(e, "gain", 1.0) == Some(1.0)
+                && num(e, "bias", 0.0) == Some(0.0)
+            {
+                Ok(())
+            } else {
+                Err(mae_only(e))
             }
-            Some("Constant") => layer_is(e, "LayerNorm") && num(e, "val", f64::NAN) == Some(1.0) && num(e, "bias", 0.0) == Some(0.0),
-            Some("Pretrained") => {
-                return Err("a `Pretrained` init_cfg is not read here; load the weights with `load_from` or `selfsup convert`".into())
-            }
-            _ => false,
-        };
-        if !ok {
-            return Err(format!("only MAE's initialisation is built (Xavier uniform on Linear, Constant 1/0 on LayerNorm); got {e}"));
         }
+        Some("Constant") if layer_is(e, "LayerNorm") && num(e, "val", f64::NAN) == Some(1.0) && num(e, "bias", 0.0) == Some(0.0) => Ok(()),
+        _ => Err(mae_only(e)),
+    })
+}
+
+fn mae_only(e: &serde_json::Value) -> String {
+    format!("only MAE's initialisation is built (Xavier uniform on Linear, Constant 1/0 on LayerNorm); got {e}")
+}
+
+/// Checks an MMEngine `init_cfg` (`None`, one entry or a list) whose
+/// entries describe the initialisation a component builds anyway: each
+/// entry must pass `accept`, and `Pretrained`, which would read a file, is
+/// refused (weights load with `load_from` or `selfsup convert`).
+pub fn check_builtin_init_cfg(
+    init_cfg: Option<&serde_json::Value>,
+    accept: impl Fn(&serde_json::Value) -> Result<(), String>,
+) -> Result<(), String> {
+    let entries = match init_cfg {
+        None | Some(serde_json::Value::Null) => return Ok(()),
+        Some(serde_json::Value::Array(a)) => a.as_slice(),
+        Some(other) => std::slice::from_ref(other),
+    };
+    for e in entries {
+        if e["type"] == "Pretrained" {
+            return Err("a `Pretrained` init_cfg is not read here; load the weights with `load_from` or `selfsup convert`".into());
+        }
+        accept(e)?;
     }
     Ok(())
 }
