@@ -97,6 +97,11 @@ GENERATORS = [
         None,
     ),
     (
+        "gen_fixtures_dino.py",
+        ["tools/gen_fixtures_dino.py", "--out", "{out}/tests/fixtures"],
+        None,
+    ),
+    (
         "gen_layer_decay_fixture.py",
         [
             "tools/gen_layer_decay_fixture.py",

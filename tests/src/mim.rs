@@ -25,7 +25,8 @@ use selfsup::{
 use crate::{device, gradient_values, state_values, values, Case, B, BACKEND};
 
 /// Entries of `config.json` that describe the fixture, not the model.
-const EXTRA_KEYS: &[&str] = &["batch_size", "seeds", "optim_wrapper", "optim_wrapper_real", "fixture", "float32_error"];
+const EXTRA_KEYS: &[&str] =
+    &["batch_size", "seeds", "optim_wrapper", "optim_wrapper_real", "fixture", "float32_error", "teacher_temp", "max_iters"];
 
 /// The case's model config (`config.json` less the fixture's own entries),
 /// decoded and validated.
@@ -127,8 +128,21 @@ pub fn check_two_iterations(
     inputs: impl Fn(&Case, &Algorithm<B>, usize) -> SelfSupInputs<B>,
     draws: impl Fn(&Case, usize) -> Draws,
 ) {
+    check_two_iterations_with(name, |_, m| m, inputs, draws);
+}
+
+/// [`check_two_iterations`] with `setup(case, model)` run on the loaded
+/// model first (what a hook would set: DINO's teacher temperature). The
+/// run's length for momentum schedules is the case's `max_iters` (default 2).
+pub fn check_two_iterations_with(
+    name: &str,
+    setup: impl Fn(&Case, Algorithm<B>) -> Algorithm<B>,
+    inputs: impl Fn(&Case, &Algorithm<B>, usize) -> SelfSupInputs<B>,
+    draws: impl Fn(&Case, usize) -> Draws,
+) {
     let case = Case::load(name);
-    let mut model = load_model::<B>(&case);
+    let mut model = setup(&case, load_model::<B>(&case));
+    let max_iters = case.config.get("max_iters").and_then(|v| v.as_u64()).unwrap_or(2) as usize;
     let initial = read_checkpoint(case.dir.join("model.pth")).expect("read model.pth");
     let ow: OptimWrapperConfig = serde_json::from_value(case.config["optim_wrapper"].clone()).expect("optim_wrapper");
     let mut optim = Optimizer::<B>::new(&ow, &model, &key_map());
@@ -176,7 +190,7 @@ pub fn check_two_iterations(
             }
         }
         let (stepped, _) = optim.step(&lrs, model, grads);
-        model = stepped.after_step(state, &StepContext { iter: step, max_iters: 2, epoch: 0 });
+        model = stepped.after_step(state, &StepContext { iter: step, max_iters, epoch: 0 });
         for (key, ours) in &state_values(&model.valid()) {
             let name = format!("{state_group}.{key}");
             // Frozen parts (a CLIP teacher) may be recorded once, in model.pth:

@@ -15,6 +15,7 @@ mod parity_beit;
 mod parity_cae;
 mod parity_clustering;
 mod parity_contrastive;
+mod parity_dino;
 mod parity_mae;
 mod parity_milan_eva;
 mod parity_mim;

@@ -70,6 +70,8 @@ algorithms! {
     "MILAN" => Milan(MilanConfig, Milan) in milan,
     /// EVA (MAE-style).
     "EVA" => Eva(EvaConfig, Eva) in eva,
+    /// DINO (mmpretrain's project).
+    "DINO" => Dino(DinoConfig, Dino) in dino,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.

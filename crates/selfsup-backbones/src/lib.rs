@@ -33,4 +33,4 @@ pub use mocov3_vit::MoCoV3VitConfig;
 pub use resnet::{ResNet, ResNetConfig, RESNET_KEY_REMAP};
 pub use simmim_swin::{SimMimSwinTransformer, SimMimSwinTransformerConfig};
 pub use swin_transformer::{SwinArch, SwinArchSpec};
-pub use vision_transformer::{VitArch, VitArchSpec, VitFeatures};
+pub use vision_transformer::{VisionTransformer, VisionTransformerConfig, VitArch, VitArchSpec, VitFeatures};

@@ -13,6 +13,7 @@ pub mod beitv2_head;
 pub mod cae_head;
 pub mod cls_head;
 pub mod contrastive_head;
+pub mod dino_head;
 pub mod latent_heads;
 pub mod mae_head;
 pub mod maskfeat_head;
@@ -27,6 +28,7 @@ pub use beitv2_head::BeitV2Head;
 pub use cae_head::{CaeHead, CaeHeadConfig, CaeLossConfig};
 pub use cls_head::{ClsHead, ClsHeadConfig};
 pub use contrastive_head::{CeLossConfig, ContrastiveHead, ContrastiveHeadConfig};
+pub use dino_head::{DinoHead, DinoHeadConfig, DinoHeadOutput};
 pub use latent_heads::{
     CosineLossConfig, CrossCorrelationLossConfig, LatentCrossCorrelationHead, LatentCrossCorrelationHeadConfig, LatentPredictHead,
     LatentPredictHeadConfig, PredictorConfig,

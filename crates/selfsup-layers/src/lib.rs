@@ -31,5 +31,5 @@ pub use beit::{BeitLayerConfig, BeitTransformerEncoderLayer, QkvBias, RelativePo
 pub use functional::l2_normalize;
 pub use norm::NormCfg;
 pub use patch_embed::{NormedPatchEmbed, PatchEmbed, PatchMerging};
-pub use pos_embed::build_2d_sincos_position_embedding;
+pub use pos_embed::{build_2d_sincos_position_embedding, resize_pos_embed};
 pub use transformer::{Ffn, TransformerEncoderLayer, TransformerEncoderLayerConfig};

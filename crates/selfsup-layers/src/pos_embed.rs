@@ -1,4 +1,7 @@
-//! Port of `mmselfsup.models.utils.build_2d_sincos_position_embedding`.
+//! Position embeddings: `mmselfsup.models.utils.build_2d_sincos_position_embedding`
+//! and `mmpretrain.models.utils.resize_pos_embed` (how mmpretrain's ViT
+//! adds its learned embedding to inputs of another size: DINO's local crops).
+use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 /// The fixed 2-D sin-cos position embedding of MAE and MoCo v3, as a
 /// row-major `[(cls) + h·w, embed_dims]` buffer.
@@ -42,4 +45,50 @@ pub fn build_2d_sincos_position_embedding(
         }
     }
     out
+}
+
+/// PyTorch's bicubic resampling (`F.interpolate(mode='bicubic',
+/// align_corners=False)`, cubic coefficient `A = -0.75`, borders clamped) of
+/// one axis from `src` to `dst` samples, as a row-major `[dst, src]` matrix.
+pub fn bicubic_matrix(src: usize, dst: usize) -> Vec<f64> {
+    const A: f64 = -0.75;
+    let near = |x: f64| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
+    let far = |x: f64| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    let scale = src as f64 / dst as f64;
+    let mut m = vec![0.0; dst * src];
+    for o in 0..dst {
+        let real = scale * (o as f64 + 0.5) - 0.5;
+        let i = real.floor();
+        let t = real - i;
+        let coeffs = [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)];
+        for (k, c) in coeffs.into_iter().enumerate() {
+            let j = (i as i64 - 1 + k as i64).clamp(0, src as i64 - 1) as usize;
+            m[o * src + j] += c;
+        }
+    }
+    m
+}
+
+/// mmpretrain's `resize_pos_embed`: the grid part of a `[1, extra + h·w, c]`
+/// embedding resampled bicubically from `src` to `dst` patches (`[h, w]`),
+/// the `num_extra_tokens` leading rows (the cls token) kept. Returned
+/// unchanged when the sizes agree. Written as two matrix products, so the
+/// gradient reaches the learned embedding on every backend.
+pub fn resize_pos_embed<B: Backend>(pos_embed: Tensor<B, 3>, src: [usize; 2], dst: [usize; 2], num_extra_tokens: usize) -> Tensor<B, 3> {
+    if src == dst {
+        return pos_embed;
+    }
+    let [_, l, c] = pos_embed.dims();
+    let ([sh, sw], [dh, dw]) = (src, dst);
+    assert_eq!(l, sh * sw + num_extra_tokens, "pos_embed has {l} rows, not {sh}x{sw}+{num_extra_tokens}");
+    let device = pos_embed.device();
+    let matrix = |s: usize, d: usize| {
+        let m: Vec<f32> = bicubic_matrix(s, d).into_iter().map(|v| v as f32).collect();
+        Tensor::<B, 2>::from_data(TensorData::new(m, [d, s]), &device)
+    };
+    let extra = pos_embed.clone().slice([0..1, 0..num_extra_tokens]);
+    let grid = pos_embed.slice([0..1, num_extra_tokens..l]).reshape([sh, sw * c]);
+    let rows = matrix(sh, dh).matmul(grid).reshape([dh, sw, c]);
+    let cols = matrix(sw, dw).unsqueeze_dim::<3>(0).expand([dh, dw, sw]).matmul(rows);
+    Tensor::cat(vec![extra, cols.reshape([1, dh * dw, c])], 1)
 }

@@ -5,11 +5,12 @@ use selfsup_core::Draws;
 use selfsup_layers::batch_norm::BatchNormCfg;
 
 /// Key rows between MMSelfSup's `nn.Sequential` indices and our field
-/// names: `mlp.0/2` (MoCoV2Neck, DenseCLNeck), `mlp2.0/2` (DenseCLNeck),
+/// names: `mlp.0/2` (MoCoV2Neck, DenseCLNeck, DINONeck's `mlp.4` too), `mlp2.0/2` (DenseCLNeck),
 /// `projection_neck.0/3` (SwAVNeck).
 pub const NECK_KEY_REMAP: &[(&str, &str, &str, &str)] = &[
     (r"(^|\.)mlp\.0\.", "${1}mlp.fc1.", r"(^|\.)mlp\.fc1\.", "${1}mlp.0."),
     (r"(^|\.)mlp\.2\.", "${1}mlp.fc2.", r"(^|\.)mlp\.fc2\.", "${1}mlp.2."),
+    (r"(^|\.)mlp\.4\.", "${1}mlp.fc3.", r"(^|\.)mlp\.fc3\.", "${1}mlp.4."),
     (r"(^|\.)mlp2\.0\.", "${1}mlp2.conv1.", r"(^|\.)mlp2\.conv1\.", "${1}mlp2.0."),
     (r"(^|\.)mlp2\.2\.", "${1}mlp2.conv2.", r"(^|\.)mlp2\.conv2\.", "${1}mlp2.2."),
     (r"(^|\.)projection_neck\.0\.", "${1}projection_neck.fc1.", r"(^|\.)projection_neck\.fc1\.", "${1}projection_neck.0."),

@@ -338,6 +338,10 @@ impl LoadedConfig {
                 CustomHookConfig::SimSiam(_) => (&["SimSiam"], "SimSiamHook"),
                 CustomHookConfig::DeepCluster(_) => (&["DeepCluster", "ODC"], "DeepClusterHook"),
                 CustomHookConfig::Odc(_) => (&["ODC"], "ODCHook"),
+                CustomHookConfig::DinoTeacherTempWarmup(h) => {
+                    h.validate().map_err(|(k, m)| invalid(format!("custom_hooks.{i}.{k}"), m))?;
+                    (&["DINO"], "DINOTeacherTempWarmupHook")
+                }
             };
             if !needs.contains(&run.model.name()) {
                 return Err(invalid(
@@ -428,6 +432,8 @@ selfsup_config::registry! {
         "DeepClusterHook" => DeepCluster(DeepClusterHookConfig),
         /// ODC's centroid updates, small-cluster handling and re-weighting.
         "ODCHook" => Odc(OdcHookConfig),
+        /// DINO's teacher temperature (mmpretrain's project).
+        "DINOTeacherTempWarmupHook" => DinoTeacherTempWarmup(crate::hooks::DinoTeacherTempWarmupHookConfig),
     }
 }
 

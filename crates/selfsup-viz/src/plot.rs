@@ -48,6 +48,8 @@ pub struct MetricGroup {
 /// - `lr`: `lr`, `*_lr`, `lr_*` (one per parameter group);
 /// - `momentum`: keys containing `momentum`;
 /// - `grad_norm`;
+/// - `entropy` (DINO's `teacher_entropy`) and `center_norm`, the collapse
+///   signals DINO logs;
 /// - with [`PlotOptions::timing`]: `time` (`time`, `data_time`) and
 ///   `throughput` (`img_per_s`).
 ///
@@ -65,6 +67,8 @@ pub fn metric_groups(log: &TrainingLog, opts: &PlotOptions) -> Vec<MetricGroup> 
         ("lr", pick(&|k| k == "lr" || k.ends_with("_lr") || k.starts_with("lr_"))),
         ("momentum", pick(&|k| k.contains("momentum"))),
         ("grad_norm", pick(&|k| k == "grad_norm")),
+        ("entropy", pick(&|k| k.contains("entropy"))),
+        ("center_norm", pick(&|k| k == "center_norm")),
     ];
     if opts.timing {
         groups.push(("time", pick(&|k| k == "time" || k == "data_time")));

@@ -154,6 +154,44 @@ impl PackSelfSupInputsConfig {
     }
 }
 
+/// mmpretrain's `PackInputs` (`mmpretrain/datasets/transforms/formatting.py`,
+/// the successor of `PackSelfSupInputs` that mmpretrain's configs end with):
+/// `input_key`, `algorithm_keys`, `meta_keys`. It builds a
+/// [`PackSelfSupInputs`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackInputsConfig {
+    /// The key holding the image(s). Must be `'img'` (the default).
+    pub input_key: String,
+    /// Per-sample fields handed to the algorithm.
+    pub algorithm_keys: Vec<String>,
+    /// Meta-information fields.
+    pub meta_keys: Vec<String>,
+}
+
+impl Default for PackInputsConfig {
+    fn default() -> Self {
+        let meta = ["sample_idx", "img_path", "ori_shape", "img_shape", "scale_factor", "flip", "flip_direction"];
+        Self { input_key: "img".into(), algorithm_keys: Vec::new(), meta_keys: meta.map(String::from).to_vec() }
+    }
+}
+
+impl PackInputsConfig {
+    /// Validates the config and builds the transform.
+    ///
+    /// # Errors
+    /// As [`PackSelfSupInputsConfig::init`].
+    pub fn init(&self) -> Result<PackSelfSupInputs, DataError> {
+        PackSelfSupInputsConfig {
+            key: self.input_key.clone(),
+            algorithm_keys: self.algorithm_keys.clone(),
+            pseudo_label_keys: Vec::new(),
+            meta_keys: self.meta_keys.clone(),
+        }
+        .init()
+    }
+}
+
 /// End-of-pipeline marker; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackSelfSupInputs {

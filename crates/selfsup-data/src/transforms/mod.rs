@@ -38,18 +38,18 @@ pub mod processing;
 pub mod random;
 pub mod wrappers;
 
-pub use formatting::{ArrayData, PackSelfSupInputs, PackSelfSupInputsConfig, PackedArray};
+pub use formatting::{ArrayData, PackInputsConfig, PackSelfSupInputs, PackSelfSupInputsConfig, PackedArray};
 pub use loading::{LoadImageFromFile, LoadImageFromFileConfig};
 pub use pil_numpy::{ImageKind, ToNumpy, ToNumpyConfig, ToPil, ToPilConfig};
 pub use processing::{
     BeitMaskGenerator, BeitMaskGeneratorConfig, CenterCrop, CenterCropConfig, ColorJitter, ColorJitterConfig, ColorJitterParams,
-    CropParams, RandomCrop, RandomCropConfig, RandomFlip, RandomFlipConfig, RandomGaussianBlur, RandomGaussianBlurConfig, RandomGrayscale,
-    RandomGrayscaleConfig, RandomPatchWithLabels, RandomPatchWithLabelsConfig, RandomResizedCrop,
-    RandomResizedCropAndInterpolationWithTwoPic, RandomResizedCropAndInterpolationWithTwoPicConfig, RandomResizedCropConfig,
-    RandomRotation, RandomRotationConfig, RandomSolarize, RandomSolarizeConfig, Resize, ResizeConfig, ResizeEdge, ResizeEdgeConfig,
-    RotationWithLabels, RotationWithLabelsConfig, SimMimMaskGenerator, SimMimMaskGeneratorConfig, SizeSpec, TorchvisionRandomCrop,
-    TorchvisionRandomCropConfig, TorchvisionRandomHorizontalFlip, TorchvisionRandomHorizontalFlipConfig, TorchvisionResize,
-    TorchvisionResizeConfig,
+    CropParams, DinoMultiCropConfig, RandomCrop, RandomCropConfig, RandomFlip, RandomFlipConfig, RandomGaussianBlur,
+    RandomGaussianBlurConfig, RandomGrayscale, RandomGrayscaleConfig, RandomPatchWithLabels, RandomPatchWithLabelsConfig,
+    RandomResizedCrop, RandomResizedCropAndInterpolationWithTwoPic, RandomResizedCropAndInterpolationWithTwoPicConfig,
+    RandomResizedCropConfig, RandomRotation, RandomRotationConfig, RandomSolarize, RandomSolarizeConfig, Resize, ResizeConfig, ResizeEdge,
+    ResizeEdgeConfig, RotationWithLabels, RotationWithLabelsConfig, SimMimMaskGenerator, SimMimMaskGeneratorConfig, SizeSpec,
+    TorchvisionRandomCrop, TorchvisionRandomCropConfig, TorchvisionRandomHorizontalFlip, TorchvisionRandomHorizontalFlipConfig,
+    TorchvisionResize, TorchvisionResizeConfig,
 };
 pub use random::{Draw, RandomSource, ReplayDraws};
 pub use wrappers::{MultiView, MultiViewConfig, NumViews, RandomApply, RandomApplyConfig};
@@ -119,8 +119,12 @@ selfsup_config::registry! {
         "RandomApply" => RandomApply(RandomApplyConfig),
         /// `PackSelfSupInputs` (mmselfsup): pipeline tail marker.
         "PackSelfSupInputs" => PackSelfSupInputs(PackSelfSupInputsConfig),
+        /// `PackInputs` (mmpretrain): the same tail marker.
+        "PackInputs" => PackInputs(PackInputsConfig),
         /// `MultiView` (mmselfsup): several views from sub-pipelines.
         "MultiView" => MultiView(MultiViewConfig),
+        /// `DINOMultiCrop` (mmpretrain's DINO project): two global and N local crops, a `MultiView`.
+        "DINOMultiCrop" => DINOMultiCrop(DinoMultiCropConfig),
         /// `ToPIL` (mmcls): the array becomes a PIL image.
         "ToPIL" => ToPIL(ToPilConfig),
         /// `ToNumpy` (mmcls): the PIL image becomes an array.
@@ -168,7 +172,9 @@ impl TransformConfig {
             TransformConfig::SimMIMMaskGenerator(c) => Transform::SimMIMMaskGenerator(c.init()?),
             TransformConfig::RandomApply(c) => Transform::RandomApply(c.init()?),
             TransformConfig::PackSelfSupInputs(c) => Transform::PackSelfSupInputs(c.init()?),
+            TransformConfig::PackInputs(c) => Transform::PackSelfSupInputs(c.init()?),
             TransformConfig::MultiView(c) => Transform::MultiView(c.init()?),
+            TransformConfig::DINOMultiCrop(c) => Transform::MultiView(c.init()?),
             TransformConfig::ToPIL(c) => Transform::ToPIL(c.init()?),
             TransformConfig::ToNumpy(c) => Transform::ToNumpy(c.init()?),
             TransformConfig::TorchvisionResize(c) => Transform::TorchvisionResize(c.init()?),

@@ -25,6 +25,7 @@ use crate::{
 mod checkpoint_hook;
 mod deepcluster_hook;
 mod densecl_hook;
+mod dino_teacher_temp_warmup_hook;
 mod logger_hook;
 mod nonfinite_guard;
 mod odc_hook;
@@ -35,6 +36,7 @@ mod swav_hook;
 pub use checkpoint_hook::CheckpointHook;
 pub use deepcluster_hook::DeepClusterHook;
 pub use densecl_hook::DenseCLHook;
+pub use dino_teacher_temp_warmup_hook::{DinoTeacherTempWarmupHook, DinoTeacherTempWarmupHookConfig};
 pub use logger_hook::LoggerHook;
 pub use nonfinite_guard::NonFiniteGuard;
 pub use odc_hook::OdcHook;
@@ -116,6 +118,7 @@ pub fn build<B: AutodiffBackend>(cfg: &LoadedConfig, opts: &TrainOptions, lead: 
             CustomHookConfig::SimSiam(c) => Box::new(SimSiamHook::new(c.clone())),
             CustomHookConfig::DeepCluster(c) => Box::new(DeepClusterHook::new(c.clone())),
             CustomHookConfig::Odc(c) => Box::new(OdcHook::new(c.clone())),
+            CustomHookConfig::DinoTeacherTempWarmup(c) => Box::new(DinoTeacherTempWarmupHook::new(c)),
         });
     }
     let bar = lead && opts.progress && std::io::stderr().is_terminal();

@@ -13,6 +13,7 @@
 
 mod center_crop;
 mod color_jitter;
+mod dino_multi_crop;
 mod mask_generators;
 mod random_crop;
 mod random_flip;
@@ -29,6 +30,7 @@ pub mod torchvision;
 
 pub use center_crop::{CenterCrop, CenterCropConfig, PadConfig, PadValue};
 pub use color_jitter::{ColorBackend, ColorJitter, ColorJitterConfig, ColorJitterParams, JitterRange};
+pub use dino_multi_crop::DinoMultiCropConfig;
 pub use mask_generators::{
     BeitMask, BeitMaskGenerator, BeitMaskGeneratorConfig, MaskBlock, SimMimMaskGenerator, SimMimMaskGeneratorConfig,
 };
