@@ -3,7 +3,13 @@
 //! shapes, reload, backbone-only load) and two optimiser iterations with
 //! every loss, gradient and state tensor compared against the reference,
 //! with tolerances from the fixture's own float32-vs-float64 error
-//! (`float32_error2.json`).
+//! (`float32_error2.json`). Adam's normalised step (`≈ lr·g/|g|`) is not
+//! determined where the reference gradient lies within the gradient
+//! tolerance of zero (zero-initialised q biases and bias tables, patch
+//! embeddings far from the loss): those elements of the weights may differ
+//! by two steps of `lr` per iteration, which is what lavapipe's round-off
+//! produced on wgpu; every other element, and every gradient, keeps the
+//! tolerance.
 //!
 //! A family's test file supplies what differs: how `loss()`'s inputs are
 //! built from the fixture, which draws are replayed, and how its backbone
@@ -150,47 +156,75 @@ pub fn check_two_iterations_with(
     let measured: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(case.dir.join("float32_error2.json")).expect("float32_error2.json")).unwrap();
     let (mut compared, mut uninformative, mut failures) = (0usize, 0usize, Vec::new());
-    let mut check = |group: &str, key: &str, ours: &[f32], reference: &[f32]| {
+    // Adam's step is nearly `lr·g/|g|`, so where the reference gradient is
+    // within the gradient tolerance of zero its sign, and the weight's
+    // move, are not determined: those elements of the state may differ by
+    // up to two steps of `lr` per iteration (`sign_free`, per key, from the
+    // reference gradients so far). The gradients themselves are checked.
+    let lr_max = lrs.iter().copied().fold(0.0, f64::max) as f32;
+    let mut sign_free: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    // The key whose gradient decides a state key's moves: itself, or for a
+    // teacher that copies or averages the student, the student's tensor.
+    let grad_key = |key: &str, sign_free: &BTreeMap<String, Vec<bool>>| -> Option<Vec<bool>> {
+        let student = [("teacher.module.0.", "backbone."), ("teacher.module.1.", "neck."), ("teacher.", "backbone.")]
+            .iter()
+            .find_map(|(t, s)| key.strip_prefix(t).map(|rest| format!("{s}{rest}")));
+        sign_free.get(key).or_else(|| student.and_then(|k| sign_free.get(&k))).cloned()
+    };
+    let mut check = |group: &str, key: &str, ours: &[f32], reference: &[f32], slack: Option<(&[bool], f32)>| -> f32 {
         let rel = measured[group][key][0].as_f64().unwrap_or(0.0) as f32;
-        if !group.starts_with("loss") && rel > 1e-3 {
-            uninformative += 1;
-            return;
-        }
         let margin = if BACKEND == "wgpu" { 80.0 } else { 8.0 };
-        // Adam's first steps are nearly g/|g|, so weights whose gradients
-        // are tiny (zero-initialised bias tables) move by amounts that
-        // magnify round-off: 5e-4 of the tensor's scale for states. wgpu
-        // (lavapipe) is good to about 1e-3 here, as in the MAE test; Adam
-        // magnifies that in the weights.
-        let floor = match (BACKEND == "wgpu", group.starts_with("iter")) {
-            (true, true) => 1e-2,
-            (true, false) => 2e-3,
-            (false, true) => 5e-4,
-            (false, false) => 1e-4,
+        // wgpu (lavapipe) is good to about 1e-3 here, as in the MAE test;
+        // the second iteration starts from weights that already differ
+        // within the first one's tolerance.
+        let floor = match (BACKEND == "wgpu", group) {
+            (true, g) if g.starts_with("iter") => 1e-2,
+            (true, "grad2") => 5e-3,
+            (true, _) => 2e-3,
+            (false, g) if g.starts_with("iter") => 5e-4,
+            (false, _) => 1e-4,
         };
         let tol = (margin * rel).max(floor);
-        let (err, scale) = rel_err(ours, reference);
-        let ok = if scale < 1e-5 { ours.iter().zip(reference).all(|(a, b)| (a - b).abs() < 1e-5) } else { err <= tol };
-        compared += 1;
-        if ours.len() != reference.len() || !ok || ours.iter().any(|v| !v.is_finite()) {
-            failures.push(format!("{group}.{key}: relative error {err:.3e} > {tol:e} (scale {scale:.3e})"));
+        let (_, scale) = rel_err(ours, reference);
+        if !group.starts_with("loss") && rel > 1e-3 {
+            uninformative += 1;
+            return tol * scale;
         }
+        let allowed = |i: usize| {
+            let base = if scale < 1e-5 { 1e-5 } else { tol * scale };
+            base + slack.map_or(0.0, |(free, amount)| if free[i] { amount } else { 0.0 })
+        };
+        let worst = ours.iter().zip(reference).enumerate().map(|(i, (a, b))| (a - b).abs() / allowed(i)).fold(0f32, f32::max);
+        compared += 1;
+        if ours.len() != reference.len() || worst > 1.0 || ours.iter().any(|v| !v.is_finite()) {
+            let (err, _) = rel_err(ours, reference);
+            failures.push(format!("{group}.{key}: relative error {err:.3e} > {tol:e} (scale {scale:.3e}, {worst:.2}x the allowance)"));
+        }
+        tol * scale
     };
     for step in 0..2 {
         let (loss_group, grad_group, state_group) = if step == 0 { ("loss", "grad", "iter1") } else { ("loss2", "grad2", "iter2") };
         let (out, state) = model.loss(&inputs(&case, &model, step), &mut draws(&case, step)).unwrap();
         for (part, value) in out.parts() {
-            check(loss_group, part, &values(value.clone()), &case.f32(&format!("{loss_group}.{part}")).0);
+            check(loss_group, part, &values(value.clone()), &case.f32(&format!("{loss_group}.{part}")).0, None);
         }
         let grads = GradientsParams::from_grads(out.total().unwrap().backward(), &model);
         for (key, g) in &gradient_values(&model, &grads) {
             match case.io.get(&format!("{grad_group}.{key}")) {
-                Some(r) => check(grad_group, key, g, &r.clone().convert::<f32>().to_vec::<f32>().unwrap()),
+                Some(r) => {
+                    let reference = r.clone().convert::<f32>().to_vec::<f32>().unwrap();
+                    let band = check(grad_group, key, g, &reference, None);
+                    let free = sign_free.entry(key.clone()).or_insert_with(|| vec![false; reference.len()]);
+                    for (f, r) in free.iter_mut().zip(&reference) {
+                        *f |= r.abs() <= band;
+                    }
+                }
                 None => assert!(g.iter().all(|v| *v == 0.0), "[{BACKEND}] {name}: {key} has a gradient the reference lacks"),
             }
         }
         let (stepped, _) = optim.step(&lrs, model, grads);
         model = stepped.after_step(state, &StepContext { iter: step, max_iters, epoch: 0 });
+        let amount = 2.0 * lr_max * (step + 1) as f32;
         for (key, ours) in &state_values(&model.valid()) {
             let name = format!("{state_group}.{key}");
             // Frozen parts (a CLIP teacher) may be recorded once, in model.pth:
@@ -200,7 +234,8 @@ pub fn check_two_iterations_with(
                 None if key.starts_with("target_generator.") => initial.tensors[key].clone().convert::<f32>().to_vec::<f32>().unwrap(),
                 None => panic!("fixture tensor `{name}` missing"),
             };
-            check(state_group, key, ours, &reference);
+            let free = grad_key(key, &sign_free).filter(|f| f.len() == reference.len());
+            check(state_group, key, ours, &reference, free.as_deref().map(|f| (f, amount)));
         }
     }
     assert!(failures.is_empty(), "[{BACKEND}] {name}: {} of {compared} tensors off:\n{}", failures.len(), failures.join("\n"));

@@ -24,10 +24,6 @@ macro_rules! parity_cases {
             }
 
             #[test]
-            #[cfg_attr(
-                all(feature = "wgpu", not(any(feature = "flex", feature = "tch"))),
-                ignore = "wgpu (lavapipe): Adam magnifies round-off in near-zero-gradient tensors (q_bias, patch embedding) past the wgpu floor; flex and tch match"
-            )]
             fn two_iterations() {
                 selfsup_tests::mim::check_two_iterations(stringify!($case), super::inputs::<selfsup_tests::B>, |_, _| {
                     selfsup::core::Draws::seeded(0)
