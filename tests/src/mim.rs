@@ -124,6 +124,24 @@ pub fn check_key_inventory<E: std::fmt::Display>(
     assert!(report.is_exact(), "{name}: backbone-only load: {report}");
 }
 
+/// The full-size configs a `*_keys.json` fixture lists (its `config`
+/// entries, `.py` read as `.toml` under `configs/`) build the reference's
+/// state-dict keys and shapes. Returns how many configs were checked.
+pub fn check_full_size_key_inventories(file: &str) -> usize {
+    let reference: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(crate::fixtures().join(file)).unwrap()).unwrap();
+    let mut checked = 0;
+    for (name, entry) in reference.iter().filter(|(k, _)| *k != "note") {
+        let path = entry["config"].as_str().unwrap().replace(".py", ".toml");
+        let cfg = selfsup::train::config::LoadedConfig::load(&crate::workspace().join("configs").join(&path), &[])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let model = cfg.run.model.init::<crate::Inner>(&Default::default());
+        assert_eq!(model_keys(&model, &key_map()), keys_of(entry["keys"].as_array().unwrap()), "{name}: key inventory");
+        checked += 1;
+    }
+    checked
+}
+
 /// Two AdamW iterations (the case's `optim_wrapper`: `paramwise_cfg`,
 /// `clip_grad`) from the reference's weights, inputs and draws: every loss
 /// entry, every gradient and the whole state after each iteration.
