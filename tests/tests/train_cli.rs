@@ -337,3 +337,14 @@ fn contrastive_state_survives_kill_and_resume() {
         }
     }
 }
+
+/// `selfsup bench` feeds the config's own pipeline: SimMIM gets its masks
+/// and DINO its global and local crops (random tensors carry neither).
+#[test]
+fn bench_runs_the_configs_pipeline() {
+    for file in ["configs/simmim/simmim_swin-tiny_demo_synthetic.toml", "configs/dino/dino_vit-tiny-p4_demo_synthetic.toml"] {
+        let cfg = LoadedConfig::load(&workspace().join(file), &[]).unwrap();
+        let r = selfsup::train::bench::bench::<B>(&cfg, 2, 0, 1, &device()).unwrap_or_else(|e| panic!("[{BACKEND}] {file}: {e}"));
+        assert!(r.ms_per_step > 0.0 && r.batch_size == 2, "[{BACKEND}] {file}: {r:?}");
+    }
+}

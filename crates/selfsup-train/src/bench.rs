@@ -5,10 +5,12 @@ use burn::{
     optim::GradientsParams,
     tensor::{backend::AutodiffBackend, Tensor, TensorData},
 };
+use rand::SeedableRng;
 use selfsup_algorithms::{key_map, Algorithm};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
+use selfsup_data::{loader::default_collate, Dataset, Pipeline, SyntheticDatasetConfig, TransformConfig};
 
-use crate::{config::LoadedConfig, optim::Optimizer, TrainError};
+use crate::{config::LoadedConfig, optim::Optimizer, runner::batch_to_inputs, TrainError};
 
 /// One benchmark's result.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,8 +33,34 @@ pub struct BenchResult {
     pub images_per_sec: f64,
 }
 
+/// One batch of synthetic images through the config's own pipeline, so the
+/// views, crops, masks and pseudo-labels are the ones training sees (SimMIM's
+/// and BEiT's masks, DINO's and SwAV's multi-crop views). The images are
+/// square, a little larger than the model's input (`size` · 8/7, as ImageNet's
+/// 256 is to 224).
+fn pipeline_batch<B: AutodiffBackend>(
+    pipeline: &[TransformConfig],
+    batch_size: usize,
+    size: usize,
+    model: &Algorithm<B>,
+    device: &B::Device,
+) -> Result<SelfSupInputs<B>, TrainError> {
+    let pipeline = Pipeline::new(pipeline)?;
+    let dataset = SyntheticDatasetConfig { num_samples: batch_size, img_size: size * 8 / 7, ..Default::default() }.build()?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let samples = (0..batch_size)
+        .map(|i| {
+            let mut raw = dataset.load(i)?;
+            raw.clustering_label = Some(0);
+            pipeline.run(raw, &mut rng)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(batch_to_inputs(&default_collate(&samples)?, model.data_preprocessor(), device))
+}
+
 /// Times `steps` full training steps (after `warmup` untimed ones) at
-/// `batch_size`, on random inputs of the model's input size.
+/// `batch_size`, on synthetic images through the config's pipeline (random
+/// inputs of the model's input size when the config has no pipeline).
 pub fn bench<B: AutodiffBackend>(
     cfg: &LoadedConfig,
     batch_size: usize,
@@ -48,14 +76,19 @@ pub fn bench<B: AutodiffBackend>(
     let mut optim = Optimizer::<B>::new(&run.optim_wrapper, &model, &keymap);
     let lrs: Vec<f64> = optim.group_lr_mults().iter().map(|m| run.optim_wrapper.lr() * m).collect();
     let mut draws = Draws::seeded(0);
-    let views = sizes
-        .iter()
-        .map(|&s| {
-            let data: Vec<f32> = draws.uniform("bench_input", batch_size * 3 * s * s).into_iter().map(|v| v * 255.0).collect();
-            model.data_preprocessor().apply(Tensor::<B, 4>::from_data(TensorData::new(data, [batch_size, 3, s, s]), device))
-        })
-        .collect();
-    let inputs = SelfSupInputs::new(views);
+    let pipeline = run.train_dataloader.dataset.pipeline();
+    let inputs = if pipeline.is_empty() {
+        let views = sizes
+            .iter()
+            .map(|&s| {
+                let data: Vec<f32> = draws.uniform("bench_input", batch_size * 3 * s * s).into_iter().map(|v| v * 255.0).collect();
+                model.data_preprocessor().apply(Tensor::<B, 4>::from_data(TensorData::new(data, [batch_size, 3, s, s]), device))
+            })
+            .collect();
+        SelfSupInputs::new(views)
+    } else {
+        pipeline_batch(pipeline, batch_size, size, &model, device)?
+    };
     // Seconds in the forward pass, the backward pass and the update; the
     // device is waited for after each, which costs an asynchronous device a
     // little overlap but makes the split honest.
