@@ -5,10 +5,9 @@ use burn::{
     optim::GradientsParams,
     tensor::{backend::AutodiffBackend, Tensor, TensorData},
 };
-use rand::SeedableRng;
 use selfsup_algorithms::{key_map, Algorithm};
 use selfsup_core::{Draws, SelfSupAlgorithm, SelfSupInputs, StepContext};
-use selfsup_data::{loader::default_collate, Dataset, Pipeline, SyntheticDatasetConfig, TransformConfig};
+use selfsup_data::{DataLoader, DataLoaderOptions, Pipeline, SyntheticDatasetConfig, TransformConfig};
 
 use crate::{config::LoadedConfig, optim::Optimizer, runner::batch_to_inputs, TrainError};
 
@@ -47,15 +46,12 @@ fn pipeline_batch<B: AutodiffBackend>(
 ) -> Result<SelfSupInputs<B>, TrainError> {
     let pipeline = Pipeline::new(pipeline)?;
     let dataset = SyntheticDatasetConfig { num_samples: batch_size, img_size: size * 8 / 7, ..Default::default() }.build()?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let samples = (0..batch_size)
-        .map(|i| {
-            let mut raw = dataset.load(i)?;
-            raw.clustering_label = Some(0);
-            pipeline.run(raw, &mut rng)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(batch_to_inputs(&default_collate(&samples)?, model.data_preprocessor(), device))
+    let opts = DataLoaderOptions { batch_size, shuffle: false, ..Default::default() };
+    let loader = DataLoader::new(std::sync::Arc::new(dataset), pipeline, opts)?;
+    // DeepCluster's and ODC's pipelines pack the clustering label.
+    loader.assign_labels(vec![0; batch_size])?;
+    let batch = loader.load_batch(0, 0)?;
+    Ok(batch_to_inputs(&batch, model.data_preprocessor(), device))
 }
 
 /// Times `steps` full training steps (after `warmup` untimed ones) at
@@ -70,7 +66,6 @@ pub fn bench<B: AutodiffBackend>(
 ) -> Result<BenchResult, TrainError> {
     let run = &cfg.run;
     let size = run.model.input_size().unwrap_or(224);
-    let sizes = run.model.view_sizes(size);
     let mut model: Algorithm<B> = run.model.init(device);
     let keymap = key_map();
     let mut optim = Optimizer::<B>::new(&run.optim_wrapper, &model, &keymap);
@@ -78,7 +73,9 @@ pub fn bench<B: AutodiffBackend>(
     let mut draws = Draws::seeded(0);
     let pipeline = run.train_dataloader.dataset.pipeline();
     let inputs = if pipeline.is_empty() {
-        let views = sizes
+        let views = run
+            .model
+            .view_sizes(size)
             .iter()
             .map(|&s| {
                 let data: Vec<f32> = draws.uniform("bench_input", batch_size * 3 * s * s).into_iter().map(|v| v * 255.0).collect();
