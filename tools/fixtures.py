@@ -102,6 +102,11 @@ GENERATORS = [
         None,
     ),
     (
+        "gen_fixtures_spark.py",
+        ["tools/gen_fixtures_spark.py", "--out", "{out}/tests/fixtures"],
+        None,
+    ),
+    (
         "gen_layer_decay_fixture.py",
         [
             "tools/gen_layer_decay_fixture.py",

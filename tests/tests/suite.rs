@@ -19,6 +19,7 @@ mod parity_dino;
 mod parity_mae;
 mod parity_milan_eva;
 mod parity_mim;
+mod parity_spark;
 mod parity_tokenizers;
 mod preprocessors;
 mod reliability;

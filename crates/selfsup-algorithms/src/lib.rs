@@ -72,6 +72,8 @@ algorithms! {
     "EVA" => Eva(EvaConfig, Eva) in eva,
     /// DINO (mmpretrain's project).
     "DINO" => Dino(DinoConfig, Dino) in dino,
+    /// SparK (mmpretrain).
+    "SparK" => SparK(SparKConfig, SparK) in spark,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.

@@ -1,7 +1,7 @@
 //! selfsup's backbones. Each file ports one MMSelfSup (or mmcls) backbone and
 //! keeps its name (`mae_vit.rs` ↔ `mmselfsup/models/backbones/mae_vit.py`,
 //! `mocov3_vit.rs`, `maskfeat_vit.rs`, `milan_vit.rs`, `simmim_swin.rs`, `resnet.rs`;
-//! `mixmim_backbone.rs`; `swin_transformer.rs` and `mixmim.rs` ↔ mmcls's
+//! `mixmim_backbone.rs`; mmpretrain's `sparse_resnet.rs` (SparK); `swin_transformer.rs` and `mixmim.rs` ↔ mmcls's
 //! Swin and MixMIM blocks and arch tables); `vision_transformer.rs` ↔ mmcls's
 //! `vision_transformer.py` holds the ViT arch table and the unmasked ViT's
 //! output, which MAE's and MoCo v3's ViTs share.
@@ -20,6 +20,7 @@ pub mod mixmim_backbone;
 pub mod mocov3_vit;
 pub mod resnet;
 pub mod simmim_swin;
+pub mod sparse_resnet;
 pub mod swin_transformer;
 pub mod vision_transformer;
 
@@ -32,5 +33,6 @@ pub use mixmim_backbone::{MixMimMasks, MixMimTransformerPretrain, MixMimTransfor
 pub use mocov3_vit::MoCoV3VitConfig;
 pub use resnet::{ResNet, ResNetConfig, RESNET_KEY_REMAP};
 pub use simmim_swin::{SimMimSwinTransformer, SimMimSwinTransformerConfig};
+pub use sparse_resnet::{SparseResNet, SparseResNetConfig};
 pub use swin_transformer::{SwinArch, SwinArchSpec};
 pub use vision_transformer::{VisionTransformer, VisionTransformerConfig, VitArch, VitArchSpec, VitFeatures};

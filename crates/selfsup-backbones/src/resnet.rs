@@ -3,6 +3,9 @@
 //! key layout, and MMSelfSup's `out_indices` where 0 is the stem; and
 //! `ResNetSobel`, the same network on two input channels behind a frozen
 //! [`Sobel`] stem (`sobel_layer.*`), which DeepCluster uses to hide colour.
+//! The forward pass also runs sparse ([`ResNet::forward_sparse`]): SparK's
+//! `SparseResNet` (`sparse_resnet.rs`) is this network with mmpretrain's
+//! sparse layers.
 use burn::{
     module::Module,
     nn::{
@@ -12,12 +15,13 @@ use burn::{
     },
     tensor::{activation::relu, backend::Backend, Tensor},
 };
-use selfsup_core::ModelError;
+use selfsup_core::{Draws, ModelError};
 use selfsup_layers::{
     batch_norm::{BatchNormCfg, TorchBatchNorm},
-    functional::conv2d,
+    functional::{conv2d, drop_path},
     init::{Dist, InitRng},
     sobel::Sobel,
+    sparse_modules::{mask_inactive, sparse_batch_norm},
 };
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +78,9 @@ pub struct ResNetConfig {
     /// MMEngine `init_cfg`: Kaiming convolutions and unit norms are built in;
     /// other values are rejected (load weights with `load_from`).
     pub init_cfg: Option<serde_json::Value>,
-    /// Stochastic depth; must be 0.
+    /// Stochastic depth of the residual branch, rising linearly over the
+    /// blocks from 0 to this rate (mmcls's ResNet). MMSelfSup's algorithms
+    /// train without it (it must be 0); SparK's `SparseResNet` uses it.
     pub drop_path_rate: f64,
 }
 
@@ -153,6 +159,12 @@ impl ResNetConfig {
     /// Checks the config; `(key, message)` for the first field that cannot
     /// be honoured.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        self.check(false)
+    }
+
+    /// [`ResNetConfig::validate`], with stochastic depth allowed when the
+    /// forward pass draws it (`with_drop_path`).
+    pub(crate) fn check(&self, with_drop_path: bool) -> Result<(), (&'static str, String)> {
         let (kind, _) = self.arch().map_err(|e| ("depth", e))?;
         if !(1..=4).contains(&self.num_stages) {
             return Err(("num_stages", format!("must be in 1..=4, got {}", self.num_stages)));
@@ -179,8 +191,11 @@ impl ResNetConfig {
         if self.frozen_stages < -1 || self.frozen_stages > self.num_stages as i64 {
             return Err(("frozen_stages", format!("must be in -1..={}", self.num_stages)));
         }
-        if self.drop_path_rate != 0.0 {
-            return Err(("drop_path_rate", "stochastic depth is not supported for ResNet; set 0".into()));
+        if !(0.0..1.0).contains(&self.drop_path_rate) {
+            return Err(("drop_path_rate", format!("must be in [0, 1), got {}", self.drop_path_rate)));
+        }
+        if !with_drop_path && self.drop_path_rate != 0.0 {
+            return Err(("drop_path_rate", "MMSelfSup's ResNet trains without stochastic depth here; set 0".into()));
         }
         if let Some(v) = &self.init_cfg {
             let ok = match v {
@@ -207,21 +222,32 @@ impl ResNetConfig {
     /// fan-out convolutions, unit BatchNorms, zeroed last norm per block with
     /// `zero_init_residual`). Call [`ResNetConfig::validate`] first.
     pub fn init<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> ResNet<B> {
-        self.build(device, rng, false)
+        self.build(device, rng, false, false)
+    }
+
+    /// Builds the network for [`ResNet::forward_sparse`] (SparK), stochastic
+    /// depth allowed.
+    pub(crate) fn init_sparse<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> ResNet<B> {
+        self.build(device, rng, false, true)
     }
 
     /// Builds `ResNetSobel`: the network on two channels (`in_channels` is
     /// set to 2, as MMSelfSup's constructor does) behind the frozen Sobel stem.
     pub fn init_sobel<B: Backend>(&self, device: &B::Device, rng: &mut InitRng) -> ResNet<B> {
-        Self { in_channels: 2, ..self.clone() }.build(device, rng, true)
+        Self { in_channels: 2, ..self.clone() }.build(device, rng, true, false)
     }
 
-    fn build<B: Backend>(&self, device: &B::Device, rng: &mut InitRng, sobel: bool) -> ResNet<B> {
-        if let Err((k, m)) = self.validate() {
+    fn build<B: Backend>(&self, device: &B::Device, rng: &mut InitRng, sobel: bool, with_drop_path: bool) -> ResNet<B> {
+        if let Err((k, m)) = self.check(with_drop_path) {
             panic!("invalid ResNet config at `{k}`: {m}");
         }
         let (kind, blocks) = self.arch().expect("validated");
         let e = self.block_expansion();
+        // mmcls: `torch.linspace(0, drop_path_rate, sum(stage_blocks))` over
+        // the whole arch's blocks, whatever `num_stages`.
+        let total: usize = blocks.iter().sum();
+        let dpr = |i: usize| if total > 1 { self.drop_path_rate * i as f64 / (total - 1) as f64 } else { 0.0 };
+        let mut block_index = 0;
         let conv = |rng: &mut InitRng, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, dil: usize| {
             rng.conv2d(cin, cout, k, stride, pad, dil, Dist::kaiming_normal_fan_out(cout * k * k), None, device)
         };
@@ -252,6 +278,8 @@ impl ResNetConfig {
                 let downsample = (b == 0 && (stride != 1 || cin != cout))
                     .then(|| Downsample { conv: conv(rng, block_in, cout, 1, st, 0, 1), bn: freeze(bn(rng, cout), s + 1) });
                 let last_w = if self.zero_init_residual { 0.0 } else { 1.0 };
+                let drop_path = dpr(block_index);
+                block_index += 1;
                 let block = match kind {
                     BlockKind::Basic => ResBlock {
                         conv1: conv(rng, block_in, mid, 3, st, dil, dil),
@@ -261,6 +289,7 @@ impl ResNetConfig {
                         conv3: None,
                         bn3: None,
                         downsample,
+                        drop_path,
                     },
                     BlockKind::Bottleneck => {
                         let (s1, s2) = if self.style == "pytorch" { (1, st) } else { (st, 1) };
@@ -272,6 +301,7 @@ impl ResNetConfig {
                             conv3: Some(conv(rng, mid, cout, 1, 1, 0, 1)),
                             bn3: Some(freeze(bn(rng, cout).with_weight(last_w), s + 1)),
                             downsample,
+                            drop_path,
                         }
                     }
                 };
@@ -314,6 +344,8 @@ pub struct ResBlock<B: Backend> {
     pub bn3: Option<TorchBatchNorm<B>>,
     /// The projection shortcut (`downsample.0/1` in checkpoints).
     pub downsample: Option<Downsample<B>>,
+    /// Stochastic depth of the residual branch.
+    pub drop_path: f64,
 }
 
 /// `nn.Sequential(conv1x1, norm)` shortcut.
@@ -325,18 +357,65 @@ pub struct Downsample<B: Backend> {
     pub bn: TorchBatchNorm<B>,
 }
 
+/// How a forward pass runs its convolutions and norms: dense, or SparK's
+/// sparse layers on an active map `[batch, 1, f, f]`.
+struct Mode<'a, B: Backend> {
+    active: Option<&'a Tensor<B, 4>>,
+}
+
+impl<B: Backend> Clone for Mode<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for Mode<'_, B> {}
+
+impl<B: Backend> Mode<'_, B> {
+    /// A convolution (or pooling) output, masked when sparse.
+    fn out(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        match self.active {
+            Some(a) => mask_inactive(x, a),
+            None => x,
+        }
+    }
+
+    fn conv(&self, c: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.out(conv2d(c, x))
+    }
+
+    fn bn(&self, bn: &TorchBatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        match self.active {
+            Some(a) => sparse_batch_norm(bn, x, a),
+            None => bn.forward(x),
+        }
+    }
+}
+
 impl<B: Backend> ResBlock<B> {
     /// `[n, c_in, h, w] -> [n, c_out, h/stride, w/stride]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_mode(x, Mode { active: None }, "", None)
+    }
+
+    /// The block, its residual branch dropped per sample under the draw
+    /// `{key}.drop_path` when training with `draws`.
+    fn forward_mode(&self, x: Tensor<B, 4>, mode: Mode<'_, B>, key: &str, draws: Option<&mut Draws>) -> Tensor<B, 4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(conv2d(&d.conv, x.clone())),
+            Some(d) => mode.bn(&d.bn, mode.conv(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(conv2d(&self.conv1, x)));
-        let out = self.bn2.forward(conv2d(&self.conv2, out));
+        let out = relu(mode.bn(&self.bn1, mode.conv(&self.conv1, x)));
+        let out = mode.bn(&self.bn2, mode.conv(&self.conv2, out));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(c), Some(b)) => b.forward(conv2d(c, relu(out))),
+            (Some(c), Some(b)) => mode.bn(b, mode.conv(c, relu(out))),
             _ => out,
+        };
+        let out = if self.drop_path > 0.0 && draws.is_some() {
+            let [n, c, h, w] = out.dims();
+            drop_path(out.reshape([n, c, h * w]), self.drop_path, &format!("{key}.drop_path"), draws).reshape([n, c, h, w])
+        } else {
+            out
         };
         relu(out + identity)
     }
@@ -372,6 +451,25 @@ impl<B: Backend> ResNet<B> {
     /// - `x`: `[batch, in_channels, h, w]`
     /// - output `i`: `[batch, C_i, h/s_i, w/s_i]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Result<Vec<Tensor<B, 4>>, ModelError> {
+        self.forward_mode(x, Mode { active: None }, None)
+    }
+
+    /// The outputs of the network with mmpretrain's sparse layers (SparK's
+    /// `SparseResNet`): every convolution and pooling output is zero outside
+    /// the active map `active` (`[batch, 1, f, f]`, 1 where kept, at the
+    /// coarsest output's resolution), every BatchNorm normalises over active
+    /// positions only. Stochastic depth draws `layer{i}.{j}.drop_path` when
+    /// `draws` is given (training).
+    pub fn forward_sparse(
+        &self,
+        x: Tensor<B, 4>,
+        active: &Tensor<B, 4>,
+        draws: Option<&mut Draws>,
+    ) -> Result<Vec<Tensor<B, 4>>, ModelError> {
+        self.forward_mode(x, Mode { active: Some(active) }, draws)
+    }
+
+    fn forward_mode(&self, x: Tensor<B, 4>, mode: Mode<'_, B>, mut draws: Option<&mut Draws>) -> Result<Vec<Tensor<B, 4>>, ModelError> {
         let dims = x.dims();
         let channels = if self.sobel_layer.is_some() { 3 } else { self.in_channels };
         if dims[1] != channels || dims[2] < 2 || dims[3] < 2 {
@@ -386,17 +484,17 @@ impl<B: Backend> ResNet<B> {
             None => x,
         };
         let mut outs = Vec::new();
-        let mut x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
+        let mut x = relu(mode.bn(&self.bn1, mode.conv(&self.conv1, x)));
         if self.out_indices.contains(&0) {
             outs.push(x.clone());
         }
-        x = self.maxpool.forward(x);
+        x = mode.out(self.maxpool.forward(x));
         for (i, stage) in [&self.layer1, &self.layer2, &self.layer3, &self.layer4].into_iter().enumerate() {
             if stage.is_empty() {
                 break;
             }
-            for block in stage {
-                x = block.forward(x);
+            for (j, block) in stage.iter().enumerate() {
+                x = block.forward_mode(x, mode, &format!("layer{}.{j}", i + 1), draws.as_deref_mut());
             }
             if self.out_indices.contains(&(i + 1)) {
                 outs.push(x.clone());

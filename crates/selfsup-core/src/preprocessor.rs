@@ -33,6 +33,8 @@ pub struct DataPreprocessorConfig {
     /// Per-channel std, in the model's channel order.
     pub std: Option<Vec<f64>>,
     /// Swap BGR to RGB (MMSelfSup semantics; see the type's docs).
+    /// mmpretrain's name, `to_rgb`, is accepted too.
+    #[serde(alias = "to_rgb")]
     pub bgr_to_rgb: bool,
     /// Swap RGB to BGR (MMSelfSup semantics; see the type's docs).
     pub rgb_to_bgr: bool,

@@ -21,6 +21,7 @@ pub mod milan_head;
 pub mod mixmim_head;
 pub mod mocov3_head;
 pub mod simmim_head;
+pub mod spark_head;
 pub mod swav_head;
 
 pub use beitv1_head::{BeitHeadConfig, BeitLossConfig, BeitV1Head};
@@ -39,4 +40,5 @@ pub use milan_head::{MilanPretrainHead, MilanPretrainHeadConfig};
 pub use mixmim_head::{MixMimPretrainHead, MixMimPretrainHeadConfig};
 pub use mocov3_head::{MoCoV3Head, MoCoV3HeadConfig};
 pub use simmim_head::{SimMimHead, SimMimHeadConfig, SimMimLossConfig};
+pub use spark_head::{SparKPretrainHead, SparKPretrainHeadConfig};
 pub use swav_head::{SwAVHead, SwAVHeadConfig, SwAVLossRegistry};

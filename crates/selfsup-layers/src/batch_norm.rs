@@ -175,27 +175,44 @@ impl<B: Backend> TorchBatchNorm<B> {
             let mean3 = x3.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
             let var = (x3 - per_sample(mean3.clone(), b)).powi_scalar(2).mean_dim(2).mean_dim(0).reshape([channels]); // biased
             let mean = mean3.reshape([channels]);
-            let m = self.momentum;
-            let unbiased = var.clone().detach().mul_scalar(n as f64 / (n.max(2) - 1) as f64);
-            let rm = self.running_mean.value_sync().detach().mul_scalar(1.0 - m) + mean.clone().detach().mul_scalar(m);
-            let rv = self.running_var.value_sync().detach().mul_scalar(1.0 - m) + unbiased.mul_scalar(m);
-            // `value_sync` right after `update` publishes the new value, so
-            // visitors (checkpoints, momentum encoders) see it.
-            // Plain leaves (burn's `detach` keeps `require_grad`).
-            let (rm, rv) = (rm.set_require_grad(false), rv.set_require_grad(false));
-            self.running_mean.update(rm);
-            self.running_mean.value_sync();
-            self.running_var.update(rv);
-            self.running_var.value_sync();
-            self.num_batches_tracked.update(self.num_batches_tracked.value_sync().detach().add_scalar(1.0).set_require_grad(false));
-            self.num_batches_tracked.value_sync();
+            self.update_running(mean.clone(), var.clone().detach().mul_scalar(n as f64 / (n.max(2) - 1) as f64));
             (mean, var)
         } else {
             (self.running_mean.value(), self.running_var.value())
         };
-        // `(x − mean)/√(var + eps)·w + b` as one scale and one shift per
-        // channel, `x·s + t`: two passes over the map instead of four, in
-        // the forward pass and again in the backward pass.
+        let (scale, shift) = self.scale_shift(mean, var);
+        let n = dims[0];
+        let per_channel = |v: Tensor<B, 1>| per_sample(v.reshape(bshape), n);
+        x * per_channel(scale) + per_channel(shift)
+    }
+
+    /// Moves the running statistics towards a batch's `mean` and unbiased
+    /// variance (PyTorch's momentum convention) and counts the batch.
+    pub(crate) fn update_running(&self, mean: Tensor<B, 1>, unbiased_var: Tensor<B, 1>) {
+        let m = self.momentum;
+        let rm = self.running_mean.value_sync().detach().mul_scalar(1.0 - m) + mean.detach().mul_scalar(m);
+        let rv = self.running_var.value_sync().detach().mul_scalar(1.0 - m) + unbiased_var.detach().mul_scalar(m);
+        // `value_sync` right after `update` publishes the new value, so
+        // visitors (checkpoints, momentum encoders) see it.
+        // Plain leaves (burn's `detach` keeps `require_grad`).
+        let (rm, rv) = (rm.set_require_grad(false), rv.set_require_grad(false));
+        self.running_mean.update(rm);
+        self.running_mean.value_sync();
+        self.running_var.update(rv);
+        self.running_var.value_sync();
+        self.num_batches_tracked.update(self.num_batches_tracked.value_sync().detach().add_scalar(1.0).set_require_grad(false));
+        self.num_batches_tracked.value_sync();
+    }
+
+    /// The running statistics `(mean, var)`, as eval mode normalises.
+    pub(crate) fn running_stats(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        (self.running_mean.value(), self.running_var.value())
+    }
+
+    /// `(x − mean)/√(var + eps)·w + b` as one scale and one shift per
+    /// channel, `x·s + t`: two passes over the map instead of four, in the
+    /// forward pass and again in the backward pass.
+    pub(crate) fn scale_shift(&self, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> (Tensor<B, 1>, Tensor<B, 1>) {
         let inv_std = var.add_scalar(self.eps).sqrt().recip();
         let scale = match &self.weight {
             Some(w) => inv_std * w.val(),
@@ -206,9 +223,7 @@ impl<B: Backend> TorchBatchNorm<B> {
             Some(b) => shift + b.val(),
             None => shift,
         };
-        let n = dims[0];
-        let per_channel = |v: Tensor<B, 1>| per_sample(v.reshape(bshape), n);
-        x * per_channel(scale) + per_channel(shift)
+        (scale, shift)
     }
 }
 
@@ -218,7 +233,7 @@ impl<B: Backend> TorchBatchNorm<B> {
 /// path, and a `[1, C, 1, 1]` operand on a per-element strided walk about
 /// ten times slower, which made BatchNorm most of a ResNet step on flex.
 /// The copy is `n·C` values.
-fn per_sample<B: Backend, const D: usize>(v: Tensor<B, D>, n: usize) -> Tensor<B, D> {
+pub(crate) fn per_sample<B: Backend, const D: usize>(v: Tensor<B, D>, n: usize) -> Tensor<B, D> {
     if D > 2 && n > 1 {
         v.repeat_dim(0, n)
     } else {

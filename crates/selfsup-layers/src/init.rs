@@ -29,6 +29,9 @@ pub enum Dist {
     /// `torch.nn.init.trunc_normal_(mean, std)`: `N(mean, std)` redrawn
     /// outside torch's default absolute bounds `[-2, 2]`.
     TruncNormal(f64, f64),
+    /// `trunc_normal_(mean, std, a, b)`: `N(mean, std)` redrawn outside
+    /// `[a, b]` (SparK's mask tokens: std 0.02 within ±0.02).
+    TruncNormalWithin(f64, f64, f64, f64),
 }
 
 impl Dist {
@@ -58,10 +61,11 @@ impl Dist {
                 })
                 .collect(),
             Dist::Constant(v) => vec![v as f32; n],
-            Dist::TruncNormal(mean, std) => (0..n)
+            Dist::TruncNormal(mean, std) => Dist::TruncNormalWithin(mean, std, -2.0, 2.0).sample(n, rng),
+            Dist::TruncNormalWithin(mean, std, a, b) => (0..n)
                 .map(|_| loop {
                     let v = Dist::Normal(mean, std).sample(1, rng)[0];
-                    if (-2.0..=2.0).contains(&v) {
+                    if (a as f32..=b as f32).contains(&v) {
                         break v;
                     }
                 })

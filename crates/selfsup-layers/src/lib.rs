@@ -22,6 +22,7 @@ pub mod norm;
 pub mod patch_embed;
 pub mod pos_embed;
 pub mod sobel;
+pub mod sparse_modules;
 pub mod transformer;
 pub mod transformer_blocks;
 

@@ -25,6 +25,7 @@ pub mod nonlinear_neck;
 pub mod odc_neck;
 pub mod relative_loc_neck;
 pub mod simmim_neck;
+pub mod spark_neck;
 pub mod swav_neck;
 
 pub use avgpool_neck::{AvgPool2dNeck, AvgPool2dNeckConfig};
@@ -42,4 +43,5 @@ pub use nonlinear_neck::{NonLinearNeck, NonLinearNeckConfig, NONLINEAR_KEY_REMAP
 pub use odc_neck::{ODCNeck, ODCNeckConfig};
 pub use relative_loc_neck::{RelativeLocNeck, RelativeLocNeckConfig};
 pub use simmim_neck::{pixel_shuffle, SimMimNeck, SimMimNeckConfig};
+pub use spark_neck::{SparKLightDecoder, SparKLightDecoderConfig};
 pub use swav_neck::{SwAVNeck, SwAVNeckConfig, SwAVProjection, NECK_KEY_ALIASES};

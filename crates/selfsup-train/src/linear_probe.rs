@@ -50,7 +50,7 @@ use crate::{
     extract::load_model,
     knn::{labelled_features, LabelledData, LabelledFeatures},
     optim::{OptimWrapperConfig, Optimizer},
-    schedule::{LrSchedule, SchedulerConfig, StepUnit},
+    schedule::{Schedule, SchedulerConfig, StepUnit},
     TrainError,
 };
 
@@ -264,7 +264,7 @@ pub fn probe_features<B: AutodiffBackend>(
     let mut head = LinearClassifier::<B>::new(dim, num_classes, cls_batch_norm, opts.seed, device);
     let mut optim = Optimizer::<B>::new(&wrapper, &head, &KeyMap::new());
     let base: Vec<f64> = optim.group_lr_mults().iter().map(|m| lr * m).collect();
-    let mut schedule = LrSchedule::new(&schedulers, base, steps).map_err(err)?;
+    let mut schedule = Schedule::new(&schedulers, base, optim.group_weight_decays().to_vec(), steps).map_err(err)?;
 
     let x_train = Tensor::<B, 2>::from_data(TensorData::new(train.feats.clone(), [n, dim]), device);
     let onehot = |labels: &[usize]| {

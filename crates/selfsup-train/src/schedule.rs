@@ -1,5 +1,7 @@
 //! MMEngine's parameter schedulers (`param_scheduler` in a config), in the
-//! chainable form MMEngine computes, per parameter group.
+//! chainable form MMEngine computes, per parameter group: the learning-rate
+//! schedulers and mmpretrain's `CosineAnnealingWeightDecay` (SparK's weight
+//! decay rising from 0.04 to 0.2).
 use serde::{Deserialize, Serialize};
 
 /// `LinearLR`: a linear factor ramp, usually the warm-up.
@@ -110,7 +112,19 @@ selfsup_config::registry! {
         "CosineAnnealingLR" => CosineAnnealingLr(CosineAnnealingLrConfig),
         /// Step decay.
         "MultiStepLR" => MultiStepLr(MultiStepLrConfig),
+        /// mmpretrain's cosine annealing of the weight decay (groups
+        /// without weight decay keep none).
+        "CosineAnnealingWeightDecay" => CosineAnnealingWeightDecay(CosineAnnealingLrConfig),
     }
+}
+
+/// What a scheduler moves: MMEngine's `param_name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduled {
+    /// `lr`.
+    Lr = 0,
+    /// `weight_decay`.
+    WeightDecay = 1,
 }
 
 /// The fields every MMEngine scheduler shares.
@@ -132,12 +146,20 @@ impl SchedulerConfig {
             SchedulerConfig::LinearLr(c) => {
                 Window { begin: c.begin, end: c.end, by_epoch: c.by_epoch, convert_to_iter_based: c.convert_to_iter_based }
             }
-            SchedulerConfig::CosineAnnealingLr(c) => {
+            SchedulerConfig::CosineAnnealingLr(c) | SchedulerConfig::CosineAnnealingWeightDecay(c) => {
                 Window { begin: c.begin, end: c.end, by_epoch: c.by_epoch, convert_to_iter_based: c.convert_to_iter_based }
             }
             SchedulerConfig::MultiStepLr(c) => {
                 Window { begin: c.begin, end: c.end, by_epoch: c.by_epoch, convert_to_iter_based: c.convert_to_iter_based }
             }
+        }
+    }
+
+    /// The optimiser value this scheduler moves.
+    pub fn scheduled(&self) -> Scheduled {
+        match self {
+            SchedulerConfig::CosineAnnealingWeightDecay(_) => Scheduled::WeightDecay,
+            _ => Scheduled::Lr,
         }
     }
 
@@ -162,12 +184,12 @@ impl SchedulerConfig {
                     return Err("LinearLR needs an `end`".into());
                 }
             }
-            SchedulerConfig::CosineAnnealingLr(c) => {
+            SchedulerConfig::CosineAnnealingLr(c) | SchedulerConfig::CosineAnnealingWeightDecay(c) => {
                 if c.eta_min.is_some() && c.eta_min_ratio.is_some() {
                     return Err("give either eta_min or eta_min_ratio, not both".into());
                 }
                 if c.t_max.is_none() && w.end.is_none() {
-                    return Err("CosineAnnealingLR needs T_max or an `end`".into());
+                    return Err(format!("{} needs T_max or an `end`", self.type_name()));
                 }
             }
             SchedulerConfig::MultiStepLr(_) => {}
@@ -187,9 +209,22 @@ pub enum StepUnit {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Linear { start: f64, end: f64, total_iters: f64 },
-    Cosine { t_max: f64, eta_min: Option<f64>, eta_min_ratio: Option<f64> },
-    MultiStep { milestones: Vec<i64>, gamma: f64 },
+    Linear {
+        start: f64,
+        end: f64,
+        total_iters: f64,
+    },
+    /// `keep_zero`: a group whose base value is 0 stays 0 (the weight-decay form).
+    Cosine {
+        t_max: f64,
+        eta_min: Option<f64>,
+        eta_min_ratio: Option<f64>,
+        keep_zero: bool,
+    },
+    MultiStep {
+        milestones: Vec<i64>,
+        gamma: f64,
+    },
 }
 
 /// One scheduler, built for a run: MMEngine's `_global_step`/`last_step`
@@ -197,6 +232,7 @@ enum Kind {
 #[derive(Debug, Clone)]
 struct Built {
     kind: Kind,
+    scheduled: Scheduled,
     begin: i64,
     end: i64,
     unit: StepUnit,
@@ -204,21 +240,25 @@ struct Built {
     last_step: i64,
 }
 
-/// The run's learning-rate schedule over parameter groups: every group
-/// starts at its own base lr (`lr × lr_mult`), and each scheduler updates
-/// every group the way MMEngine's chainable `_get_value` does.
+/// The run's schedule of learning rates and weight decays over parameter
+/// groups: every lr group starts at its own base lr (`lr × lr_mult`), every
+/// weight-decay group at its own base (`weight_decay × decay_mult`), and
+/// each scheduler updates every group of its value the way MMEngine's
+/// chainable `_get_value` does.
 #[derive(Debug, Clone)]
-pub struct LrSchedule {
+pub struct Schedule {
     schedulers: Vec<Built>,
-    base: Vec<f64>,
-    lrs: Vec<f64>,
+    /// Base and current values, indexed by [`Scheduled`].
+    base: [Vec<f64>; 2],
+    values: [Vec<f64>; 2],
 }
 
-impl LrSchedule {
-    /// Builds the schedulers of a config for groups with base lrs `base`,
+impl Schedule {
+    /// Builds the schedulers of a config for lr groups with base lrs
+    /// `base_lrs` and weight-decay groups with base values `base_wds`,
     /// given the iterations per epoch (for `convert_to_iter_based`), and
     /// applies their step 0, as MMEngine's constructors do.
-    pub fn new(configs: &[SchedulerConfig], base: Vec<f64>, epoch_length: usize) -> Result<Self, String> {
+    pub fn new(configs: &[SchedulerConfig], base_lrs: Vec<f64>, base_wds: Vec<f64>, epoch_length: usize) -> Result<Self, String> {
         let mut schedulers = Vec::new();
         let e = epoch_length as f64;
         for (i, c) in configs.iter().enumerate() {
@@ -229,31 +269,38 @@ impl LrSchedule {
             let unit = if w.by_epoch && !convert { StepUnit::Epoch } else { StepUnit::Iter };
             let begin = (w.begin * scale) as i64;
             let end = w.end.map(|v| (v * scale) as i64).unwrap_or(i64::MAX);
+            let scheduled = c.scheduled();
             let kind = match c {
                 SchedulerConfig::LinearLr(c) => {
                     Kind::Linear { start: c.start_factor, end: c.end_factor, total_iters: (end - begin - 1) as f64 }
                 }
-                SchedulerConfig::CosineAnnealingLr(c) => Kind::Cosine {
+                SchedulerConfig::CosineAnnealingLr(c) | SchedulerConfig::CosineAnnealingWeightDecay(c) => Kind::Cosine {
                     t_max: c.t_max.map(|t| t * scale).unwrap_or((end - begin) as f64),
                     eta_min: if c.eta_min.is_none() && c.eta_min_ratio.is_none() { Some(0.0) } else { c.eta_min },
                     eta_min_ratio: c.eta_min_ratio,
+                    keep_zero: scheduled == Scheduled::WeightDecay,
                 },
                 SchedulerConfig::MultiStepLr(c) => {
                     Kind::MultiStep { milestones: c.milestones.iter().map(|m| (m * scale) as i64).collect(), gamma: c.gamma }
                 }
             };
-            schedulers.push(Built { kind, begin, end, unit, global_step: -1, last_step: -1 });
+            schedulers.push(Built { kind, scheduled, begin, end, unit, global_step: -1, last_step: -1 });
         }
-        let mut this = Self { schedulers, lrs: base.clone(), base };
+        let mut this = Self { schedulers, values: [base_lrs.clone(), base_wds.clone()], base: [base_lrs, base_wds] };
         for i in 0..this.schedulers.len() {
             this.step_one(i);
         }
         Ok(this)
     }
 
-    /// Current lr of every group.
+    /// Current lr of every lr group.
     pub fn lrs(&self) -> &[f64] {
-        &self.lrs
+        &self.values[Scheduled::Lr as usize]
+    }
+
+    /// Current weight decay of every weight-decay group.
+    pub fn weight_decays(&self) -> &[f64] {
+        &self.values[Scheduled::WeightDecay as usize]
     }
 
     fn step_one(&mut self, i: usize) {
@@ -264,7 +311,8 @@ impl LrSchedule {
         }
         s.last_step += 1;
         let t = s.last_step as f64;
-        for (lr, base) in self.lrs.iter_mut().zip(&self.base) {
+        let which = s.scheduled as usize;
+        for (lr, base) in self.values[which].iter_mut().zip(&self.base[which]) {
             *lr = match &s.kind {
                 Kind::Linear { start, end, total_iters } => {
                     if s.last_step == 0 {
@@ -273,11 +321,16 @@ impl LrSchedule {
                         *lr * (1.0 + (end - start) / (total_iters * start + (t - 1.0) * (end - start)))
                     }
                 }
-                Kind::Cosine { t_max, eta_min, eta_min_ratio } => {
-                    let eta = eta_min.unwrap_or_else(|| base * eta_min_ratio.unwrap_or(0.0));
+                Kind::Cosine { t_max, eta_min, eta_min_ratio, keep_zero } => {
+                    let eta = match eta_min_ratio {
+                        Some(r) => base * r,
+                        None => eta_min.unwrap_or(0.0),
+                    };
                     let pi = std::f64::consts::PI;
                     if s.last_step == 0 {
                         *lr
+                    } else if *keep_zero && *base == 0.0 {
+                        0.0
                     } else if ((t - 1.0 - t_max) % (2.0 * t_max)) == 0.0 {
                         *lr + (base - eta) * (1.0 - (pi / t_max).cos()) / 2.0
                     } else {
@@ -341,7 +394,7 @@ mod tests {
                 ..Default::default()
             }),
         ];
-        let mut s = LrSchedule::new(&cfgs, vec![1.0], 5).unwrap();
+        let mut s = Schedule::new(&cfgs, vec![1.0], vec![], 5).unwrap();
         let mut lrs = vec![s.lrs()[0]];
         for _ in 0..49 {
             s.step(StepUnit::Iter);
@@ -361,7 +414,7 @@ mod tests {
     #[test]
     fn multistep_and_groups() {
         let cfgs = vec![SchedulerConfig::MultiStepLr(MultiStepLrConfig { milestones: vec![2.0, 4.0], ..Default::default() })];
-        let mut s = LrSchedule::new(&cfgs, vec![1.0, 0.5], 3).unwrap();
+        let mut s = Schedule::new(&cfgs, vec![1.0, 0.5], vec![], 3).unwrap();
         let mut seen = vec![];
         for _ in 0..5 {
             seen.push(s.lrs().to_vec());
@@ -376,6 +429,6 @@ mod tests {
     #[test]
     fn invalid_window_is_rejected() {
         let c = linear(0.1, 3.0, 2.0);
-        assert!(LrSchedule::new(&[c], vec![1.0], 1).unwrap_err().contains("param_scheduler.0"));
+        assert!(Schedule::new(&[c], vec![1.0], vec![], 1).unwrap_err().contains("param_scheduler.0"));
     }
 }

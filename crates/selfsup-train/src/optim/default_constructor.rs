@@ -49,6 +49,10 @@ pub struct ParamwiseCfg {
     /// Weight-decay multiplier of normalisation layers' weights and biases.
     #[serde(default)]
     pub norm_decay_mult: Option<f64>,
+    /// Weight-decay multiplier of the other one-dimensional parameters
+    /// (MMEngine's `flat_decay_mult`).
+    #[serde(default)]
+    pub flat_decay_mult: Option<f64>,
     /// Learning-rate multiplier of biases.
     #[serde(default)]
     pub bias_lr_mult: Option<f64>,
@@ -71,8 +75,12 @@ pub struct ParamSetting {
 
 impl ParamwiseCfg {
     /// The multipliers of the parameter called `name` (PyTorch naming),
-    /// `is_norm` when it belongs to a normalisation layer.
-    pub fn setting(&self, name: &str, is_norm: bool) -> ParamSetting {
+    /// `is_norm` when it belongs to a normalisation layer, with `ndim`
+    /// dimensions. MMEngine's order: a custom key decides alone; otherwise
+    /// the decay multiplier is the first that applies of `norm_decay_mult`
+    /// (norm layers), `bias_decay_mult` (every `bias`, a norm's too when
+    /// `norm_decay_mult` is absent) and `flat_decay_mult` (one-dimensional).
+    pub fn setting(&self, name: &str, is_norm: bool, ndim: usize) -> ParamSetting {
         let mut keys: Vec<&String> = self.custom_keys.keys().collect();
         keys.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         for k in keys {
@@ -93,14 +101,15 @@ impl ParamwiseCfg {
             if let Some(m) = self.bias_lr_mult {
                 s.lr_mult = m;
             }
-            if let Some(m) = self.bias_decay_mult {
-                s.decay_mult = m;
-            }
         }
-        if is_norm {
-            if let Some(m) = self.norm_decay_mult {
-                s.decay_mult = m;
-            }
+        let decay = match (is_norm, self.norm_decay_mult, self.bias_decay_mult, self.flat_decay_mult) {
+            (true, Some(m), _, _) => Some(m),
+            (_, _, Some(m), _) if is_bias => Some(m),
+            (_, _, _, Some(m)) if ndim == 1 => Some(m),
+            _ => None,
+        };
+        if let Some(m) = decay {
+            s.decay_mult = m;
         }
         s
     }
@@ -115,6 +124,8 @@ pub struct ParamInfo {
     pub setting: ParamSetting,
     /// Index of its learning-rate group (one per distinct `lr_mult`).
     pub group: usize,
+    /// Index of its weight-decay group (one per distinct base weight decay).
+    pub wd_group: usize,
 }
 
 /// Collects each float parameter's id and PyTorch name.
@@ -122,7 +133,7 @@ struct NameCollector<'a> {
     path: Vec<String>,
     types: Vec<String>,
     keymap: &'a KeyMap,
-    out: Vec<(ParamId, String, bool, bool)>,
+    out: Vec<(ParamId, String, bool, bool, usize)>,
 }
 
 impl<B: Backend> ModuleVisitor<B> for NameCollector<'_> {
@@ -154,12 +165,13 @@ impl<B: Backend> ModuleVisitor<B> for NameCollector<'_> {
             }
         }
         let name = self.keymap.to_pytorch(&path.join("."));
-        self.out.push((param.id, name, is_norm, param.is_require_grad()));
+        self.out.push((param.id, name, is_norm, param.is_require_grad(), D));
     }
 }
 
-/// Every float parameter of a module: `(id, PyTorch name, is_norm, trainable)`.
-pub fn named_params<B: Backend, M: burn::module::Module<B>>(module: &M, keymap: &KeyMap) -> Vec<(ParamId, String, bool, bool)> {
+/// Every float parameter of a module: `(id, PyTorch name, is_norm,
+/// trainable, ndim)`.
+pub fn named_params<B: Backend, M: burn::module::Module<B>>(module: &M, keymap: &KeyMap) -> Vec<(ParamId, String, bool, bool, usize)> {
     let mut c = NameCollector { path: vec![], types: vec![], keymap, out: vec![] };
     module.visit(&mut c);
     c.out

@@ -243,12 +243,15 @@ impl Rule {
 #[derive(Debug, Clone)]
 pub struct Optimizer<B: AutodiffBackend> {
     rule: Rule,
-    weight_decay: f64,
     clip: Option<f64>,
     params: HashMap<ParamId, ParamInfo>,
     state: HashMap<ParamId, Vec<Tensor<B::InnerBackend, 1>>>,
     step: usize,
     group_mults: Vec<(f64, bool)>,
+    /// Base (`weight_decay × decay_mult`) and current weight decay of each
+    /// weight-decay group (one per distinct base).
+    wd_bases: Vec<f64>,
+    wds: Vec<f64>,
 }
 
 /// The name the MAE tests and tools used first.
@@ -282,16 +285,17 @@ impl<B: AutodiffBackend> Optimizer<B> {
             ),
         };
         let mut group_mults: Vec<(f64, bool)> = Vec::new();
+        let mut wd_bases: Vec<f64> = Vec::new();
         let mut params = HashMap::new();
         let trainable: Vec<_> = named_params(module, keymap).into_iter().filter(|p| p.3).collect();
         let layer_decay = cfg.layer_decay().map(|ld| {
             let names: Vec<String> = trainable.iter().map(|p| p.1.clone()).collect();
             ld.settings(&names, &cfg.paramwise_cfg.custom_keys)
         });
-        for (i, (id, name, is_norm, _)) in trainable.into_iter().enumerate() {
+        for (i, (id, name, is_norm, _, ndim)) in trainable.into_iter().enumerate() {
             let setting = match &layer_decay {
                 Some(s) => ParamSetting { lr_mult: s[i].0, decay_mult: s[i].1, lars_exclude: false, fix_lr: false, momentum: None },
-                None => cfg.paramwise_cfg.setting(&name, is_norm),
+                None => cfg.paramwise_cfg.setting(&name, is_norm, ndim),
             };
             let key = (setting.lr_mult, setting.fix_lr);
             let group = match group_mults.iter().position(|m| *m == key) {
@@ -301,12 +305,45 @@ impl<B: AutodiffBackend> Optimizer<B> {
                     group_mults.len() - 1
                 }
             };
-            params.insert(id, ParamInfo { name, setting, group });
+            let wd = weight_decay * setting.decay_mult;
+            let wd_group = match wd_bases.iter().position(|b| *b == wd) {
+                Some(g) => g,
+                None => {
+                    wd_bases.push(wd);
+                    wd_bases.len() - 1
+                }
+            };
+            params.insert(id, ParamInfo { name, setting, group, wd_group });
         }
         if group_mults.is_empty() {
             group_mults.push((1.0, false));
         }
-        Self { rule, weight_decay, clip: cfg.clip_grad.as_ref().map(|c| c.max_norm), params, state: HashMap::new(), step: 0, group_mults }
+        Self {
+            rule,
+            clip: cfg.clip_grad.as_ref().map(|c| c.max_norm),
+            params,
+            state: HashMap::new(),
+            step: 0,
+            group_mults,
+            wds: wd_bases.clone(),
+            wd_bases,
+        }
+    }
+
+    /// The base weight decay (`weight_decay × decay_mult`) of every
+    /// weight-decay group, as a weight-decay schedule starts from them.
+    pub fn group_weight_decays(&self) -> &[f64] {
+        &self.wd_bases
+    }
+
+    /// Sets the current weight decay of every weight-decay group (what a
+    /// weight-decay schedule holds); until then each group has its base.
+    ///
+    /// # Panics
+    /// When `wds` does not have one value per group.
+    pub fn set_weight_decays(&mut self, wds: &[f64]) {
+        assert_eq!(wds.len(), self.wd_bases.len(), "one weight decay per weight-decay group");
+        self.wds.copy_from_slice(wds);
     }
 
     /// The lr multiplier of every learning-rate group.
@@ -454,7 +491,7 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
         let g = grad.reshape([n]);
         let g = if self.scale != 1.0 { g.mul_scalar(self.scale) } else { g };
         let lr = self.group_lrs.get(info.group).copied().unwrap_or(0.0);
-        let wd = self.opt.weight_decay * info.setting.decay_mult;
+        let wd = self.opt.wds[info.wd_group];
         let prior = self.opt.state.remove(&id);
         let (p, state) = match self.opt.rule {
             Rule::AdamW(rule) => rule.update(p, g, prior, lr, wd, self.opt.step),

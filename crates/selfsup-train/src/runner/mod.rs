@@ -30,7 +30,7 @@ use crate::{
     config::{LoadedConfig, RunConfig, TrainLoop},
     hooks::{self, Hook},
     optim::{LossScaler, Optimizer},
-    schedule::{LrSchedule, StepUnit},
+    schedule::{Schedule, StepUnit},
     TrainError,
 };
 
@@ -76,8 +76,8 @@ pub struct Runner<B: AutodiffBackend> {
     pub model: Algorithm<B>,
     /// The optimiser.
     pub optim: Optimizer<B>,
-    /// The learning-rate schedule.
-    pub schedule: LrSchedule,
+    /// The learning-rate and weight-decay schedule.
+    pub schedule: Schedule,
     /// Per parameter group, a learning rate that the schedule does not move
     /// (`fix_lr` groups; `SimSiamHook` sets the predictor's).
     pub fixed_lrs: Vec<Option<f64>>,
@@ -187,7 +187,8 @@ impl<B: AutodiffBackend> Runner<B> {
         let base_lr = run.optim_wrapper.lr();
         let base: Vec<f64> = optim.group_lr_mults().iter().map(|m| base_lr * m).collect();
         let fixed_lrs = optim.group_fixed().iter().zip(&base).map(|(f, b)| f.then_some(*b)).collect();
-        let schedule = LrSchedule::new(&run.param_scheduler, base, epoch_length).map_err(TrainError::Other)?;
+        let schedule =
+            Schedule::new(&run.param_scheduler, base, optim.group_weight_decays().to_vec(), epoch_length).map_err(TrainError::Other)?;
         // AmpOptimWrapper: products in float16/bfloat16 during the forward
         // pass, float32 masters, the loss scaled for the backward pass.
         let amp = run.optim_wrapper.amp().map_err(|(k, m)| TrainError::Other(format!("{k}: {m}")))?;
@@ -405,6 +406,7 @@ impl<B: AutodiffBackend> Runner<B> {
                 self.pending = 0;
                 // DistributedDataParallel: the replicas' gradients averaged.
                 let grads = dist::all_reduce_gradients(&model, grads, ReduceOperation::Mean);
+                self.optim.set_weight_decays(self.schedule.weight_decays());
                 let (m, norm) = self.optimiser_step(&lrs, model, grads)?;
                 (m, norm, true)
             }
