@@ -201,7 +201,7 @@ impl AlgorithmSpec for SparKConfig {
             return Err(ConfigIssue::new("mask_ratio", format!("must be in [0, 1), got {}", self.mask_ratio)));
         }
         let r = self.downsample_raito;
-        if r == 0 || self.input_size == 0 || self.input_size % r != 0 {
+        if r == 0 || self.input_size == 0 || !self.input_size.is_multiple_of(r) {
             return Err(ConfigIssue::new("downsample_raito", format!("{r} does not divide input_size {}", self.input_size)));
         }
         if self.len_keep() == 0 {

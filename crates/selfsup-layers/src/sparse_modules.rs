@@ -37,7 +37,7 @@ use crate::batch_norm::{per_sample, TorchBatchNorm};
 pub fn active_at<B: Backend>(active: &Tensor<B, 4>, h: usize) -> Tensor<B, 4> {
     let [b, one, f, fw] = active.dims();
     assert_eq!(one, 1, "the active map is [batch, 1, f, f]");
-    assert!(h % f == 0 && f == fw, "a {h}×{h} map does not divide into the {f}×{fw} active map");
+    assert!(h.is_multiple_of(f) && f == fw, "a {h}×{h} map does not divide into the {f}×{fw} active map");
     let r = h / f;
     if r == 1 {
         return active.clone();

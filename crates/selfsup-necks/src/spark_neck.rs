@@ -100,13 +100,13 @@ impl SparKLightDecoderConfig {
         if self.scale_factor != 2 {
             return Err(("scale_factor", "each module doubles the resolution; only 2 is supported".into()));
         }
-        if self.kernel_size < self.scale_factor || (self.kernel_size - self.scale_factor) % 2 != 0 {
+        if self.kernel_size < self.scale_factor || !(self.kernel_size - self.scale_factor).is_multiple_of(2) {
             return Err((
                 "kernel_size",
                 format!("{} must be at least scale_factor and differ from it by an even number", self.kernel_size),
             ));
         }
-        if *self.channels().last().unwrap_or(&0) == 0 || self.feature_dim % self.upsample_ratio != 0 {
+        if *self.channels().last().unwrap_or(&0) == 0 || !self.feature_dim.is_multiple_of(self.upsample_ratio) {
             return Err(("feature_dim", format!("{} does not halve {} times", self.feature_dim, self.upsample_ratio.trailing_zeros())));
         }
         if self.num_conv_blocks == 0 {
