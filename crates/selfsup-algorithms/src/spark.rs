@@ -31,7 +31,10 @@ use selfsup_layers::{
 use selfsup_necks::{SparKLightDecoder, SparKLightDecoderConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::{AlgorithmSpec, ConfigIssue, InitCfg};
+use crate::{
+    mae::{mae_prediction, MaePrediction},
+    AlgorithmSpec, ConfigIssue, InitCfg,
+};
 
 selfsup_config::registry! {
     /// SparK's encoder.
@@ -324,15 +327,6 @@ pub struct SparK<B: Backend> {
     len_keep: usize,
 }
 
-/// SparK's `predict` output.
-#[derive(Debug, Clone)]
-pub struct SparKPrediction<B: Backend> {
-    /// The reconstruction `[batch, 3, H, W]` in the preprocessed input's space.
-    pub reconstruction: Tensor<B, 4>,
-    /// `[batch, 1, H, W]`, 1 for masked pixels.
-    pub pixel_mask: Tensor<B, 4>,
-}
-
 impl<B: Backend> SparK<B> {
     /// The active map `[batch, 1, f, f]` (1 kept) from the draw `mask_noise`.
     pub fn mask(&self, batch: usize, draws: &mut Draws, device: &B::Device) -> Tensor<B, 4> {
@@ -393,7 +387,10 @@ impl<B: Backend> SparK<B> {
 
 impl<B: Backend> SelfSupAlgorithm<B> for SparK<B> {
     type Features = Vec<Tensor<B, 4>>;
-    type Prediction = SparKPrediction<B>;
+    /// The reconstruction in the input's space (de-normalised per patch
+    /// with the image's statistics when `norm_pix`), its patches and the
+    /// mask on the grid of cells (1 dropped), as MAE's.
+    type Prediction = MaePrediction<B>;
     type StepState = ();
 
     fn name(&self) -> &'static str {
@@ -424,11 +421,14 @@ impl<B: Backend> SelfSupAlgorithm<B> for SparK<B> {
         Ok((LossOutput::new().with("loss", self.head.forward(rec, img, active)), ()))
     }
 
-    fn predict(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<SparKPrediction<B>, ModelError> {
+    fn predict(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<MaePrediction<B>, ModelError> {
         let img = self.image(inputs)?;
-        let [n, _, h, _] = img.dims();
+        let n = img.dims()[0];
         let active = self.mask(n, draws, &img.device());
-        let reconstruction = self.reconstruct(img, &active, None)?;
-        Ok(SparKPrediction { reconstruction, pixel_mask: active_at(&active, h).neg().add_scalar(1.0) })
+        let rec = self.reconstruct(img.clone(), &active, None)?;
+        let head = self.head.patches();
+        let l = self.feature_map_size * self.feature_map_size;
+        let mask = active.reshape([n, l]).neg().add_scalar(1.0);
+        Ok(mae_prediction(&head, img, head.patchify(rec), mask))
     }
 }

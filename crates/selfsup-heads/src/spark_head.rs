@@ -6,7 +6,10 @@
 use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::{mae_head::MaePretrainHeadConfig, maskfeat_head::PixelLossConfig};
+use crate::{
+    mae_head::{MaePretrainHead, MaePretrainHeadConfig},
+    maskfeat_head::PixelLossConfig,
+};
 
 /// `dict(type='SparKPretrainHead', loss=..., norm_pix=True, patch_size=32)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +49,12 @@ impl SparKPretrainHead {
     /// The patch size.
     pub fn patch_size(&self) -> usize {
         self.config.patch_size
+    }
+
+    /// MAE's head with SparK's patch size and `norm_pix`: the same
+    /// patchify, target and unpatchify.
+    pub fn patches(&self) -> MaePretrainHead {
+        MaePretrainHeadConfig { norm_pix: self.config.norm_pix, patch_size: self.config.patch_size, ..Default::default() }.init()
     }
 
     /// The loss of a reconstruction against the image on the patches the

@@ -5,7 +5,7 @@
 //! The view follows the config's model type ([`reconstruction_panels`] is
 //! the one `match` on [`Algorithm`]; an algorithm with a reconstruction is
 //! one arm there):
-//! - the pixel targets (MAE, PixMIM, SimMIM): original, masked,
+//! - the pixel targets (MAE, PixMIM, SimMIM, SparK): original, masked,
 //!   reconstruction, and reconstruction with the visible patches pasted
 //!   back. PixMIM's reconstruction is of its low-frequency target;
 //! - MaskFeat: original, masked, the HOG of the target, the HOG of the
@@ -13,7 +13,7 @@
 //!   `MaskFeat.reconstruct`), and the prediction with the target's visible
 //!   patches pasted back, each HOG drawn by `generate_hog_image`.
 //!
-//! Masks: MAE and PixMIM draw their own from `--seed` (the model's
+//! Masks: MAE, PixMIM and SparK draw their own from `--seed` (the model's
 //! [`Draws`]); SimMIM and MaskFeat read `data_samples.mask`, which the image
 //! gets from the config's pipeline: the test pipeline, with the train
 //! pipeline's mask generator (`SimMIMMaskGenerator`, `BEiTMaskGenerator`)
@@ -123,6 +123,10 @@ fn reconstruction_panels<B: Backend>(model: &Algorithm<B>, input: &VisInput<B>, 
             let p = m.predict(&input.inputs(), draws)?;
             input.pixel_panels(p.reconstruction, host(p.pixel_mask.into_data())?, 1)
         }
+        Algorithm::SparK(m) => {
+            let p = m.predict(&input.inputs(), draws)?;
+            input.pixel_panels(p.reconstruction, host(p.mask.into_data())?, m.head.patch_size())
+        }
         Algorithm::MaskFeat(m) => input.hog_panels(m.predict(&input.inputs(), draws)?, &m.target_generator),
         // MixMIM hides an image's tokens behind its partner's in the batch:
         // the partner here is a blank image (the data preprocessor's mean),
@@ -137,7 +141,7 @@ fn reconstruction_panels<B: Backend>(model: &Algorithm<B>, input: &VisInput<B>, 
             input.pixel_panels(p.reconstruction.slice([0..1, 0..c, 0..h, 0..w]), mask, m.head.target.patch_size)
         }
         other => Err(TrainError::Other(format!(
-            "visualize-reconstruction draws MAE, PixMIM, SimMIM, MaskFeat and MixMIM models; this config's model is {}",
+            "visualize-reconstruction draws MAE, PixMIM, SimMIM, MaskFeat, MixMIM and SparK models; this config's model is {}",
             other.name()
         ))),
     }
