@@ -59,10 +59,11 @@ pub fn mask_inactive<B: Backend>(x: Tensor<B, 4>, active: &Tensor<B, 4>) -> Tens
 /// running variance); in eval mode the running statistics.
 pub fn sparse_batch_norm<B: Backend>(bn: &TorchBatchNorm<B>, x: Tensor<B, 4>, active: &Tensor<B, 4>) -> Tensor<B, 4> {
     let [b, c, h, w] = x.dims();
-    let m = active_at(active, h).repeat_dim(1, c); // [b, c, h, w]
+    let on = active_at(active, h); // [b, 1, h, w]
+    let m = on.clone().repeat_dim(1, c); // [b, c, h, w]
     let (mean, var) = if bn.is_training(&x.device()) {
         // The count of active positions, on the device (no host sync).
-        let n = active_at(active, h).sum(); // [1]
+        let n = on.sum(); // [1]
         let per_channel = |t: Tensor<B, 4>| t.reshape([b, c, h * w]).sum_dim(2).sum_dim(0).reshape([c]);
         let mean = per_channel(x.clone() * m.clone()) / n.clone();
         let centred = (x.clone() - per_sample(mean.clone().reshape([1, c, 1, 1]), b)) * m.clone();
