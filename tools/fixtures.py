@@ -107,6 +107,11 @@ GENERATORS = [
         None,
     ),
     (
+        "gen_fixtures_itpn.py",
+        ["tools/gen_fixtures_itpn.py", "--out", "{out}/tests/fixtures"],
+        None,
+    ),
+    (
         "gen_layer_decay_fixture.py",
         [
             "tools/gen_layer_decay_fixture.py",

@@ -74,6 +74,8 @@ algorithms! {
     "DINO" => Dino(DinoConfig, Dino) in dino,
     /// SparK (mmpretrain).
     "SparK" => SparK(SparKConfig, SparK) in spark,
+    /// iTPN (mmpretrain).
+    "iTPN" => ITpn(ITpnConfig, ITpn) in itpn,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.
@@ -89,9 +91,14 @@ pub mod __private {
 /// (`(pytorch_pattern, ours, ours_pattern, pytorch)`), for every component
 /// the algorithms use. Feed them to `selfsup_weights::KeyMap::rows`.
 pub fn key_map_rows() -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
-    let mut rows = selfsup_layers::transformer::FFN_KEY_REMAP.to_vec();
+    // HiViT's `mlp.fc1` rows come before the necks' `mlp.0` rows, which
+    // name theirs `mlp.fc1` (KeyMap applies rows in order, and in reverse
+    // order back to PyTorch).
+    let mut rows = selfsup_layers::hivit::HIVIT_KEY_REMAP.to_vec();
+    rows.extend_from_slice(selfsup_layers::transformer::FFN_KEY_REMAP);
     rows.extend_from_slice(selfsup_backbones::RESNET_KEY_REMAP);
     rows.extend_from_slice(selfsup_necks::NECK_KEY_REMAP);
+    rows.extend_from_slice(selfsup_necks::ITPN_NECK_KEY_REMAP);
     rows.extend_from_slice(selfsup_necks::NONLINEAR_KEY_REMAP);
     rows.extend_from_slice(QUEUE_KEY_REMAP);
     rows.extend_from_slice(selfsup_target_generators::DALLE_KEY_REMAP);

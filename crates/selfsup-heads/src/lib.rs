@@ -1,7 +1,8 @@
 //! selfsup's heads. Each file ports one MMSelfSup head file and keeps its
 //! name (`mae_head.rs` ↔ `mmselfsup/models/heads/mae_head.py`,
 //! `cls_head.rs`, `contrastive_head.rs`, `latent_heads.rs` (`LatentPredictHead` and
-//! `LatentCrossCorrelationHead`), `mocov3_head.rs`, `swav_head.rs`, `maskfeat_head.rs`, `milan_head.rs`, `mixmim_head.rs`, `simmim_head.rs`). A head
+//! `LatentCrossCorrelationHead`), `mocov3_head.rs`, `swav_head.rs`, `maskfeat_head.rs`, `milan_head.rs`, `mixmim_head.rs`, `simmim_head.rs`; mmpretrain's
+//! `spark_head.rs` and `itpn_clip_head.rs`). A head
 //! owns its loss, so this crate builds on the losses crate (one layer down),
 //! and on the necks crate for the predictor MLPs that MMSelfSup's heads build
 //! (`LatentPredictHead`, `MoCoV3Head`); it knows nothing of backbones or
@@ -14,6 +15,7 @@ pub mod cae_head;
 pub mod cls_head;
 pub mod contrastive_head;
 pub mod dino_head;
+pub mod itpn_clip_head;
 pub mod latent_heads;
 pub mod mae_head;
 pub mod maskfeat_head;
@@ -30,6 +32,7 @@ pub use cae_head::{CaeHead, CaeHeadConfig, CaeLossConfig};
 pub use cls_head::{ClsHead, ClsHeadConfig};
 pub use contrastive_head::{CeLossConfig, ContrastiveHead, ContrastiveHeadConfig};
 pub use dino_head::{DinoHead, DinoHeadConfig, DinoHeadOutput};
+pub use itpn_clip_head::{ITpnClipHead, ITpnClipHeadConfig};
 pub use latent_heads::{
     CosineLossConfig, CrossCorrelationLossConfig, LatentCrossCorrelationHead, LatentCrossCorrelationHeadConfig, LatentPredictHead,
     LatentPredictHeadConfig, PredictorConfig,

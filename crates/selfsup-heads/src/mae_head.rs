@@ -1,6 +1,7 @@
-//! Port of `mmselfsup.models.heads.MAEPretrainHead` (mmselfsup 1.0.0).
+//! Port of `mmselfsup.models.heads.MAEPretrainHead` (mmselfsup 1.0.0), and
+//! mmpretrain's, whose configs give it `PixelReconstructionLoss`.
 use burn::tensor::{backend::Backend, Tensor};
-use selfsup_losses::MaeReconstructionLoss;
+use selfsup_losses::{MaeReconstructionLoss, PixelReconstructionLoss};
 use serde::{Deserialize, Serialize};
 
 /// `dict(type='MAEReconstructionLoss')`: no arguments.
@@ -14,6 +15,9 @@ selfsup_config::registry! {
     pub enum MaeLossConfig {
         /// Masked-patch MSE.
         "MAEReconstructionLoss" => MaeReconstructionLoss(MaeReconstructionLossConfig),
+        /// mmpretrain's masked-patch L1 or L2 (`criterion='L2'` in its MAE,
+        /// SparK and iTPN configs).
+        "PixelReconstructionLoss" => PixelReconstruction(PixelReconstructionLoss),
     }
 }
 
@@ -44,7 +48,11 @@ impl Default for MaePretrainHeadConfig {
 impl MaePretrainHeadConfig {
     /// Builds the head (it has no parameters).
     pub fn init(&self) -> MaePretrainHead {
-        MaePretrainHead { norm_pix: self.norm_pix, patch_size: self.patch_size, loss: MaeReconstructionLoss }
+        let loss = match &self.loss {
+            MaeLossConfig::MaeReconstructionLoss(_) => MaeHeadLoss::Mae(MaeReconstructionLoss),
+            MaeLossConfig::PixelReconstruction(l) => MaeHeadLoss::Pixel(l.clone()),
+        };
+        MaePretrainHead { norm_pix: self.norm_pix, patch_size: self.patch_size, loss }
     }
 }
 
@@ -55,7 +63,13 @@ pub struct MaePretrainHead {
     pub norm_pix: bool,
     /// Patch size `p`.
     pub patch_size: usize,
-    loss: MaeReconstructionLoss,
+    loss: MaeHeadLoss,
+}
+
+#[derive(Debug, Clone)]
+enum MaeHeadLoss {
+    Mae(MaeReconstructionLoss),
+    Pixel(PixelReconstructionLoss),
 }
 
 impl MaePretrainHead {
@@ -101,6 +115,9 @@ impl MaePretrainHead {
     /// - `pred`: `[batch, L, p·p·3]`; `imgs`: `[batch, 3, H, W]`; `mask`: `[batch, L]`
     pub fn forward<B: Backend>(&self, pred: Tensor<B, 3>, imgs: Tensor<B, 4>, mask: Tensor<B, 2>) -> Tensor<B, 1> {
         let target = self.construct_target(imgs);
-        self.loss.forward(pred, target, mask)
+        match &self.loss {
+            MaeHeadLoss::Mae(l) => l.forward(pred, target, mask),
+            MaeHeadLoss::Pixel(l) => l.forward(pred, target, Some(mask)),
+        }
     }
 }

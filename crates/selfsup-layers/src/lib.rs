@@ -17,6 +17,7 @@ pub mod buffer;
 pub mod dist;
 pub mod functional;
 pub mod fused;
+pub mod hivit;
 pub mod init;
 pub mod norm;
 pub mod patch_embed;

@@ -51,10 +51,17 @@ pub fn build_2d_sincos_position_embedding(
 /// align_corners=False)`, cubic coefficient `A = -0.75`, borders clamped) of
 /// one axis from `src` to `dst` samples, as a row-major `[dst, src]` matrix.
 pub fn bicubic_matrix(src: usize, dst: usize) -> Vec<f64> {
+    bicubic_matrix_scaled(src, dst, src as f64 / dst as f64)
+}
+
+/// [`bicubic_matrix`] with the source step per output sample given, as
+/// `F.interpolate` uses `1 / scale_factor` when called with a scale factor
+/// (HiViT's `interpolate_pos_encoding` asks for `(g + 0.1) / g`, which
+/// keeps `g` samples but shifts them).
+pub fn bicubic_matrix_scaled(src: usize, dst: usize, scale: f64) -> Vec<f64> {
     const A: f64 = -0.75;
     let near = |x: f64| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
     let far = |x: f64| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
-    let scale = src as f64 / dst as f64;
     let mut m = vec![0.0; dst * src];
     for o in 0..dst {
         let real = scale * (o as f64 + 0.5) - 0.5;
@@ -78,17 +85,27 @@ pub fn resize_pos_embed<B: Backend>(pos_embed: Tensor<B, 3>, src: [usize; 2], ds
     if src == dst {
         return pos_embed;
     }
-    let [_, l, c] = pos_embed.dims();
+    let l = pos_embed.dims()[1];
     let ([sh, sw], [dh, dw]) = (src, dst);
     assert_eq!(l, sh * sw + num_extra_tokens, "pos_embed has {l} rows, not {sh}x{sw}+{num_extra_tokens}");
-    let device = pos_embed.device();
-    let matrix = |s: usize, d: usize| {
-        let m: Vec<f32> = bicubic_matrix(s, d).into_iter().map(|v| v as f32).collect();
+    let extra = pos_embed.clone().slice([0..1, 0..num_extra_tokens]);
+    let grid = pos_embed.slice([0..1, num_extra_tokens..l]);
+    let scales = [sh as f64 / dh as f64, sw as f64 / dw as f64];
+    Tensor::cat(vec![extra, resample_grid(grid, src, dst, scales)], 1)
+}
+
+/// A `[1, h·w, c]` grid embedding resampled bicubically from `src` to `dst`
+/// samples (`[h, w]`) with `scales` source steps per output sample (see
+/// [`bicubic_matrix_scaled`]), as two matrix products.
+pub fn resample_grid<B: Backend>(grid: Tensor<B, 3>, src: [usize; 2], dst: [usize; 2], scales: [f64; 2]) -> Tensor<B, 3> {
+    let c = grid.dims()[2];
+    let ([sh, sw], [dh, dw]) = (src, dst);
+    let device = grid.device();
+    let matrix = |s: usize, d: usize, scale: f64| {
+        let m: Vec<f32> = bicubic_matrix_scaled(s, d, scale).into_iter().map(|v| v as f32).collect();
         Tensor::<B, 2>::from_data(TensorData::new(m, [d, s]), &device)
     };
-    let extra = pos_embed.clone().slice([0..1, 0..num_extra_tokens]);
-    let grid = pos_embed.slice([0..1, num_extra_tokens..l]).reshape([sh, sw * c]);
-    let rows = matrix(sh, dh).matmul(grid).reshape([dh, sw, c]);
-    let cols = matrix(sw, dw).unsqueeze_dim::<3>(0).expand([dh, dw, sw]).matmul(rows);
-    Tensor::cat(vec![extra, cols.reshape([1, dh * dw, c])], 1)
+    let rows = matrix(sh, dh, scales[0]).matmul(grid.reshape([sh, sw * c])).reshape([dh, sw, c]);
+    let cols = matrix(sw, dw, scales[1]).unsqueeze_dim::<3>(0).expand([dh, dw, sw]).matmul(rows);
+    cols.reshape([1, dh * dw, c])
 }

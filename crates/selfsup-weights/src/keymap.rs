@@ -2,7 +2,8 @@
 use regex::Regex;
 
 /// Regex rows that rename keys both ways: `(pytorch_pattern, ours_template,
-/// ours_pattern, pytorch_template)`, applied in order, all that match.
+/// ours_pattern, pytorch_template)`, all that match: in order towards ours,
+/// in reverse order towards PyTorch.
 #[derive(Debug, Clone, Default)]
 pub struct KeyMap {
     to_ours: Vec<(Regex, String)>,
@@ -82,7 +83,7 @@ impl KeyMap {
         self.aliases.iter().any(|a| a.pattern.is_match(key))
     }
 
-    fn apply(rows: &[(Regex, String)], key: &str) -> String {
+    fn apply<'a>(rows: impl Iterator<Item = &'a (Regex, String)>, key: &str) -> String {
         let mut key = key.to_string();
         for (re, template) in rows {
             if re.is_match(&key) {
@@ -92,14 +93,16 @@ impl KeyMap {
         key
     }
 
-    /// A PyTorch key as a selfsup path.
+    /// A PyTorch key as a selfsup path: the rows in order.
     pub fn to_ours(&self, key: &str) -> String {
-        Self::apply(&self.to_ours, key)
+        Self::apply(self.to_ours.iter(), key)
     }
 
-    /// A selfsup path as a PyTorch key.
+    /// A selfsup path as a PyTorch key: the rows in reverse order, the
+    /// inverse of [`KeyMap::to_ours`] when a renamed key could match a
+    /// later row (HiViT's `mlp.fc1` against the necks' `mlp.0 ↔ mlp.fc1`).
     pub fn to_pytorch(&self, key: &str) -> String {
-        Self::apply(&self.to_pytorch, key)
+        Self::apply(self.to_pytorch.iter().rev(), key)
     }
 }
 

@@ -127,11 +127,15 @@ pub struct PackSelfSupInputsConfig {
     pub pseudo_label_keys: Vec<String>,
     /// Meta-information fields. Default empty.
     pub meta_keys: Vec<String>,
+    /// mmpretrain's `PackInputs`: a mask is packed whenever a transform
+    /// made one, without `algorithm_keys` naming it.
+    #[serde(skip)]
+    pub mask_if_present: bool,
 }
 
 impl Default for PackSelfSupInputsConfig {
     fn default() -> Self {
-        Self { key: "img".into(), algorithm_keys: Vec::new(), pseudo_label_keys: Vec::new(), meta_keys: Vec::new() }
+        Self { key: "img".into(), algorithm_keys: Vec::new(), pseudo_label_keys: Vec::new(), meta_keys: Vec::new(), mask_if_present: false }
     }
 }
 
@@ -157,7 +161,8 @@ impl PackSelfSupInputsConfig {
 /// mmpretrain's `PackInputs` (`mmpretrain/datasets/transforms/formatting.py`,
 /// the successor of `PackSelfSupInputs` that mmpretrain's configs end with):
 /// `input_key`, `algorithm_keys`, `meta_keys`. It builds a
-/// [`PackSelfSupInputs`].
+/// [`PackSelfSupInputs`] that also packs a mask whenever a transform made
+/// one, as mmpretrain's does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PackInputsConfig {
@@ -187,6 +192,7 @@ impl PackInputsConfig {
             algorithm_keys: self.algorithm_keys.clone(),
             pseudo_label_keys: Vec::new(),
             meta_keys: self.meta_keys.clone(),
+            mask_if_present: true,
         }
         .init()
     }
@@ -202,6 +208,13 @@ impl PackSelfSupInputs {
     /// The `algorithm_keys` the config asked for.
     pub fn algorithm_keys(&self) -> &[String] {
         &self.cfg.algorithm_keys
+    }
+
+    /// Whether a mask made by the pipeline is packed: `algorithm_keys`
+    /// names it (MMSelfSup), or this is mmpretrain's `PackInputs`, which
+    /// packs `mask` whenever it is there.
+    pub fn packs_mask(&self) -> bool {
+        self.cfg.mask_if_present || self.cfg.algorithm_keys.iter().any(|k| k == "mask")
     }
 
     /// The `pseudo_label_keys` the config asked for.

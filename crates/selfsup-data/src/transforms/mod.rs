@@ -510,7 +510,7 @@ impl Pipeline {
         let (mask, pseudo_label) = match self.pack() {
             None => (r.mask, r.pseudo_label),
             Some(pack) => {
-                let mask = if pack.algorithm_keys().iter().any(|k| k == "mask") { r.mask } else { None };
+                let mask = if pack.packs_mask() { r.mask } else { None };
                 let mut labels = BTreeMap::new();
                 for key in pack.pseudo_label_keys() {
                     if let Some(v) = r.pseudo_label.remove(key) {
