@@ -193,11 +193,11 @@ pub fn check_two_iterations_with(
         let rel = measured[group][key][0].as_f64().unwrap_or(0.0) as f32;
         let margin = if BACKEND == "wgpu" { 80.0 } else { 8.0 };
         // wgpu (lavapipe) is good to about 1e-3 here, as in the MAE test;
-        // the second iteration starts from weights that already differ
-        // within the first one's tolerance.
+        // the second iteration's gradients are taken at weights that
+        // already differ within the first step's tolerance (1e-2), and
+        // small deep-block gradients (iTPN's, scale 4e-4) carry that.
         let floor = match (BACKEND == "wgpu", group) {
-            (true, g) if g.starts_with("iter") => 1e-2,
-            (true, "grad2") => 5e-3,
+            (true, g) if g.starts_with("iter") || g == "grad2" => 1e-2,
             (true, _) => 2e-3,
             (false, g) if g.starts_with("iter") => 5e-4,
             (false, _) => 1e-4,

@@ -197,7 +197,7 @@ fn image_of(i: u32) -> image::RgbImage {
 /// initialised, on its demo config: the strip has the documented size and
 /// holds the panels the view returns, the panels differ from each other, and
 /// the masked panel hides as many patches as the model's masking
-/// (MAE's and PixMIM's 75 %, SparK's 10 of 16 cells, from the model's
+/// (MAE's, PixMIM's and iTPN's 75 %, SparK's 10 of 16 cells, from the model's
 /// draws) or the train
 /// pipeline's mask generator (SimMIM's 10 of 16 blocks, MaskFeat's 78 of
 /// 196 patches) says, which `--seed` chooses.
@@ -219,6 +219,7 @@ fn visualize_reconstruction_draws_every_masked_image_model() {
         ("configs/maskfeat/maskfeat_vit-tiny_demo_synthetic.toml", "MaskFeat", &HogVisualization::CAPTIONS[..], 112, 8, (78, 196)),
         ("configs/mixmim/mixmim_tiny_demo_synthetic.toml", "MixMIM", &MaeVisualization::CAPTIONS[..], 64, 32, (2, 4)),
         ("configs/spark/spark_sparse-resnet18_demo_synthetic.toml", "SparK", &MaeVisualization::CAPTIONS[..], 128, 32, (10, 16)),
+        ("configs/itpn/itpn-pixel_hivit-tiny_demo_synthetic.toml", "iTPN", &MaeVisualization::CAPTIONS[..], 64, 8, (48, 64)),
     ];
     for (config, algorithm, captions, side, patch, (masked, all)) in cases {
         let cfg = LoadedConfig::load(&workspace().join(config), &[]).unwrap();

@@ -262,11 +262,11 @@ impl<B: Backend> ITpn<B> {
         Ok((pred, enc.mask))
     }
 
-    /// The CLIP variant up to the head: the neck's tokens
-    /// `[batch, L, decoder_embed_dim]`, CLIP's patch features
-    /// `[batch, L, num_embed]` (its cls token dropped) and the mask
-    /// `[batch, L]`.
-    pub fn clip_parts(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<(Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 2>), ModelError> {
+    /// The CLIP variant up to the head: `pred` holds the neck's tokens
+    /// `[batch, L, decoder_embed_dim]` (before `iTPNClipHead`), `target`
+    /// CLIP's patch features `[batch, L, num_embed]` (its cls token
+    /// dropped), and the mask `[batch, L]`.
+    pub fn clip_parts(&self, inputs: &SelfSupInputs<B>, draws: &mut Draws) -> Result<ClipTargetPrediction<B>, ModelError> {
         let views = inputs.expect_views("iTPN", 2)?;
         let g = self.backbone.img_size() / self.backbone.patch_size();
         let mask = pipeline_mask(inputs, "iTPN", [g, g], "BEiTMaskGenerator")?;
@@ -277,7 +277,7 @@ impl<B: Backend> ITpn<B> {
         let feats = self.neck.forward_clip(&enc.features, enc.latent);
         let target = clip.forward(views[1].clone()).features.detach();
         let [n, l1, d] = target.dims();
-        Ok((feats, target.slice([0..n, 1..l1, 0..d]), mask.reshape([n, l1 - 1])))
+        Ok(ClipTargetPrediction { pred: feats, target: target.slice([0..n, 1..l1, 0..d]), mask: mask.reshape([n, l1 - 1]) })
     }
 
     fn clip_head(&self) -> Result<&ITpnClipHead<B>, ModelError> {
@@ -320,8 +320,8 @@ impl<B: Backend> SelfSupAlgorithm<B> for ITpn<B> {
                 head.forward(pred, img, mask)
             }
             None => {
-                let (feats, target, mask) = self.clip_parts(inputs, draws)?;
-                self.clip_head()?.forward(feats, target, mask)
+                let parts = self.clip_parts(inputs, draws)?;
+                self.clip_head()?.forward(parts.pred, parts.target, parts.mask)
             }
         };
         Ok((LossOutput::new().with("loss", loss), ()))
@@ -336,9 +336,9 @@ impl<B: Backend> SelfSupAlgorithm<B> for ITpn<B> {
                 Ok(ITpnPrediction::Pixel(mae_prediction(head, img, pred, mask)))
             }
             None => {
-                let (feats, target, mask) = self.clip_parts(inputs, draws)?;
-                let pred = linear(&self.clip_head()?.cls_head, feats);
-                Ok(ITpnPrediction::Clip(ClipTargetPrediction { pred, target, mask }))
+                let parts = self.clip_parts(inputs, draws)?;
+                let pred = linear(&self.clip_head()?.cls_head, parts.pred);
+                Ok(ITpnPrediction::Clip(ClipTargetPrediction { pred, ..parts }))
             }
         }
     }

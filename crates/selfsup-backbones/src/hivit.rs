@@ -132,7 +132,7 @@ impl HiVitSettings {
     /// Checks the dimensions; `(key, message)` on failure.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         let a = &self.arch;
-        if a.depths.is_empty() || a.depths.iter().any(|&d| d == 0) {
+        if a.depths.is_empty() || a.depths.contains(&0) {
             return Err(("arch", "every stage needs at least one block".into()));
         }
         let stems = a.depths.len() - 1;

@@ -254,13 +254,13 @@ enum Command {
     },
     /// Show what a masked-image model reconstructs of one image.
     ///
-    /// The view follows the config's model type. MAE, PixMIM, SimMIM, MixMIM, SparK: original, masked,
+    /// The view follows the config's model type. MAE, PixMIM, SimMIM, MixMIM, SparK, iTPN: original, masked,
     /// reconstruction, and reconstruction with the visible patches pasted back.
     /// MaskFeat: original, masked, the HOG of the target and of the prediction,
     /// and the prediction with the target's visible patches pasted back.
     #[command(visible_alias = "visualize-mae")]
     VisualizeReconstruction {
-        /// The config (model type MAE, PixMIM, SimMIM, MaskFeat, MixMIM or SparK).
+        /// The config (model type MAE, PixMIM, SimMIM, MaskFeat, MixMIM, SparK or iTPN).
         config: PathBuf,
         /// Weights: an MMSelfSup `.pth` or a selfsup checkpoint; without it, the
         /// freshly initialised model.

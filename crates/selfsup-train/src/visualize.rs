@@ -5,7 +5,8 @@
 //! The view follows the config's model type ([`reconstruction_panels`] is
 //! the one `match` on [`Algorithm`]; an algorithm with a reconstruction is
 //! one arm there):
-//! - the pixel targets (MAE, PixMIM, SimMIM, SparK): original, masked,
+//! - the pixel targets (MAE, PixMIM, SimMIM, SparK, iTPN's pixel variant):
+//!   original, masked,
 //!   reconstruction, and reconstruction with the visible patches pasted
 //!   back. PixMIM's reconstruction is of its low-frequency target;
 //! - MaskFeat: original, masked, the HOG of the target, the HOG of the
@@ -13,7 +14,7 @@
 //!   `MaskFeat.reconstruct`), and the prediction with the target's visible
 //!   patches pasted back, each HOG drawn by `generate_hog_image`.
 //!
-//! Masks: MAE, PixMIM and SparK draw their own from `--seed` (the model's
+//! Masks: MAE, PixMIM, SparK and iTPN draw their own from `--seed` (the model's
 //! [`Draws`]); SimMIM and MaskFeat read `data_samples.mask`, which the image
 //! gets from the config's pipeline: the test pipeline, with the train
 //! pipeline's mask generator (`SimMIMMaskGenerator`, `BEiTMaskGenerator`)
@@ -23,7 +24,7 @@ use std::path::Path;
 
 use burn::tensor::{backend::AutodiffBackend, backend::Backend, Tensor, TensorData};
 use rand::SeedableRng;
-use selfsup_algorithms::{Algorithm, MaskFeatPrediction};
+use selfsup_algorithms::{itpn::ITpnPrediction, Algorithm, MaskFeatPrediction};
 use selfsup_core::{DataSamples, Draws, SelfSupAlgorithm, SelfSupInputs};
 use selfsup_data::{imaging::io::imread, Pipeline, RawSample, TransformConfig};
 use selfsup_target_generators::{hog_generator, HogGenerator};
@@ -127,6 +128,13 @@ fn reconstruction_panels<B: Backend>(model: &Algorithm<B>, input: &VisInput<B>, 
             let p = m.predict(&input.inputs(), draws)?;
             input.pixel_panels(p.reconstruction, host(p.mask.into_data())?, m.head.patch_size())
         }
+        // iTPN's pixel target; the CLIP target has no image to draw.
+        Algorithm::ITpn(m) => match m.predict(&input.inputs(), draws)? {
+            ITpnPrediction::Pixel(p) => input.pixel_panels(p.reconstruction, host(p.mask.into_data())?, m.backbone.patch_size()),
+            ITpnPrediction::Clip(_) => Err(TrainError::Other(
+                "visualize-reconstruction draws iTPN's pixel target; this config predicts CLIP features".into(),
+            )),
+        },
         Algorithm::MaskFeat(m) => input.hog_panels(m.predict(&input.inputs(), draws)?, &m.target_generator),
         // MixMIM hides an image's tokens behind its partner's in the batch:
         // the partner here is a blank image (the data preprocessor's mean),
@@ -141,7 +149,7 @@ fn reconstruction_panels<B: Backend>(model: &Algorithm<B>, input: &VisInput<B>, 
             input.pixel_panels(p.reconstruction.slice([0..1, 0..c, 0..h, 0..w]), mask, m.head.target.patch_size)
         }
         other => Err(TrainError::Other(format!(
-            "visualize-reconstruction draws MAE, PixMIM, SimMIM, MaskFeat, MixMIM and SparK models; this config's model is {}",
+            "visualize-reconstruction draws MAE, PixMIM, SimMIM, MaskFeat, MixMIM, SparK and iTPN (pixel) models; this config's model is {}",
             other.name()
         ))),
     }
