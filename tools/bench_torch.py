@@ -48,6 +48,7 @@ import argparse
 import copy
 import json
 import math
+import resource
 import sys
 import time
 
@@ -478,6 +479,10 @@ def run(workload: str, precision: str, args, common: dict) -> None:
             "images_per_sec": round(args.batch * 1000.0 / max(ms, 1e-9), 3),
             "loss": float(loss.detach()),  # after the timed loop: one read, outside the steps
             "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+            # The process's peak resident memory (Linux reports kB), as
+            # `selfsup bench` reports its own; one workload per process
+            # makes it that workload's.
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
             **common,
         }
         print(json.dumps(out), flush=True)

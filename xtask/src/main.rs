@@ -12,7 +12,11 @@
 //! - `fixtures --check`: rebuilds every golden fixture with the reference
 //!   implementation (`tools/reference/setup.sh` installs it) and compares
 //!   it with the committed files and `tests/fixtures/SHA256SUMS`.
-//! - `bench`: training throughput of a config on chosen backends.
+//! - `bench`: training throughput of a config on chosen backends;
+//!   `bench --against-torch` times ours and PyTorch's step of the same
+//!   workloads in one run, alternating ([`against_torch`]).
+mod against_torch;
+
 use std::{
     env,
     path::{Path, PathBuf},
@@ -48,6 +52,9 @@ fn usage() -> &'static str {
      \x20     rebuild the golden fixtures in the reference environment and compare (or rewrite SHA256SUMS)\n\
      \x20 bench [CONFIG] [--backends flex,tch] [--batch-size N] [--steps N]\n\
      \x20     training throughput (img/s, ms/step) of CONFIG (default: MAE ViT-B/16)\n\
+     \x20 bench --against-torch [--workloads mae,simclr,mocov3] [--backends flex,tch] [--device cpu|cuda]\n\
+     \x20       [--batch-size 8] [--steps 2] [--warmup 1] [--rounds 2] [--threads N] [--out FILE]\n\
+     \x20     ours against PyTorch's same step (tools/bench_torch.py), alternating: ratio, ISA, peak memory, JSON\n\
      \x20 setup-torch\n\
      \x20     install torch into .venv-torch for the tch backend\n"
 }
@@ -281,6 +288,9 @@ fn test_all(args: &[String]) -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--against-torch") {
+        return against_torch::bench_against_torch(args);
+    }
     let root = root();
     let config = args
         .iter()

@@ -447,7 +447,7 @@ fn bench_cmd(args: BenchArgs) -> Result<()> {
         println!("{v}");
     } else {
         println!(
-            "{} on {}: batch {}, {:.1} ms/step, {:.2} img/s ({} steps after {} warm-up); forward {:.1} ms, backward {:.1} ms, optimiser {:.1} ms",
+            "{} on {}: batch {}, {:.1} ms/step, {:.2} img/s ({} steps after {} warm-up); forward {:.1} ms, backward {:.1} ms, optimiser {:.1} ms{}",
             r.algorithm,
             backend.backend,
             r.batch_size,
@@ -457,7 +457,8 @@ fn bench_cmd(args: BenchArgs) -> Result<()> {
             warmup,
             r.forward_ms,
             r.backward_ms,
-            r.optimizer_ms
+            r.optimizer_ms,
+            r.peak_rss_mib.map(|m| format!("; peak memory {m:.0} MiB")).unwrap_or_default()
         );
     }
     Ok(())

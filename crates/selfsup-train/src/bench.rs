@@ -30,6 +30,19 @@ pub struct BenchResult {
     pub optimizer_ms: f64,
     /// Images per second.
     pub images_per_sec: f64,
+    /// The process's peak resident memory in MiB after the timed steps
+    /// (Linux's `VmHWM`; `None` elsewhere): host memory, so on a GPU it
+    /// counts the host side only.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// The process's peak resident set size so far, in MiB, from
+/// `/proc/self/status` (`VmHWM`, in kB); `None` off Linux.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// One batch of synthetic images through the config's own pipeline, so the
@@ -120,5 +133,6 @@ pub fn bench<B: AutodiffBackend>(
         backward_ms: per(phases[1]),
         optimizer_ms: per(phases[2]),
         images_per_sec: batch_size as f64 * 1000.0 / ms.max(1e-9),
+        peak_rss_mib: peak_rss_mib(),
     })
 }
