@@ -173,3 +173,60 @@ fn resnet_sobel_has_a_frozen_gray_sobel_stem() {
         assert!(keys.contains_key(k), "{k} in {:?}", keys.keys().take(6).collect::<Vec<_>>());
     }
 }
+
+/// BatchNorm in training mode (one fused autodiff operation on tch,
+/// composed elsewhere) against a direct f64 computation: the output, the
+/// gradients of input, scale and shift, and the running statistics, on a
+/// `[N, C, H, W]` map and on `[N, C]` features.
+#[test]
+fn batch_norm_training_pass_and_gradients_match_a_direct_computation() {
+    use burn::module::Param;
+    fn check<const D: usize>(shape: [usize; D]) {
+        let c = shape[1];
+        let count: usize = shape.iter().product();
+        let inner = count / (shape[0] * c);
+        let n = count / c;
+        let x: Vec<f32> = (0..count).map(|i| ((i * 29 % 53) as f32 - 26.0) * 0.13 + (i % c) as f32).collect();
+        let g: Vec<f32> = (0..count).map(|i| ((i * 11 % 19) as f32 - 9.0) * 0.07).collect();
+        let (w, b): (Vec<f32>, Vec<f32>) = ((0..c).map(|k| 0.5 + 0.3 * k as f32).collect(), (0..c).map(|k| 0.2 * k as f32 - 0.1).collect());
+        let eps = 1e-5;
+        let chan = |i: usize| (i / inner) % c;
+        let (mut mean, mut var) = (vec![0f64; c], vec![0f64; c]);
+        (0..count).for_each(|i| mean[chan(i)] += f64::from(x[i]) / n as f64);
+        (0..count).for_each(|i| var[chan(i)] += (f64::from(x[i]) - mean[chan(i)]).powi(2) / n as f64);
+        let xhat: Vec<f64> = (0..count).map(|i| (f64::from(x[i]) - mean[chan(i)]) / (var[chan(i)] + eps).sqrt()).collect();
+        let y_ref: Vec<f32> = (0..count).map(|i| (xhat[i] * f64::from(w[chan(i)]) + f64::from(b[chan(i)])) as f32).collect();
+        let (mut db, mut dw) = (vec![0f64; c], vec![0f64; c]);
+        (0..count).for_each(|i| {
+            db[chan(i)] += f64::from(g[i]);
+            dw[chan(i)] += f64::from(g[i]) * xhat[i];
+        });
+        let dx_ref: Vec<f32> = (0..count)
+            .map(|i| {
+                let k = chan(i);
+                let s = f64::from(w[k]) / (var[k] + eps).sqrt();
+                (s * (f64::from(g[i]) - db[k] / n as f64 - xhat[i] * dw[k] / n as f64)) as f32
+            })
+            .collect();
+        let mut bn = TorchBatchNorm::<B>::new(c, true, eps, 0.1, &device(), &mut InitRng::new(0));
+        bn.weight = Some(Param::from_tensor(tensor(w.clone(), [c])));
+        bn.bias = Some(Param::from_tensor(tensor(b.clone(), [c])));
+        let xt = tensor(x, shape).require_grad();
+        let y = bn.forward(xt.clone());
+        let what = format!("{shape:?}");
+        assert_close(&format!("batch norm {what}"), &values(y.clone()), &y_ref, 1e-5, 1e-5);
+        let grads = (y * tensor(g, shape)).sum().backward();
+        assert_close(&format!("input gradient {what}"), &values(xt.grad(&grads).expect("x has a gradient")), &dx_ref, 1e-4, 1e-5);
+        let param_grad = |p: &Option<Param<Tensor<B, 1>>>| values(p.as_ref().unwrap().val().grad(&grads).expect("a gradient"));
+        let as32 = |v: &[f64]| v.iter().map(|v| *v as f32).collect::<Vec<_>>();
+        assert_close(&format!("scale gradient {what}"), &param_grad(&bn.weight), &as32(&dw), 1e-4, 1e-5);
+        assert_close(&format!("shift gradient {what}"), &param_grad(&bn.bias), &as32(&db), 1e-4, 1e-5);
+        let rm: Vec<f64> = mean.iter().map(|m| 0.1 * m).collect();
+        let rv: Vec<f64> = var.iter().map(|v| 0.9 + 0.1 * v * n as f64 / (n - 1) as f64).collect();
+        assert_close(&format!("running mean {what}"), &values(bn.running_mean.value()), &as32(&rm), 1e-5, 1e-6);
+        assert_close(&format!("running var {what}"), &values(bn.running_var.value()), &as32(&rv), 1e-5, 1e-6);
+        assert_eq!(values(bn.num_batches_tracked.value()), vec![1.0]);
+    }
+    check([3, 4, 5, 5]);
+    check([6, 4]);
+}

@@ -163,6 +163,18 @@ impl<B: Backend> TorchBatchNorm<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         assert!(D >= 2, "batch norm needs [batch, channels, ...]");
         let dims = x.dims();
+        let mut x = x;
+        if let (true, Some(w), Some(b)) = (self.is_training(&x.device()), &self.weight, &self.bias) {
+            // One fused operation where the backend has it (libtorch).
+            match crate::fused::batch_norm_train(x, w.val(), b.val(), self.eps) {
+                Ok((y, mean, var)) => {
+                    let n = dims[0] * dims[2..].iter().product::<usize>();
+                    self.update_running(mean, var.mul_scalar(n as f64 / (n.max(2) - 1) as f64));
+                    return y;
+                }
+                Err((back, _, _)) => x = back,
+            }
+        }
         let channels = dims[1];
         let mut bshape = [1usize; D];
         bshape[1] = channels;

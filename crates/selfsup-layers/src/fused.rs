@@ -60,6 +60,42 @@ pub fn softmax_last_dim<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B
     activation::softmax(x, D - 1)
 }
 
+/// Training-mode batch normalisation over every dimension but 1 of `x`
+/// `[N, C, ...]`, with scale `weight` and shift `bias` `[C]`: the output,
+/// and the batch mean and biased variance (detached, for the running
+/// statistics). One autodiff operation on burn-tch: libtorch's
+/// `batch_norm` forward and its own backward (`native_batch_norm_backward`,
+/// reached through libtorch's autograd on the one node), where the composed
+/// layer runs about fifteen kernels forward and thirty backward. `Err`
+/// hands the inputs back on every other backend and dtype.
+#[allow(clippy::type_complexity)]
+pub fn batch_norm_train<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+    eps: f64,
+) -> Result<(Tensor<B, D>, Tensor<B, 1>, Tensor<B, 1>), (Tensor<B, D>, Tensor<B, 1>, Tensor<B, 1>)> {
+    #[cfg(feature = "tch")]
+    if x.dtype() == burn::tensor::DType::F32 {
+        type A = burn_autodiff::Autodiff<burn_tch::LibTorch<f32>>;
+        match cast::<Tensor<B, D>, Tensor<A, D>>(x) {
+            Ok(x) => {
+                let w = cast::<_, Tensor<A, 1>>(weight).unwrap_or_else(|_| unreachable!("same backend"));
+                let b = cast::<_, Tensor<A, 1>>(bias).unwrap_or_else(|_| unreachable!("same backend"));
+                let (y, mean, var) = tch_batch_norm::batch_norm_autodiff(x, w, b, eps);
+                return Ok((
+                    cast(y).unwrap_or_else(|_| unreachable!("same backend")),
+                    cast(mean).unwrap_or_else(|_| unreachable!("same backend")),
+                    cast(var).unwrap_or_else(|_| unreachable!("same backend")),
+                ));
+            }
+            Err(x) => return Err((x, weight, bias)),
+        }
+    }
+    let _ = eps;
+    Err((x, weight, bias))
+}
+
 /// A backend with its own softmax kernels over the last dimension.
 #[cfg(any(feature = "flex", feature = "tch"))]
 trait SoftmaxKernels: Backend {
@@ -177,5 +213,83 @@ mod tch {
         fn softmax_backward(y: TchTensor, dy: TchTensor) -> TchTensor {
             TchTensor::new(::tch::Tensor::internal_softmax_backward_data(&dy.tensor, &y.tensor, -1, ::tch::Kind::Float))
         }
+    }
+}
+
+#[cfg(feature = "tch")]
+mod tch_batch_norm {
+    use burn::tensor::{Tensor, TensorPrimitive};
+    use burn_autodiff::{
+        checkpoint::{base::Checkpointer, strategy::NoCheckpointing},
+        grads::Gradients,
+        ops::{Backward, Ops, OpsKind},
+        Autodiff,
+    };
+    use burn_tch::{LibTorch, TchTensor};
+
+    type Tch = LibTorch<f32>;
+
+    #[derive(Debug)]
+    struct BatchNormBackward;
+
+    impl Backward<Tch, 3> for BatchNormBackward {
+        /// libtorch's leaves `x`, `weight`, `bias` and its output `y`, which
+        /// holds libtorch's graph of the one `batch_norm` call.
+        type State = (TchTensor, TchTensor, TchTensor, TchTensor);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let [node_x, node_w, node_b] = ops.parents;
+            let dy = grads.consume::<Tch>(&ops.node);
+            let (x, w, b, y) = ops.state;
+            // libtorch's `run_backward` starts from scalars: Σ y ⊙ dy has
+            // gradient dy at y, then `native_batch_norm_backward` runs.
+            let root = (&y.tensor * &dy.tensor).sum(::tch::Kind::Float);
+            let mut g = ::tch::Tensor::run_backward(&[root], &[&x.tensor, &w.tensor, &b.tensor], false, false).into_iter();
+            for node in [node_x, node_w, node_b] {
+                let grad = g.next().expect("one gradient per input");
+                if let Some(node) = node {
+                    grads.register::<Tch>(node.id, TchTensor::new(grad));
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub(super) fn batch_norm_autodiff<const D: usize>(
+        x: Tensor<Autodiff<Tch>, D>,
+        w: Tensor<Autodiff<Tch>, 1>,
+        b: Tensor<Autodiff<Tch>, 1>,
+        eps: f64,
+    ) -> (Tensor<Autodiff<Tch>, D>, Tensor<Autodiff<Tch>, 1>, Tensor<Autodiff<Tch>, 1>) {
+        let (x, w, b) = (x.into_primitive().tensor(), w.into_primitive().tensor(), b.into_primitive().tensor());
+        // `native_batch_norm` gives the batch mean and 1/√(var + eps) of the
+        // same pass; the variance comes back from the latter.
+        let none = None::<&::tch::Tensor>;
+        let (out, mean, invstd) = match BatchNormBackward
+            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                // Leaves that share the inputs' memory; `from_existing` keeps
+                // burn-tch from writing into it in place while the graph holds it.
+                let leaf = |t: &TchTensor| TchTensor::from_existing(t.tensor.detach().set_requires_grad(true), t.storage.clone());
+                let (xl, wl, bl) = (leaf(&x.primitive), leaf(&w.primitive), leaf(&b.primitive));
+                let (y, mean, invstd) = xl.tensor.native_batch_norm(Some(&wl.tensor), Some(&bl.tensor), none, none, true, 0.0, eps);
+                let out = TchTensor::new(y.detach());
+                (prep.finish((xl, wl, bl, TchTensor::new(y)), out), mean.detach(), invstd.detach())
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, mean, invstd) =
+                    x.primitive.tensor.native_batch_norm(Some(&w.primitive.tensor), Some(&b.primitive.tensor), none, none, true, 0.0, eps);
+                (prep.finish(TchTensor::new(y)), mean, invstd)
+            }
+        };
+        // Fresh copies: libtorch's graph saved `mean` and `invstd`, and burn-tch
+        // may update a tensor it holds alone in place.
+        let (mean, var) = (mean.copy(), invstd.square().reciprocal() - eps);
+        let stat =
+            |t: ::tch::Tensor| Tensor::<Autodiff<Tch>, 1>::from_inner(Tensor::from_primitive(TensorPrimitive::Float(TchTensor::new(t))));
+        (Tensor::from_primitive(TensorPrimitive::Float(out)), stat(mean), stat(var))
     }
 }
