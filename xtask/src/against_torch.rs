@@ -16,7 +16,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::{flag_value, root, run, torch_venv, with_torch};
+use super::{flag_value, release_cli, root, run, torch_venv, with_torch};
 
 /// torchvision's release that goes with torch 2.9.0.
 const TORCHVISION_VERSION: &str = "0.24.0";
@@ -140,18 +140,7 @@ fn ensure_torchvision(venv: &Path) -> Result<()> {
 
 /// The release CLI with the asked-for backends, built once.
 fn build_cli(s: &Settings, venv: &Path) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root()).args([
-        "build",
-        "--release",
-        "-q",
-        "-p",
-        "selfsup-cli",
-        "--no-default-features",
-        "--features",
-        &s.backends.join(","),
-    ]);
+    let mut cmd = release_cli("build", &s.backends.join(","));
     with_torch(&mut cmd, venv)?;
     if !run(&mut cmd)? {
         bail!("building the release CLI failed");

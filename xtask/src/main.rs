@@ -287,11 +287,18 @@ fn test_all(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `cargo ACTION --release -q -p selfsup-cli` with only `features`, in the
+/// workspace root.
+fn release_cli(action: &str, features: &str) -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root()).args([action, "--release", "-q", "-p", "selfsup-cli", "--no-default-features", "--features", features]);
+    cmd
+}
+
 fn bench(args: &[String]) -> Result<()> {
     if args.iter().any(|a| a == "--against-torch") {
         return against_torch::bench_against_torch(args);
     }
-    let root = root();
     let config = args
         .iter()
         .find(|a| !a.starts_with("--") && !args.iter().any(|b| b.starts_with("--") && flag_value(args, b).as_deref() == Some(a.as_str())))
@@ -300,22 +307,9 @@ fn bench(args: &[String]) -> Result<()> {
     let backends = flag_value(args, "--backends").unwrap_or_else(|| "flex".into());
     let batch = flag_value(args, "--batch-size").unwrap_or_else(|| "8".into());
     let steps = flag_value(args, "--steps").unwrap_or_else(|| "3".into());
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for backend in backends.split(',') {
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(&root).args([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "selfsup-cli",
-            "--no-default-features",
-            "--features",
-            backend,
-            "--",
-            "bench",
-        ]);
-        cmd.arg(&config).args(["--backend", backend, "--batch-size", &batch, "--steps", &steps]);
+        let mut cmd = release_cli("run", backend);
+        cmd.args(["--", "bench"]).arg(&config).args(["--backend", backend, "--batch-size", &batch, "--steps", &steps]);
         if backend == "tch" {
             with_torch(&mut cmd, &torch_venv(true)?)?;
         }

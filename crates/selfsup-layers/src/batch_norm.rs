@@ -168,11 +168,10 @@ impl<B: Backend> TorchBatchNorm<B> {
             // One fused operation where the backend has it (libtorch).
             match crate::fused::batch_norm_train(x, w.val(), b.val(), self.eps) {
                 Ok((y, mean, var)) => {
-                    let n = dims[0] * dims[2..].iter().product::<usize>();
-                    self.update_running(mean, var.mul_scalar(n as f64 / (n.max(2) - 1) as f64));
+                    self.update_running(mean, unbiased(var, dims[0] * dims[2..].iter().product::<usize>()));
                     return y;
                 }
-                Err((back, _, _)) => x = back,
+                Err(back) => x = back,
             }
         }
         let channels = dims[1];
@@ -187,7 +186,7 @@ impl<B: Backend> TorchBatchNorm<B> {
             let mean3 = x3.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
             let var = (x3 - per_sample(mean3.clone(), b)).powi_scalar(2).mean_dim(2).mean_dim(0).reshape([channels]); // biased
             let mean = mean3.reshape([channels]);
-            self.update_running(mean.clone(), var.clone().detach().mul_scalar(n as f64 / (n.max(2) - 1) as f64));
+            self.update_running(mean.clone(), unbiased(var.clone().detach(), n));
             (mean, var)
         } else {
             (self.running_mean.value(), self.running_var.value())
@@ -237,6 +236,12 @@ impl<B: Backend> TorchBatchNorm<B> {
         };
         (scale, shift)
     }
+}
+
+/// The unbiased variance from the biased one of `n` values (`n − 1` in the
+/// denominator, as PyTorch's running variance; one value stays biased).
+fn unbiased<B: Backend>(var: Tensor<B, 1>, n: usize) -> Tensor<B, 1> {
+    var.mul_scalar(n as f64 / (n.max(2) - 1) as f64)
 }
 
 /// A per-channel tensor `[1, C, 1, ...]` repeated to `[n, C, 1, ...]` when

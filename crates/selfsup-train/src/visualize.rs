@@ -6,9 +6,9 @@
 //! the one `match` on [`Algorithm`]; an algorithm with a reconstruction is
 //! one arm there):
 //! - the pixel targets (MAE, PixMIM, SimMIM, SparK, iTPN's pixel variant):
-//!   original, masked,
-//!   reconstruction, and reconstruction with the visible patches pasted
-//!   back. PixMIM's reconstruction is of its low-frequency target;
+//!   original, masked, reconstruction, and reconstruction with the visible
+//!   patches pasted back. PixMIM's reconstruction is of its low-frequency
+//!   target;
 //! - MaskFeat: original, masked, the HOG of the target, the HOG of the
 //!   prediction (its tokens turned back into a histogram, MMSelfSup's
 //!   `MaskFeat.reconstruct`), and the prediction with the target's visible
