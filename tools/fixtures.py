@@ -112,6 +112,11 @@ GENERATORS = [
         None,
     ),
     (
+        "gen_fixtures_finetune.py",
+        ["tools/gen_fixtures_finetune.py", "--out", "{out}/tests/fixtures"],
+        None,
+    ),
+    (
         "gen_layer_decay_fixture.py",
         [
             "tools/gen_layer_decay_fixture.py",

@@ -31,8 +31,18 @@ use selfsup::{
 use crate::{device, gradient_values, state_values, values, Case, B, BACKEND};
 
 /// Entries of `config.json` that describe the fixture, not the model.
-const EXTRA_KEYS: &[&str] =
-    &["batch_size", "seeds", "optim_wrapper", "optim_wrapper_real", "fixture", "float32_error", "teacher_temp", "max_iters", "schedule"];
+const EXTRA_KEYS: &[&str] = &[
+    "batch_size",
+    "img_size",
+    "seeds",
+    "optim_wrapper",
+    "optim_wrapper_real",
+    "fixture",
+    "float32_error",
+    "teacher_temp",
+    "max_iters",
+    "schedule",
+];
 
 /// The case's model config (`config.json` less the fixture's own entries),
 /// decoded and validated.

@@ -16,6 +16,7 @@ mod parity_cae;
 mod parity_clustering;
 mod parity_contrastive;
 mod parity_dino;
+mod parity_finetune;
 mod parity_itpn;
 mod parity_mae;
 mod parity_milan_eva;

@@ -83,6 +83,55 @@ fn trains_checkpoints_and_resumes_to_the_same_losses() {
 }
 
 #[test]
+fn representation_monitor_logs_rankme_the_collapse_signal_and_knn() {
+    let dir = tempfile::tempdir().unwrap();
+    let synthetic = |n: usize, seed: u64| {
+        format!("{{ batch_size = 8, dataset = {{ type = \"SyntheticDataset\", num_samples = {n}, img_size = 20, seed = {seed} }} }}")
+    };
+    let hook = |extra: &str| {
+        let path = dir.path().join("monitor.toml");
+        let text = format!(
+            "_base_ = {:?}\n[[custom_hooks]]\ntype = \"RepresentationMonitorHook\"\nval_dataloader = {}\nknn_dataloader = {}\n{extra}",
+            demo().display().to_string(),
+            synthetic(12, 5),
+            synthetic(16, 6)
+        );
+        std::fs::write(&path, text).unwrap();
+        LoadedConfig::load(&path, &tiny_options(&["train_cfg.max_iters=6"]))
+    };
+    // Measured at the start, after epoch 1 (4 batches of 4) and after the last iteration.
+    let work = dir.path().join("work");
+    run(&hook("k = [3, 5]").unwrap(), &work, Resume::No).unwrap();
+    let log = std::fs::read_to_string(work.join("scalars.json")).unwrap();
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|v| v.get("rankme").is_some()).collect();
+    let iters: Vec<u64> = lines.iter().map(|v| v["iter"].as_u64().unwrap()).collect();
+    assert_eq!(iters, [0, 4, 6], "[{BACKEND}] {log}");
+    for v in &lines {
+        // 12 held-out samples of a 32-wide cls token.
+        let rank = v["rankme"].as_f64().unwrap();
+        assert!(rank > 1.0 && rank <= 12.0, "[{BACKEND}] {v}");
+        let std = v["embedding_std"].as_f64().unwrap();
+        assert!(std > 0.0 && std < 1.0, "[{BACKEND}] {v}");
+        for k in ["knn_top1_k3", "knn_top1_k5"] {
+            let top1 = v[k].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&top1) && (top1 * 12.0 / 100.0 - (top1 * 12.0 / 100.0).round()).abs() < 1e-6, "[{BACKEND}] {v}");
+        }
+    }
+    assert!((lines[1]["epoch"].as_f64().unwrap() - 1.0).abs() < 1e-12 && (lines[2]["epoch"].as_f64().unwrap() - 1.5).abs() < 1e-12);
+    // `selfsup plot` draws them.
+    let plots = plot_log(&work, &work.join("plots"), &PlotOptions::default()).unwrap();
+    for name in ["rankme.png", "embedding_std.png", "knn.png"] {
+        assert!(plots.iter().any(|p| p.ends_with(name)), "{plots:?}");
+    }
+    // Bad fields fail at load time with their key.
+    let err = hook("interval = 0").unwrap_err().to_string();
+    assert!(err.contains("custom_hooks.0.interval"), "{err}");
+    let err = hook("k = [0]").unwrap_err().to_string();
+    assert!(err.contains("custom_hooks.0.k"), "{err}");
+}
+
+#[test]
 fn non_finite_loss_stops_with_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = LoadedConfig::load(
@@ -145,6 +194,19 @@ fn trains_on_a_folder_of_images_and_skips_corrupt_files() {
     // One batch of every file, the corrupt one included: it is dropped and
     // counted (nothing is left to take its place), not an error.
     assert_eq!(extract::<B>(&cfg, &summary.checkpoint, Path::new(&*root), &out, 32, &device()).unwrap().written, 9);
+    // The same rows as CSV: a header, then the name and the values of each image.
+    let csv = dir.path().join("feats.csv");
+    extract::<B>(&cfg, &summary.checkpoint, Path::new(&*root), &csv, 4, &device()).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 10);
+    assert_eq!((rows[0][0], rows[0][1], rows[0][32], rows[0].len()), ("name", "feat_0", "feat_31", 33));
+    let values = feats.get("feats").unwrap().clone().to_vec::<f32>().unwrap();
+    for (i, row) in rows[1..].iter().enumerate() {
+        assert_eq!(row[0], names[i]);
+        let parsed: Vec<f32> = row[1..].iter().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(parsed, values[i * 32..(i + 1) * 32], "row {i} round-trips exactly");
+    }
 
     // `selfsup visualize-mae`: four panels of the 16×16 test crop, drawn 2× larger.
     let png = dir.path().join("mae.png");

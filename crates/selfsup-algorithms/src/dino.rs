@@ -150,6 +150,11 @@ impl AlgorithmSpec for DinoConfig {
         let (backbone, neck, head) = self.parts();
         self.data_preprocessor.validate().map_err(|e| issue("data_preprocessor", e))?;
         let spec = backbone.validate().map_err(|e| issue("backbone", e))?;
+        // DINO's student and teacher take the cls token without stochastic depth.
+        if backbone.drop_path_rate != 0.0 || backbone.avg_featmap() {
+            let key = if backbone.drop_path_rate != 0.0 { "backbone.drop_path_rate" } else { "backbone.out_type" };
+            return Err(ConfigIssue::new(key, "DINO's backbone returns the cls token without stochastic depth (drop_path_rate 0)"));
+        }
         neck.validate().map_err(|e| issue("neck", e))?;
         head.validate().map_err(|e| issue("head", e))?;
         if neck.in_channels != spec.embed_dims {

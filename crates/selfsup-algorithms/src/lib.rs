@@ -13,6 +13,7 @@
 //! its algorithm uses the concrete type ([`Mae`]).
 #![warn(missing_docs)]
 
+pub mod batch_augments;
 pub mod common;
 mod registry;
 pub mod target_generator_weights;
@@ -76,6 +77,8 @@ algorithms! {
     "SparK" => SparK(SparKConfig, SparK) in spark,
     /// iTPN (mmpretrain).
     "iTPN" => ITpn(ITpnConfig, ITpn) in itpn,
+    /// mmcls's classifier, for fine-tuning pre-trained backbones.
+    "ImageClassifier" => ImageClassifier(ImageClassifierConfig, ImageClassifier) in image,
 }
 
 /// What the `algorithms!` macro names, for crates that invoke it.

@@ -14,7 +14,7 @@ use burn::{
     nn::LayerNorm,
     tensor::{backend::Backend, Tensor},
 };
-use selfsup_core::ModelError;
+use selfsup_core::{Draws, ModelError};
 use selfsup_layers::{
     init::{Dist, InitRng},
     resize_pos_embed, NormCfg, PatchEmbed, TransformerEncoderLayer, TransformerEncoderLayerConfig,
@@ -135,7 +135,10 @@ pub struct VisionTransformerConfig {
     pub out_indices: serde_json::Value,
     /// Dropout after the position embedding; must be 0.
     pub drop_rate: f64,
-    /// Stochastic depth; must be 0.
+    /// Stochastic depth, rising linearly from 0 at the first layer to this
+    /// at the last (`np.linspace`); each layer's attention and FFN branches
+    /// drop per sample in training, from the draws `backbone.layers.{i}.attn`
+    /// and `backbone.layers.{i}.ffn`.
     pub drop_path_rate: f64,
     /// Bias on the fused qkv projections.
     pub qkv_bias: bool,
@@ -143,8 +146,15 @@ pub struct VisionTransformerConfig {
     pub norm_cfg: NormCfg,
     /// Apply the final LayerNorm (`ln1`).
     pub final_norm: bool,
-    /// What the backbone returns: `"cls_token"` (the only type supported).
+    /// What the backbone returns (mmpretrain): `"cls_token"`, or
+    /// `"avg_featmap"` (the mean patch token through `ln2`).
     pub out_type: String,
+    /// mmcls 1.0.0rc6's name for `out_type="avg_featmap"`: the mean patch
+    /// token through `ln2` (MMSelfSup's fine-tuning configs).
+    pub avg_token: bool,
+    /// mmcls 1.0.0rc6: also return the cls token; accepted either way (the
+    /// classifier takes the mean token when `avg_token`, else the cls token).
+    pub output_cls_token: bool,
     /// Prepend a cls token; must be true with `out_type="cls_token"`.
     pub with_cls_token: bool,
     /// Frozen stages; only `-1` (none) is supported.
@@ -177,6 +187,8 @@ impl Default for VisionTransformerConfig {
             norm_cfg: NormCfg::layer_norm(1e-6),
             final_norm: true,
             out_type: "cls_token".into(),
+            avg_token: false,
+            output_cls_token: true,
             with_cls_token: true,
             frozen_stages: -1,
             interpolate_mode: "bicubic".into(),
@@ -210,17 +222,17 @@ impl VisionTransformerConfig {
         if !ok {
             return unsupported("out_indices", "only the last layer (-1) is supported");
         }
-        if self.out_type != "cls_token" {
-            return unsupported("out_type", "only \"cls_token\" is supported");
+        if !matches!(self.out_type.as_str(), "cls_token" | "avg_featmap") {
+            return unsupported("out_type", "\"cls_token\" or \"avg_featmap\" are supported");
         }
         if !self.with_cls_token {
-            return unsupported("with_cls_token", "must be true with out_type=\"cls_token\"");
+            return unsupported("with_cls_token", "must be true (the position embedding has the cls row)");
         }
-        if self.drop_rate != 0.0 || self.drop_path_rate != 0.0 {
-            return unsupported(
-                if self.drop_rate != 0.0 { "drop_rate" } else { "drop_path_rate" },
-                "dropout and stochastic depth are not supported; set 0",
-            );
+        if self.drop_rate != 0.0 {
+            return unsupported("drop_rate", "dropout is not supported; set 0");
+        }
+        if !(0.0..1.0).contains(&self.drop_path_rate) {
+            return Err(("drop_path_rate", format!("must be in [0, 1), got {}", self.drop_path_rate)));
         }
         if self.frozen_stages != -1 {
             return unsupported("frozen_stages", "freezing stages is not supported; set -1");
@@ -275,9 +287,19 @@ impl VisionTransformerConfig {
             pos_embed: rng.param([1, grid * grid + 1, d], Dist::TruncNormal(0.0, 0.02), device),
             layers: (0..spec.num_layers).map(|_| layer.init(device, rng)).collect(),
             ln1: self.final_norm.then(|| self.norm_cfg.build_layer_norm(d, device)),
+            ln2: self.avg_featmap().then(|| self.norm_cfg.build_layer_norm(d, device)),
+            drop_path: (0..spec.num_layers)
+                .map(|i| if spec.num_layers > 1 { self.drop_path_rate * i as f64 / (spec.num_layers - 1) as f64 } else { 0.0 })
+                .collect(),
             grid,
             patch_size: p,
         }
+    }
+
+    /// Whether the backbone's feature is the mean patch token (`avg_token`
+    /// or `out_type="avg_featmap"`).
+    pub fn avg_featmap(&self) -> bool {
+        self.avg_token || self.out_type == "avg_featmap"
     }
 }
 
@@ -295,6 +317,10 @@ pub struct VisionTransformer<B: Backend> {
     pub layers: Vec<TransformerEncoderLayer<B>>,
     /// Final norm, present when `final_norm`.
     pub ln1: Option<LayerNorm<B>>,
+    /// The mean token's norm, present with `avg_token` / `avg_featmap`.
+    pub ln2: Option<LayerNorm<B>>,
+    /// Each layer's stochastic-depth rate.
+    drop_path: Vec<f64>,
     grid: usize,
     patch_size: usize,
 }
@@ -312,6 +338,31 @@ impl<B: Backend> VisionTransformer<B> {
     /// # Shapes
     /// - `x`: `[batch, in_channels, h, w]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Result<VitFeatures<B>, ModelError> {
+        let (x, [gh, gw]) = self.tokens(x, None)?;
+        let [n, _, d] = x.dims();
+        let cls_token = x.clone().slice([0..n, 0..1]).reshape([n, d]);
+        let patch_token = x.slice([0..n, 1..gh * gw + 1]).reshape([n, gh, gw, d]).permute([0, 3, 1, 2]);
+        Ok(VitFeatures { patch_token, cls_token })
+    }
+
+    /// The feature a classifier takes (mmcls's output with
+    /// `output_cls_token=False`): the mean patch token through `ln2` when
+    /// the backbone has it, else the cls token. With `draws` (training),
+    /// the layers' stochastic depth applies.
+    ///
+    /// # Shapes
+    /// `[batch, in_channels, h, w]` -> `[batch, embed_dims]`
+    pub fn forward_feature(&self, x: Tensor<B, 4>, draws: Option<&mut Draws>) -> Result<Tensor<B, 2>, ModelError> {
+        let (x, [gh, gw]) = self.tokens(x, draws)?;
+        let [n, _, d] = x.dims();
+        Ok(match &self.ln2 {
+            Some(norm) => norm.forward(x.slice([0..n, 1..gh * gw + 1]).mean_dim(1).reshape([n, d])),
+            None => x.slice([0..n, 0..1]).reshape([n, d]),
+        })
+    }
+
+    /// The tokens after the last layer (and `ln1`), cls first, and the grid.
+    fn tokens(&self, x: Tensor<B, 4>, mut draws: Option<&mut Draws>) -> Result<(Tensor<B, 3>, [usize; 2]), ModelError> {
         let [n, c, h, w] = x.dims();
         let p = self.patch_size;
         let expected_c = self.patch_embed.projection.weight.dims()[1];
@@ -327,14 +378,16 @@ impl<B: Backend> VisionTransformer<B> {
         let cls = self.cls_token.val().expand([n, 1, d]);
         let pos = resize_pos_embed(self.pos_embed.val(), [self.grid, self.grid], [gh, gw], 1);
         let mut x = Tensor::cat(vec![cls, tokens], 1) + pos;
-        for layer in &self.layers {
-            x = layer.forward(x);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let p = self.drop_path.get(i).copied().unwrap_or(0.0);
+            x = match draws.as_deref_mut() {
+                Some(draws) if p > 0.0 => layer.forward_drop_path(x, p, &format!("backbone.layers.{i}"), draws),
+                _ => layer.forward(x),
+            };
         }
         if let Some(norm) = &self.ln1 {
             x = norm.forward(x);
         }
-        let cls_token = x.clone().slice([0..n, 0..1]).reshape([n, d]);
-        let patch_token = x.slice([0..n, 1..gh * gw + 1]).reshape([n, gh, gw, d]).permute([0, 3, 1, 2]);
-        Ok(VitFeatures { patch_token, cls_token })
+        Ok((x, [gh, gw]))
     }
 }

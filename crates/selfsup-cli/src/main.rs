@@ -1,6 +1,7 @@
 //! `selfsup`: train, inspect, convert, extract and benchmark MMSelfSup
 //! configs. Run `selfsup --help`.
 mod convert;
+mod finetune;
 
 use std::path::{Path, PathBuf};
 
@@ -201,7 +202,8 @@ enum Command {
         /// Folder of images (searched recursively).
         #[arg(long)]
         images: PathBuf,
-        /// Output .safetensors (`feats`, plus the file names in the metadata).
+        /// Output: `.safetensors` (`feats`, the file names in the metadata), or
+        /// `.csv` (a `name` column, then `feat_0`, `feat_1`, ...).
         #[arg(long)]
         out: PathBuf,
         /// Override config keys.
@@ -287,6 +289,20 @@ enum Command {
     },
     /// Training throughput (img/s, ms/step) of a config on synthetic input.
     Bench(BenchArgs),
+    /// Fine-tune a pre-trained backbone with a classification config and
+    /// report its top-1/top-5 accuracy (MMSelfSup's fine-tuning benchmark).
+    Finetune(finetune::FinetuneArgs),
+    /// Write scikit-learn's bundled handwritten digits (`digits.csv.gz`) as
+    /// class folders, `OUT/train/<digit>/*.png` and `OUT/test/<digit>/*.png`
+    /// (the `SklearnDigits` split), for `train --data`, `knn` and `linear-probe`.
+    ExportDigits {
+        /// scikit-learn's `sklearn/datasets/data/digits.csv.gz`.
+        #[arg(long)]
+        data_file: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -557,6 +573,16 @@ fn run(command: Command) -> Result<()> {
             println!("wrote {} ({}: {})", out.display(), drawn.algorithm, drawn.panels.captions().join(" | "));
         }
         Command::Bench(args) => bench_cmd(args)?,
+        Command::Finetune(args) => finetune::finetune_cmd(args)?,
+        Command::ExportDigits { data_file, out } => {
+            use selfsup::data::{write_class_folders, DigitsSplit, SklearnDigitsConfig};
+            for split in [DigitsSplit::Train, DigitsSplit::Test] {
+                let cfg = SklearnDigitsConfig { data_file: data_file.display().to_string(), split, pipeline: Vec::new(), test_mode: false };
+                let dir = out.join(split.name());
+                let n = write_class_folders(&cfg.build(None)?, &dir)?;
+                println!("wrote {n} images to {}", dir.display());
+            }
+        }
     }
     Ok(())
 }

@@ -64,6 +64,56 @@ impl Draws {
         (0..len).map(|_| self.rng.random_range(0..upper) as i64).collect()
     }
 
+    /// One value from `Beta(a, b)` (numpy's `np.random.beta`, Mixup's and
+    /// CutMix's mixing ratio), or the next replayed value called `name`.
+    /// Drawn as `X / (X + Y)` with `X ~ Gamma(a)`, `Y ~ Gamma(b)`
+    /// (Marsaglia and Tsang's method).
+    ///
+    /// # Panics
+    /// When `a` or `b` is not positive, or a replayed draw is not one value.
+    pub fn beta(&mut self, name: &str, a: f64, b: f64) -> f64 {
+        assert!(a > 0.0 && b > 0.0, "Beta({a}, {b}): both parameters must be positive");
+        if let Some(queue) = self.replay.get_mut(name) {
+            if !queue.is_empty() {
+                let values = queue.remove(0);
+                assert_eq!(values.len(), 1, "replayed draw `{name}` has the wrong length");
+                return f64::from(values[0]);
+            }
+        }
+        let x = self.gamma(a);
+        let y = self.gamma(b);
+        if x + y > 0.0 {
+            x / (x + y)
+        } else {
+            // Both underflowed (tiny shapes): the limit is a fair coin.
+            f64::from(u8::from(self.rng.random::<bool>()))
+        }
+    }
+
+    /// `Gamma(shape, 1)`: Marsaglia and Tsang for `shape ≥ 1`, boosted by
+    /// `U^(1/shape)` below.
+    fn gamma(&mut self, shape: f64) -> f64 {
+        if shape < 1.0 {
+            let u: f64 = 1.0 - self.rng.random::<f64>();
+            return self.gamma(shape + 1.0) * u.powf(1.0 / shape);
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            // A standard normal (Box–Muller).
+            let (u1, u2): (f64, f64) = (1.0 - self.rng.random::<f64>(), self.rng.random());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            let v = (1.0 + c * z).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u: f64 = 1.0 - self.rng.random::<f64>();
+            if u.ln() < 0.5 * z * z + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
     /// A random order of `l` items per row, drawn without replacement with
     /// probabilities proportional to `weights` (`rows × l`, row-major): as
     /// `torch.multinomial(weights, l, replacement=False)`, which MILAN's
@@ -140,6 +190,23 @@ mod tests {
         let mut sorted = row.to_vec();
         sorted.sort();
         sorted == (0..l as i64).collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn beta_has_the_right_moments_and_replays() {
+        // Mean a/(a+b), variance ab/((a+b)²(a+b+1)): Mixup's 0.8 and CutMix's 1.0, and a skewed one.
+        for (a, b) in [(0.8, 0.8), (1.0, 1.0), (2.0, 5.0)] {
+            let mut d = Draws::seeded(7);
+            let n = 40_000;
+            let xs: Vec<f64> = (0..n).map(|_| d.beta("lam", a, b)).collect();
+            assert!(xs.iter().all(|x| (0.0..=1.0).contains(x)));
+            let mean = xs.iter().sum::<f64>() / n as f64;
+            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+            let (m, v) = (a / (a + b), a * b / ((a + b).powi(2) * (a + b + 1.0)));
+            assert!((mean - m).abs() < 0.01 && (var - v).abs() < 0.01 * v.max(0.01) * 10.0, "Beta({a}, {b}): {mean} {var}");
+        }
+        let mut d = Draws::seeded(0).replay("lam", vec![0.25]);
+        assert_eq!(d.beta("lam", 0.8, 0.8), 0.25);
     }
 
     #[test]

@@ -11,7 +11,11 @@
 //!   then its 8 neighbours) become two `[8·N, C, H, W]` inputs, the
 //!   neighbours sample-major and the centre repeated 8 times;
 //! - `RotationPredDataPreprocessor`: the normalised views (4 rotations)
-//!   become one `[4·N, C, H, W]` input, sample-major.
+//!   become one `[4·N, C, H, W]` input, sample-major;
+//! - mmcls's `ClsDataPreprocessor` (`to_rgb`, `mean`, `std`, `num_classes`,
+//!   `to_onehot`, `batch_augments`): normalised as `SelfSupDataPreprocessor`;
+//!   its batch augments (Mixup, CutMix) are applied by the classifier
+//!   (`ImageClassifier`), which owns the draws.
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +54,16 @@ pub struct DataPreprocessorConfig {
     pub second_std: Option<Vec<f64>>,
     /// Accepted for compatibility (must be 1: batches have one size).
     pub pad_size_divisor: usize,
+    /// `ClsDataPreprocessor`: classes of the one-hot scores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_classes: Option<usize>,
+    /// `ClsDataPreprocessor`: one-hot scores (implied by batch augments).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub to_onehot: bool,
+    /// `ClsDataPreprocessor`: `dict(augments=[...], probs=None)`, read by
+    /// the classifier (`ImageClassifier`'s `train_cfg` sets it in mmcls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_augments: Option<serde_json::Value>,
 }
 
 /// The `data_preprocessor` types this port knows, by MMSelfSup's names
@@ -72,6 +86,9 @@ pub enum DataPreprocessorKind {
     /// The rotations stacked sample-major.
     #[serde(rename = "RotationPredDataPreprocessor", alias = "mmselfsup.RotationPredDataPreprocessor")]
     RotationPred,
+    /// mmcls's classifier preprocessor: every view normalised.
+    #[serde(rename = "ClsDataPreprocessor", alias = "mmcls.ClsDataPreprocessor")]
+    Cls,
 }
 
 impl Default for DataPreprocessorConfig {
@@ -87,6 +104,9 @@ impl Default for DataPreprocessorConfig {
             second_mean: None,
             second_std: None,
             pad_size_divisor: 1,
+            num_classes: None,
+            to_onehot: false,
+            batch_augments: None,
         }
     }
 }
@@ -114,6 +134,9 @@ impl DataPreprocessorConfig {
             }
         } else if self.second_mean.is_some() || self.second_std.is_some() {
             return Err(("second_mean", format!("only TwoNormDataPreprocessor reads second_mean/second_std, not {kind:?}")));
+        }
+        if kind != DataPreprocessorKind::Cls && (self.num_classes.is_some() || self.to_onehot || self.batch_augments.is_some()) {
+            return Err(("num_classes", format!("only ClsDataPreprocessor reads num_classes/to_onehot/batch_augments, not {kind:?}")));
         }
         match (&self.mean, &self.std) {
             (Some(m), Some(s)) if m.len() != s.len() => Err(("std", format!("mean has {} channels but std has {}", m.len(), s.len()))),

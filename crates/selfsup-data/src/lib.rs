@@ -57,7 +57,8 @@ pub mod loader;
 pub mod transforms;
 
 pub use datasets::{
-    CustomDataset, CustomDatasetConfig, DataPrefix, Dataset, DatasetConfig, RawSample, SyntheticDataset, SyntheticDatasetConfig,
+    write_class_folders, CustomDataset, CustomDatasetConfig, DataPrefix, Dataset, DatasetConfig, DigitsSplit, RawSample, SklearnDigits,
+    SklearnDigitsConfig, SyntheticDataset, SyntheticDatasetConfig,
 };
 pub use error::DataError;
 pub use imaging::geometric::{Interpolation, ResizeBackend};

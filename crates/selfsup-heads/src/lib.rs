@@ -2,7 +2,8 @@
 //! name (`mae_head.rs` ↔ `mmselfsup/models/heads/mae_head.py`,
 //! `cls_head.rs`, `contrastive_head.rs`, `latent_heads.rs` (`LatentPredictHead` and
 //! `LatentCrossCorrelationHead`), `mocov3_head.rs`, `swav_head.rs`, `maskfeat_head.rs`, `milan_head.rs`, `mixmim_head.rs`, `simmim_head.rs`; mmpretrain's
-//! `spark_head.rs` and `itpn_clip_head.rs`). A head
+//! `spark_head.rs` and `itpn_clip_head.rs`; mmcls's `linear_head.rs`, the
+//! fine-tuning classifier). A head
 //! owns its loss, so this crate builds on the losses crate (one layer down),
 //! and on the necks crate for the predictor MLPs that MMSelfSup's heads build
 //! (`LatentPredictHead`, `MoCoV3Head`); it knows nothing of backbones or
@@ -17,6 +18,7 @@ pub mod contrastive_head;
 pub mod dino_head;
 pub mod itpn_clip_head;
 pub mod latent_heads;
+pub mod linear_head;
 pub mod mae_head;
 pub mod maskfeat_head;
 pub mod milan_head;
@@ -37,6 +39,7 @@ pub use latent_heads::{
     CosineLossConfig, CrossCorrelationLossConfig, LatentCrossCorrelationHead, LatentCrossCorrelationHeadConfig, LatentPredictHead,
     LatentPredictHeadConfig, PredictorConfig,
 };
+pub use linear_head::{ClsLossConfig, ClsTargets, LinearClsHead, LinearClsHeadConfig};
 pub use mae_head::{MaeLossConfig, MaePretrainHead, MaePretrainHeadConfig};
 pub use maskfeat_head::{MaskFeatPretrainHead, MaskFeatPretrainHeadConfig, PixelLossConfig};
 pub use milan_head::{MilanPretrainHead, MilanPretrainHeadConfig};

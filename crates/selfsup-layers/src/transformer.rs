@@ -109,4 +109,14 @@ impl<B: Backend> TransformerEncoderLayer<B> {
         let x = x.clone() + self.attn.forward(self.ln1.forward(x));
         x.clone() + self.ffn.forward(self.ln2.forward(x))
     }
+
+    /// [`Self::forward`] in training with mmcv's `DropPath(p)` on both
+    /// residual branches (mmcls's `dropout_layer`), from the draws
+    /// `{key}.attn` and `{key}.ffn` ([`crate::functional::drop_path`]).
+    pub fn forward_drop_path(&self, x: Tensor<B, 3>, p: f64, key: &str, draws: &mut selfsup_core::Draws) -> Tensor<B, 3> {
+        let a = self.attn.forward(self.ln1.forward(x.clone()));
+        let x = x + crate::functional::drop_path(a, p, &format!("{key}.attn"), Some(&mut *draws));
+        let f = self.ffn.forward(self.ln2.forward(x.clone()));
+        x + crate::functional::drop_path(f, p, &format!("{key}.ffn"), Some(draws))
+    }
 }

@@ -12,7 +12,9 @@ pub struct CrossEntropyLossConfig {
     pub loss_weight: f64,
     /// Sigmoid (binary) cross entropy; not supported.
     pub use_sigmoid: bool,
-    /// Soft labels; not supported.
+    /// Soft labels (`soft_cross_entropy`): the targets are per-class
+    /// scores. Targets that Mixup or CutMix made are scores whatever this
+    /// says, as in mmcls (PyTorch's `cross_entropy` takes probabilities).
     pub use_soft: bool,
     /// `"mean"` only.
     pub reduction: String,
@@ -32,9 +34,6 @@ impl CrossEntropyLossConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.use_sigmoid {
             return Err(("use_sigmoid", "sigmoid cross entropy is not supported".into()));
-        }
-        if self.use_soft {
-            return Err(("use_soft", "soft-label cross entropy is not supported".into()));
         }
         if self.reduction != "mean" {
             return Err(("reduction", format!("only \"mean\" is supported, got {:?}", self.reduction)));
@@ -80,6 +79,22 @@ impl CrossEntropyLossConfig {
         let picked = log_softmax(logits, 1).gather(1, labels.clone().reshape([n, 1])).reshape([n]);
         let weights = class_weight.select(0, labels);
         (picked * weights).mean().neg().mul_scalar(self.loss_weight)
+    }
+
+    /// mmcls's `soft_cross_entropy`: `loss_weight · mean_i Σ_c −w_c ·
+    /// targets_ic · log softmax(logits_i)_c`, with `w` the class weights
+    /// (1 without).
+    ///
+    /// # Shapes
+    /// - `logits`, `targets`: `[n, classes]` -> `[1]`
+    pub fn forward_soft<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 1> {
+        let [n, c] = logits.dims();
+        let mut per = log_softmax(logits, 1) * targets;
+        if let Some(w) = &self.class_weight {
+            let w = Tensor::<B, 2>::from_data(TensorData::new(w.iter().map(|v| *v as f32).collect::<Vec<_>>(), [1, c]), &per.device());
+            per = per * w;
+        }
+        per.sum().div_scalar(n as f64).neg().mul_scalar(self.loss_weight)
     }
 
     /// The loss when every label is 0 (the positive sits in column 0).

@@ -2,7 +2,8 @@
 //! (`linear_neck.rs` ↔ `mmselfsup/models/necks/linear_neck.py`,
 //! `nonlinear_neck.rs`, `mocov2_neck.rs`, `densecl_neck.rs`, `swav_neck.rs`,
 //! `relative_loc_neck.rs`, `avgpool_neck.rs`, `simmim_neck.rs`, `mixmim_neck.rs`,
-//! `milan_neck.rs`; mmpretrain's `spark_neck.rs` and `itpn_neck.rs`;
+//! `milan_neck.rs`; mmpretrain's `spark_neck.rs` and `itpn_neck.rs`; mmcls's
+//! `gap.rs` (`GlobalAveragePooling`, the ResNet classifier's neck);
 //! `mae_neck.rs` holds both classes of `mae_neck.py`, `MAEPretrainDecoder`
 //! and `ClsBatchNormNeck`). `common.rs` holds the helpers the projection
 //! necks share and their `nn.Sequential` key rows ([`NECK_KEY_REMAP`]).
@@ -16,6 +17,7 @@ pub mod cae_neck;
 mod common;
 pub mod densecl_neck;
 pub mod dino_neck;
+pub mod gap;
 pub mod itpn_neck;
 pub mod linear_neck;
 pub mod mae_neck;
@@ -35,6 +37,7 @@ pub use cae_neck::{CaeNeck, CaeNeckConfig, CaeNeckOutput};
 pub use common::NECK_KEY_REMAP;
 pub use densecl_neck::{ConvMlp, DenseCLNeck, DenseCLNeckConfig, DenseCLNeckOutput};
 pub use dino_neck::{DinoMlp, DinoNeck, DinoNeckConfig, WeightNormLinear};
+pub use gap::{GlobalAveragePooling, GlobalAveragePoolingConfig};
 pub use itpn_neck::{ITpnPretrainDecoder, ITpnPretrainDecoderConfig, ITPN_NECK_KEY_REMAP};
 pub use linear_neck::{LinearNeck, LinearNeckConfig};
 pub use mae_neck::{ClsBatchNormNeck, ClsBatchNormNeckConfig, MaePretrainDecoder, MaePretrainDecoderConfig};

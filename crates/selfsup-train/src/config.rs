@@ -6,6 +6,10 @@ use selfsup_config::{Config, ConfigError};
 use selfsup_data::DataLoaderConfig;
 use serde::{Deserialize, Serialize};
 
+pub use crate::finetune::EvaluatorConfig;
+pub use crate::hooks::{
+    ClusteringConfig, CustomHookConfig, DeepClusterHookConfig, DenseClHookConfig, OdcHookConfig, SimSiamHookConfig, SwAVHookConfig,
+};
 use crate::{optim::OptimWrapperConfig, schedule::SchedulerConfig};
 
 /// `train_cfg`: MMEngine's loops.
@@ -157,6 +161,26 @@ pub struct RunConfig {
     /// The feature-extraction data (resize, center crop); optional.
     #[serde(default)]
     pub test_dataloader: Option<DataLoaderConfig>,
+    /// Labelled evaluation data (fine-tuning: top-1/top-5 every
+    /// `train_cfg.val_interval` epochs and after training); optional.
+    #[serde(default)]
+    pub val_dataloader: Option<DataLoaderConfig>,
+    /// `val_evaluator = dict(type='Accuracy', topk=(1, 5))`.
+    #[serde(default)]
+    pub val_evaluator: Option<EvaluatorConfig>,
+    /// `test_evaluator`: accepted (evaluation uses `val_evaluator`).
+    #[serde(default)]
+    pub test_evaluator: Option<serde_json::Value>,
+    /// `val_cfg = dict()`: accepted.
+    #[serde(default)]
+    pub val_cfg: Option<serde_json::Value>,
+    /// `test_cfg = dict()`: accepted.
+    #[serde(default)]
+    pub test_cfg: Option<serde_json::Value>,
+    /// mmcls's top-level `data_preprocessor` variable: when the model has
+    /// none, it becomes `model.data_preprocessor` (as MMEngine's runner does).
+    #[serde(default)]
+    pub data_preprocessor: Option<serde_json::Value>,
     /// The optimiser.
     pub optim_wrapper: OptimWrapperConfig,
     /// The schedules.
@@ -312,7 +336,13 @@ impl LoadedConfig {
     }
 
     /// Decodes and validates an already resolved tree.
-    pub fn from_tree(tree: Config) -> Result<Self, RunConfigError> {
+    pub fn from_tree(mut tree: Config) -> Result<Self, RunConfigError> {
+        // MMEngine's runner: `model.setdefault('data_preprocessor', cfg.data_preprocessor)`.
+        if let Some(dp) = tree.get("data_preprocessor").cloned() {
+            if tree.get("model.data_preprocessor").is_none() && tree.get("model").is_some() {
+                tree.set("model.data_preprocessor", dp)?;
+            }
+        }
         let run: RunConfig = tree.decode()?;
         let file = tree.file().to_string();
         let invalid = |key: String, message: String| RunConfigError::Invalid { file: file.clone(), key, message };
@@ -331,6 +361,12 @@ impl LoadedConfig {
             return Err(invalid(key.into(), "must be at least 1: a run of no iterations trains nothing".into()));
         }
         run.model.check_batch_size(run.train_dataloader.batch_size).map_err(|m| invalid("train_dataloader.batch_size".into(), m))?;
+        if let Some(e) = &run.val_evaluator {
+            e.validate().map_err(|(k, m)| invalid(format!("val_evaluator.{k}"), m))?;
+        }
+        if run.val_dataloader.as_ref().is_some_and(|v| v.batch_size == 0) {
+            return Err(invalid("val_dataloader.batch_size".into(), "must be at least 1".into()));
+        }
         for (i, hook) in run.custom_hooks.iter().enumerate() {
             let (needs, name): (&[&str], _) = match hook {
                 CustomHookConfig::SwAV(_) => (&["SwAV"], "SwAVHook"),
@@ -342,8 +378,12 @@ impl LoadedConfig {
                     h.validate().map_err(|(k, m)| invalid(format!("custom_hooks.{i}.{k}"), m))?;
                     (&["DINO"], "DINOTeacherTempWarmupHook")
                 }
+                CustomHookConfig::RepresentationMonitor(h) => {
+                    h.validate().map_err(|(k, m)| invalid(format!("custom_hooks.{i}.{k}"), m))?;
+                    (&[], "RepresentationMonitorHook")
+                }
             };
-            if !needs.contains(&run.model.name()) {
+            if !needs.is_empty() && !needs.contains(&run.model.name()) {
                 return Err(invalid(
                     format!("custom_hooks.{i}.type"),
                     format!("{name} drives {}, but model.type is {}", needs.join(" or "), run.model.name()),
@@ -416,176 +456,6 @@ impl LoadedConfig {
         }
         Ok(Self { tree, run })
     }
-}
-
-selfsup_config::registry! {
-    /// `custom_hooks = [dict(type=...)]`: the hooks MMSelfSup's configs use.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum CustomHookConfig {
-        /// SwAV's feature queue and frozen prototypes.
-        "SwAVHook" => SwAV(SwAVHookConfig),
-        /// DenseCL's dense-loss warm-up.
-        "DenseCLHook" => DenseCl(DenseClHookConfig),
-        /// SimSiam's fixed predictor learning rate.
-        "SimSiamHook" => SimSiam(SimSiamHookConfig),
-        /// DeepCluster's clustering between epochs.
-        "DeepClusterHook" => DeepCluster(DeepClusterHookConfig),
-        /// ODC's centroid updates, small-cluster handling and re-weighting.
-        "ODCHook" => Odc(OdcHookConfig),
-        /// DINO's teacher temperature (mmpretrain's project).
-        "DINOTeacherTempWarmupHook" => DinoTeacherTempWarmup(crate::hooks::DinoTeacherTempWarmupHookConfig),
-    }
-}
-
-selfsup_config::registry! {
-    /// `clustering=dict(type='Kmeans', k, pca_dim)`.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum ClusteringConfig {
-        /// PCA with whitening, L2 normalisation, k-means (faiss's semantics).
-        "Kmeans" => Kmeans(selfsup_memories::clustering::KmeansConfig),
-    }
-}
-
-/// `dict(type='DeepClusterHook', extract_dataloader, clustering, unif_sampling, reweight,
-/// reweight_pow, init_memory=False, initial=True, interval=1, seed=None)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeepClusterHookConfig {
-    /// The loader of the features to cluster: the training images through a test
-    /// pipeline, in dataset order (its sampler is not used: every sample once, in order).
-    pub extract_dataloader: DataLoaderConfig,
-    /// The clustering.
-    pub clustering: ClusteringConfig,
-    /// Train on the same number of samples from every cluster (`DeepClusterSampler`).
-    pub unif_sampling: bool,
-    /// Weigh the loss by `1/size^reweight_pow` of each cluster.
-    pub reweight: bool,
-    /// The re-weighting power.
-    #[serde(default = "half")]
-    pub reweight_pow: f64,
-    /// Fill ODC's memory with the features and labels (ODC only).
-    #[serde(default)]
-    pub init_memory: bool,
-    /// Cluster before the first epoch.
-    #[serde(default = "yes")]
-    pub initial: bool,
-    /// Cluster after every `interval` epochs.
-    #[serde(default = "one")]
-    pub interval: usize,
-    /// Seed of the clustering's draws; default the run's.
-    #[serde(default)]
-    pub seed: Option<u64>,
-    /// MMEngine's hook priority; accepted.
-    #[serde(default)]
-    pub priority: Option<serde_json::Value>,
-}
-
-fn half() -> f64 {
-    0.5
-}
-
-/// `dict(type='ODCHook', centroids_update_interval, deal_with_small_clusters_interval,
-/// evaluate_interval, reweight, reweight_pow, dist_mode=True)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OdcHookConfig {
-    /// Recompute every centroid every this many iterations.
-    pub centroids_update_interval: usize,
-    /// Dissolve and refill small clusters every this many iterations.
-    pub deal_with_small_clusters_interval: usize,
-    /// Log the cluster sizes every this many iterations.
-    pub evaluate_interval: usize,
-    /// Accepted; MMSelfSup's hook re-weights after every iteration whatever it says.
-    pub reweight: bool,
-    /// Accepted; MMSelfSup's hook re-weights with power 0.5 whatever it says.
-    #[serde(default = "half")]
-    pub reweight_pow: f64,
-    /// MMSelfSup refuses `False`; accepted when true.
-    #[serde(default = "yes")]
-    pub dist_mode: bool,
-    /// Seed of the 2-means splits; default the run's.
-    #[serde(default)]
-    pub seed: Option<u64>,
-    /// MMEngine's hook priority; accepted.
-    #[serde(default)]
-    pub priority: Option<serde_json::Value>,
-}
-
-/// `dict(type='SwAVHook', batch_size, epoch_queue_starts=15, crops_for_assign=[0, 1],
-/// feat_dim=128, queue_length=0, interval=1, frozen_layers_cfg={})`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SwAVHookConfig {
-    /// Batch size per device (the queue length is rounded down to a multiple).
-    pub batch_size: usize,
-    /// First epoch with a queue.
-    #[serde(default = "fifteen")]
-    pub epoch_queue_starts: usize,
-    /// Crops whose embeddings enter the queue.
-    #[serde(default = "crops01")]
-    pub crops_for_assign: Vec<usize>,
-    /// Embedding width.
-    #[serde(default = "d128")]
-    pub feat_dim: usize,
-    /// Queue length (0: no queue).
-    #[serde(default)]
-    pub queue_length: usize,
-    /// MMSelfSup saves the queue every `interval` epochs; ours is in every checkpoint.
-    #[serde(default = "one")]
-    pub interval: usize,
-    /// `{name: iters}`: parameters whose name contains `name` get no gradient
-    /// for the first `iters` iterations (only `prototypes` exists in SwAV).
-    #[serde(default)]
-    pub frozen_layers_cfg: std::collections::BTreeMap<String, usize>,
-    /// MMEngine's hook priority; accepted.
-    #[serde(default)]
-    pub priority: Option<serde_json::Value>,
-}
-
-/// `dict(type='DenseCLHook', start_iters=1000)`: the dense loss weight is 0
-/// before `start_iters`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DenseClHookConfig {
-    /// First iteration with the dense loss.
-    #[serde(default = "thousand")]
-    pub start_iters: usize,
-    /// MMEngine's hook priority; accepted.
-    #[serde(default)]
-    pub priority: Option<serde_json::Value>,
-}
-
-/// `dict(type='SimSiamHook', fix_pred_lr=True, lr=..., adjust_by_epoch=True)`:
-/// parameter groups with `fix_lr` keep `lr`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimSiamHookConfig {
-    /// Whether the predictor's lr is fixed.
-    pub fix_pred_lr: bool,
-    /// The fixed lr.
-    pub lr: f64,
-    /// MMSelfSup resets the lr each epoch; ours holds it every iteration.
-    #[serde(default = "yes")]
-    pub adjust_by_epoch: bool,
-    /// MMEngine's hook priority; accepted.
-    #[serde(default)]
-    pub priority: Option<serde_json::Value>,
-}
-
-fn fifteen() -> usize {
-    15
-}
-fn crops01() -> Vec<usize> {
-    vec![0, 1]
-}
-fn d128() -> usize {
-    128
-}
-fn one() -> usize {
-    1
-}
-fn thousand() -> usize {
-    1000
 }
 
 struct SwAVConfigView {

@@ -136,7 +136,8 @@ pub fn features_with<B: Backend>(
 /// Extracts global features (the cls token for ViTs) of every image under
 /// `images` (recursive) and writes `feats` `[N, D]` to a safetensors file,
 /// with the image paths (relative to `images`) as JSON in the metadata key
-/// `names`. Returns N.
+/// `names`; or, when `out` ends in `.csv`, a CSV table of the names and
+/// features ([`write_csv`]). Returns N.
 pub fn extract<B: AutodiffBackend>(
     cfg: &LoadedConfig,
     checkpoint_path: &Path,
@@ -158,6 +159,10 @@ pub fn extract<B: AutodiffBackend>(
     let listed = dataset.len();
     let Features { feats, names, dim, .. } = features(&model, dataset, &test_pipeline(cfg)?, batch_size, device)?;
     let n = names.len();
+    if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        write_csv(out, &names, &feats, dim)?;
+        return Ok(Extracted { written: n, skipped: listed - n });
+    }
     let mut tensors = BTreeMap::new();
     tensors.insert("feats".to_string(), TensorData::new(feats, [n, dim]));
     let mut meta = BTreeMap::new();
@@ -165,6 +170,36 @@ pub fn extract<B: AutodiffBackend>(
     meta.insert("algorithm".to_string(), cfg.run.model.name().to_string());
     write_safetensors(out, &tensors, &meta)?;
     Ok(Extracted { written: n, skipped: listed - n })
+}
+
+/// Writes features as CSV (RFC 4180): a header `name,feat_0,…,feat_{dim-1}`,
+/// then one row per image, its name quoted when it holds a comma, a quote
+/// or a line break, and each value in Rust's shortest round-trip form.
+/// Written to a temporary file and renamed, so a reader never sees half a file.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_csv(out: &Path, names: &[String], feats: &[f32], dim: usize) -> Result<(), TrainError> {
+    use std::fmt::Write as _;
+    let mut text = String::from("name");
+    for j in 0..dim {
+        let _ = write!(text, ",feat_{j}");
+    }
+    text.push('\n');
+    for (name, row) in names.iter().zip(feats.chunks(dim.max(1))) {
+        if name.contains([',', '"', '\n', '\r']) {
+            let _ = write!(text, "\"{}\"", name.replace('"', "\"\""));
+        } else {
+            text.push_str(name);
+        }
+        for v in row {
+            let _ = write!(text, ",{v}");
+        }
+        text.push('\n');
+    }
+    let tmp = out.with_extension("csv.partial");
+    std::fs::write(&tmp, text).map_err(|e| TrainError::Io(tmp.clone(), e))?;
+    std::fs::rename(&tmp, out).map_err(|e| TrainError::Io(out.to_path_buf(), e))
 }
 
 /// What [`extract`] wrote.

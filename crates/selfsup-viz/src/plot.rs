@@ -50,6 +50,9 @@ pub struct MetricGroup {
 /// - `grad_norm`;
 /// - `entropy` (DINO's `teacher_entropy`) and `center_norm`, the collapse
 ///   signals DINO logs;
+/// - `rankme`, `embedding_std` and `knn` (`knn_top1_k*`), the
+///   `RepresentationMonitorHook`'s measurements;
+/// - `accuracy` (`accuracy/top*`), fine-tuning's evaluation;
 /// - with [`PlotOptions::timing`]: `time` (`time`, `data_time`) and
 ///   `throughput` (`img_per_s`).
 ///
@@ -69,6 +72,10 @@ pub fn metric_groups(log: &TrainingLog, opts: &PlotOptions) -> Vec<MetricGroup> 
         ("grad_norm", pick(&|k| k == "grad_norm")),
         ("entropy", pick(&|k| k.contains("entropy"))),
         ("center_norm", pick(&|k| k == "center_norm")),
+        ("rankme", pick(&|k| k == "rankme")),
+        ("embedding_std", pick(&|k| k == "embedding_std")),
+        ("knn", pick(&|k| k.starts_with("knn_"))),
+        ("accuracy", pick(&|k| k.starts_with("accuracy"))),
     ];
     if opts.timing {
         groups.push(("time", pick(&|k| k == "time" || k == "data_time")));
@@ -141,6 +148,8 @@ pub fn group_chart(log: &TrainingLog, group: &MetricGroup, opts: &PlotOptions) -
         y_label: match group.name.as_str() {
             "time" => "seconds".into(),
             "throughput" => "images/s".into(),
+            "knn" => "top-1 %".into(),
+            "accuracy" => "%".into(),
             name => name.into(),
         },
         series,

@@ -5,6 +5,7 @@
 //! | `CustomDataset` | `mmcls.datasets.CustomDataset` | a folder of images (class sub-folders optional) or an annotation file |
 //! | `ImageNet` | `mmcls.datasets.ImageNet` | the same, with ImageNet's 1000 classes for annotation files |
 //! | `SyntheticDataset` | ours | procedural class-structured images, no file I/O |
+//! | `SklearnDigits` | ours | the handwritten digits scikit-learn ships (`digits.csv.gz`) |
 //!
 //! A dataset decodes images (mmcv's `LoadImageFromFile` happens here) and returns
 //! [`RawSample`]s; transforms are applied by a [`Pipeline`](crate::Pipeline).
@@ -12,6 +13,7 @@
 mod base;
 pub mod custom;
 pub mod imagenet;
+pub mod sklearn_digits;
 pub mod synthetic;
 #[cfg(test)]
 mod tests;
@@ -22,6 +24,7 @@ use std::sync::Arc;
 pub use base::{DataPrefix, Indices, MetaInfo, IMG_EXTENSIONS};
 pub use custom::{CustomDataset, CustomDatasetConfig};
 pub use imagenet::IMAGENET_NUM_CLASSES;
+pub use sklearn_digits::{DigitsSplit, SklearnDigits, SklearnDigitsConfig};
 pub use synthetic::{SyntheticDataset, SyntheticDatasetConfig};
 
 use crate::imaging::Image;
@@ -90,6 +93,8 @@ selfsup_config::registry! {
         "DeepClusterImageNet" => DeepClusterImageNet(CustomDatasetConfig),
         /// `SyntheticDataset` (ours).
         "SyntheticDataset" => SyntheticDataset(SyntheticDatasetConfig),
+        /// `SklearnDigits` (ours): scikit-learn's bundled handwritten digits.
+        "SklearnDigits" => SklearnDigits(SklearnDigitsConfig),
     }
 }
 
@@ -104,6 +109,7 @@ impl DatasetConfig {
         match self {
             DatasetConfig::CustomDataset(c) | DatasetConfig::ImageNet(c) | DatasetConfig::DeepClusterImageNet(c) => &c.pipeline,
             DatasetConfig::SyntheticDataset(c) => &c.pipeline,
+            DatasetConfig::SklearnDigits(c) => &c.pipeline,
         }
     }
 
@@ -121,6 +127,32 @@ impl DatasetConfig {
             DatasetConfig::CustomDataset(c) => Arc::new(c.build(base_dir)?),
             DatasetConfig::ImageNet(c) | DatasetConfig::DeepClusterImageNet(c) => Arc::new(imagenet::build(c, base_dir)?),
             DatasetConfig::SyntheticDataset(c) => Arc::new(c.build()?),
+            DatasetConfig::SklearnDigits(c) => Arc::new(c.build(base_dir)?),
         })
     }
+}
+
+/// Writes every sample of a labelled `dataset` as a PNG into a class-folder
+/// tree, `out/<class>/<name>` (the class's name when the dataset has
+/// names, else its number; `name`'s extension replaced by `.png`), the
+/// layout `CustomDataset`, `selfsup knn --train/--val` and `selfsup
+/// linear-probe` read. Returns the number of images written.
+///
+/// # Errors
+/// An unlabelled sample ([`DataError::InvalidConfig`]), a sample that
+/// cannot be read, or a file that cannot be written ([`DataError::Io`]).
+pub fn write_class_folders(dataset: &dyn Dataset, out: &Path) -> Result<usize, DataError> {
+    let io = |path: &Path, source| DataError::Io { path: path.to_path_buf(), source };
+    for index in 0..dataset.len() {
+        let sample = dataset.load(index)?;
+        let label = sample.label.ok_or_else(|| DataError::config("write_class_folders", format!("{} has no label", sample.name)))?;
+        let class = dataset.classes().get(label).cloned().unwrap_or_else(|| label.to_string());
+        let dir = out.join(class);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let path = dir.join(Path::new(&sample.name).with_extension("png").file_name().unwrap_or_default());
+        let (w, h, c) = (sample.img.width() as u32, sample.img.height() as u32, sample.img.channels());
+        let color = if c == 1 { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 };
+        image::save_buffer(&path, sample.img.data(), w, h, color).map_err(|e| io(&path, std::io::Error::other(e)))?;
+    }
+    Ok(dataset.len())
 }

@@ -198,6 +198,33 @@ impl PackInputsConfig {
     }
 }
 
+/// mmcls's `PackClsInputs(meta_keys=(...))` (1.0.0rc6), the classification
+/// pipelines' tail: the image and its `gt_label` (every sample carries its
+/// label here), a [`PackSelfSupInputs`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackClsInputsConfig {
+    /// Meta-information fields.
+    pub meta_keys: Vec<String>,
+}
+
+impl Default for PackClsInputsConfig {
+    fn default() -> Self {
+        let meta = ["sample_idx", "img_path", "ori_shape", "img_shape", "scale_factor", "flip", "flip_direction"];
+        Self { meta_keys: meta.map(String::from).to_vec() }
+    }
+}
+
+impl PackClsInputsConfig {
+    /// Builds the transform.
+    ///
+    /// # Errors
+    /// As [`PackSelfSupInputsConfig::init`].
+    pub fn init(&self) -> Result<PackSelfSupInputs, DataError> {
+        PackSelfSupInputsConfig { meta_keys: self.meta_keys.clone(), ..Default::default() }.init()
+    }
+}
+
 /// End-of-pipeline marker; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackSelfSupInputs {

@@ -38,7 +38,7 @@ pub mod processing;
 pub mod random;
 pub mod wrappers;
 
-pub use formatting::{ArrayData, PackInputsConfig, PackSelfSupInputs, PackSelfSupInputsConfig, PackedArray};
+pub use formatting::{ArrayData, PackClsInputsConfig, PackInputsConfig, PackSelfSupInputs, PackSelfSupInputsConfig, PackedArray};
 pub use loading::{LoadImageFromFile, LoadImageFromFileConfig};
 pub use pil_numpy::{ImageKind, ToNumpy, ToNumpyConfig, ToPil, ToPilConfig};
 pub use processing::{
@@ -121,6 +121,8 @@ selfsup_config::registry! {
         "PackSelfSupInputs" => PackSelfSupInputs(PackSelfSupInputsConfig),
         /// `PackInputs` (mmpretrain): the same tail marker.
         "PackInputs" => PackInputs(PackInputsConfig),
+        /// `PackClsInputs` (mmcls): the classification pipelines' tail marker.
+        "PackClsInputs" => PackClsInputs(PackClsInputsConfig),
         /// `MultiView` (mmselfsup): several views from sub-pipelines.
         "MultiView" => MultiView(MultiViewConfig),
         /// `DINOMultiCrop` (mmpretrain's DINO project): two global and N local crops, a `MultiView`.
@@ -173,6 +175,7 @@ impl TransformConfig {
             TransformConfig::RandomApply(c) => Transform::RandomApply(c.init()?),
             TransformConfig::PackSelfSupInputs(c) => Transform::PackSelfSupInputs(c.init()?),
             TransformConfig::PackInputs(c) => Transform::PackSelfSupInputs(c.init()?),
+            TransformConfig::PackClsInputs(c) => Transform::PackSelfSupInputs(c.init()?),
             TransformConfig::MultiView(c) => Transform::MultiView(c.init()?),
             TransformConfig::DINOMultiCrop(c) => Transform::MultiView(c.init()?),
             TransformConfig::ToPIL(c) => Transform::ToPIL(c.init()?),

@@ -10,19 +10,21 @@
 //! The default hooks come from `default_hooks` (`CheckpointHook`,
 //! `LoggerHook`), plus the progress bar and the non-finite guard; the
 //! algorithm hooks from `custom_hooks`, by MMSelfSup's `type` names
-//! ([`CustomHookConfig`]). One hook, one file.
+//! ([`CustomHookConfig`]); MMEngine's `ValLoop` from `val_dataloader` and
+//! `val_evaluator`. One hook, one file.
 use std::path::Path;
 
 use burn::tensor::backend::AutodiffBackend;
 use selfsup_weights::StateDict;
 
 use crate::{
-    config::{CustomHookConfig, LoadedConfig},
+    config::LoadedConfig,
     runner::{IterOutput, Runner, TrainOptions},
     TrainError,
 };
 
 mod checkpoint_hook;
+mod configs;
 mod deepcluster_hook;
 mod densecl_hook;
 mod dino_teacher_temp_warmup_hook;
@@ -30,10 +32,15 @@ mod logger_hook;
 mod nonfinite_guard;
 mod odc_hook;
 mod progress_hook;
+mod representation_monitor_hook;
 mod simsiam_hook;
 mod swav_hook;
+mod val_loop;
 
 pub use checkpoint_hook::CheckpointHook;
+pub use configs::{
+    ClusteringConfig, CustomHookConfig, DeepClusterHookConfig, DenseClHookConfig, OdcHookConfig, SimSiamHookConfig, SwAVHookConfig,
+};
 pub use deepcluster_hook::DeepClusterHook;
 pub use densecl_hook::DenseCLHook;
 pub use dino_teacher_temp_warmup_hook::{DinoTeacherTempWarmupHook, DinoTeacherTempWarmupHookConfig};
@@ -41,8 +48,10 @@ pub use logger_hook::LoggerHook;
 pub use nonfinite_guard::NonFiniteGuard;
 pub use odc_hook::OdcHook;
 pub use progress_hook::ProgressHook;
+pub use representation_monitor_hook::{Measurement, RepresentationMonitorHook, RepresentationMonitorHookConfig};
 pub use simsiam_hook::SimSiamHook;
 pub use swav_hook::SwAVHook;
+pub use val_loop::ValLoop;
 
 /// A hook's own generator, keyed by the run's seed, a counter (epoch or iteration) and the
 /// hook's 16-byte tag: the same draws after a resume, whatever ran before.
@@ -119,7 +128,12 @@ pub fn build<B: AutodiffBackend>(cfg: &LoadedConfig, opts: &TrainOptions, lead: 
             CustomHookConfig::DeepCluster(c) => Box::new(DeepClusterHook::new(c.clone())),
             CustomHookConfig::Odc(c) => Box::new(OdcHook::new(c.clone())),
             CustomHookConfig::DinoTeacherTempWarmup(c) => Box::new(DinoTeacherTempWarmupHook::new(c)),
+            CustomHookConfig::RepresentationMonitor(c) => Box::new(RepresentationMonitorHook::new(c.clone())),
         });
+    }
+    // MMEngine builds a ValLoop from val_dataloader and val_evaluator.
+    if let (Some(dl), Some(e)) = (&run.val_dataloader, &run.val_evaluator) {
+        hooks.push(Box::new(ValLoop::new(dl.clone(), e.topk(), run.train_cfg.val_interval.unwrap_or(1))));
     }
     let bar = lead && opts.progress && std::io::stderr().is_terminal();
     if bar {

@@ -11,8 +11,13 @@ use crate::transforms::{ImageTransform, RandomSource};
 use crate::DataError;
 
 /// Configuration of [`RandomResizedCrop`]. Field names and defaults are MMSelfSup's.
+///
+/// mmcls 1.0.0rc6's form of the same transform (its classification
+/// configs: `scale` is the output size, `crop_ratio_range` and
+/// `aspect_ratio_range` the ranges) is read too, and means the same crop:
+/// mmcls samples it with the same algorithm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RandomResizedCropDict")]
 pub struct RandomResizedCropConfig {
     /// Output size: an integer for a square, or `[h, w]`. Required.
     pub size: SizeSpec,
@@ -32,6 +37,53 @@ pub struct RandomResizedCropConfig {
     /// Resize back-end. Default `cv2` (MMSelfSup's default; its configs mostly say `pillow`).
     #[serde(default)]
     pub backend: ResizeBackend,
+}
+
+/// The dict as written, in MMSelfSup's or mmcls's form.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RandomResizedCropDict {
+    size: Option<SizeSpec>,
+    scale: Option<serde_json::Value>,
+    ratio: Option<[f64; 2]>,
+    crop_ratio_range: Option<[f64; 2]>,
+    aspect_ratio_range: Option<[f64; 2]>,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: usize,
+    #[serde(default)]
+    interpolation: Interpolation,
+    #[serde(default)]
+    backend: ResizeBackend,
+}
+
+impl TryFrom<RandomResizedCropDict> for RandomResizedCropConfig {
+    type Error = String;
+
+    fn try_from(d: RandomResizedCropDict) -> Result<Self, String> {
+        let (size, scale, ratio) = match d.size {
+            // MMSelfSup: `size`, `scale` (area range), `ratio`.
+            Some(size) => {
+                if d.crop_ratio_range.is_some() || d.aspect_ratio_range.is_some() {
+                    return Err("`crop_ratio_range`/`aspect_ratio_range` are mmcls's names: use them with `scale` as the output size, without `size`".into());
+                }
+                let scale = match d.scale {
+                    None => default_scale(),
+                    Some(v) => serde_json::from_value::<[f64; 2]>(v).map_err(|e| format!("scale: {e} (the crop's area range)"))?,
+                };
+                (size, scale, d.ratio.unwrap_or_else(default_ratio))
+            }
+            // mmcls: `scale` (output size), `crop_ratio_range`, `aspect_ratio_range`.
+            None => {
+                let Some(v) = d.scale else { return Err("missing field `size` (or mmcls's `scale`, the output size)".into()) };
+                let size = serde_json::from_value::<SizeSpec>(v).map_err(|e| format!("scale: {e} (the output size, without `size`)"))?;
+                if d.ratio.is_some() {
+                    return Err("`ratio` is MMSelfSup's name: with mmcls's `scale` use `aspect_ratio_range`".into());
+                }
+                (size, d.crop_ratio_range.unwrap_or_else(default_scale), d.aspect_ratio_range.unwrap_or_else(default_ratio))
+            }
+        };
+        Ok(Self { size, scale, ratio, max_attempts: d.max_attempts, interpolation: d.interpolation, backend: d.backend })
+    }
 }
 
 fn default_scale() -> [f64; 2] {
