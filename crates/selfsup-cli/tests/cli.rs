@@ -380,3 +380,47 @@ fn fault_injection_loses_nothing() {
     }
     println!("fault injection:\n  {}", report.join("\n  "));
 }
+
+/// `export-digits` writes scikit-learn's digits file (here a 40-row stand-in
+/// in its layout) as class folders, and `finetune` trains the digits
+/// classifier on them and reports top-1/top-5 on the test folders; `extract`
+/// writes the same images' features as CSV.
+#[test]
+fn export_digits_finetune_and_extract_csv() {
+    let dir = user_dir();
+    fs::create_dir_all(dir.path().join("data")).unwrap();
+    let mut text = String::new();
+    for i in 0..40usize {
+        let px: Vec<String> = (0..64).map(|j| if j % 8 == i % 8 { "16".into() } else { ((i + j) % 5).to_string() }).collect();
+        text.push_str(&format!("{},{}\n", px.join(","), i % 10));
+    }
+    fs::write(dir.path().join("data/digits.csv"), text).unwrap();
+    let r = ok(selfsup(dir.path()).args(["export-digits", "--data-file", "data/digits.csv", "--out", "data/digits"]), dir.path());
+    assert!(
+        r.stdout.contains("wrote 30 images to data/digits/train") && r.stdout.contains("wrote 10 images to data/digits/test"),
+        "{}",
+        r.stdout
+    );
+    assert!(dir.path().join("data/digits/test/7/digits_0007.png").exists());
+
+    let config = "configs/benchmarks/classification/digits/resnet18-tiny_ft_digits.toml";
+    let r = ok(
+        selfsup(dir.path())
+            .args(["finetune", config, "--train", "data/digits/train", "--val", "data/digits/test", "--no-progress", "--cfg-options"])
+            .args(["train_cfg.max_epochs=1", "train_cfg.val_interval=1", "train_dataloader.batch_size=10"]),
+        dir.path(),
+    );
+    assert!(r.stdout.contains("fine-tuned 3 iterations: top-1 ") && r.stdout.contains("(10 images)"), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("Epoch(val) [1]"), "{}", r.stderr);
+    let eval = fs::read_to_string(dir.path().join("work_dirs/resnet18-tiny_ft_digits/eval.json")).unwrap();
+    assert!(eval.contains("\"num_samples\": 10"), "{eval}");
+
+    let ckpt = "work_dirs/resnet18-tiny_ft_digits/epoch_1.safetensors";
+    ok(
+        selfsup(dir.path()).args(["extract", config, "--checkpoint", ckpt, "--images", "data/digits/test", "--out", "feats.csv"]),
+        dir.path(),
+    );
+    let csv = fs::read_to_string(dir.path().join("feats.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 11, "{csv}");
+    assert!(csv.starts_with("name,feat_0,") && csv.lines().nth(1).unwrap().starts_with("1/digits_0011.png,"), "{csv}");
+}

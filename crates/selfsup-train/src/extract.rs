@@ -16,11 +16,11 @@ use selfsup_weights::{load_into, write_safetensors, LoadOptions};
 
 use crate::{checkpoint, config::LoadedConfig, runner::batch_to_inputs, TrainError};
 
-/// The test pipeline: the config's `test_dataloader.dataset.pipeline`, or
-/// mmcls's default (resize the short edge to `size·256/224`, center crop
-/// `size`) when the config has none.
+/// The test pipeline: the config's `test_dataloader.dataset.pipeline` (or
+/// `val_dataloader`'s), or mmcls's default (resize the short edge to
+/// `size·256/224`, center crop `size`) when the config has neither.
 pub fn test_pipeline(cfg: &LoadedConfig) -> Result<Vec<TransformConfig>, TrainError> {
-    if let Some(t) = &cfg.run.test_dataloader {
+    if let Some(t) = cfg.run.test_dataloader.as_ref().or(cfg.run.val_dataloader.as_ref()) {
         return Ok(t.dataset.pipeline().to_vec());
     }
     let size = cfg.run.model.input_size().unwrap_or(224);
