@@ -142,6 +142,15 @@ GENERATORS = [
         None,
     ),
     (
+        "gen_random_erasing_fixture.py",
+        [
+            "tools/gen_random_erasing_fixture.py",
+            "--out",
+            "{out}/crates/selfsup-data/tests/testdata/random_erasing_golden.json",
+        ],
+        None,
+    ),
+    (
         "gen_mask_fixtures.py",
         ["tools/gen_mask_fixtures.py", "--out", "{out}/crates/selfsup-data/tests/testdata/mim_golden.json"],
         None,

@@ -661,3 +661,44 @@ fn random_apply_accepts_one_transform_or_a_list() {
             .expect("list");
     assert_eq!(run_replayed(&[skipped], &img, vec![Draw::Uniform(0.3)]), img);
 }
+
+/// mmcls's `RandomErasing` (`tools/gen_random_erasing_fixture.py`): constant,
+/// uniform and normal fills (the fine-tuning recipe's BGR colours on RGB
+/// images), a float aspect range and a skipped draw, byte for byte from the
+/// reference's own draws.
+#[test]
+fn random_erasing_matches_mmcls() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testdata/random_erasing_golden.json")).unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let cases = golden["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 6);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let (h, w) = (case["height"].as_u64().unwrap() as usize, case["width"].as_u64().unwrap() as usize);
+        let bytes = |key: &str| -> Vec<u8> { case[key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect() };
+        let img = Image::from_raw(w, h, 3, bytes("input")).unwrap();
+        let draws: Vec<Draw> = case["draws"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| match (d[0].as_str().unwrap(), &d[1]) {
+                ("uniform", v) => Draw::Uniform(v.as_f64().unwrap()),
+                ("int", v) => Draw::Int(v.as_u64().unwrap() as usize),
+                ("normal", v) => Draw::Normal(v.as_f64().unwrap()),
+                (k, _) => panic!("unknown draw {k}"),
+            })
+            .collect();
+        let mut cfg = case["config"].clone();
+        cfg["type"] = "RandomErasing".into();
+        let cfg: TransformConfig = serde_json::from_value(cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let out = run_replayed(&[cfg], &img, draws);
+        assert_eq!(out.data(), bytes("output").as_slice(), "{name}");
+    }
+    // Out-of-range settings are refused.
+    for bad in
+        [r#"{"type": "RandomErasing", "mode": "noise"}"#, r#"{"type": "RandomErasing", "min_area_ratio": 0.5, "max_area_ratio": 0.1}"#]
+    {
+        let cfg: TransformConfig = serde_json::from_str(bad).unwrap();
+        assert!(cfg.init().is_err(), "{bad}");
+    }
+}

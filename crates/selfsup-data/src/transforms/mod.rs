@@ -43,13 +43,13 @@ pub use loading::{LoadImageFromFile, LoadImageFromFileConfig};
 pub use pil_numpy::{ImageKind, ToNumpy, ToNumpyConfig, ToPil, ToPilConfig};
 pub use processing::{
     BeitMaskGenerator, BeitMaskGeneratorConfig, CenterCrop, CenterCropConfig, ColorJitter, ColorJitterConfig, ColorJitterParams,
-    CropParams, DinoMultiCropConfig, RandomCrop, RandomCropConfig, RandomFlip, RandomFlipConfig, RandomGaussianBlur,
-    RandomGaussianBlurConfig, RandomGrayscale, RandomGrayscaleConfig, RandomPatchWithLabels, RandomPatchWithLabelsConfig,
-    RandomResizedCrop, RandomResizedCropAndInterpolationWithTwoPic, RandomResizedCropAndInterpolationWithTwoPicConfig,
-    RandomResizedCropConfig, RandomRotation, RandomRotationConfig, RandomSolarize, RandomSolarizeConfig, Resize, ResizeConfig, ResizeEdge,
-    ResizeEdgeConfig, RotationWithLabels, RotationWithLabelsConfig, SimMimMaskGenerator, SimMimMaskGeneratorConfig, SizeSpec,
-    TorchvisionRandomCrop, TorchvisionRandomCropConfig, TorchvisionRandomHorizontalFlip, TorchvisionRandomHorizontalFlipConfig,
-    TorchvisionResize, TorchvisionResizeConfig,
+    CropParams, DinoMultiCropConfig, RandomCrop, RandomCropConfig, RandomErasing, RandomErasingConfig, RandomFlip, RandomFlipConfig,
+    RandomGaussianBlur, RandomGaussianBlurConfig, RandomGrayscale, RandomGrayscaleConfig, RandomPatchWithLabels,
+    RandomPatchWithLabelsConfig, RandomResizedCrop, RandomResizedCropAndInterpolationWithTwoPic,
+    RandomResizedCropAndInterpolationWithTwoPicConfig, RandomResizedCropConfig, RandomRotation, RandomRotationConfig, RandomSolarize,
+    RandomSolarizeConfig, Resize, ResizeConfig, ResizeEdge, ResizeEdgeConfig, RotationWithLabels, RotationWithLabelsConfig,
+    SimMimMaskGenerator, SimMimMaskGeneratorConfig, SizeSpec, TorchvisionRandomCrop, TorchvisionRandomCropConfig,
+    TorchvisionRandomHorizontalFlip, TorchvisionRandomHorizontalFlipConfig, TorchvisionResize, TorchvisionResizeConfig,
 };
 pub use random::{Draw, RandomSource, ReplayDraws};
 pub use wrappers::{MultiView, MultiViewConfig, NumViews, RandomApply, RandomApplyConfig};
@@ -102,6 +102,8 @@ selfsup_config::registry! {
         "RandomGaussianBlur" => RandomGaussianBlur(RandomGaussianBlurConfig),
         /// `RandomSolarize` (mmselfsup).
         "RandomSolarize" => RandomSolarize(RandomSolarizeConfig),
+        /// `RandomErasing` (mmcls).
+        "RandomErasing" => RandomErasing(RandomErasingConfig),
         /// `RandomResizedCropAndInterpolationWithTwoPic` (mmselfsup): one crop, two sizes.
         "RandomResizedCropAndInterpolationWithTwoPic" =>
             RandomResizedCropAndInterpolationWithTwoPic(RandomResizedCropAndInterpolationWithTwoPicConfig),
@@ -164,6 +166,7 @@ impl TransformConfig {
             TransformConfig::RandomGrayscale(c) => Transform::RandomGrayscale(c.init()?),
             TransformConfig::RandomGaussianBlur(c) => Transform::RandomGaussianBlur(c.init()?),
             TransformConfig::RandomSolarize(c) => Transform::RandomSolarize(c.init()?),
+            TransformConfig::RandomErasing(c) => Transform::RandomErasing(c.init()?),
             TransformConfig::RandomResizedCropAndInterpolationWithTwoPic(c) => {
                 Transform::RandomResizedCropAndInterpolationWithTwoPic(c.init()?)
             }
@@ -220,6 +223,8 @@ pub enum Transform {
     RandomGaussianBlur(RandomGaussianBlur),
     /// See [`RandomSolarize`].
     RandomSolarize(RandomSolarize),
+    /// See [`RandomErasing`].
+    RandomErasing(RandomErasing),
     /// See [`RandomResizedCropAndInterpolationWithTwoPic`].
     RandomResizedCropAndInterpolationWithTwoPic(RandomResizedCropAndInterpolationWithTwoPic),
     /// See [`RandomRotation`].
@@ -275,6 +280,7 @@ impl Transform {
             Transform::RandomGrayscale(_) => RandomGrayscale::NAME,
             Transform::RandomGaussianBlur(_) => RandomGaussianBlur::NAME,
             Transform::RandomSolarize(_) => RandomSolarize::NAME,
+            Transform::RandomErasing(_) => RandomErasing::NAME,
             Transform::RandomResizedCropAndInterpolationWithTwoPic(_) => RandomResizedCropAndInterpolationWithTwoPic::NAME,
             Transform::RandomRotation(_) => RandomRotation::NAME,
             Transform::RotationWithLabels(_) => RotationWithLabels::NAME,
@@ -309,6 +315,7 @@ impl Transform {
             Transform::RandomGrayscale(t) => each_image(t, results, rng),
             Transform::RandomGaussianBlur(t) => each_image(t, results, rng),
             Transform::RandomSolarize(t) => each_image(t, results, rng),
+            Transform::RandomErasing(t) => each_image(t, results, rng),
             Transform::RandomResizedCropAndInterpolationWithTwoPic(t) => t.transform(results, rng),
             Transform::RandomRotation(t) => each_image(t, results, rng),
             Transform::RotationWithLabels(t) => t.transform(results),

@@ -20,6 +20,13 @@ pub trait RandomSource {
     fn rand(&mut self) -> f64 {
         self.uniform(0.0, 1.0)
     }
+
+    /// A normal sample `mean + std·z` (`np.random.normal(mean, std)`), `z`
+    /// by Box–Muller from two uniform draws.
+    fn normal(&mut self, mean: f64, std: f64) -> f64 {
+        let (u1, u2) = (1.0 - self.rand(), self.rand());
+        mean + std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
 }
 
 impl<R: Rng + ?Sized> RandomSource for R {
@@ -43,6 +50,8 @@ pub enum Draw {
     Uniform(f64),
     /// The result of a `randint(low, high)` call.
     Int(usize),
+    /// The result of a `normal(mean, std)` call (already scaled).
+    Normal(f64),
 }
 
 /// Replays recorded draws in order (e.g. the values NumPy produced in the reference run).
@@ -79,6 +88,13 @@ impl RandomSource for ReplayDraws {
         match self.draws.pop_front() {
             Some(Draw::Int(v)) => v,
             other => panic!("ReplayDraws: expected randint({low}, {high}), next recorded draw is {other:?}"),
+        }
+    }
+
+    fn normal(&mut self, mean: f64, std: f64) -> f64 {
+        match self.draws.pop_front() {
+            Some(Draw::Normal(v)) => v,
+            other => panic!("ReplayDraws: expected normal({mean}, {std}), next recorded draw is {other:?}"),
         }
     }
 }

@@ -16,6 +16,7 @@ mod color_jitter;
 mod dino_multi_crop;
 mod mask_generators;
 mod random_crop;
+mod random_erasing;
 mod random_flip;
 mod random_gaussian_blur;
 mod random_grayscale;
@@ -35,6 +36,7 @@ pub use mask_generators::{
     BeitMask, BeitMaskGenerator, BeitMaskGeneratorConfig, MaskBlock, SimMimMaskGenerator, SimMimMaskGeneratorConfig,
 };
 pub use random_crop::{CropPadding, PadFill, RandomCrop, RandomCropConfig};
+pub use random_erasing::{RandomErasing, RandomErasingConfig};
 pub use random_flip::{FlipDirections, FlipProb, RandomFlip, RandomFlipConfig};
 pub use random_gaussian_blur::{RandomGaussianBlur, RandomGaussianBlurConfig};
 pub use random_grayscale::{ColorFormat, RandomGrayscale, RandomGrayscaleConfig};
