@@ -10,7 +10,8 @@
 # work_dirs/digits/results.jsonl (one line per measurement) and prints the
 # table as mean ± sample standard deviation over the seeds.
 #
-# Per seed S and algorithm: pre-train (`randomness.seed=S`); kNN (k=20) and
+# Per seed S and algorithm: pre-train (`randomness.seed=S`; an existing
+# final checkpoint in the work dir is reused); kNN (k=20) and
 # linear probe (`--seed S`) of the pre-trained and of the randomly
 # initialised backbone; fine-tune from the pre-trained backbone and from
 # random initialisation (`randomness.seed=S`).
@@ -38,14 +39,16 @@ for algo in simclr mae; do
     esac
     for s in "${SEEDS[@]}"; do
         w=$OUT/${algo}_pre_s$s
-        "$SELFSUP" train "$pre" --work-dir "$w" --no-progress --cfg-options randomness.seed="$s" > "$w.log" 2>&1
         ckpt=$w/epoch_$ep.safetensors
+        # A finished pre-training (same config and seed) is reused.
+        [ -f "$ckpt" ] || "$SELFSUP" train "$pre" --work-dir "$w" --no-progress --cfg-options randomness.seed="$s" > "$w.log" 2>&1
         for init in pretrained random; do
             c=(); [ $init = pretrained ] && c=(--checkpoint "$ckpt")
             v=$("$SELFSUP" knn "$pre" "${c[@]}" --train data/digits/train --val data/digits/test --k 20 --json --cfg-options randomness.seed="$s" | top1_of)
             record $algo "$s" $init knn "$v"
             v=$("$SELFSUP" linear-probe "$pre" "${c[@]}" --train data/digits/train --val data/digits/test --seed "$s" --json | top1_of)
             record $algo "$s" $init linear "$v"
+            rm -rf "$OUT/${algo}_ft_${init}_s$s"
             v=$("$SELFSUP" finetune "$ft" "${c[@]}" --work-dir "$OUT/${algo}_ft_${init}_s$s" --no-progress --json \
                 --cfg-options randomness.seed="$s" 2> "$OUT/${algo}_ft_${init}_s$s.log" | top1_of)
             record $algo "$s" $init finetune "$v"
