@@ -363,11 +363,8 @@ impl<B: Backend> ImageClassifier<B> {
         match &self.backbone {
             ClassifierBackbone::Vit(v) => v.forward_feature(x, draws),
             ClassifierBackbone::ResNet(r) => {
-                let map = r.forward_last(x)?;
-                Ok(match &self.neck {
-                    Some(gap) => gap.forward(map),
-                    None => GlobalAveragePooling.forward(map),
-                })
+                // A ResNet classifier always has its `GlobalAveragePooling` (validated).
+                Ok(self.neck.unwrap_or(GlobalAveragePooling).forward(r.forward_last(x)?))
             }
         }
     }

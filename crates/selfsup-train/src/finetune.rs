@@ -5,7 +5,7 @@
 //! config's `ImageClassifier` trained from the pre-trained backbone, then
 //! its top-`k` accuracy on the labelled evaluation data (mmcls's
 //! `Accuracy`, `val_evaluator`'s `topk`, default `(1, 5)`).
-use std::{collections::BTreeMap, io::Write, path::Path, sync::Arc};
+use std::{path::Path, sync::Arc};
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use selfsup_algorithms::Algorithm;
@@ -139,15 +139,11 @@ pub fn evaluate<B: Backend>(
 /// Appends one line to `work_dir/scalars.json`: `accuracy/top{k}` for each
 /// `k`, with the iteration and the epochs completed.
 pub fn log_accuracy(work_dir: &Path, iter: usize, epoch: f64, acc: &ClassAccuracy) -> Result<(), TrainError> {
-    let path = work_dir.join("scalars.json");
-    let mut line = BTreeMap::new();
-    line.insert("iter".to_string(), serde_json::json!(iter));
-    line.insert("epoch".to_string(), serde_json::json!(epoch));
+    let mut line = serde_json::json!({ "iter": iter, "epoch": epoch });
     for (k, a) in &acc.topk {
-        line.insert(format!("accuracy/top{k}"), serde_json::json!(a));
+        line[format!("accuracy/top{k}")] = serde_json::json!(a);
     }
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| TrainError::Io(path.clone(), e))?;
-    writeln!(file, "{}", serde_json::to_string(&line).unwrap_or_default()).map_err(|e| TrainError::Io(path, e))
+    crate::hooks::append_scalars(work_dir, &line)
 }
 
 /// Loads a fine-tuning config: the backbone's `init_cfg` set to

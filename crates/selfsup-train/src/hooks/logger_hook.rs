@@ -12,6 +12,19 @@ use crate::{
     TrainError,
 };
 
+/// The run's log, `work_dir/scalars.json`.
+pub(crate) fn scalars_path(work_dir: &std::path::Path) -> std::path::PathBuf {
+    work_dir.join("scalars.json")
+}
+
+/// Appends one JSON line to `work_dir/scalars.json` (the evaluation hooks'
+/// measurements between the logger's lines).
+pub(crate) fn append_scalars(work_dir: &std::path::Path, line: &serde_json::Value) -> Result<(), TrainError> {
+    let path = scalars_path(work_dir);
+    let mut file = fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| TrainError::Io(path.clone(), e))?;
+    writeln!(file, "{line}").map_err(|e| TrainError::Io(path, e))
+}
+
 /// `default_hooks.logger = dict(type='LoggerHook', interval=50)`.
 #[derive(Debug)]
 pub struct LoggerHook {
@@ -32,7 +45,7 @@ impl LoggerHook {
 impl<B: AutodiffBackend> Hook<B> for LoggerHook {
     fn before_train(&mut self, runner: &mut Runner<B>) -> Result<(), TrainError> {
         if self.lead {
-            let path = runner.work_dir.join("scalars.json");
+            let path = scalars_path(&runner.work_dir);
             let file = fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| TrainError::Io(path, e))?;
             self.file = Some(file);
         }

@@ -44,6 +44,7 @@ pub use configs::{
 pub use deepcluster_hook::DeepClusterHook;
 pub use densecl_hook::DenseCLHook;
 pub use dino_teacher_temp_warmup_hook::{DinoTeacherTempWarmupHook, DinoTeacherTempWarmupHookConfig};
+pub(crate) use logger_hook::append_scalars;
 pub use logger_hook::LoggerHook;
 pub use nonfinite_guard::NonFiniteGuard;
 pub use odc_hook::OdcHook;

@@ -16,7 +16,7 @@
 //! every `interval`-th epoch, and after the last iteration when that was
 //! not measured yet. Only the lead replica measures; the hook keeps no
 //! state, so a resumed run measures as the uninterrupted one.
-use std::{fs, io::Write, sync::Arc};
+use std::sync::Arc;
 
 use burn::{module::AutodiffModule, tensor::backend::AutodiffBackend};
 use selfsup_data::{DataLoaderConfig, Dataset};
@@ -187,9 +187,7 @@ impl RepresentationMonitorHook {
             line[format!("knn_top1_k{k}")] = serde_json::json!(top1);
             knn.push_str(&format!(", kNN top-1 (k={k}) {top1:.2} %"));
         }
-        let path = runner.work_dir.join("scalars.json");
-        let mut file = fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| TrainError::Io(path.clone(), e))?;
-        writeln!(file, "{line}").map_err(|e| TrainError::Io(path, e))?;
+        super::logger_hook::append_scalars(&runner.work_dir, &line)?;
         eprintln!(
             "RepresentationMonitorHook: iter {} epoch {epoch:.2}: RankMe {:.2} of {} ({} samples), embedding std {:.4} (1/√dim = {:.4}){knn}",
             runner.iter,
