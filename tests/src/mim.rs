@@ -269,3 +269,28 @@ pub fn check_two_iterations_with(
     assert!(failures.is_empty(), "[{BACKEND}] {name}: {} of {compared} tensors off:\n{}", failures.len(), failures.join("\n"));
     assert!(compared > 40, "{name}: only {compared} tensors compared ({uninformative} uninformative)");
 }
+
+/// One test module per fixture case: its key inventory (the backbone of
+/// `Algorithm::$variant` loading alone) and two iterations, from the
+/// calling file's `inputs::<B>` and `draws` functions.
+#[macro_export]
+macro_rules! backbone_parity_cases {
+    ($variant:ident; $($case:ident),+ $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn key_inventory() {
+                selfsup_tests::mim::check_key_inventory(stringify!($case), |model, state, opts| match model {
+                    selfsup::algorithms::Algorithm::$variant(m) => {
+                        selfsup::weights::load_into(m.backbone, state, &selfsup::algorithms::key_map(), opts).map(|r| r.1)
+                    }
+                    other => panic!("unexpected {}", selfsup::core::SelfSupAlgorithm::name(&other)),
+                });
+            }
+
+            #[test]
+            fn two_iterations() {
+                selfsup_tests::mim::check_two_iterations(stringify!($case), super::inputs::<selfsup_tests::B>, super::draws);
+            }
+        }
+    )+};
+}

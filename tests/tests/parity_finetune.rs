@@ -17,28 +17,7 @@ use selfsup_tests::{
     Case, B, BACKEND,
 };
 
-macro_rules! parity_cases {
-    ($($case:ident),+ $(,)?) => {$(
-        mod $case {
-            #[test]
-            fn key_inventory() {
-                selfsup_tests::mim::check_key_inventory(stringify!($case), |model, state, opts| match model {
-                    selfsup::algorithms::Algorithm::ImageClassifier(m) => {
-                        selfsup::weights::load_into(m.backbone, state, &selfsup::algorithms::key_map(), opts).map(|r| r.1)
-                    }
-                    other => panic!("unexpected {}", selfsup::core::SelfSupAlgorithm::name(&other)),
-                });
-            }
-
-            #[test]
-            fn two_iterations() {
-                selfsup_tests::mim::check_two_iterations(stringify!($case), super::inputs::<selfsup_tests::B>, super::draws);
-            }
-        }
-    )+};
-}
-
-parity_cases!(finetune_vit_tiny, finetune_resnet_tiny);
+selfsup_tests::backbone_parity_cases!(ImageClassifier; finetune_vit_tiny, finetune_resnet_tiny);
 
 /// Iteration `step`'s draws as the reference made them: the augment's
 /// index, `λ`, the permutation, CutMix's centre, and each stochastic-depth
