@@ -151,6 +151,15 @@ GENERATORS = [
         None,
     ),
     (
+        "gen_rand_augment_fixture.py",
+        [
+            "tools/gen_rand_augment_fixture.py",
+            "--out",
+            "{out}/crates/selfsup-data/tests/testdata/rand_augment_golden.json",
+        ],
+        None,
+    ),
+    (
         "gen_mask_fixtures.py",
         ["tools/gen_mask_fixtures.py", "--out", "{out}/crates/selfsup-data/tests/testdata/mim_golden.json"],
         None,

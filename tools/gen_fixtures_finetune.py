@@ -375,6 +375,20 @@ def run_case(name, case, out_dir):
                 f32err=cfg_json['float32_error'])
 
 
+# The resolved sections of the full-size configs that the mirrored TOML files must equal.
+RUN_KEYS = ('data_preprocessor', 'train_dataloader', 'val_dataloader', 'val_evaluator',
+            'optim_wrapper', 'param_scheduler', 'train_cfg', 'default_hooks', 'randomness')
+
+
+def strip_scope(v):
+    """``v`` without MMEngine's ``_scope_`` bookkeeping keys."""
+    if isinstance(v, dict):
+        return {k: strip_scope(x) for k, x in v.items() if k != '_scope_'}
+    if isinstance(v, (list, tuple)):
+        return [strip_scope(x) for x in v]
+    return v
+
+
 def full_keys(out_dir):
     """``finetune_keys.json``: the state_dict inventories of the full-size
     benchmark models."""
@@ -388,9 +402,11 @@ def full_keys(out_dir):
             model = MODELS.build(ConfigDict(cfg))
         pn = dict(model.named_parameters())
         sd = model.state_dict()
+        run = real_config(rel).to_dict()
         entries[os.path.basename(rel)[:-3]] = dict(
             config=rel,
             model=base.jsonable(cfg),
+            run={k: base.jsonable(strip_scope(run.get(k))) for k in RUN_KEYS},
             num_state_dict_elements=int(sum(v.numel() for v in sd.values())),
             keys=[[k, list(v.shape), str(v.dtype).replace('torch.', ''), k in pn]
                   for k, v in sd.items()])
@@ -400,13 +416,14 @@ def full_keys(out_dir):
             'state_dict of the full-size models of MMSelfSup 1.0.0 '
             'configs/benchmarks/classification (mmcls 1.0.0rc6 '
             'ImageClassifier; SyncBN built as BN, the backbone without its '
-            'Pretrained init_cfg): the model dict, and keys as [key, shape, '
+            'Pretrained init_cfg): the model dict, the resolved run sections '
+            '(`run`, without `_scope_`), and keys as [key, shape, '
             'dtype, is_parameter] in state_dict order') + ',\n')
         names = list(entries)
         for i, name in enumerate(names):
             e = entries[name]
             f.write(f' {json.dumps(name)}: {{\n')
-            for k in ('config', 'model', 'num_state_dict_elements'):
+            for k in ('config', 'model', 'run', 'num_state_dict_elements'):
                 f.write(f'  {json.dumps(k)}: {json.dumps(e[k])},\n')
             f.write('  "keys": [\n' + ',\n'.join(
                 '   ' + json.dumps(x, separators=(',', ':'))

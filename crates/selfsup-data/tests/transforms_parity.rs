@@ -25,6 +25,7 @@
 //! | `torchvision/RandomHorizontalFlip` | 0 |
 //! | MMSelfSup's PixMIM view pipeline (`ToPIL` … `ToNumpy`), on torch's own seeded draws | 0 |
 //! | `np.pad` index maps (`reflect`, `symmetric`, `edge`) | 0 |
+//! | mmcls's `RandomErasing`, `RandAugment`, `AutoAugment` and the 14 operations (cv2 paths) | 0 |
 //!
 //! The tests assert exact equality: every one of these operations is a bit-exact port. The
 //! `torchvision` section of the golden file holds its own inputs (37×53 and 300×200); its
@@ -677,17 +678,7 @@ fn random_erasing_matches_mmcls() {
         let (h, w) = (case["height"].as_u64().unwrap() as usize, case["width"].as_u64().unwrap() as usize);
         let bytes = |key: &str| -> Vec<u8> { case[key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect() };
         let img = Image::from_raw(w, h, 3, bytes("input")).unwrap();
-        let draws: Vec<Draw> = case["draws"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| match (d[0].as_str().unwrap(), &d[1]) {
-                ("uniform", v) => Draw::Uniform(v.as_f64().unwrap()),
-                ("int", v) => Draw::Int(v.as_u64().unwrap() as usize),
-                ("normal", v) => Draw::Normal(v.as_f64().unwrap()),
-                (k, _) => panic!("unknown draw {k}"),
-            })
-            .collect();
+        let draws = replay_draws(case);
         let mut cfg = case["config"].clone();
         cfg["type"] = "RandomErasing".into();
         let cfg: TransformConfig = serde_json::from_value(cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -699,6 +690,67 @@ fn random_erasing_matches_mmcls() {
         [r#"{"type": "RandomErasing", "mode": "noise"}"#, r#"{"type": "RandomErasing", "min_area_ratio": 0.5, "max_area_ratio": 0.1}"#]
     {
         let cfg: TransformConfig = serde_json::from_str(bad).unwrap();
+        assert!(cfg.init().is_err(), "{bad}");
+    }
+}
+
+fn replay_draws(case: &Value) -> Vec<Draw> {
+    case["draws"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| match (d[0].as_str().unwrap(), &d[1]) {
+            ("uniform", v) => Draw::Uniform(v.as_f64().unwrap()),
+            ("int", v) => Draw::Int(v.as_u64().unwrap() as usize),
+            ("normal", v) => Draw::Normal(v.as_f64().unwrap()),
+            (k, _) => panic!("unknown draw {k}"),
+        })
+        .collect()
+}
+
+/// mmcls's `RandAugment`, `AutoAugment` and each of their 14 operations
+/// (`tools/gen_rand_augment_fixture.py`): fixed and ranged magnitudes (normal, no and
+/// uniform noise), every direction, three interpolations, the `pad_val` forms (including
+/// `imrotate`'s single number, which OpenCV reads as blue only), the fine-tuning recipe's
+/// `RandAugment` and the `imagenet` `AutoAugment`, byte for byte from the reference's draws.
+#[test]
+fn rand_augment_matches_mmcls() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testdata/rand_augment_golden.json")).unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let (h, w) = (golden["height"].as_u64().unwrap() as usize, golden["width"].as_u64().unwrap() as usize);
+    let bytes = |v: &Value| -> Vec<u8> { v.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect() };
+    let inputs: Vec<Image> = golden["inputs"].as_array().unwrap().iter().map(|v| Image::from_raw(w, h, 3, bytes(v)).unwrap()).collect();
+    let cases = golden["cases"].as_array().unwrap();
+    assert!(cases.len() > 100);
+    let mut failed = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let mut cfg = case["config"].clone();
+        cfg["type"] = case["type"].clone();
+        let label = format!("case {i}: {cfg}");
+        let cfg: TransformConfig = serde_json::from_value(cfg).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let out = run_replayed(&[cfg], &inputs[case["input"].as_u64().unwrap() as usize], replay_draws(case));
+        let want = bytes(&case["output"]);
+        let diff = out.data().iter().zip(&want).filter(|(a, b)| a != b).count();
+        if diff > 0 {
+            failed.push(format!("{label}: {diff} bytes differ"));
+        }
+    }
+    assert!(failed.is_empty(), "{} of {} cases differ:\n{}", failed.len(), cases.len(), failed.join("\n"));
+    // Invalid settings are refused when the transform is built.
+    for bad in [
+        r#"{"type": "Rotate", "angle": 10, "magnitude_range": [0, 30]}"#,
+        r#"{"type": "Rotate"}"#,
+        r#"{"type": "Solarize", "thr": 10, "random_negative_prob": 0.5}"#,
+        r#"{"type": "Equalize", "magnitude": 0.5}"#,
+        r#"{"type": "Posterize", "bits": 9}"#,
+        r#"{"type": "Shear", "magnitude": 0.1, "interpolation": "box"}"#,
+        r#"{"type": "RandAugment", "policies": "imagenet", "num_policies": 2, "magnitude_level": 9}"#,
+        r#"{"type": "RandAugment", "policies": [{"type": "Blur"}], "num_policies": 2, "magnitude_level": 9}"#,
+        r#"{"type": "RandAugment", "policies": "timm_increasing", "num_policies": 0, "magnitude_level": 9}"#,
+        r#"{"type": "RandAugment", "policies": "timm_increasing", "num_policies": 2, "magnitude_level": 9, "magnitude_std": "big"}"#,
+        r#"{"type": "AutoAugment", "policies": [[{"type": "Rotate", "angle": 3, "fill": 1}]]}"#,
+    ] {
+        let cfg: TransformConfig = serde_json::from_str(bad).unwrap_or_else(|e| panic!("{bad}: {e}"));
         assert!(cfg.init().is_err(), "{bad}");
     }
 }

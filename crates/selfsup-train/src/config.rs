@@ -247,6 +247,12 @@ pub struct RunConfig {
     /// Config-file variable, accepted without effect.
     #[serde(default)]
     pub train_pipeline: Option<serde_json::Value>,
+    /// Config-file variable of mmcls's ImageNet bases, accepted without effect.
+    #[serde(default)]
+    pub bgr_mean: Option<serde_json::Value>,
+    /// Config-file variable of mmcls's ImageNet bases, accepted without effect.
+    #[serde(default)]
+    pub bgr_std: Option<serde_json::Value>,
     /// Config-file variable, accepted without effect.
     #[serde(default)]
     pub test_pipeline: Option<serde_json::Value>,
@@ -341,6 +347,16 @@ impl LoadedConfig {
         if let Some(dp) = tree.get("data_preprocessor").cloned() {
             if tree.get("model.data_preprocessor").is_none() && tree.get("model").is_some() {
                 tree.set("model.data_preprocessor", dp)?;
+            }
+        }
+        // MMEngine's `build_train_loop`: without a `type`, `by_epoch` picks the loop.
+        if let Some(serde_json::Value::Object(mut train_cfg)) = tree.get("train_cfg").cloned() {
+            if !train_cfg.contains_key("type") {
+                if let Some(by_epoch) = train_cfg.remove("by_epoch") {
+                    let kind = if by_epoch.as_bool() == Some(false) { "IterBasedTrainLoop" } else { "EpochBasedTrainLoop" };
+                    train_cfg.insert("type".into(), kind.into());
+                    tree.set("train_cfg", serde_json::Value::Object(train_cfg))?;
+                }
             }
         }
         let run: RunConfig = tree.decode()?;

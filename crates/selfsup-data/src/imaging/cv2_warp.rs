@@ -24,6 +24,19 @@ pub enum WarpInterpolation {
 }
 
 impl WarpInterpolation {
+    /// mmcv's `cv2_interp_codes` for `warpAffine`: `area` is bilinear there (as in OpenCV);
+    /// `None` for the Pillow-only `box` and `hamming`.
+    pub fn from_mmcv(i: super::Interpolation) -> Option<Self> {
+        use super::Interpolation as I;
+        match i {
+            I::Nearest => Some(Self::Nearest),
+            I::Bilinear | I::Area => Some(Self::Bilinear),
+            I::Bicubic => Some(Self::Bicubic),
+            I::Lanczos => Some(Self::Lanczos4),
+            I::Box | I::Hamming => None,
+        }
+    }
+
     fn ksize(self) -> usize {
         match self {
             WarpInterpolation::Nearest => 1,
@@ -255,6 +268,39 @@ pub fn imrotate(img: &Image, angle: f64, center: Option<(f64, f64)>, border: &[u
         out_h = new_h.round_ties_even() as usize;
     }
     warp_affine(img, m, out_w, out_h, interp, border)
+}
+
+/// The direction of [`imshear`] and [`imtranslate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarpDirection {
+    /// Along x.
+    Horizontal,
+    /// Along y.
+    Vertical,
+}
+
+/// `mmcv.imshear(img, magnitude, direction, border_value, interpolation)`: the affine map
+/// `[[1, m, 0], [0, 1, 0]]` (horizontal) or `[[1, 0, 0], [m, 1, 0]]` (vertical), built in
+/// `float32` as mmcv does, through `warpAffine` at the input size.
+pub fn imshear(img: &Image, magnitude: f64, direction: WarpDirection, border: &[u8], interp: WarpInterpolation) -> Image {
+    let m = f64::from(magnitude as f32);
+    let matrix = match direction {
+        WarpDirection::Horizontal => [1.0, m, 0.0, 0.0, 1.0, 0.0],
+        WarpDirection::Vertical => [1.0, 0.0, 0.0, m, 1.0, 0.0],
+    };
+    warp_affine(img, matrix, img.width(), img.height(), interp, border)
+}
+
+/// `mmcv.imtranslate(img, offset, direction, border_value, interpolation)`: a shift by
+/// `offset` pixels (rounded to `float32`, as mmcv's matrix is) through `warpAffine`.
+pub fn imtranslate(img: &Image, offset: f64, direction: WarpDirection, border: &[u8], interp: WarpInterpolation) -> Image {
+    let o = f64::from(offset as f32);
+    let matrix = match direction {
+        WarpDirection::Horizontal => [1.0, 0.0, o, 0.0, 1.0, 0.0],
+        WarpDirection::Vertical => [1.0, 0.0, 0.0, 0.0, 1.0, o],
+    };
+    warp_affine(img, matrix, img.width(), img.height(), interp, border)
 }
 
 #[cfg(test)]

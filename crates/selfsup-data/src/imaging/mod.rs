@@ -5,7 +5,8 @@
 //! back-ends in [`pillow`] (Pillow's `Image.resize`, bit-exact for 8-bit images) and [`cv2`]
 //! (OpenCV's `cv2.resize`, its scalar fixed-point path), and `imrotate` with OpenCV's
 //! `warpAffine` in [`cv2_warp`]; [`photometric`] is
-//! `mmcv/image/photometric.py` (`solarize`, `adjust_*`), built on Pillow's colour primitives:
+//! `mmcv/image/photometric.py` (`solarize`, `adjust_*`; the OpenCV/NumPy paths that mmcls's
+//! `RandAugment` uses are in [`photometric_cv2`]), built on Pillow's colour primitives:
 //! `ImageEnhance` and `ImageStat` in [`pillow_enhance`], `Image.blend` in [`pillow_blend`],
 //! the `L` and `HSV` conversions in [`pillow_convert`]; [`pillow_filter`] is Pillow's
 //! `GaussianBlur`. The Pillow ports are bit-exact for 8-bit images.
@@ -16,6 +17,7 @@ pub mod geometric;
 pub mod io;
 mod kernels;
 pub mod photometric;
+pub mod photometric_cv2;
 pub mod pillow;
 pub mod pillow_blend;
 pub mod pillow_convert;

@@ -31,6 +31,7 @@
 //! and the two `match`es below (plus one in `pil_numpy::image_kinds` for a transform that does not work
 //! on the reference's arrays).
 
+pub mod auto_augment;
 pub mod formatting;
 pub mod loading;
 pub mod pil_numpy;
@@ -38,6 +39,7 @@ pub mod processing;
 pub mod random;
 pub mod wrappers;
 
+pub use auto_augment::{AugOp, AugOpConfig, AugOpKind, AutoAugment, AutoAugmentConfig, RandAugment, RandAugmentConfig};
 pub use formatting::{ArrayData, PackClsInputsConfig, PackInputsConfig, PackSelfSupInputs, PackSelfSupInputsConfig, PackedArray};
 pub use loading::{LoadImageFromFile, LoadImageFromFileConfig};
 pub use pil_numpy::{ImageKind, ToNumpy, ToNumpyConfig, ToPil, ToPilConfig};
@@ -104,6 +106,38 @@ selfsup_config::registry! {
         "RandomSolarize" => RandomSolarize(RandomSolarizeConfig),
         /// `RandomErasing` (mmcls).
         "RandomErasing" => RandomErasing(RandomErasingConfig),
+        /// `RandAugment` (mmcls).
+        "RandAugment" => RandAugment(RandAugmentConfig),
+        /// `AutoAugment` (mmcls).
+        "AutoAugment" => AutoAugment(AutoAugmentConfig),
+        /// mmcls's `Shear` (see [`AugOpKind::Shear`]).
+        "Shear" => Shear(AugOpConfig),
+        /// mmcls's `Translate` (see [`AugOpKind::Translate`]).
+        "Translate" => Translate(AugOpConfig),
+        /// mmcls's `Rotate` (see [`AugOpKind::Rotate`]).
+        "Rotate" => Rotate(AugOpConfig),
+        /// mmcls's `AutoContrast` (see [`AugOpKind::AutoContrast`]).
+        "AutoContrast" => AutoContrast(AugOpConfig),
+        /// mmcls's `Invert` (see [`AugOpKind::Invert`]).
+        "Invert" => Invert(AugOpConfig),
+        /// mmcls's `Equalize` (see [`AugOpKind::Equalize`]).
+        "Equalize" => Equalize(AugOpConfig),
+        /// mmcls's `Solarize` (see [`AugOpKind::Solarize`]).
+        "Solarize" => Solarize(AugOpConfig),
+        /// mmcls's `SolarizeAdd` (see [`AugOpKind::SolarizeAdd`]).
+        "SolarizeAdd" => SolarizeAdd(AugOpConfig),
+        /// mmcls's `Posterize` (see [`AugOpKind::Posterize`]).
+        "Posterize" => Posterize(AugOpConfig),
+        /// mmcls's `Contrast` (see [`AugOpKind::Contrast`]).
+        "Contrast" => Contrast(AugOpConfig),
+        /// mmcls's `ColorTransform` (see [`AugOpKind::ColorTransform`]).
+        "ColorTransform" => ColorTransform(AugOpConfig),
+        /// mmcls's `Brightness` (see [`AugOpKind::Brightness`]).
+        "Brightness" => Brightness(AugOpConfig),
+        /// mmcls's `Sharpness` (see [`AugOpKind::Sharpness`]).
+        "Sharpness" => Sharpness(AugOpConfig),
+        /// mmcls's `Cutout` (see [`AugOpKind::Cutout`]).
+        "Cutout" => Cutout(AugOpConfig),
         /// `RandomResizedCropAndInterpolationWithTwoPic` (mmselfsup): one crop, two sizes.
         "RandomResizedCropAndInterpolationWithTwoPic" =>
             RandomResizedCropAndInterpolationWithTwoPic(RandomResizedCropAndInterpolationWithTwoPicConfig),
@@ -167,6 +201,22 @@ impl TransformConfig {
             TransformConfig::RandomGaussianBlur(c) => Transform::RandomGaussianBlur(c.init()?),
             TransformConfig::RandomSolarize(c) => Transform::RandomSolarize(c.init()?),
             TransformConfig::RandomErasing(c) => Transform::RandomErasing(c.init()?),
+            TransformConfig::RandAugment(c) => Transform::RandAugment(c.init()?),
+            TransformConfig::AutoAugment(c) => Transform::AutoAugment(c.init()?),
+            TransformConfig::Shear(c) => Transform::AugOp(c.init(AugOpKind::Shear)?),
+            TransformConfig::Translate(c) => Transform::AugOp(c.init(AugOpKind::Translate)?),
+            TransformConfig::Rotate(c) => Transform::AugOp(c.init(AugOpKind::Rotate)?),
+            TransformConfig::AutoContrast(c) => Transform::AugOp(c.init(AugOpKind::AutoContrast)?),
+            TransformConfig::Invert(c) => Transform::AugOp(c.init(AugOpKind::Invert)?),
+            TransformConfig::Equalize(c) => Transform::AugOp(c.init(AugOpKind::Equalize)?),
+            TransformConfig::Solarize(c) => Transform::AugOp(c.init(AugOpKind::Solarize)?),
+            TransformConfig::SolarizeAdd(c) => Transform::AugOp(c.init(AugOpKind::SolarizeAdd)?),
+            TransformConfig::Posterize(c) => Transform::AugOp(c.init(AugOpKind::Posterize)?),
+            TransformConfig::Contrast(c) => Transform::AugOp(c.init(AugOpKind::Contrast)?),
+            TransformConfig::ColorTransform(c) => Transform::AugOp(c.init(AugOpKind::ColorTransform)?),
+            TransformConfig::Brightness(c) => Transform::AugOp(c.init(AugOpKind::Brightness)?),
+            TransformConfig::Sharpness(c) => Transform::AugOp(c.init(AugOpKind::Sharpness)?),
+            TransformConfig::Cutout(c) => Transform::AugOp(c.init(AugOpKind::Cutout)?),
             TransformConfig::RandomResizedCropAndInterpolationWithTwoPic(c) => {
                 Transform::RandomResizedCropAndInterpolationWithTwoPic(c.init()?)
             }
@@ -225,6 +275,12 @@ pub enum Transform {
     RandomSolarize(RandomSolarize),
     /// See [`RandomErasing`].
     RandomErasing(RandomErasing),
+    /// See [`RandAugment`].
+    RandAugment(RandAugment),
+    /// See [`AutoAugment`].
+    AutoAugment(AutoAugment),
+    /// One of mmcls's `RandAugment` operations on its own (see [`AugOp`]).
+    AugOp(AugOp),
     /// See [`RandomResizedCropAndInterpolationWithTwoPic`].
     RandomResizedCropAndInterpolationWithTwoPic(RandomResizedCropAndInterpolationWithTwoPic),
     /// See [`RandomRotation`].
@@ -281,6 +337,9 @@ impl Transform {
             Transform::RandomGaussianBlur(_) => RandomGaussianBlur::NAME,
             Transform::RandomSolarize(_) => RandomSolarize::NAME,
             Transform::RandomErasing(_) => RandomErasing::NAME,
+            Transform::RandAugment(_) => RandAugment::NAME,
+            Transform::AutoAugment(_) => AutoAugment::NAME,
+            Transform::AugOp(t) => t.kind().name(),
             Transform::RandomResizedCropAndInterpolationWithTwoPic(_) => RandomResizedCropAndInterpolationWithTwoPic::NAME,
             Transform::RandomRotation(_) => RandomRotation::NAME,
             Transform::RotationWithLabels(_) => RotationWithLabels::NAME,
@@ -302,7 +361,7 @@ impl Transform {
     ///
     /// # Errors
     /// The transform's error (without the sample name; [`Pipeline`] adds it).
-    pub fn transform<R: RandomSource + ?Sized>(&self, results: Results, rng: &mut R) -> Result<Results, DataError> {
+    pub fn transform<R: RandomSource + ?Sized>(&self, mut results: Results, rng: &mut R) -> Result<Results, DataError> {
         match self {
             Transform::LoadImageFromFile(_) | Transform::PackSelfSupInputs(_) => Ok(results),
             Transform::RandomResizedCrop(t) => each_image(t, results, rng),
@@ -316,6 +375,13 @@ impl Transform {
             Transform::RandomGaussianBlur(t) => each_image(t, results, rng),
             Transform::RandomSolarize(t) => each_image(t, results, rng),
             Transform::RandomErasing(t) => each_image(t, results, rng),
+            Transform::RandAugment(t) => each_image(t, results, rng),
+            Transform::AutoAugment(t) => each_image(t, results, rng),
+            Transform::AugOp(t) => {
+                let imgs = std::mem::take(&mut results.img);
+                results.img = imgs.into_iter().map(|img| t.apply(img, rng)).collect::<Result<_, _>>()?;
+                Ok(results)
+            }
             Transform::RandomResizedCropAndInterpolationWithTwoPic(t) => t.transform(results, rng),
             Transform::RandomRotation(t) => each_image(t, results, rng),
             Transform::RotationWithLabels(t) => t.transform(results),

@@ -86,7 +86,7 @@ impl RandomRotationConfig {
         if self.expand && self.center.is_some() {
             return Err(DataError::config(name, "`expand` conflicts with `center`"));
         }
-        let interpolation = warp_interpolation(self.interpolation).ok_or_else(|| {
+        let interpolation = WarpInterpolation::from_mmcv(self.interpolation).ok_or_else(|| {
             DataError::config(
                 name,
                 format!("interpolation {:?} is not one of nearest, bilinear, bicubic, area, lanczos", self.interpolation),
@@ -99,16 +99,6 @@ impl RandomRotationConfig {
             center: self.center.map(|[x, y]| (x, y)),
             fill: self.fill.clamp(0, 255) as u8,
         })
-    }
-}
-
-fn warp_interpolation(i: Interpolation) -> Option<WarpInterpolation> {
-    match i {
-        Interpolation::Nearest => Some(WarpInterpolation::Nearest),
-        Interpolation::Bilinear | Interpolation::Area => Some(WarpInterpolation::Bilinear),
-        Interpolation::Bicubic => Some(WarpInterpolation::Bicubic),
-        Interpolation::Lanczos => Some(WarpInterpolation::Lanczos4),
-        Interpolation::Box | Interpolation::Hamming => None,
     }
 }
 
