@@ -1,14 +1,16 @@
-//! JPEG pipeline throughput: decode + MMSelfSup's SimCLR (2 views) or MAE augmentation,
-//! through the [`DataLoader`], in images per second per core.
+//! JPEG pipeline throughput: decode + MMSelfSup's SimCLR (2 views) or MAE augmentation, or
+//! the ViT fine-tuning recipe's (RandAugment, RandomErasing), through the [`DataLoader`], in
+//! images per second per core.
 //!
 //! ```text
 //! .venv-reference/bin/python tools/make_bench_jpegs.py /tmp/selfsup_bench_jpegs
 //! cargo run --release -p selfsup-data --example bench_pipeline -- /tmp/selfsup_bench_jpegs \
-//!     [--pipeline simclr|mae|both|decode] [--threads 1] [--epochs 3]
+//!     [--pipeline simclr|mae|finetune|both|decode] [--threads 1] [--epochs 3]
 //! ```
 //!
 //! The pipelines are MMSelfSup 1.0.0's (`configs/selfsup/_base_/datasets/imagenet_simclr.py`
-//! and `imagenet_mae.py`). With `--threads 1` everything runs in the calling thread (one
+//! and `imagenet_mae.py`; `finetune` is mmcls's `imagenet_bs64_swin_224.py`, the train pipeline
+//! of `vit-base-p16_ft-8xb128-coslr-100e_in1k`). With `--threads 1` everything runs in the calling thread (one
 //! core); with more, `num_workers = threads`. An image is one dataset sample (for SimCLR,
 //! two 224×224 views). `tools/bench_torchvision_pipeline.py` measures the same with
 //! torchvision and PIL.
@@ -33,6 +35,19 @@ const SIMCLR: &str = r#"[
     {"type": "PackSelfSupInputs", "meta_keys": ["img_path"]}
 ]"#;
 
+const FINETUNE: &str = r#"[
+    {"type": "LoadImageFromFile"},
+    {"type": "RandomResizedCrop", "scale": 224, "backend": "pillow", "interpolation": "bicubic"},
+    {"type": "RandomFlip", "prob": 0.5, "direction": "horizontal"},
+    {"type": "RandAugment", "policies": "timm_increasing", "num_policies": 2, "total_level": 10,
+     "magnitude_level": 9, "magnitude_std": 0.5,
+     "hparams": {"pad_val": [104, 116, 124], "interpolation": "bicubic"}},
+    {"type": "RandomErasing", "erase_prob": 0.25, "mode": "rand", "min_area_ratio": 0.02,
+     "max_area_ratio": 0.3333333333333333, "fill_color": [103.53, 116.28, 123.675],
+     "fill_std": [57.375, 57.12, 58.395]},
+    {"type": "PackClsInputs"}
+]"#;
+
 const MAE: &str = r#"[
     {"type": "LoadImageFromFile"},
     {"type": "RandomResizedCrop", "size": 224, "scale": [0.2, 1.0], "backend": "pillow",
@@ -51,13 +66,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--threads" => threads = args.next().ok_or("--threads needs a value")?.parse()?,
             "--epochs" => epochs = args.next().ok_or("--epochs needs a value")?.parse()?,
             "-h" | "--help" => {
-                println!("bench_pipeline FOLDER [--pipeline simclr|mae|both|decode] [--threads N] [--epochs N]");
+                println!("bench_pipeline FOLDER [--pipeline simclr|mae|finetune|both|decode] [--threads N] [--epochs N]");
                 return Ok(());
             }
             f => folder = Some(f.to_string()),
         }
     }
-    let folder = folder.ok_or("usage: bench_pipeline FOLDER [--pipeline simclr|mae|both|decode] [--threads N] [--epochs N]")?;
+    let folder = folder.ok_or("usage: bench_pipeline FOLDER [--pipeline simclr|mae|finetune|both|decode] [--threads N] [--epochs N]")?;
     let dataset = Arc::new(CustomDatasetConfig::folder(&folder).build(None)?);
     if which == "decode" {
         // Decoding alone, in this thread.
@@ -75,6 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pipelines: Vec<(&str, &str)> = match which.as_str() {
         "simclr" => vec![("simclr", SIMCLR)],
         "mae" => vec![("mae", MAE)],
+        "finetune" => vec![("finetune", FINETUNE)],
         "both" => vec![("simclr", SIMCLR), ("mae", MAE)],
         other => return Err(format!("unknown pipeline {other}").into()),
     };
