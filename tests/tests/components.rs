@@ -174,8 +174,8 @@ fn resnet_sobel_has_a_frozen_gray_sobel_stem() {
     }
 }
 
-/// BatchNorm in training mode (one fused autodiff operation on tch,
-/// composed elsewhere) against a direct f64 computation: the output, the
+/// BatchNorm in training mode (one fused autodiff operation on tch and
+/// flex, composed elsewhere) against a direct f64 computation: the output, the
 /// gradients of input, scale and shift, and the running statistics, on a
 /// `[N, C, H, W]` map and on `[N, C]` features.
 #[test]
@@ -229,4 +229,54 @@ fn batch_norm_training_pass_and_gradients_match_a_direct_computation() {
     }
     check([3, 4, 5, 5]);
     check([6, 4]);
+}
+
+/// LayerNorm (one fused autodiff operation on flex and tch, burn's
+/// composition elsewhere) against a direct f64 computation: the output and
+/// the gradients of input, scale and shift, over rows of 8 (one 8-lane
+/// block), 13 (a remainder) and 768 (ViT-B).
+#[test]
+fn layer_norm_pass_and_gradients_match_a_direct_computation() {
+    use burn::module::Param;
+    fn check(rows: usize, n: usize) {
+        let count = rows * n;
+        let x: Vec<f32> = (0..count).map(|i| ((i * 37 % 61) as f32 - 30.0) * 0.11 + (i / n) as f32 * 0.5).collect();
+        let g: Vec<f32> = (0..count).map(|i| ((i * 13 % 23) as f32 - 11.0) * 0.05).collect();
+        let (w, b): (Vec<f32>, Vec<f32>) =
+            ((0..n).map(|k| 0.7 + 0.01 * k as f32).collect(), (0..n).map(|k| 0.02 * k as f32 - 0.1).collect());
+        let eps = 1e-6;
+        let (mut y_ref, mut dx_ref, mut dw, mut db) = (vec![0f32; count], vec![0f32; count], vec![0f64; n], vec![0f64; n]);
+        for r in 0..rows {
+            let row = |v: &[f32]| v[r * n..(r + 1) * n].iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+            let (xr, gr) = (row(&x), row(&g));
+            let mean = xr.iter().sum::<f64>() / n as f64;
+            let var = xr.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+            let rstd = 1.0 / (var + eps).sqrt();
+            let xhat: Vec<f64> = xr.iter().map(|v| (v - mean) * rstd).collect();
+            let gw: Vec<f64> = (0..n).map(|j| gr[j] * f64::from(w[j])).collect();
+            let (c1, c2) = (gw.iter().sum::<f64>() / n as f64, gw.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / n as f64);
+            for j in 0..n {
+                y_ref[r * n + j] = (xhat[j] * f64::from(w[j]) + f64::from(b[j])) as f32;
+                dx_ref[r * n + j] = (rstd * (gw[j] - c1 - xhat[j] * c2)) as f32;
+                dw[j] += gr[j] * xhat[j];
+                db[j] += gr[j];
+            }
+        }
+        let mut ln = selfsup::layers::LayerNorm::<B>::new(n, eps, &device());
+        ln.gamma = Param::from_tensor(tensor(w, [n]));
+        ln.beta = Some(Param::from_tensor(tensor(b, [n])));
+        let xt = tensor(x, [2, rows / 2, n]).require_grad();
+        let y = ln.forward(xt.clone());
+        let what = format!("[{rows}, {n}]");
+        assert_close(&format!("layer norm {what}"), &values(y.clone()), &y_ref, 1e-5, 1e-5);
+        let grads = (y * tensor(g, [2, rows / 2, n])).sum().backward();
+        assert_close(&format!("input gradient {what}"), &values(xt.grad(&grads).expect("x has a gradient")), &dx_ref, 1e-4, 1e-5);
+        let as32 = |v: &[f64]| v.iter().map(|v| *v as f32).collect::<Vec<_>>();
+        assert_close(&format!("scale gradient {what}"), &values(ln.gamma.val().grad(&grads).expect("a gradient")), &as32(&dw), 1e-4, 1e-5);
+        let shift = ln.beta.as_ref().unwrap().val().grad(&grads).expect("a gradient");
+        assert_close(&format!("shift gradient {what}"), &values(shift), &as32(&db), 1e-4, 1e-5);
+    }
+    check(6, 8);
+    check(4, 13);
+    check(10, 768);
 }

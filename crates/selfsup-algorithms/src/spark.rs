@@ -16,9 +16,10 @@
 //! `enc_dec_projectors.{i}.*`, `mask_tokens.{i}`.
 use burn::{
     module::{Module, Param},
-    nn::{conv::Conv2d, LayerNorm},
+    nn::conv::Conv2d,
     tensor::{backend::Backend, Tensor, TensorData},
 };
+use selfsup_layers::norm::LayerNorm;
 use selfsup_backbones::{SparseResNet, SparseResNetConfig};
 use selfsup_core::{DataPreprocessorConfig, Draws, LossOutput, ModelError, SelfSupAlgorithm, SelfSupInputs};
 use selfsup_heads::{SparKPretrainHead, SparKPretrainHeadConfig};

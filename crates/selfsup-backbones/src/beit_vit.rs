@@ -6,10 +6,10 @@
 //! final norm `ln1` applies after the last layer.
 use burn::{
     module::{Module, Param},
-    nn::LayerNorm,
     tensor::{backend::Backend, Tensor},
 };
 use selfsup_core::{Draws, ModelError};
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     init::{self, Dist, InitRng},
     BeitLayerConfig, BeitTransformerEncoderLayer, NormCfg, PatchEmbed, QkvBias, RelativePositionBias,

@@ -4,10 +4,10 @@
 //! ([`VitFeatures`]) are mmcls's, in `vision_transformer.rs`.
 use burn::{
     module::{Module, Param},
-    nn::LayerNorm,
     tensor::{backend::Backend, Int, Tensor, TensorData},
 };
 use selfsup_core::{Draws, ModelError};
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     build_2d_sincos_position_embedding,
     init::{fixed, Dist, InitRng},

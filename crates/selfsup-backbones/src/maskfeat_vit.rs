@@ -5,10 +5,10 @@
 //! after the last layer. It returns every token, cls first.
 use burn::{
     module::{Module, Param},
-    nn::LayerNorm,
     tensor::{backend::Backend, Tensor},
 };
 use selfsup_core::ModelError;
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     init::{Dist, InitRng},
     NormCfg, PatchEmbed, TransformerEncoderLayer, TransformerEncoderLayerConfig,

@@ -5,10 +5,10 @@
 //! restricted to tokens of the same source image) and `MixMIMLayer`.
 use burn::{
     module::Module,
-    nn::LayerNorm,
     tensor::{backend::Backend, Tensor, TensorData},
 };
 use selfsup_core::Draws;
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     functional::drop_path,
     init::{Dist, InitRng},

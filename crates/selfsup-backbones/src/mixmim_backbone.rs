@@ -7,10 +7,10 @@
 //! attention stays within tokens of one source.
 use burn::{
     module::{Module, Param},
-    nn::LayerNorm,
     tensor::{backend::Backend, Tensor, TensorData},
 };
 use selfsup_core::{Draws, ModelError};
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{build_2d_sincos_position_embedding, init::fixed, init::InitRng, NormCfg, NormedPatchEmbed, PatchMerging};
 use serde::{Deserialize, Serialize};
 

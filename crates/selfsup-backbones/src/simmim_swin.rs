@@ -6,10 +6,10 @@
 //! in `out_indices` (`norm{i}`), `[batch, c, h, w]`.
 use burn::{
     module::{Module, Param},
-    nn::LayerNorm,
     tensor::{backend::Backend, Tensor},
 };
 use selfsup_core::{Draws, ModelError};
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     init::{Dist, InitRng},
     NormCfg, NormedPatchEmbed,

@@ -3,10 +3,10 @@
 //! on: the arch table, `SwinBlock` and `SwinBlockSequence`.
 use burn::{
     module::Module,
-    nn::LayerNorm,
     tensor::{backend::Backend, Tensor},
 };
 use selfsup_core::Draws;
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     functional::drop_path,
     init::{Dist, InitRng},

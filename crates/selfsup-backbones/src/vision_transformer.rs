@@ -11,10 +11,10 @@
 //! ([`MoCoV3VitConfig`](crate::MoCoV3VitConfig)) builds that module.
 use burn::{
     module::{Module, Param},
-    nn::LayerNorm,
     tensor::{backend::Backend, Tensor},
 };
 use selfsup_core::{Draws, ModelError};
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     init::{Dist, InitRng},
     resize_pos_embed, NormCfg, PatchEmbed, TransformerEncoderLayer, TransformerEncoderLayerConfig,

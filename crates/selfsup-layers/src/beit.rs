@@ -4,9 +4,9 @@
 //! [`BeitAttention`] and learnable layer scales `gamma_1`, `gamma_2`).
 //! BEiTViT, BEiTV2Neck and the VQ-KD tokenizer's encoder are built from
 //! them.
+use crate::norm::LayerNorm;
 use burn::{
     module::{Module, Param},
-    nn::LayerNorm,
     tensor::{backend::Backend, Tensor, TensorData},
 };
 use selfsup_core::Draws;

@@ -63,19 +63,34 @@ pub fn softmax_last_dim<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B
 /// Training-mode batch normalisation over every dimension but 1 of `x`
 /// `[N, C, ...]`, with scale `weight` and shift `bias` `[C]`: the output,
 /// and the batch mean and biased variance (detached, for the running
-/// statistics). One autodiff operation on burn-tch: libtorch's
+/// statistics). One autodiff operation where the composed layer runs about
+/// fifteen kernels forward and thirty backward: on burn-tch, libtorch's
 /// `batch_norm` forward and its own backward (`native_batch_norm_backward`,
-/// reached through libtorch's autograd on the one node), where the composed
-/// layer runs about fifteen kernels forward and thirty backward. `Err`
-/// hands `x` back on every other backend and dtype.
-#[allow(clippy::type_complexity)]
-#[cfg_attr(not(feature = "tch"), allow(unused_variables))]
+/// reached through libtorch's autograd on the one node); on burn-flex, two
+/// multi-threaded passes each way (`fused/flex_norm.rs`). `Err` hands
+/// `x` back on every other backend and dtype.
+#[allow(clippy::type_complexity, unused_mut)]
+#[cfg_attr(not(any(feature = "tch", feature = "flex")), allow(unused_variables))]
 pub fn batch_norm_train<B: Backend, const D: usize>(
-    x: Tensor<B, D>,
+    mut x: Tensor<B, D>,
     weight: Tensor<B, 1>,
     bias: Tensor<B, 1>,
     eps: f64,
 ) -> Result<(Tensor<B, D>, Tensor<B, 1>, Tensor<B, 1>), Tensor<B, D>> {
+    #[cfg(feature = "flex")]
+    if x.dtype() == burn::tensor::DType::F32 {
+        type A = burn_autodiff::Autodiff<burn_flex::Flex>;
+        x = match cast::<Tensor<B, D>, Tensor<A, D>>(x) {
+            Ok(x) => {
+                let w = cast::<_, Tensor<A, 1>>(weight).unwrap_or_else(|_| unreachable!("same backend"));
+                let b = cast::<_, Tensor<A, 1>>(bias).unwrap_or_else(|_| unreachable!("same backend"));
+                let (y, mean, var) = flex_norm::batch_norm_autodiff(x, w, b, eps);
+                let stat = |t: Tensor<A, 1>| cast(t).unwrap_or_else(|_| unreachable!("same backend"));
+                return Ok((cast(y).unwrap_or_else(|_| unreachable!("same backend")), stat(mean), stat(var)));
+            }
+            Err(x) => x,
+        };
+    }
     #[cfg(feature = "tch")]
     if x.dtype() == burn::tensor::DType::F32 {
         type A = burn_autodiff::Autodiff<burn_tch::LibTorch<f32>>;
@@ -94,6 +109,71 @@ pub fn batch_norm_train<B: Backend, const D: usize>(
         }
     }
     Err(x)
+}
+
+/// `gelu(x)` (the `erf` form, PyTorch's default): burn's, as one
+/// multi-threaded autodiff operation on burn-flex (`fused/flex_gelu.rs`);
+/// every other backend (libtorch has one kernel each way already) takes
+/// burn's.
+#[allow(unused_mut)]
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let mut x = x;
+    #[cfg(feature = "flex")]
+    if x.dtype() == burn::tensor::DType::F32 {
+        x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<burn_flex::Flex>, D>>(x) {
+            Ok(t) => return cast(flex_gelu::gelu_autodiff(t)).unwrap_or_else(|_| unreachable!("same backend")),
+            Err(t) => t,
+        };
+        x = match cast::<Tensor<B, D>, Tensor<burn_flex::Flex, D>>(x) {
+            Ok(t) => return cast(flex_gelu::gelu_inner(t)).unwrap_or_else(|_| unreachable!("same backend")),
+            Err(t) => t,
+        };
+    }
+    activation::gelu(x)
+}
+
+/// LayerNorm over the last dimension of `x` with scale `gamma` and shift
+/// `beta`: burn's `layer_norm`, as one autodiff operation where the backend
+/// allows it (burn's autodiff composes about ten operations forward and
+/// twenty backward): burn-flex's rows spread over the cores
+/// (`fused/flex_norm.rs`), libtorch's `layer_norm` and its own backward.
+#[allow(unused_mut)]
+pub fn layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>, gamma: Tensor<B, 1>, beta: Option<Tensor<B, 1>>, eps: f64) -> Tensor<B, D> {
+    let mut x = x;
+    #[cfg(any(feature = "flex", feature = "tch"))]
+    if let (Some(b), burn::tensor::DType::F32) = (&beta, x.dtype()) {
+        #[cfg(feature = "flex")]
+        {
+            type A = burn_autodiff::Autodiff<burn_flex::Flex>;
+            x = match cast::<Tensor<B, D>, Tensor<A, D>>(x) {
+                Ok(x) => {
+                    let g = cast::<_, Tensor<A, 1>>(gamma).unwrap_or_else(|_| unreachable!("same backend"));
+                    let b = cast::<_, Tensor<A, 1>>(b.clone()).unwrap_or_else(|_| unreachable!("same backend"));
+                    return cast(flex_norm::layer_norm_autodiff(x, g, b, eps)).unwrap_or_else(|_| unreachable!("same backend"));
+                }
+                Err(x) => x,
+            };
+        }
+        #[cfg(feature = "tch")]
+        {
+            type A = burn_autodiff::Autodiff<burn_tch::LibTorch<f32>>;
+            x = match cast::<Tensor<B, D>, Tensor<A, D>>(x) {
+                Ok(x) => {
+                    let g = cast::<_, Tensor<A, 1>>(gamma).unwrap_or_else(|_| unreachable!("same backend"));
+                    let b = cast::<_, Tensor<A, 1>>(b.clone()).unwrap_or_else(|_| unreachable!("same backend"));
+                    return cast(tch_layer_norm::layer_norm_autodiff(x, g, b, eps)).unwrap_or_else(|_| unreachable!("same backend"));
+                }
+                Err(x) => x,
+            };
+        }
+    }
+    let beta = beta.map(|b| b.into_primitive().tensor());
+    Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(B::layer_norm(
+        x.into_primitive().tensor(),
+        gamma.into_primitive().tensor(),
+        beta,
+        eps,
+    )))
 }
 
 /// A backend with its own softmax kernels over the last dimension.
@@ -145,6 +225,11 @@ mod kernels {
         Tensor::from_primitive(TensorPrimitive::Float(I::softmax_forward(x.into_primitive().tensor())))
     }
 }
+
+#[cfg(feature = "flex")]
+mod flex_gelu;
+#[cfg(feature = "flex")]
+mod flex_norm;
 
 #[cfg(feature = "flex")]
 mod flex {
@@ -291,5 +376,72 @@ mod tch_batch_norm {
         let stat =
             |t: ::tch::Tensor| Tensor::<Autodiff<Tch>, 1>::from_inner(Tensor::from_primitive(TensorPrimitive::Float(TchTensor::new(t))));
         (Tensor::from_primitive(TensorPrimitive::Float(out)), stat(mean), stat(var))
+    }
+}
+
+#[cfg(feature = "tch")]
+mod tch_layer_norm {
+    use burn::tensor::{Tensor, TensorPrimitive};
+    use burn_autodiff::{
+        checkpoint::{base::Checkpointer, strategy::NoCheckpointing},
+        grads::Gradients,
+        ops::{Backward, Ops, OpsKind},
+        Autodiff,
+    };
+    use burn_tch::{LibTorch, TchTensor};
+
+    type Tch = LibTorch<f32>;
+
+    #[derive(Debug)]
+    struct LayerNormBackward;
+
+    impl Backward<Tch, 3> for LayerNormBackward {
+        /// libtorch's leaves `x`, `gamma`, `beta` and its output, which holds
+        /// libtorch's graph of the one `layer_norm` call.
+        type State = (TchTensor, TchTensor, TchTensor, TchTensor);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let [node_x, node_g, node_b] = ops.parents;
+            let dy = grads.consume::<Tch>(&ops.node);
+            let (x, g, b, y) = ops.state;
+            let root = (&y.tensor * &dy.tensor).sum(::tch::Kind::Float);
+            let mut grad = ::tch::Tensor::run_backward(&[root], &[&x.tensor, &g.tensor, &b.tensor], false, false).into_iter();
+            for node in [node_x, node_g, node_b] {
+                let t = grad.next().expect("one gradient per input");
+                if let Some(node) = node {
+                    grads.register::<Tch>(node.id, TchTensor::new(t));
+                }
+            }
+        }
+    }
+
+    pub(super) fn layer_norm_autodiff<const D: usize>(
+        x: Tensor<Autodiff<Tch>, D>,
+        g: Tensor<Autodiff<Tch>, 1>,
+        b: Tensor<Autodiff<Tch>, 1>,
+        eps: f64,
+    ) -> Tensor<Autodiff<Tch>, D> {
+        let n = x.dims()[D - 1] as i64;
+        let (x, g, b) = (x.into_primitive().tensor(), g.into_primitive().tensor(), b.into_primitive().tensor());
+        let out =
+            match LayerNormBackward.prepare::<NoCheckpointing>([x.node.clone(), g.node.clone(), b.node.clone()]).compute_bound().stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    // Leaves sharing the inputs' memory, as in the BatchNorm above.
+                    let leaf = |t: &TchTensor| TchTensor::from_existing(t.tensor.detach().set_requires_grad(true), t.storage.clone());
+                    let (xl, gl, bl) = (leaf(&x.primitive), leaf(&g.primitive), leaf(&b.primitive));
+                    let y = xl.tensor.layer_norm([n], Some(&gl.tensor), Some(&bl.tensor), eps, false);
+                    let out = TchTensor::new(y.detach());
+                    prep.finish((xl, gl, bl, TchTensor::new(y)), out)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(TchTensor::new(x.primitive.tensor.layer_norm(
+                    [n],
+                    Some(&g.primitive.tensor),
+                    Some(&b.primitive.tensor),
+                    eps,
+                    false,
+                ))),
+            };
+        Tensor::from_primitive(TensorPrimitive::Float(out))
     }
 }

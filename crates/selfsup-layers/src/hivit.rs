@@ -8,10 +8,11 @@
 //! MLP-only and per token, so here those tokens travel flattened as
 //! `[batch, L·inner·inner, C]`, in PyTorch's memory order; [`PatchMerge`]
 //! and [`PatchEmbed`] take the inner side as an argument.
+use crate::norm::LayerNorm;
 use burn::{
     module::{Module, Param},
-    nn::{conv::Conv2d, LayerNorm, Linear},
-    tensor::{activation::gelu, backend::Backend, Tensor, TensorData},
+    nn::{conv::Conv2d, Linear},
+    tensor::{backend::Backend, Tensor, TensorData},
 };
 use selfsup_core::Draws;
 
@@ -68,7 +69,7 @@ pub struct Mlp<B: Backend> {
 impl<B: Backend> Mlp<B> {
     /// `[.., dim] -> [.., dim]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        linear(&self.out, gelu(linear(&self.hidden, x)))
+        linear(&self.out, crate::fused::gelu(linear(&self.hidden, x)))
     }
 }
 

@@ -31,7 +31,7 @@ pub use attention::{BeitAttention, MultiheadAttention, ShiftWindowMsa, WindowMsa
 pub use batch_norm::{BatchNormCfg, TorchBatchNorm};
 pub use beit::{BeitLayerConfig, BeitTransformerEncoderLayer, QkvBias, RelativePositionBias};
 pub use functional::l2_normalize;
-pub use norm::NormCfg;
+pub use norm::{LayerNorm, NormCfg};
 pub use patch_embed::{NormedPatchEmbed, PatchEmbed, PatchMerging};
 pub use pos_embed::{build_2d_sincos_position_embedding, resize_pos_embed};
 pub use transformer::{Ffn, TransformerEncoderLayer, TransformerEncoderLayerConfig};

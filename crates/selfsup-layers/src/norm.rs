@@ -1,7 +1,8 @@
-//! MMCV's `norm_cfg` for the normalisation layers selfsup builds.
+//! MMCV's `norm_cfg` for the normalisation layers selfsup builds, and the
+//! [`LayerNorm`] they build.
 use burn::{
-    nn::{LayerNorm, LayerNormConfig},
-    tensor::backend::Backend,
+    module::{Initializer, Module, Param},
+    tensor::{backend::Backend, Tensor},
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,36 @@ impl NormCfg {
 
     /// Builds a LayerNorm over `dim` features (weight 1, bias 0).
     pub fn build_layer_norm<B: Backend>(&self, dim: usize, device: &B::Device) -> LayerNorm<B> {
-        LayerNormConfig::new(dim).with_epsilon(self.eps).init(device)
+        LayerNorm::new(dim, self.eps, device)
+    }
+}
+
+/// `torch.nn.LayerNorm` over the last dimension: burn's `LayerNorm` (the
+/// same fields, so the same keys and records) whose forward is one fused
+/// autodiff operation on burn-flex and burn-tch
+/// ([`fused::layer_norm`](crate::fused::layer_norm)).
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    /// The scale (`weight` in PyTorch).
+    pub gamma: Param<Tensor<B, 1>>,
+    /// The shift (`bias` in PyTorch), absent with `bias=False`.
+    pub beta: Option<Param<Tensor<B, 1>>>,
+    epsilon: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    /// A LayerNorm over `dim` features with weight 1 and bias 0.
+    pub fn new(dim: usize, eps: f64, device: &B::Device) -> Self {
+        Self { gamma: Initializer::Ones.init([dim], device), beta: Some(Initializer::Zeros.init([dim], device)), epsilon: eps }
+    }
+
+    /// The epsilon added to the variance.
+    pub fn epsilon(&self) -> f64 {
+        self.epsilon
+    }
+
+    /// Normalises the last dimension of `x`.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        crate::fused::layer_norm(x, self.gamma.val(), self.beta.as_ref().map(Param::val), self.epsilon)
     }
 }

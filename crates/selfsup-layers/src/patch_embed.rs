@@ -1,10 +1,11 @@
 //! Ports of `mmcls.models.utils.PatchEmbed` (a strided convolution) and of
 //! MMCV's `PatchEmbed` with a norm and `PatchMerging` (Swin, MixMIM).
+use crate::norm::LayerNorm;
 use burn::{
     module::Module,
     nn::{
         conv::{Conv2d, Conv2dConfig},
-        LayerNorm, Linear,
+        Linear,
     },
     tensor::{backend::Backend, ops::PadMode, Tensor},
 };

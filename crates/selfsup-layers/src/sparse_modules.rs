@@ -20,10 +20,8 @@
 //!
 //! Gradients equal the reference's: inactive positions feed nothing to the
 //! statistics and receive no gradient through the layer.
-use burn::{
-    nn::{LayerNorm, LayerNormConfig},
-    tensor::{backend::Backend, Tensor},
-};
+use crate::norm::LayerNorm;
+use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::batch_norm::{per_sample, TorchBatchNorm};
@@ -96,7 +94,7 @@ fn ln_eps() -> f64 {
 impl SparseLayerNormCfg {
     /// A layer over `channels` with weight 1 and bias 0.
     pub fn init<B: Backend>(&self, channels: usize, device: &B::Device) -> LayerNorm<B> {
-        LayerNormConfig::new(channels).with_epsilon(self.eps).init(device)
+        LayerNorm::new(channels, self.eps, device)
     }
 }
 

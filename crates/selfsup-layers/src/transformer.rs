@@ -1,9 +1,10 @@
 //! Port of `mmcls.models.backbones.vision_transformer.TransformerEncoderLayer`
 //! (pre-norm, exact-erf GELU) and mmcv's `FFN`.
+use crate::norm::LayerNorm;
 use burn::{
     module::Module,
-    nn::{LayerNorm, Linear},
-    tensor::{activation::gelu, backend::Backend, Tensor},
+    nn::Linear,
+    tensor::{backend::Backend, Tensor},
 };
 
 use crate::{
@@ -34,7 +35,7 @@ impl<B: Backend> Ffn<B> {
     /// # Shapes
     /// `[batch, tokens, dims] -> [batch, tokens, dims]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        linear(&self.fc2, gelu(linear(&self.fc1, x)))
+        linear(&self.fc2, crate::fused::gelu(linear(&self.fc1, x)))
     }
 }
 

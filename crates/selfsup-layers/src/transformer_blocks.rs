@@ -26,9 +26,10 @@
 //! LayerNorms, zero q/v biases. Keys are MMSelfSup's (`attn.qkv.weight`,
 //! `attn.q_bias`, `ffn.layers.0.0.*` through
 //! [`crate::transformer::FFN_KEY_REMAP`], `cross_attn.q.weight`, ...).
+use crate::norm::LayerNorm;
 use burn::{
     module::{Module, Param},
-    nn::{LayerNorm, Linear},
+    nn::Linear,
     tensor::{backend::Backend, Int, Tensor},
 };
 use selfsup_core::Draws;

@@ -5,10 +5,10 @@
 //! then normalises both this and the backbone's last output.
 use burn::{
     module::Module,
-    nn::LayerNorm,
     tensor::{backend::Backend, Tensor},
 };
 use selfsup_core::Draws;
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{init::InitRng, BeitLayerConfig, BeitTransformerEncoderLayer, NormCfg, QkvBias};
 use serde::{Deserialize, Serialize};
 

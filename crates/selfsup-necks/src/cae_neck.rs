@@ -7,10 +7,11 @@
 //! it into logits over the tokenizer's vocabulary.
 use burn::{
     module::{Module, Param},
-    nn::{LayerNorm, Linear},
+    nn::Linear,
     tensor::{backend::Backend, Tensor},
 };
 use selfsup_core::Draws;
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     functional::linear,
     init::{Dist, InitRng},

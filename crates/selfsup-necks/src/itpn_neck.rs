@@ -7,9 +7,10 @@
 //! sin-cos position embedding, transformer layers); for CLIP a LayerNorm.
 use burn::{
     module::{Module, Param},
-    nn::{LayerNorm, LayerNormConfig, Linear},
+    nn::Linear,
     tensor::{backend::Backend, Int, Tensor, TensorData},
 };
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     build_2d_sincos_position_embedding,
     functional::linear,
@@ -203,7 +204,7 @@ impl ITpnPretrainDecoderConfig {
             (None, None, Vec::new())
         };
         let decoder_embed = (0..self.num_outs)
-            .map(|i| DecoderEmbed { norm: LayerNormConfig::new(f).init(device), fc: init.linear(rng, f, d >> (2 * i), true, device) })
+            .map(|i| DecoderEmbed { norm: LayerNorm::new(f, 1e-5, device), fc: init.linear(rng, f, d >> (2 * i), true, device) })
             .collect();
         let mut neck = ITpnPretrainDecoder {
             align_dim_16tofpn,

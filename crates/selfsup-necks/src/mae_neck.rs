@@ -1,9 +1,10 @@
 //! Ports of `mmselfsup.models.necks.MAEPretrainDecoder` and `ClsBatchNormNeck` (mmselfsup 1.0.0).
 use burn::{
     module::{Module, Param},
-    nn::{LayerNorm, Linear},
+    nn::Linear,
     tensor::{backend::Backend, Int, Tensor, TensorData},
 };
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     build_2d_sincos_position_embedding,
     functional::linear,

@@ -5,9 +5,10 @@
 //! feature width. It predicts every token, the cls token included.
 use burn::{
     module::{Module, Param},
-    nn::{LayerNorm, Linear},
+    nn::Linear,
     tensor::{backend::Backend, Int, Tensor, TensorData},
 };
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     build_2d_sincos_position_embedding,
     functional::linear,

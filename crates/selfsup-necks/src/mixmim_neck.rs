@@ -7,9 +7,10 @@
 //! `encoder_stride²·3` pixels per token.
 use burn::{
     module::{Module, Param},
-    nn::{LayerNorm, Linear},
+    nn::Linear,
     tensor::{backend::Backend, Tensor, TensorData},
 };
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     build_2d_sincos_position_embedding,
     functional::linear,

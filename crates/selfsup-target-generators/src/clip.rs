@@ -25,9 +25,10 @@ use std::collections::BTreeMap;
 
 use burn::{
     module::{Module, Param},
-    nn::{conv::Conv2d, LayerNorm, LayerNormConfig, Linear},
+    nn::{conv::Conv2d, Linear},
     tensor::{activation::sigmoid, activation::softmax, backend::Backend, Tensor},
 };
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     functional::{conv2d, linear, matmul},
     init::{Dist, InitRng},
@@ -265,7 +266,7 @@ impl ClipVisionConfig {
 }
 
 fn layer_norm<B: Backend>(d: usize, device: &B::Device) -> LayerNorm<B> {
-    LayerNormConfig::new(d).with_epsilon(1e-5).init(device)
+    LayerNorm::new(d, 1e-5, device)
 }
 
 /// The text tower's `initialize_parameters` standard deviations.

@@ -18,9 +18,10 @@
 //! [`Vqkd::encode`] returns what the algorithm needs to apply that update.
 use burn::{
     module::{Module, Param},
-    nn::{LayerNorm, Linear},
+    nn::Linear,
     tensor::{activation::tanh, backend::Backend, Int, Tensor},
 };
+use selfsup_layers::norm::LayerNorm;
 use selfsup_layers::{
     functional::{l2_normalize, linear},
     init::{Dist, InitRng},
