@@ -98,7 +98,7 @@ pub fn batch_norm_train<B: Backend, const D: usize>(
             Ok(x) => {
                 let w = cast::<_, Tensor<A, 1>>(weight).unwrap_or_else(|_| unreachable!("same backend"));
                 let b = cast::<_, Tensor<A, 1>>(bias).unwrap_or_else(|_| unreachable!("same backend"));
-                let (y, mean, var) = tch_batch_norm::batch_norm_autodiff(x, w, b, eps);
+                let (y, mean, var) = tch_norm::batch_norm_autodiff(x, w, b, eps);
                 return Ok((
                     cast(y).unwrap_or_else(|_| unreachable!("same backend")),
                     cast(mean).unwrap_or_else(|_| unreachable!("same backend")),
@@ -161,7 +161,7 @@ pub fn layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>, gamma: Tensor<B, 
                 Ok(x) => {
                     let g = cast::<_, Tensor<A, 1>>(gamma).unwrap_or_else(|_| unreachable!("same backend"));
                     let b = cast::<_, Tensor<A, 1>>(b.clone()).unwrap_or_else(|_| unreachable!("same backend"));
-                    return cast(tch_layer_norm::layer_norm_autodiff(x, g, b, eps)).unwrap_or_else(|_| unreachable!("same backend"));
+                    return cast(tch_norm::layer_norm_autodiff(x, g, b, eps)).unwrap_or_else(|_| unreachable!("same backend"));
                 }
                 Err(x) => x,
             };
@@ -230,6 +230,8 @@ mod kernels {
 mod flex_gelu;
 #[cfg(feature = "flex")]
 mod flex_norm;
+#[cfg(feature = "tch")]
+mod tch_norm;
 
 #[cfg(feature = "flex")]
 mod flex {
@@ -298,150 +300,5 @@ mod tch {
         fn softmax_backward(y: TchTensor, dy: TchTensor) -> TchTensor {
             TchTensor::new(::tch::Tensor::internal_softmax_backward_data(&dy.tensor, &y.tensor, -1, ::tch::Kind::Float))
         }
-    }
-}
-
-#[cfg(feature = "tch")]
-mod tch_batch_norm {
-    use burn::tensor::{Tensor, TensorPrimitive};
-    use burn_autodiff::{
-        checkpoint::{base::Checkpointer, strategy::NoCheckpointing},
-        grads::Gradients,
-        ops::{Backward, Ops, OpsKind},
-        Autodiff,
-    };
-    use burn_tch::{LibTorch, TchTensor};
-
-    type Tch = LibTorch<f32>;
-
-    #[derive(Debug)]
-    struct BatchNormBackward;
-
-    impl Backward<Tch, 3> for BatchNormBackward {
-        /// libtorch's leaves `x`, `weight`, `bias` and its output `y`, which
-        /// holds libtorch's graph of the one `batch_norm` call.
-        type State = (TchTensor, TchTensor, TchTensor, TchTensor);
-
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-            let [node_x, node_w, node_b] = ops.parents;
-            let dy = grads.consume::<Tch>(&ops.node);
-            let (x, w, b, y) = ops.state;
-            // libtorch's `run_backward` starts from scalars: Σ y ⊙ dy has
-            // gradient dy at y, then `native_batch_norm_backward` runs.
-            let root = (&y.tensor * &dy.tensor).sum(::tch::Kind::Float);
-            let mut g = ::tch::Tensor::run_backward(&[root], &[&x.tensor, &w.tensor, &b.tensor], false, false).into_iter();
-            for node in [node_x, node_w, node_b] {
-                let grad = g.next().expect("one gradient per input");
-                if let Some(node) = node {
-                    grads.register::<Tch>(node.id, TchTensor::new(grad));
-                }
-            }
-        }
-    }
-
-    #[allow(clippy::type_complexity)]
-    pub(super) fn batch_norm_autodiff<const D: usize>(
-        x: Tensor<Autodiff<Tch>, D>,
-        w: Tensor<Autodiff<Tch>, 1>,
-        b: Tensor<Autodiff<Tch>, 1>,
-        eps: f64,
-    ) -> (Tensor<Autodiff<Tch>, D>, Tensor<Autodiff<Tch>, 1>, Tensor<Autodiff<Tch>, 1>) {
-        let (x, w, b) = (x.into_primitive().tensor(), w.into_primitive().tensor(), b.into_primitive().tensor());
-        // `native_batch_norm` gives the batch mean and 1/√(var + eps) of the
-        // same pass; the variance comes back from the latter.
-        let none = None::<&::tch::Tensor>;
-        let (out, mean, invstd) = match BatchNormBackward
-            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                // Leaves that share the inputs' memory; `from_existing` keeps
-                // burn-tch from writing into it in place while the graph holds it.
-                let leaf = |t: &TchTensor| TchTensor::from_existing(t.tensor.detach().set_requires_grad(true), t.storage.clone());
-                let (xl, wl, bl) = (leaf(&x.primitive), leaf(&w.primitive), leaf(&b.primitive));
-                let (y, mean, invstd) = xl.tensor.native_batch_norm(Some(&wl.tensor), Some(&bl.tensor), none, none, true, 0.0, eps);
-                let out = TchTensor::new(y.detach());
-                (prep.finish((xl, wl, bl, TchTensor::new(y)), out), mean.detach(), invstd.detach())
-            }
-            OpsKind::UnTracked(prep) => {
-                let (y, mean, invstd) =
-                    x.primitive.tensor.native_batch_norm(Some(&w.primitive.tensor), Some(&b.primitive.tensor), none, none, true, 0.0, eps);
-                (prep.finish(TchTensor::new(y)), mean, invstd)
-            }
-        };
-        // Fresh copies: libtorch's graph saved `mean` and `invstd`, and burn-tch
-        // may update a tensor it holds alone in place.
-        let (mean, var) = (mean.copy(), invstd.square().reciprocal() - eps);
-        let stat =
-            |t: ::tch::Tensor| Tensor::<Autodiff<Tch>, 1>::from_inner(Tensor::from_primitive(TensorPrimitive::Float(TchTensor::new(t))));
-        (Tensor::from_primitive(TensorPrimitive::Float(out)), stat(mean), stat(var))
-    }
-}
-
-#[cfg(feature = "tch")]
-mod tch_layer_norm {
-    use burn::tensor::{Tensor, TensorPrimitive};
-    use burn_autodiff::{
-        checkpoint::{base::Checkpointer, strategy::NoCheckpointing},
-        grads::Gradients,
-        ops::{Backward, Ops, OpsKind},
-        Autodiff,
-    };
-    use burn_tch::{LibTorch, TchTensor};
-
-    type Tch = LibTorch<f32>;
-
-    #[derive(Debug)]
-    struct LayerNormBackward;
-
-    impl Backward<Tch, 3> for LayerNormBackward {
-        /// libtorch's leaves `x`, `gamma`, `beta` and its output, which holds
-        /// libtorch's graph of the one `layer_norm` call.
-        type State = (TchTensor, TchTensor, TchTensor, TchTensor);
-
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-            let [node_x, node_g, node_b] = ops.parents;
-            let dy = grads.consume::<Tch>(&ops.node);
-            let (x, g, b, y) = ops.state;
-            let root = (&y.tensor * &dy.tensor).sum(::tch::Kind::Float);
-            let mut grad = ::tch::Tensor::run_backward(&[root], &[&x.tensor, &g.tensor, &b.tensor], false, false).into_iter();
-            for node in [node_x, node_g, node_b] {
-                let t = grad.next().expect("one gradient per input");
-                if let Some(node) = node {
-                    grads.register::<Tch>(node.id, TchTensor::new(t));
-                }
-            }
-        }
-    }
-
-    pub(super) fn layer_norm_autodiff<const D: usize>(
-        x: Tensor<Autodiff<Tch>, D>,
-        g: Tensor<Autodiff<Tch>, 1>,
-        b: Tensor<Autodiff<Tch>, 1>,
-        eps: f64,
-    ) -> Tensor<Autodiff<Tch>, D> {
-        let n = x.dims()[D - 1] as i64;
-        let (x, g, b) = (x.into_primitive().tensor(), g.into_primitive().tensor(), b.into_primitive().tensor());
-        let out =
-            match LayerNormBackward.prepare::<NoCheckpointing>([x.node.clone(), g.node.clone(), b.node.clone()]).compute_bound().stateful()
-            {
-                OpsKind::Tracked(prep) => {
-                    // Leaves sharing the inputs' memory, as in the BatchNorm above.
-                    let leaf = |t: &TchTensor| TchTensor::from_existing(t.tensor.detach().set_requires_grad(true), t.storage.clone());
-                    let (xl, gl, bl) = (leaf(&x.primitive), leaf(&g.primitive), leaf(&b.primitive));
-                    let y = xl.tensor.layer_norm([n], Some(&gl.tensor), Some(&bl.tensor), eps, false);
-                    let out = TchTensor::new(y.detach());
-                    prep.finish((xl, gl, bl, TchTensor::new(y)), out)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(TchTensor::new(x.primitive.tensor.layer_norm(
-                    [n],
-                    Some(&g.primitive.tensor),
-                    Some(&b.primitive.tensor),
-                    eps,
-                    false,
-                ))),
-            };
-        Tensor::from_primitive(TensorPrimitive::Float(out))
     }
 }
