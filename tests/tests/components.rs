@@ -280,3 +280,54 @@ fn layer_norm_pass_and_gradients_match_a_direct_computation() {
     check(4, 13);
     check(10, 768);
 }
+
+/// Attention from a fused q|k|v projection (one autodiff operation on flex
+/// and tch, burn's composition elsewhere) against a direct f64
+/// computation: the output and the gradient of `qkv`.
+#[test]
+fn qkv_attention_and_its_gradient_match_a_direct_computation() {
+    fn check(b: usize, n: usize, h: usize, d: usize) {
+        let c = h * d;
+        let count = b * n * 3 * c;
+        let qkv: Vec<f32> = (0..count).map(|i| ((i * 31 % 47) as f32 - 23.0) * 0.04).collect();
+        let g: Vec<f32> = (0..b * n * c).map(|i| ((i * 17 % 29) as f32 - 14.0) * 0.03).collect();
+        let scale = (d as f64).powf(-0.5);
+        let at = |bi: usize, t: usize, part: usize, hh: usize, j: usize| bi * n * 3 * c + t * 3 * c + part * c + hh * d + j;
+        let (mut y_ref, mut dqkv) = (vec![0f32; b * n * c], vec![0f64; count]);
+        for bi in 0..b {
+            for hh in 0..h {
+                let x = |t, part, j| f64::from(qkv[at(bi, t, part, hh, j)]);
+                let gy = |t: usize, j: usize| f64::from(g[bi * n * c + t * c + hh * d + j]);
+                for i in 0..n {
+                    let s: Vec<f64> = (0..n).map(|t| (0..d).map(|j| x(i, 0, j) * x(t, 1, j)).sum::<f64>() * scale).collect();
+                    let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = s.iter().map(|v| (v - max).exp()).collect();
+                    let p: Vec<f64> = e.iter().map(|v| v / e.iter().sum::<f64>()).collect();
+                    for j in 0..d {
+                        y_ref[bi * n * c + i * c + hh * d + j] = (0..n).map(|t| p[t] * x(t, 2, j)).sum::<f64>() as f32;
+                    }
+                    // dp_t = gy_i·v_t; ds = p ⊙ (dp − Σ p·dp)
+                    let dp: Vec<f64> = (0..n).map(|t| (0..d).map(|j| gy(i, j) * x(t, 2, j)).sum()).collect();
+                    let dot: f64 = p.iter().zip(&dp).map(|(a, b)| a * b).sum();
+                    for t in 0..n {
+                        let ds = p[t] * (dp[t] - dot) * scale;
+                        for j in 0..d {
+                            dqkv[at(bi, t, 2, hh, j)] += p[t] * gy(i, j);
+                            dqkv[at(bi, i, 0, hh, j)] += ds * x(t, 1, j);
+                            dqkv[at(bi, t, 1, hh, j)] += ds * x(i, 0, j);
+                        }
+                    }
+                }
+            }
+        }
+        let x = tensor(qkv, [b, n, 3 * c]).require_grad();
+        let y = selfsup::layers::fused::qkv_attention(x.clone(), h, scale);
+        let what = format!("[{b}, {n}, {h}×{d}]");
+        assert_close(&format!("attention {what}"), &values(y.clone()), &y_ref, 1e-5, 1e-6);
+        let grads = (y * tensor(g, [b, n, c])).sum().backward();
+        let d32: Vec<f32> = dqkv.iter().map(|v| *v as f32).collect();
+        assert_close(&format!("qkv gradient {what}"), &values(x.grad(&grads).expect("a gradient")), &d32, 1e-4, 1e-6);
+    }
+    check(2, 5, 2, 3);
+    check(3, 17, 4, 8);
+}

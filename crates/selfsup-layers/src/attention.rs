@@ -41,16 +41,8 @@ impl<B: Backend> MultiheadAttention<B> {
     /// - `x`: `[batch, tokens, embed_dims]`
     /// - returns `[batch, tokens, embed_dims]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, n, c] = x.dims();
-        let h = self.num_heads;
-        let qkv = linear(&self.qkv, x).reshape([b, n, 3, h, c / h]).permute([2, 0, 3, 1, 4]); // [3, b, h, n, hd]
-        let q = qkv.clone().slice([0..1]).squeeze_dim::<4>(0);
-        let k = qkv.clone().slice([1..2]).squeeze_dim::<4>(0);
-        let v = qkv.slice([2..3]).squeeze_dim::<4>(0);
-        // mmcls computes softmax(q·kᵀ·scale) explicitly.
-        let attn = softmax_last_dim(matmul(q, k.swap_dims(2, 3)).mul_scalar(self.scale));
-        let x = matmul(attn, v).swap_dims(1, 2).reshape([b, n, c]);
-        linear(&self.proj, x)
+        // mmcls computes softmax(q·kᵀ·scale)·v explicitly; one fused operation here.
+        linear(&self.proj, crate::fused::qkv_attention(linear(&self.qkv, x), self.num_heads, self.scale))
     }
 }
 

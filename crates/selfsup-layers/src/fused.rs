@@ -111,6 +111,51 @@ pub fn batch_norm_train<B: Backend, const D: usize>(
     Err(x)
 }
 
+/// Multi-head self-attention from a fused q|k|v projection: `qkv`
+/// `[b, n, 3c]` (q, k, v side by side, each `heads` heads of `c / heads`)
+/// to `softmax(q·kᵀ·scale)·v` as `[b, n, c]`, what mmcls's
+/// `MultiheadAttention` computes between its two linear layers. One
+/// autodiff operation on burn-flex (`fused/flex_attention.rs`) and on
+/// burn-tch (libtorch's `scaled_dot_product_attention`, whose CPU and CUDA
+/// kernels are flash attention); burn's composition elsewhere and in other
+/// dtypes.
+#[allow(unused_mut)]
+pub fn qkv_attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize, scale: f64) -> Tensor<B, 3> {
+    let mut qkv = qkv;
+    if qkv.dtype() == burn::tensor::DType::F32 {
+        #[cfg(feature = "flex")]
+        {
+            qkv = match cast::<Tensor<B, 3>, Tensor<burn_autodiff::Autodiff<burn_flex::Flex>, 3>>(qkv) {
+                Ok(t) => {
+                    return cast(flex_attention::qkv_attention_autodiff(t, heads, scale)).unwrap_or_else(|_| unreachable!("same backend"))
+                }
+                Err(t) => t,
+            };
+            qkv = match cast::<Tensor<B, 3>, Tensor<burn_flex::Flex, 3>>(qkv) {
+                Ok(t) => {
+                    return cast(flex_attention::qkv_attention_inner(t, heads, scale)).unwrap_or_else(|_| unreachable!("same backend"))
+                }
+                Err(t) => t,
+            };
+        }
+        #[cfg(feature = "tch")]
+        {
+            qkv = match cast::<Tensor<B, 3>, Tensor<burn_autodiff::Autodiff<burn_tch::LibTorch<f32>>, 3>>(qkv) {
+                Ok(t) => return cast(tch_norm::qkv_attention_autodiff(t, heads, scale)).unwrap_or_else(|_| unreachable!("same backend")),
+                Err(t) => t,
+            };
+        }
+    }
+    let [b, n, c3] = qkv.dims();
+    let c = c3 / 3;
+    let qkv = qkv.reshape([b, n, 3, heads, c / heads]).permute([2, 0, 3, 1, 4]); // [3, b, h, n, hd]
+    let q = qkv.clone().slice([0..1]).squeeze_dim::<4>(0);
+    let k = qkv.clone().slice([1..2]).squeeze_dim::<4>(0);
+    let v = qkv.slice([2..3]).squeeze_dim::<4>(0);
+    let attn = softmax_last_dim(crate::functional::matmul(q, k.swap_dims(2, 3)).mul_scalar(scale));
+    crate::functional::matmul(attn, v).swap_dims(1, 2).reshape([b, n, c])
+}
+
 /// `gelu(x)` (the `erf` form, PyTorch's default): burn's, as one
 /// multi-threaded autodiff operation on burn-flex (`fused/flex_gelu.rs`);
 /// every other backend (libtorch has one kernel each way already) takes
@@ -226,6 +271,8 @@ mod kernels {
     }
 }
 
+#[cfg(feature = "flex")]
+mod flex_attention;
 #[cfg(feature = "flex")]
 mod flex_gelu;
 #[cfg(feature = "flex")]

@@ -94,19 +94,12 @@ impl<B: Backend> MultiheadAttention<B> {
     /// # Shapes
     /// `[batch, N, dims] -> [batch, N, dims]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, n, c] = x.dims();
-        let h = self.num_heads;
         let mut qkv = linear(&self.qkv, x);
         if let (Some(q), Some(v)) = (&self.q_bias, &self.v_bias) {
             let q = q.val();
             qkv = qkv + Tensor::cat(vec![q.clone(), q.zeros_like(), v.val()], 0).unsqueeze_dims::<3>(&[0, 1]);
         }
-        let qkv = qkv.reshape([b, n, 3, h, c / h]).permute([2, 0, 3, 1, 4]); // [3, b, h, n, hd]
-        let q = qkv.clone().slice([0..1]).squeeze_dim::<4>(0);
-        let k = qkv.clone().slice([1..2]).squeeze_dim::<4>(0);
-        let v = qkv.slice([2..3]).squeeze_dim::<4>(0);
-        let attn = softmax_last_dim(matmul(q, k.swap_dims(2, 3)).mul_scalar(self.scale));
-        linear(&self.proj, matmul(attn, v).swap_dims(1, 2).reshape([b, n, c]))
+        linear(&self.proj, crate::fused::qkv_attention(qkv, self.num_heads, self.scale))
     }
 }
 

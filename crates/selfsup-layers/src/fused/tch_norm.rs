@@ -1,8 +1,10 @@
-//! BatchNorm and LayerNorm on burn-tch as single autodiff operations: one
-//! libtorch call forward (`native_batch_norm`, `layer_norm`) on leaves that
-//! share the inputs' memory, and libtorch's own backward for it
-//! (`native_batch_norm_backward`, `native_layer_norm_backward`), reached
-//! through libtorch's autograd on that one node.
+//! BatchNorm, LayerNorm and attention on burn-tch as single autodiff
+//! operations: one libtorch call forward (`native_batch_norm`,
+//! `layer_norm`, `scaled_dot_product_attention`) on leaves that share the
+//! inputs' memory, and libtorch's own backward for it
+//! (`native_batch_norm_backward`, `native_layer_norm_backward`, the flash
+//! attention backward), reached through libtorch's autograd on that one
+//! node.
 use burn::tensor::{Tensor, TensorPrimitive};
 use burn_autodiff::{
     checkpoint::{base::Checkpointer, strategy::NoCheckpointing},
@@ -14,23 +16,26 @@ use burn_tch::{LibTorch, TchTensor};
 
 type Tch = LibTorch<f32>;
 type A = Autodiff<Tch>;
+/// An autodiff tensor of burn-tch (its node and libtorch tensor).
+type AutodiffTensor = burn::tensor::ops::FloatTensor<A>;
 
-/// The backward of a libtorch call on three leaves (input, scale, shift).
+/// The backward of a libtorch call on `N` leaves.
 #[derive(Debug)]
 struct TorchNodeBackward;
 
-impl Backward<Tch, 3> for TorchNodeBackward {
-    /// libtorch's three leaves and the call's output, which holds
-    /// libtorch's graph of the call.
-    type State = (TchTensor, TchTensor, TchTensor, TchTensor);
+impl<const N: usize> Backward<Tch, N> for TorchNodeBackward {
+    /// libtorch's leaves and the call's output, which holds libtorch's
+    /// graph of the call.
+    type State = ([TchTensor; N], TchTensor);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let dy = grads.consume::<Tch>(&ops.node);
-        let (x, w, b, y) = ops.state;
+        let (leaves, y) = ops.state;
         // libtorch's `run_backward` starts from scalars: Σ y ⊙ dy has
         // gradient dy at y, then the call's own backward runs.
         let root = (&y.tensor * &dy.tensor).sum(::tch::Kind::Float);
-        let mut g = ::tch::Tensor::run_backward(&[root], &[&x.tensor, &w.tensor, &b.tensor], false, false).into_iter();
+        let inputs: Vec<&::tch::Tensor> = leaves.iter().map(|l| &l.tensor).collect();
+        let mut g = ::tch::Tensor::run_backward(&[root], &inputs, false, false).into_iter();
         for node in ops.parents {
             let grad = g.next().expect("one gradient per input");
             if let Some(node) = node {
@@ -40,32 +45,33 @@ impl Backward<Tch, 3> for TorchNodeBackward {
     }
 }
 
-/// Runs `call(x, w, b)` as one autodiff node: on leaves that share the
+/// Runs `call(inputs)` as one autodiff node: on leaves that share the
 /// inputs' memory when tracked (`from_existing` keeps burn-tch from writing
 /// into it in place while the graph holds it), directly when not. `call`
 /// returns the output and whatever else it computes.
-fn one_node<const D: usize, T>(
-    x: Tensor<A, D>,
-    w: Tensor<A, 1>,
-    b: Tensor<A, 1>,
-    call: impl Fn(&::tch::Tensor, &::tch::Tensor, &::tch::Tensor) -> (::tch::Tensor, T),
-) -> (Tensor<A, D>, T) {
-    let (x, w, b) = (x.into_primitive().tensor(), w.into_primitive().tensor(), b.into_primitive().tensor());
-    let (out, extra) =
-        match TorchNodeBackward.prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let leaf = |t: &TchTensor| TchTensor::from_existing(t.tensor.detach().set_requires_grad(true), t.storage.clone());
-                let (xl, wl, bl) = (leaf(&x.primitive), leaf(&w.primitive), leaf(&b.primitive));
-                let (y, extra) = call(&xl.tensor, &wl.tensor, &bl.tensor);
-                let out = TchTensor::new(y.detach());
-                (prep.finish((xl, wl, bl, TchTensor::new(y)), out), extra)
-            }
-            OpsKind::UnTracked(prep) => {
-                let (y, extra) = call(&x.primitive.tensor, &w.primitive.tensor, &b.primitive.tensor);
-                (prep.finish(TchTensor::new(y)), extra)
-            }
-        };
-    (Tensor::from_primitive(TensorPrimitive::Float(out)), extra)
+fn one_node<const N: usize, T>(
+    inputs: [AutodiffTensor; N],
+    call: impl Fn([&::tch::Tensor; N]) -> (::tch::Tensor, T),
+) -> (AutodiffTensor, T) {
+    let nodes = inputs.each_ref().map(|t| t.node.clone());
+    match TorchNodeBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let leaves = inputs
+                .each_ref()
+                .map(|t| TchTensor::from_existing(t.primitive.tensor.detach().set_requires_grad(true), t.primitive.storage.clone()));
+            let (y, extra) = call(leaves.each_ref().map(|l| &l.tensor));
+            let out = TchTensor::new(y.detach());
+            (prep.finish((leaves, TchTensor::new(y)), out), extra)
+        }
+        OpsKind::UnTracked(prep) => {
+            let (y, extra) = call(inputs.each_ref().map(|t| &t.primitive.tensor));
+            (prep.finish(TchTensor::new(y)), extra)
+        }
+    }
+}
+
+fn float<const D: usize>(t: AutodiffTensor) -> Tensor<A, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
 /// Training-mode BatchNorm: the output and the batch mean and biased
@@ -79,7 +85,8 @@ pub(super) fn batch_norm_autodiff<const D: usize>(
     let none = None::<&::tch::Tensor>;
     // `native_batch_norm` gives the batch mean and 1/√(var + eps) of the same
     // pass; the variance comes back from the latter.
-    let (y, (mean, invstd)) = one_node(x, w, b, |x, w, b| {
+    let inputs = [x.into_primitive().tensor(), w.into_primitive().tensor(), b.into_primitive().tensor()];
+    let (y, (mean, invstd)) = one_node(inputs, |[x, w, b]| {
         let (y, mean, invstd) = x.native_batch_norm(Some(w), Some(b), none, none, true, 0.0, eps);
         (y, (mean.detach(), invstd.detach()))
     });
@@ -87,11 +94,28 @@ pub(super) fn batch_norm_autodiff<const D: usize>(
     // may update a tensor it holds alone in place.
     let (mean, var) = (mean.copy(), invstd.square().reciprocal() - eps);
     let stat = |t: ::tch::Tensor| Tensor::<A, 1>::from_inner(Tensor::from_primitive(TensorPrimitive::Float(TchTensor::new(t))));
-    (y, stat(mean), stat(var))
+    (float(y), stat(mean), stat(var))
 }
 
 /// LayerNorm over the last dimension.
 pub(super) fn layer_norm_autodiff<const D: usize>(x: Tensor<A, D>, g: Tensor<A, 1>, b: Tensor<A, 1>, eps: f64) -> Tensor<A, D> {
     let n = x.dims()[D - 1] as i64;
-    one_node(x, g, b, |x, g, b| (x.layer_norm([n], Some(g), Some(b), eps, false), ())).0
+    let inputs = [x.into_primitive().tensor(), g.into_primitive().tensor(), b.into_primitive().tensor()];
+    float(one_node(inputs, |[x, g, b]| (x.layer_norm([n], Some(g), Some(b), eps, false), ())).0)
+}
+
+/// Attention of `qkv` `[b, n, 3c]` with `heads` heads: the q, k and v views,
+/// `scaled_dot_product_attention`, and the heads back side by side.
+pub(super) fn qkv_attention_autodiff(qkv: Tensor<A, 3>, heads: usize, scale: f64) -> Tensor<A, 3> {
+    let [b, n, c3] = qkv.dims().map(|d| d as i64);
+    let (h, c) = (heads as i64, c3 / 3);
+    let y = one_node([qkv.into_primitive().tensor()], |[qkv]| {
+        let parts = qkv.reshape([b, n, 3, h, c / h]).permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (parts.get(0), parts.get(1), parts.get(2));
+        let o = ::tch::Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&::tch::Tensor>, 0.0, false, Some(scale), false);
+        // libtorch's CPU flash attention returns a view of a token-major buffer, which its
+        // backward keeps: the output is a copy, so burn-tch may update it in place.
+        (o.transpose(1, 2).reshape([b, n, c]).copy(), ())
+    });
+    float(y.0)
 }
