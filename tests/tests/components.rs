@@ -331,3 +331,14 @@ fn qkv_attention_and_its_gradient_match_a_direct_computation() {
     check(2, 5, 2, 3);
     check(3, 17, 4, 8);
 }
+
+/// ReLU (one autodiff operation on flex and tch): values, and a gradient
+/// that is zero where the output is (burn's and PyTorch's convention at 0).
+#[test]
+fn relu_and_its_gradient() {
+    let x = tensor(vec![-1.5, 0.0, 2.0, -0.0, 3.5, -7.0], [2, 3]).require_grad();
+    let y = selfsup::layers::fused::relu(x.clone());
+    assert_eq!(values(y.clone()), vec![0.0, 0.0, 2.0, 0.0, 3.5, 0.0]);
+    let grads = (y * tensor(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])).sum().backward();
+    assert_eq!(values(x.grad(&grads).expect("a gradient")), vec![0.0, 0.0, 3.0, 0.0, 5.0, 0.0]);
+}

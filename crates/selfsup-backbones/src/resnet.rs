@@ -13,9 +13,10 @@ use burn::{
         pool::{MaxPool2d, MaxPool2dConfig},
         PaddingConfig2d,
     },
-    tensor::{activation::relu, backend::Backend, Tensor},
+    tensor::{backend::Backend, Tensor},
 };
 use selfsup_core::{Draws, ModelError};
+use selfsup_layers::fused::relu;
 use selfsup_layers::{
     batch_norm::{BatchNormCfg, TorchBatchNorm},
     functional::{conv2d, drop_path},

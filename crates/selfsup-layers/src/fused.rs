@@ -11,9 +11,13 @@
 //!   and `dx = y ⊙ (dy − Σ dy ⊙ y)` backward, one pass each;
 //! - burn-tch: libtorch's `softmax` and `_softmax_backward_data`.
 //!
+//! The same holds for ReLU (whose backward burn makes two passes),
+//! training-mode BatchNorm, LayerNorm, GELU and attention from a fused
+//! q|k|v projection: see each function, and `fused/*.rs` for the kernels.
+//!
 //! The backend is recognised by its type at run time (components stay
 //! generic over `B: Backend`); every other backend, and any dtype other
-//! than float32, takes burn's composed softmax.
+//! than float32, takes burn's composition.
 use burn::tensor::{activation, backend::Backend, Tensor};
 
 /// Moves `t` into type `U` when `T` is `U` (a typed downcast by value):
@@ -29,18 +33,33 @@ pub fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
 
 /// `softmax(x, D − 1)`: the same function as burn's, fused where the
 /// backend allows it.
-#[allow(unused_mut)]
 pub fn softmax_last_dim<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    output_op(OutputOp::Softmax, x).unwrap_or_else(|x| activation::softmax(x, D - 1))
+}
+
+/// `relu(x)`: the same function as burn's, as one autodiff operation whose
+/// backward is one pass (burn's compares, then fills) where the backend
+/// allows it: multi-threaded on burn-flex, libtorch's `threshold_backward`
+/// on burn-tch.
+pub fn relu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    output_op(OutputOp::Relu, x).unwrap_or_else(activation::relu)
+}
+
+/// `op(x)` on the backends with kernels for it (float32); `Err` hands `x`
+/// back on the others.
+#[allow(unused_mut, unused_variables)]
+fn output_op<B: Backend, const D: usize>(op: OutputOp, x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
     let mut x = x;
     if x.dtype() == burn::tensor::DType::F32 {
         #[cfg(feature = "flex")]
         {
-            x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<burn_flex::Flex>, D>>(x) {
-                Ok(t) => return cast(kernels::softmax_autodiff::<burn_flex::Flex, D>(t)).expect("same backend"),
+            type Flex = burn_flex::Flex;
+            x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<Flex>, D>>(x) {
+                Ok(t) => return Ok(cast(kernels::op_autodiff::<Flex, D>(op, t)).unwrap_or_else(|_| unreachable!("same backend"))),
                 Err(t) => t,
             };
-            x = match cast::<Tensor<B, D>, Tensor<burn_flex::Flex, D>>(x) {
-                Ok(t) => return cast(kernels::softmax_inner::<burn_flex::Flex, D>(t)).expect("same backend"),
+            x = match cast::<Tensor<B, D>, Tensor<Flex, D>>(x) {
+                Ok(t) => return Ok(cast(kernels::op_inner::<Flex, D>(op, t)).unwrap_or_else(|_| unreachable!("same backend"))),
                 Err(t) => t,
             };
         }
@@ -48,16 +67,16 @@ pub fn softmax_last_dim<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B
         {
             type Tch = burn_tch::LibTorch<f32>;
             x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<Tch>, D>>(x) {
-                Ok(t) => return cast(kernels::softmax_autodiff::<Tch, D>(t)).unwrap_or_else(|_| unreachable!("same backend")),
+                Ok(t) => return Ok(cast(kernels::op_autodiff::<Tch, D>(op, t)).unwrap_or_else(|_| unreachable!("same backend"))),
                 Err(t) => t,
             };
             x = match cast::<Tensor<B, D>, Tensor<Tch, D>>(x) {
-                Ok(t) => return cast(kernels::softmax_inner::<Tch, D>(t)).unwrap_or_else(|_| unreachable!("same backend")),
+                Ok(t) => return Ok(cast(kernels::op_inner::<Tch, D>(op, t)).unwrap_or_else(|_| unreachable!("same backend"))),
                 Err(t) => t,
             };
         }
     }
-    activation::softmax(x, D - 1)
+    Err(x)
 }
 
 /// Training-mode batch normalisation over every dimension but 1 of `x`
@@ -221,12 +240,21 @@ pub fn layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>, gamma: Tensor<B, 
     )))
 }
 
-/// A backend with its own softmax kernels over the last dimension.
+/// The element-wise operations whose backward needs only their output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutputOp {
+    /// Softmax over the last dimension.
+    Softmax,
+    /// `max(x, 0)`.
+    Relu,
+}
+
+/// A backend with its own kernels for the [`OutputOp`]s.
 #[cfg(any(feature = "flex", feature = "tch"))]
-trait SoftmaxKernels: Backend {
-    fn softmax_forward(x: Self::FloatTensorPrimitive) -> Self::FloatTensorPrimitive;
+trait OutputKernels: Backend {
+    fn op_forward(op: OutputOp, x: Self::FloatTensorPrimitive) -> Self::FloatTensorPrimitive;
     /// The input gradient from the output `y` and its gradient `dy`.
-    fn softmax_backward(y: Self::FloatTensorPrimitive, dy: Self::FloatTensorPrimitive) -> Self::FloatTensorPrimitive;
+    fn op_backward(op: OutputOp, y: Self::FloatTensorPrimitive, dy: Self::FloatTensorPrimitive) -> Self::FloatTensorPrimitive;
 }
 
 #[cfg(any(feature = "flex", feature = "tch"))]
@@ -239,35 +267,35 @@ mod kernels {
         Autodiff,
     };
 
-    use super::SoftmaxKernels;
+    use super::{OutputKernels, OutputOp};
 
     #[derive(Debug)]
-    struct SoftmaxBackward;
+    struct OutputBackward(OutputOp);
 
-    impl<I: SoftmaxKernels> Backward<I, 1> for SoftmaxBackward {
+    impl<I: OutputKernels> Backward<I, 1> for OutputBackward {
         /// The forward output.
         type State = I::FloatTensorPrimitive;
 
         fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
             let y = ops.state;
-            unary::<I, _>(ops.parents, ops.node, grads, |dy| I::softmax_backward(y, dy));
+            unary::<I, _>(ops.parents, ops.node, grads, |dy| I::op_backward(self.0, y, dy));
         }
     }
 
-    pub(super) fn softmax_autodiff<I: SoftmaxKernels, const D: usize>(x: Tensor<Autodiff<I>, D>) -> Tensor<Autodiff<I>, D> {
+    pub(super) fn op_autodiff<I: OutputKernels, const D: usize>(op: OutputOp, x: Tensor<Autodiff<I>, D>) -> Tensor<Autodiff<I>, D> {
         let x = x.into_primitive().tensor();
-        let out = match SoftmaxBackward.prepare::<NoCheckpointing>([x.node.clone()]).compute_bound().stateful() {
+        let out = match OutputBackward(op).prepare::<NoCheckpointing>([x.node.clone()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let y = I::softmax_forward(x.primitive);
+                let y = I::op_forward(op, x.primitive);
                 prep.finish(y.clone(), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(I::softmax_forward(x.primitive)),
+            OpsKind::UnTracked(prep) => prep.finish(I::op_forward(op, x.primitive)),
         };
         Tensor::from_primitive(TensorPrimitive::Float(out))
     }
 
-    pub(super) fn softmax_inner<I: SoftmaxKernels, const D: usize>(x: Tensor<I, D>) -> Tensor<I, D> {
-        Tensor::from_primitive(TensorPrimitive::Float(I::softmax_forward(x.into_primitive().tensor())))
+    pub(super) fn op_inner<I: OutputKernels, const D: usize>(op: OutputOp, x: Tensor<I, D>) -> Tensor<I, D> {
+        Tensor::from_primitive(TensorPrimitive::Float(I::op_forward(op, x.into_primitive().tensor())))
     }
 }
 
@@ -292,46 +320,84 @@ mod flex {
         ((1 << 14) / n.max(1)).max(1)
     }
 
-    impl super::SoftmaxKernels for Flex {
-        fn softmax_forward(x: FlexTensor) -> FlexTensor {
-            let x = x.to_contiguous();
-            let shape = x.layout().shape().clone();
-            let n = shape.as_slice().last().copied().unwrap_or(1);
-            let mut y = FlexTensor::empty(shape, DType::F32);
-            let xs = x.as_slice::<f32>().expect("contiguous float32");
-            let ys = y.storage_mut::<f32>();
-            let chunk = rows_per_task(n) * n;
-            ys.par_chunks_mut(chunk).zip(xs.par_chunks(chunk)).for_each(|(ys, xs)| {
-                for (y, x) in ys.chunks_mut(n).zip(xs.chunks(n)) {
-                    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0.0f32;
-                    for (yi, xi) in y.iter_mut().zip(x) {
-                        *yi = (xi - max).exp();
-                        sum += *yi;
-                    }
-                    let inv = 1.0 / sum;
-                    y.iter_mut().for_each(|yi| *yi *= inv);
-                }
-            });
-            y
+    impl super::OutputKernels for Flex {
+        fn op_forward(op: super::OutputOp, x: FlexTensor) -> FlexTensor {
+            match op {
+                super::OutputOp::Softmax => softmax_forward(x),
+                super::OutputOp::Relu => map(x, |v| if v < 0.0 { 0.0 } else { v }),
+            }
         }
 
-        fn softmax_backward(y: FlexTensor, dy: FlexTensor) -> FlexTensor {
-            let y = y.to_contiguous();
-            let mut dx = dy.to_contiguous();
-            let n = y.layout().shape().as_slice().last().copied().unwrap_or(1);
-            let ys = y.as_slice::<f32>().expect("contiguous float32");
-            // `dy` is rewritten in place (copied first if shared).
-            let dxs = dx.storage_mut::<f32>();
-            let chunk = rows_per_task(n) * n;
-            dxs.par_chunks_mut(chunk).zip(ys.par_chunks(chunk)).for_each(|(dxs, ys)| {
-                for (d, y) in dxs.chunks_mut(n).zip(ys.chunks(n)) {
-                    let dot: f32 = d.iter().zip(y).map(|(a, b)| a * b).sum();
-                    d.iter_mut().zip(y).for_each(|(di, yi)| *di = yi * (*di - dot));
+        fn op_backward(op: super::OutputOp, y: FlexTensor, dy: FlexTensor) -> FlexTensor {
+            match op {
+                super::OutputOp::Softmax => softmax_backward(y, dy),
+                // burn's `relu_backward`: zero where the output is ≤ 0.
+                super::OutputOp::Relu => {
+                    let y = y.to_contiguous();
+                    let mut dx = dy.to_contiguous();
+                    let ys = y.as_slice::<f32>().expect("contiguous float32");
+                    dx.storage_mut::<f32>().par_chunks_mut(1 << 14).zip(ys.par_chunks(1 << 14)).for_each(|(d, y)| {
+                        d.iter_mut().zip(y).for_each(|(d, &y)| {
+                            if y <= 0.0 {
+                                *d = 0.0;
+                            }
+                        })
+                    });
+                    dx
                 }
-            });
-            dx
+            }
         }
+    }
+
+    /// `f` of every element, in parallel.
+    fn map(x: FlexTensor, f: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
+        let x = x.to_contiguous();
+        let mut y = FlexTensor::empty(x.layout().shape().clone(), DType::F32);
+        let xs = x.as_slice::<f32>().expect("contiguous float32");
+        y.storage_mut::<f32>().par_chunks_mut(1 << 14).zip(xs.par_chunks(1 << 14)).for_each(|(y, x)| {
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x));
+        });
+        y
+    }
+
+    fn softmax_forward(x: FlexTensor) -> FlexTensor {
+        let x = x.to_contiguous();
+        let shape = x.layout().shape().clone();
+        let n = shape.as_slice().last().copied().unwrap_or(1);
+        let mut y = FlexTensor::empty(shape, DType::F32);
+        let xs = x.as_slice::<f32>().expect("contiguous float32");
+        let ys = y.storage_mut::<f32>();
+        let chunk = rows_per_task(n) * n;
+        ys.par_chunks_mut(chunk).zip(xs.par_chunks(chunk)).for_each(|(ys, xs)| {
+            for (y, x) in ys.chunks_mut(n).zip(xs.chunks(n)) {
+                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0f32;
+                for (yi, xi) in y.iter_mut().zip(x) {
+                    *yi = (xi - max).exp();
+                    sum += *yi;
+                }
+                let inv = 1.0 / sum;
+                y.iter_mut().for_each(|yi| *yi *= inv);
+            }
+        });
+        y
+    }
+
+    fn softmax_backward(y: FlexTensor, dy: FlexTensor) -> FlexTensor {
+        let y = y.to_contiguous();
+        let mut dx = dy.to_contiguous();
+        let n = y.layout().shape().as_slice().last().copied().unwrap_or(1);
+        let ys = y.as_slice::<f32>().expect("contiguous float32");
+        // `dy` is rewritten in place (copied first if shared).
+        let dxs = dx.storage_mut::<f32>();
+        let chunk = rows_per_task(n) * n;
+        dxs.par_chunks_mut(chunk).zip(ys.par_chunks(chunk)).for_each(|(dxs, ys)| {
+            for (d, y) in dxs.chunks_mut(n).zip(ys.chunks(n)) {
+                let dot: f32 = d.iter().zip(y).map(|(a, b)| a * b).sum();
+                d.iter_mut().zip(y).for_each(|(di, yi)| *di = yi * (*di - dot));
+            }
+        });
+        dx
     }
 }
 
@@ -339,13 +405,22 @@ mod flex {
 mod tch {
     use burn_tch::{LibTorch, TchTensor};
 
-    impl super::SoftmaxKernels for LibTorch<f32> {
-        fn softmax_forward(x: TchTensor) -> TchTensor {
-            TchTensor::new(x.tensor.softmax(-1, ::tch::Kind::Float))
+    use super::OutputOp;
+
+    impl super::OutputKernels for LibTorch<f32> {
+        fn op_forward(op: OutputOp, x: TchTensor) -> TchTensor {
+            TchTensor::new(match op {
+                OutputOp::Softmax => x.tensor.softmax(-1, ::tch::Kind::Float),
+                OutputOp::Relu => x.tensor.relu(),
+            })
         }
 
-        fn softmax_backward(y: TchTensor, dy: TchTensor) -> TchTensor {
-            TchTensor::new(::tch::Tensor::internal_softmax_backward_data(&dy.tensor, &y.tensor, -1, ::tch::Kind::Float))
+        fn op_backward(op: OutputOp, y: TchTensor, dy: TchTensor) -> TchTensor {
+            TchTensor::new(match op {
+                OutputOp::Softmax => ::tch::Tensor::internal_softmax_backward_data(&dy.tensor, &y.tensor, -1, ::tch::Kind::Float),
+                // One pass, as PyTorch's own ReLU backward.
+                OutputOp::Relu => y.tensor.threshold_backward(&dy.tensor, 0.0),
+            })
         }
     }
 }

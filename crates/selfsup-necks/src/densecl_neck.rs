@@ -5,8 +5,9 @@
 use burn::{
     module::Module,
     nn::conv::Conv2d,
-    tensor::{activation::relu, backend::Backend, module::adaptive_avg_pool2d, Tensor},
+    tensor::{backend::Backend, module::adaptive_avg_pool2d, Tensor},
 };
+use selfsup_layers::fused::relu;
 use selfsup_layers::{
     functional::conv2d,
     init::{Dist, InitRng},

@@ -6,8 +6,9 @@
 use burn::{
     module::Module,
     nn::Linear,
-    tensor::{activation::relu, backend::Backend, Tensor},
+    tensor::{backend::Backend, Tensor},
 };
+use selfsup_layers::fused::relu;
 use selfsup_layers::{
     batch_norm::{BatchNormCfg, TorchBatchNorm},
     functional::linear,
