@@ -349,8 +349,15 @@ mod flex {
         }
     }
 
-    /// `f` of every element, in parallel.
-    fn map(x: FlexTensor, f: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
+    /// `f` of every element, in parallel; in place when `x` is the only
+    /// reference to a whole contiguous buffer (as burn-flex's own unary
+    /// operations are).
+    fn map(mut x: FlexTensor, f: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
+        if x.is_unique() && x.is_contiguous() && x.layout().start_offset() == 0 {
+            let n = x.layout().num_elements();
+            x.storage_mut::<f32>()[..n].par_chunks_mut(1 << 14).for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+            return x;
+        }
         let x = x.to_contiguous();
         let mut y = FlexTensor::empty(x.layout().shape().clone(), DType::F32);
         let xs = x.as_slice::<f32>().expect("contiguous float32");
