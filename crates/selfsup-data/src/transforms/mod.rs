@@ -311,13 +311,13 @@ pub enum Transform {
     TorchvisionRandomHorizontalFlip(TorchvisionRandomHorizontalFlip),
 }
 
-fn each_image<T: ImageTransform, R: RandomSource + ?Sized>(t: &T, mut results: Results, rng: &mut R) -> Result<Results, DataError> {
-    let imgs = std::mem::take(&mut results.img);
-    let mut out = Vec::with_capacity(imgs.len());
-    for img in imgs {
-        out.push(t.apply(img, rng)?);
-    }
-    results.img = out;
+fn each_image<T: ImageTransform, R: RandomSource + ?Sized>(t: &T, results: Results, rng: &mut R) -> Result<Results, DataError> {
+    map_images(results, |img| t.apply(img, rng))
+}
+
+/// `f` of every image of `results`, in order.
+fn map_images(mut results: Results, f: impl FnMut(Image) -> Result<Image, DataError>) -> Result<Results, DataError> {
+    results.img = std::mem::take(&mut results.img).into_iter().map(f).collect::<Result<_, _>>()?;
     Ok(results)
 }
 
@@ -361,7 +361,7 @@ impl Transform {
     ///
     /// # Errors
     /// The transform's error (without the sample name; [`Pipeline`] adds it).
-    pub fn transform<R: RandomSource + ?Sized>(&self, mut results: Results, rng: &mut R) -> Result<Results, DataError> {
+    pub fn transform<R: RandomSource + ?Sized>(&self, results: Results, rng: &mut R) -> Result<Results, DataError> {
         match self {
             Transform::LoadImageFromFile(_) | Transform::PackSelfSupInputs(_) => Ok(results),
             Transform::RandomResizedCrop(t) => each_image(t, results, rng),
@@ -377,11 +377,7 @@ impl Transform {
             Transform::RandomErasing(t) => each_image(t, results, rng),
             Transform::RandAugment(t) => each_image(t, results, rng),
             Transform::AutoAugment(t) => each_image(t, results, rng),
-            Transform::AugOp(t) => {
-                let imgs = std::mem::take(&mut results.img);
-                results.img = imgs.into_iter().map(|img| t.apply(img, rng)).collect::<Result<_, _>>()?;
-                Ok(results)
-            }
+            Transform::AugOp(t) => map_images(results, |img| t.apply(img, rng)),
             Transform::RandomResizedCropAndInterpolationWithTwoPic(t) => t.transform(results, rng),
             Transform::RandomRotation(t) => each_image(t, results, rng),
             Transform::RotationWithLabels(t) => t.transform(results),
