@@ -31,6 +31,12 @@ pub fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
     }
 }
 
+/// [`cast`] where the types are known to be equal (a backend just
+/// recognised): the value itself.
+fn same<T: 'static, U: 'static>(t: T) -> U {
+    cast(t).unwrap_or_else(|_| unreachable!("same backend"))
+}
+
 /// `softmax(x, D − 1)`: the same function as burn's, fused where the
 /// backend allows it.
 pub fn softmax_last_dim<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
@@ -55,11 +61,11 @@ fn output_op<B: Backend, const D: usize>(op: OutputOp, x: Tensor<B, D>) -> Resul
         {
             type Flex = burn_flex::Flex;
             x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<Flex>, D>>(x) {
-                Ok(t) => return Ok(cast(kernels::op_autodiff::<Flex, D>(op, t)).unwrap_or_else(|_| unreachable!("same backend"))),
+                Ok(t) => return Ok(same(kernels::op_autodiff::<Flex, D>(op, t))),
                 Err(t) => t,
             };
             x = match cast::<Tensor<B, D>, Tensor<Flex, D>>(x) {
-                Ok(t) => return Ok(cast(kernels::op_inner::<Flex, D>(op, t)).unwrap_or_else(|_| unreachable!("same backend"))),
+                Ok(t) => return Ok(same(kernels::op_inner::<Flex, D>(op, t))),
                 Err(t) => t,
             };
         }
@@ -67,11 +73,11 @@ fn output_op<B: Backend, const D: usize>(op: OutputOp, x: Tensor<B, D>) -> Resul
         {
             type Tch = burn_tch::LibTorch<f32>;
             x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<Tch>, D>>(x) {
-                Ok(t) => return Ok(cast(kernels::op_autodiff::<Tch, D>(op, t)).unwrap_or_else(|_| unreachable!("same backend"))),
+                Ok(t) => return Ok(same(kernels::op_autodiff::<Tch, D>(op, t))),
                 Err(t) => t,
             };
             x = match cast::<Tensor<B, D>, Tensor<Tch, D>>(x) {
-                Ok(t) => return Ok(cast(kernels::op_inner::<Tch, D>(op, t)).unwrap_or_else(|_| unreachable!("same backend"))),
+                Ok(t) => return Ok(same(kernels::op_inner::<Tch, D>(op, t))),
                 Err(t) => t,
             };
         }
@@ -101,11 +107,10 @@ pub fn batch_norm_train<B: Backend, const D: usize>(
         type A = burn_autodiff::Autodiff<burn_flex::Flex>;
         x = match cast::<Tensor<B, D>, Tensor<A, D>>(x) {
             Ok(x) => {
-                let w = cast::<_, Tensor<A, 1>>(weight).unwrap_or_else(|_| unreachable!("same backend"));
-                let b = cast::<_, Tensor<A, 1>>(bias).unwrap_or_else(|_| unreachable!("same backend"));
+                let w = same::<_, Tensor<A, 1>>(weight);
+                let b = same::<_, Tensor<A, 1>>(bias);
                 let (y, mean, var) = flex_norm::batch_norm_autodiff(x, w, b, eps);
-                let stat = |t: Tensor<A, 1>| cast(t).unwrap_or_else(|_| unreachable!("same backend"));
-                return Ok((cast(y).unwrap_or_else(|_| unreachable!("same backend")), stat(mean), stat(var)));
+                return Ok((same(y), same(mean), same(var)));
             }
             Err(x) => x,
         };
@@ -115,14 +120,10 @@ pub fn batch_norm_train<B: Backend, const D: usize>(
         type A = burn_autodiff::Autodiff<burn_tch::LibTorch<f32>>;
         match cast::<Tensor<B, D>, Tensor<A, D>>(x) {
             Ok(x) => {
-                let w = cast::<_, Tensor<A, 1>>(weight).unwrap_or_else(|_| unreachable!("same backend"));
-                let b = cast::<_, Tensor<A, 1>>(bias).unwrap_or_else(|_| unreachable!("same backend"));
+                let w = same::<_, Tensor<A, 1>>(weight);
+                let b = same::<_, Tensor<A, 1>>(bias);
                 let (y, mean, var) = tch_norm::batch_norm_autodiff(x, w, b, eps);
-                return Ok((
-                    cast(y).unwrap_or_else(|_| unreachable!("same backend")),
-                    cast(mean).unwrap_or_else(|_| unreachable!("same backend")),
-                    cast(var).unwrap_or_else(|_| unreachable!("same backend")),
-                ));
+                return Ok((same(y), same(mean), same(var)));
             }
             Err(x) => return Err(x),
         }
@@ -145,22 +146,18 @@ pub fn qkv_attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize, scale: f64) ->
         #[cfg(feature = "flex")]
         {
             qkv = match cast::<Tensor<B, 3>, Tensor<burn_autodiff::Autodiff<burn_flex::Flex>, 3>>(qkv) {
-                Ok(t) => {
-                    return cast(flex_attention::qkv_attention_autodiff(t, heads, scale)).unwrap_or_else(|_| unreachable!("same backend"))
-                }
+                Ok(t) => return same(flex_attention::qkv_attention_autodiff(t, heads, scale)),
                 Err(t) => t,
             };
             qkv = match cast::<Tensor<B, 3>, Tensor<burn_flex::Flex, 3>>(qkv) {
-                Ok(t) => {
-                    return cast(flex_attention::qkv_attention_inner(t, heads, scale)).unwrap_or_else(|_| unreachable!("same backend"))
-                }
+                Ok(t) => return same(flex_attention::qkv_attention_inner(t, heads, scale)),
                 Err(t) => t,
             };
         }
         #[cfg(feature = "tch")]
         {
             qkv = match cast::<Tensor<B, 3>, Tensor<burn_autodiff::Autodiff<burn_tch::LibTorch<f32>>, 3>>(qkv) {
-                Ok(t) => return cast(tch_norm::qkv_attention_autodiff(t, heads, scale)).unwrap_or_else(|_| unreachable!("same backend")),
+                Ok(t) => return same(tch_norm::qkv_attention_autodiff(t, heads, scale)),
                 Err(t) => t,
             };
         }
@@ -185,11 +182,11 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "flex")]
     if x.dtype() == burn::tensor::DType::F32 {
         x = match cast::<Tensor<B, D>, Tensor<burn_autodiff::Autodiff<burn_flex::Flex>, D>>(x) {
-            Ok(t) => return cast(flex_gelu::gelu_autodiff(t)).unwrap_or_else(|_| unreachable!("same backend")),
+            Ok(t) => return same(flex_gelu::gelu_autodiff(t)),
             Err(t) => t,
         };
         x = match cast::<Tensor<B, D>, Tensor<burn_flex::Flex, D>>(x) {
-            Ok(t) => return cast(flex_gelu::gelu_inner(t)).unwrap_or_else(|_| unreachable!("same backend")),
+            Ok(t) => return same(flex_gelu::gelu_inner(t)),
             Err(t) => t,
         };
     }
@@ -211,9 +208,9 @@ pub fn layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>, gamma: Tensor<B, 
             type A = burn_autodiff::Autodiff<burn_flex::Flex>;
             x = match cast::<Tensor<B, D>, Tensor<A, D>>(x) {
                 Ok(x) => {
-                    let g = cast::<_, Tensor<A, 1>>(gamma).unwrap_or_else(|_| unreachable!("same backend"));
-                    let b = cast::<_, Tensor<A, 1>>(b.clone()).unwrap_or_else(|_| unreachable!("same backend"));
-                    return cast(flex_norm::layer_norm_autodiff(x, g, b, eps)).unwrap_or_else(|_| unreachable!("same backend"));
+                    let g = same::<_, Tensor<A, 1>>(gamma);
+                    let b = same::<_, Tensor<A, 1>>(b.clone());
+                    return same(flex_norm::layer_norm_autodiff(x, g, b, eps));
                 }
                 Err(x) => x,
             };
@@ -223,9 +220,9 @@ pub fn layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>, gamma: Tensor<B, 
             type A = burn_autodiff::Autodiff<burn_tch::LibTorch<f32>>;
             x = match cast::<Tensor<B, D>, Tensor<A, D>>(x) {
                 Ok(x) => {
-                    let g = cast::<_, Tensor<A, 1>>(gamma).unwrap_or_else(|_| unreachable!("same backend"));
-                    let b = cast::<_, Tensor<A, 1>>(b.clone()).unwrap_or_else(|_| unreachable!("same backend"));
-                    return cast(tch_norm::layer_norm_autodiff(x, g, b, eps)).unwrap_or_else(|_| unreachable!("same backend"));
+                    let g = same::<_, Tensor<A, 1>>(gamma);
+                    let b = same::<_, Tensor<A, 1>>(b.clone());
+                    return same(tch_norm::layer_norm_autodiff(x, g, b, eps));
                 }
                 Err(x) => x,
             };
