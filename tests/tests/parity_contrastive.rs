@@ -526,8 +526,9 @@ fn resnet_frozen_stages_and_norm_eval() {
     assert_eq!(values(r.bn1.running_mean.value()), before);
 }
 
-/// The ResNet's convolutions (`selfsup::layers::functional::conv2d`) have
-/// input and weight gradients equal to a direct computation on the host,
+/// The ResNet's convolutions (`selfsup::layers::functional::conv2d`, one
+/// fused operation on flex) have outputs and input and weight gradients
+/// equal to a direct computation on the host, with dilation and padding,
 /// including strided ones whose transposed form needs output padding
 /// (ResNet's last stages on small crops: 2×2 → 1×1). burn-wgpu 0.21's own
 /// strided 1×1 convolution fails this (its input gradient is wrong), which
@@ -538,53 +539,63 @@ fn conv2d_gradients_match_a_direct_computation() {
         nn::{conv::Conv2dConfig, PaddingConfig2d},
         tensor::Distribution,
     };
-    // (batch, in, out, size, kernel, stride, padding)
+    // (batch, in, out, size, kernel, stride, padding, dilation)
     let mut failures = Vec::new();
     let cases = [
-        (2, 3, 4, 2, 3, 2, 1),
-        (2, 3, 4, 2, 1, 2, 0),
-        (2, 2, 3, 8, 3, 2, 1),
-        (2, 2, 3, 5, 3, 2, 1),
-        (1, 2, 2, 3, 1, 2, 0),
-        (2, 2, 2, 4, 3, 1, 1),
-        (2, 2, 3, 4, 1, 1, 0),
-        (2, 2, 3, 5, 1, 3, 0),
-        (4, 64, 32, 4, 1, 1, 0),
-        (4, 32, 16, 4, 1, 1, 0),
-        (4, 16, 64, 4, 1, 1, 0),
-        (4, 8, 16, 8, 3, 1, 1),
+        (2, 3, 4, 2, 3, 2, 1, 1),
+        (2, 3, 4, 2, 1, 2, 0, 1),
+        (2, 2, 3, 8, 3, 2, 1, 1),
+        (2, 2, 3, 5, 3, 2, 1, 1),
+        (1, 2, 2, 3, 1, 2, 0, 1),
+        (2, 2, 2, 4, 3, 1, 1, 1),
+        (2, 2, 3, 4, 1, 1, 0, 1),
+        (2, 2, 3, 5, 1, 3, 0, 1),
+        (4, 64, 32, 4, 1, 1, 0, 1),
+        (4, 32, 16, 4, 1, 1, 0, 1),
+        (4, 16, 64, 4, 1, 1, 0, 1),
+        (4, 8, 16, 8, 3, 1, 1, 1),
+        // ResNet's stem on one image (fewer images than cores), dilation, a padded 1×1.
+        (1, 3, 4, 9, 7, 2, 3, 1),
+        (3, 2, 3, 7, 3, 1, 2, 2),
+        (2, 2, 2, 6, 1, 1, 1, 1),
     ];
-    for (b, ci, co, s, k, stride, pad) in cases {
-        let what = format!("conv2d b{b} {ci}->{co} {s}x{s} k{k} s{stride} p{pad}");
+    for (b, ci, co, s, k, stride, pad, dil) in cases {
+        let what = format!("conv2d b{b} {ci}->{co} {s}x{s} k{k} s{stride} p{pad} d{dil}");
         let x = Tensor::<B, 4>::random([b, ci, s, s], Distribution::Normal(0.0, 1.0), &device()).require_grad();
         let conv = Conv2dConfig::new([ci, co], [k, k])
             .with_stride([stride, stride])
             .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_dilation([dil, dil])
             .with_bias(false)
             .init::<B>(&device());
         let w = conv.weight.val();
-        let o = (s + 2 * pad - k) / stride + 1;
+        let o = (s + 2 * pad - dil * (k - 1) - 1) / stride + 1;
         let g = Tensor::<B, 4>::random([b, co, o, o], Distribution::Normal(0.0, 1.0), &device());
         let y = selfsup::layers::functional::conv2d(&conv, x.clone());
         assert_eq!(y.dims(), [b, co, o, o], "{what}: output shape");
+        let ys = values(y.clone());
         let grads = (y * g.clone()).sum().backward();
         let (xs, ws, gs) = (values(x.clone()), values(w.clone()), values(g));
         let (mut dx, mut dw) = (vec![0f64; xs.len()], vec![0f64; ws.len()]);
+        let (mut yr, mut y_abs) = (vec![0f64; ys.len()], vec![0f64; ys.len()]);
         // Σ|term| of each sum: float32 accumulation errs in proportion to it,
         // not to the (possibly cancelled) result.
         let (mut dx_abs, mut dw_abs) = (vec![0f64; xs.len()], vec![0f64; ws.len()]);
         for n in 0..b {
             for m in 0..co {
                 for (oy, ox) in (0..o).flat_map(|oy| (0..o).map(move |ox| (oy, ox))) {
-                    let go = gs[((n * co + m) * o + oy) * o + ox] as f64;
+                    let yi = ((n * co + m) * o + oy) * o + ox;
+                    let go = gs[yi] as f64;
                     for c in 0..ci {
                         for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
-                            let (iy, ix) = ((oy * stride + ky) as isize - pad as isize, (ox * stride + kx) as isize - pad as isize);
+                            let (iy, ix) = ((oy * stride + ky * dil) as isize - pad as isize, (ox * stride + kx * dil) as isize - pad as isize);
                             if iy < 0 || ix < 0 || iy >= s as isize || ix >= s as isize {
                                 continue;
                             }
                             let xi = ((n * ci + c) * s + iy as usize) * s + ix as usize;
                             let wi = ((m * ci + c) * k + ky) * k + kx;
+                            yr[yi] += xs[xi] as f64 * ws[wi] as f64;
+                            y_abs[yi] += (xs[xi] as f64 * ws[wi] as f64).abs();
                             dx[xi] += go * ws[wi] as f64;
                             dw[wi] += go * xs[xi] as f64;
                             dx_abs[xi] += (go * ws[wi] as f64).abs();
@@ -594,8 +605,11 @@ fn conv2d_gradients_match_a_direct_computation() {
                 }
             }
         }
-        for (part, ours, reference, abs) in
-            [("input", values(x.grad(&grads).unwrap()), dx, dx_abs), ("weight", values(w.grad(&grads).unwrap()), dw, dw_abs)]
+        for (part, ours, reference, abs) in [
+            ("output", ys, yr, y_abs),
+            ("input gradient", values(x.grad(&grads).unwrap()), dx, dx_abs),
+            ("weight gradient", values(w.grad(&grads).unwrap()), dw, dw_abs),
+        ]
         {
             let worst = ours
                 .iter()
@@ -604,7 +618,7 @@ fn conv2d_gradients_match_a_direct_computation() {
                 .map(|((a, b), m)| (*a as f64 - b).abs() - (1e-5 + 1e-4 * b.abs() + 1e-6 * m))
                 .fold(f64::MIN, f64::max);
             if worst > 0.0 || ours.iter().any(|v| !v.is_finite()) {
-                failures.push(format!("{what}: {part} gradient off by {worst:.3e} beyond tolerance"));
+                failures.push(format!("{what}: {part} off by {worst:.3e} beyond tolerance"));
             }
         }
     }

@@ -9,7 +9,7 @@ use burn::{
     },
 };
 
-use crate::amp::cast_op;
+use crate::{amp::cast_op, fused::Conv2dGeometry};
 
 /// `linear(x)` for a burn `Linear` (`x·W + b`), in the autocast dtype when
 /// autocast is on.
@@ -57,9 +57,10 @@ pub fn l2_normalize<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> 
 /// pixels on the stride grid) and cost the same, but burn-wgpu 0.21
 /// computes the input gradient of a strided 1×1 convolution wrongly
 /// (`conv2d_gradients_match_a_direct_computation`), which corrupted every
-/// ResNet gradient below the last stage on wgpu. Ungrouped 1×1
-/// convolutions run as matrix products (`pointwise`); other convolutions
-/// go straight to burn's `conv2d`.
+/// ResNet gradient below the last stage on wgpu. On burn-flex, ungrouped
+/// convolutions are one fused operation ([`crate::fused::conv2d`]);
+/// elsewhere ungrouped 1×1 convolutions run as matrix products
+/// (`pointwise`) and other convolutions go straight to burn's `conv2d`.
 /// Runs in the autocast dtype when autocast is on.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let like = x.clone();
@@ -68,22 +69,37 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
 }
 
 fn conv2d_raw<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 4> {
-    let unpadded = matches!(conv.padding, PaddingConfig2d::Valid) || matches!(conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));
+    let [_, _, h, w] = x.dims();
+    let same = |k: usize, s: usize, n: usize| {
+        let total = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
+        (total / 2, total - total / 2)
+    };
+    let ((top, bottom), (left, right)) = match conv.padding {
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
+        PaddingConfig2d::Same => (same(conv.kernel_size[0], conv.stride[0], h), same(conv.kernel_size[1], conv.stride[1], w)),
+    };
+    let (x, weight) = if conv.groups == 1 {
+        let geometry = Conv2dGeometry { stride: conv.stride, padding: [top, left, bottom, right], dilation: conv.dilation };
+        match crate::fused::conv2d(x, weight, geometry) {
+            Ok(y) => {
+                let co = y.dims()[1];
+                return match bias {
+                    Some(b) => y + b.reshape([1, co, 1, 1]),
+                    None => y,
+                };
+            }
+            Err(operands) => operands,
+        }
+    } else {
+        (x, weight)
+    };
+    let unpadded = top + bottom + left + right == 0;
     if conv.kernel_size == [1, 1] && unpadded && conv.groups == 1 {
         let x = if conv.stride == [1, 1] { x } else { subsample(x, conv.stride) };
         return pointwise(x, weight, bias);
     }
     if conv.kernel_size != [1, 1] || conv.stride == [1, 1] || !unpadded {
-        let [_, _, h, w] = x.dims();
-        let same = |k: usize, s: usize, n: usize| {
-            let total = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
-            (total / 2, total - total / 2)
-        };
-        let ((top, bottom), (left, right)) = match conv.padding {
-            PaddingConfig2d::Valid => ((0, 0), (0, 0)),
-            PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
-            PaddingConfig2d::Same => (same(conv.kernel_size[0], conv.stride[0], h), same(conv.kernel_size[1], conv.stride[1], w)),
-        };
         let options = PaddedConvOptions::asymmetric(conv.stride, [top, left], [bottom, right], conv.dilation, conv.groups);
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }

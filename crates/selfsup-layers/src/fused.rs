@@ -172,6 +172,41 @@ pub fn qkv_attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize, scale: f64) ->
     crate::functional::matmul(attn, v).swap_dims(1, 2).reshape([b, n, c])
 }
 
+/// Stride, padding (top, left, bottom, right) and dilation of a 2-D
+/// convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    /// Vertical, horizontal.
+    pub stride: [usize; 2],
+    /// Top, left, bottom, right.
+    pub padding: [usize; 4],
+    /// Vertical, horizontal.
+    pub dilation: [usize; 2],
+}
+
+/// The convolution of `x` `[n, c, h, w]` by `weight` `[co, c, kh, kw]`
+/// (one group, no bias): on burn-flex one autodiff operation, `im2col` and
+/// one product per image each way (`fused/flex_conv.rs`). `Err` hands the
+/// operands back on every other backend and dtype.
+#[allow(unused_mut)]
+#[cfg_attr(not(feature = "flex"), allow(unused_variables))]
+pub fn conv2d<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, geometry: Conv2dGeometry) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
+    let (mut x, mut weight) = (x, weight);
+    #[cfg(feature = "flex")]
+    if x.dtype() == burn::tensor::DType::F32 && weight.dtype() == burn::tensor::DType::F32 {
+        type A = burn_autodiff::Autodiff<burn_flex::Flex>;
+        x = match cast::<Tensor<B, 4>, Tensor<A, 4>>(x) {
+            Ok(x) => return Ok(same(flex_conv::conv2d_autodiff(x, same(weight), geometry))),
+            Err(x) => x,
+        };
+        x = match cast::<Tensor<B, 4>, Tensor<burn_flex::Flex, 4>>(x) {
+            Ok(x) => return Ok(same(flex_conv::conv2d_inner(x, same(weight), geometry))),
+            Err(x) => x,
+        };
+    }
+    Err((x, weight))
+}
+
 /// `gelu(x)` (the `erf` form, PyTorch's default): burn's, as one
 /// multi-threaded autodiff operation on burn-flex (`fused/flex_gelu.rs`);
 /// every other backend (libtorch has one kernel each way already) takes
@@ -299,7 +334,11 @@ mod kernels {
 #[cfg(feature = "flex")]
 mod flex_attention;
 #[cfg(feature = "flex")]
+mod flex_conv;
+#[cfg(feature = "flex")]
 mod flex_gelu;
+#[cfg(feature = "flex")]
+mod flex_gemm;
 #[cfg(feature = "flex")]
 mod flex_norm;
 #[cfg(feature = "tch")]

@@ -12,7 +12,7 @@
 //! `qkv` through `gemm`'s strides and write straight into the output and
 //! into `d qkv`. The probabilities `p` are kept for the backward pass, as
 //! PyTorch's eager attention keeps them.
-use burn::tensor::{Shape, Tensor, TensorPrimitive};
+use burn::tensor::{Tensor, TensorPrimitive};
 use burn_autodiff::{
     checkpoint::{base::Checkpointer, strategy::NoCheckpointing},
     grads::Gradients,
@@ -22,59 +22,7 @@ use burn_autodiff::{
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
-/// A raw pointer the tasks share; each writes a disjoint block through it.
-#[derive(Clone, Copy)]
-struct SharedPtr(*mut f32);
-// SAFETY: every task writes only its own (sample, head) block.
-unsafe impl Send for SharedPtr {}
-unsafe impl Sync for SharedPtr {}
-
-impl SharedPtr {
-    /// The pointer (a method, so closures capture the `Send` wrapper whole).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// `dst[m×n] = beta · lhs[m×k] · rhs[k×n]`, each matrix given by its
-/// pointer and (row, column) strides, on the calling thread.
-///
-/// # Safety
-/// The pointers must address every element their strides reach.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm(
-    (m, n, k): (usize, usize, usize),
-    dst: *mut f32,
-    (d_rs, d_cs): (usize, usize),
-    lhs: *const f32,
-    (l_rs, l_cs): (usize, usize),
-    rhs: *const f32,
-    (r_rs, r_cs): (usize, usize),
-    beta: f32,
-) {
-    let s = |v: usize| v as isize;
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        s(d_cs),
-        s(d_rs),
-        false,
-        lhs,
-        s(l_cs),
-        s(l_rs),
-        rhs,
-        s(r_cs),
-        s(r_rs),
-        0.0,
-        beta,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    );
-}
+use super::flex_gemm::{gemm, tensor, Dst, SharedPtr};
 
 /// The sizes of one call: batch, tokens, heads, head width.
 #[derive(Debug, Clone, Copy)]
@@ -110,10 +58,10 @@ fn forward(qkv: &[f32], dims: Dims, scale: f32) -> (Vec<f32>, Vec<f32>) {
         // SAFETY: q, k, v are n rows of `row` floats from their offsets, `p` is n×n, and this
         // task's output block (sample bi, columns hh·d..) is written by no other task.
         unsafe {
-            gemm((n, n, d), p.as_mut_ptr(), (n, 1), q, (row, 1), k, (1, row), scale);
+            gemm((n, n, d), p.as_mut_ptr(), (n, 1), q, (row, 1), k, (1, row), scale, Dst::Overwrite, false);
             softmax_rows(p, n);
             let o = out_ptr.get().add(bi * n * c + hh * d);
-            gemm((n, d, n), o, (c, 1), p.as_ptr(), (n, 1), v, (row, 1), 1.0);
+            gemm((n, d, n), o, (c, 1), p.as_ptr(), (n, 1), v, (row, 1), 1.0, Dst::Overwrite, false);
         }
     });
     (out, probs)
@@ -149,24 +97,20 @@ fn backward(qkv: &[f32], probs: &[f32], dy: &[f32], dims: Dims, scale: f32) -> V
             // SAFETY: as in `forward`; this task writes only its head's columns of sample bi.
             unsafe {
                 // dv = pᵀ·dy
-                gemm((n, d, n), dptr.get().add(at(2)), (row, 1), p.as_ptr(), (1, n), g, (c, 1), 1.0);
+                gemm((n, d, n), dptr.get().add(at(2)), (row, 1), p.as_ptr(), (1, n), g, (c, 1), 1.0, Dst::Overwrite, false);
                 // dp = dy·vᵀ, then ds = p ⊙ (dp − Σ_j dp ⊙ p)
-                gemm((n, n, d), ds.as_mut_ptr(), (n, 1), g, (c, 1), v, (1, row), 1.0);
+                gemm((n, n, d), ds.as_mut_ptr(), (n, 1), g, (c, 1), v, (1, row), 1.0, Dst::Overwrite, false);
                 for (dr, pr) in ds.chunks_mut(n).zip(p.chunks(n)) {
                     let dot: f32 = dr.iter().zip(pr).map(|(a, b)| a * b).sum();
                     dr.iter_mut().zip(pr).for_each(|(x, &pv)| *x = pv * (*x - dot));
                 }
                 // dq = scale · ds·k, dk = scale · dsᵀ·q
-                gemm((n, d, n), dptr.get().add(at(0)), (row, 1), ds.as_ptr(), (n, 1), k, (row, 1), scale);
-                gemm((n, d, n), dptr.get().add(at(1)), (row, 1), ds.as_ptr(), (1, n), q, (row, 1), scale);
+                gemm((n, d, n), dptr.get().add(at(0)), (row, 1), ds.as_ptr(), (n, 1), k, (row, 1), scale, Dst::Overwrite, false);
+                gemm((n, d, n), dptr.get().add(at(1)), (row, 1), ds.as_ptr(), (1, n), q, (row, 1), scale, Dst::Overwrite, false);
             }
         },
     );
     dqkv
-}
-
-fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(burn::tensor::TensorData::new(values, Shape::from(shape)))
 }
 
 #[derive(Debug)]
