@@ -185,11 +185,14 @@ pub struct Conv2dGeometry {
 }
 
 /// The convolution of `x` `[n, c, h, w]` by `weight` `[co, c, kh, kw]`
-/// (one group, no bias): on burn-flex one autodiff operation, `im2col` and
-/// one product per image each way (`fused/flex_conv.rs`). `Err` hands the
-/// operands back on every other backend and dtype.
+/// (one group, no bias) as one autodiff operation: on burn-flex, `im2col`
+/// and one product per image each way (`fused/flex_conv.rs`); on burn-tch
+/// with symmetric padding, libtorch's `conv2d` and its backward, except
+/// for 1×1, stride-1, unpadded kernels (the batched GEMMs of
+/// `functional::conv2d` measured faster there). `Err` hands the operands
+/// back on every other backend and dtype.
 #[allow(unused_mut)]
-#[cfg_attr(not(feature = "flex"), allow(unused_variables))]
+#[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(unused_variables))]
 pub fn conv2d<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, geometry: Conv2dGeometry) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
     let (mut x, mut weight) = (x, weight);
     #[cfg(feature = "flex")]
@@ -203,6 +206,18 @@ pub fn conv2d<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, geometry: Conv2
             Ok(x) => return Ok(same(flex_conv::conv2d_inner(x, same(weight), geometry))),
             Err(x) => x,
         };
+    }
+    #[cfg(feature = "tch")]
+    {
+        let [top, left, bottom, right] = geometry.padding;
+        let pointwise = weight.dims()[2..] == [1, 1] && geometry.stride == [1, 1] && geometry.padding == [0; 4];
+        if x.dtype() == burn::tensor::DType::F32 && weight.dtype() == burn::tensor::DType::F32 && top == bottom && left == right && !pointwise {
+            type A = burn_autodiff::Autodiff<burn_tch::LibTorch<f32>>;
+            x = match cast::<Tensor<B, 4>, Tensor<A, 4>>(x) {
+                Ok(x) => return Ok(same(tch_norm::conv2d_autodiff(x, same(weight), geometry))),
+                Err(x) => x,
+            };
+        }
     }
     Err((x, weight))
 }

@@ -1,10 +1,10 @@
-//! BatchNorm, LayerNorm and attention on burn-tch as single autodiff
-//! operations: one libtorch call forward (`native_batch_norm`,
-//! `layer_norm`, `scaled_dot_product_attention`) on leaves that share the
-//! inputs' memory, and libtorch's own backward for it
-//! (`native_batch_norm_backward`, `native_layer_norm_backward`, the flash
-//! attention backward), reached through libtorch's autograd on that one
-//! node.
+//! BatchNorm, LayerNorm, convolution and attention on burn-tch as single
+//! autodiff operations: one libtorch call forward (`native_batch_norm`,
+//! `layer_norm`, `conv2d`, `scaled_dot_product_attention`) on leaves that
+//! share the inputs' memory, and libtorch's own backward for it
+//! (`native_batch_norm_backward`, `native_layer_norm_backward`,
+//! `convolution_backward`, the flash attention backward), reached through
+//! libtorch's autograd on that one node.
 use burn::tensor::{Tensor, TensorPrimitive};
 use burn_autodiff::{
     checkpoint::{base::Checkpointer, strategy::NoCheckpointing},
@@ -13,6 +13,8 @@ use burn_autodiff::{
     Autodiff,
 };
 use burn_tch::{LibTorch, TchTensor};
+
+use super::Conv2dGeometry;
 
 type Tch = LibTorch<f32>;
 type A = Autodiff<Tch>;
@@ -32,23 +34,23 @@ impl<const N: usize> Backward<Tch, N> for TorchNodeBackward {
         let dy = grads.consume::<Tch>(&ops.node);
         let (leaves, y) = ops.state;
         // libtorch's `run_backward` starts from scalars: Σ y ⊙ dy has
-        // gradient dy at y, then the call's own backward runs.
+        // gradient dy at y, then the call's own backward runs, for the
+        // tracked inputs only (the others' leaves need no gradient).
         let root = (&y.tensor * &dy.tensor).sum(::tch::Kind::Float);
-        let inputs: Vec<&::tch::Tensor> = leaves.iter().map(|l| &l.tensor).collect();
-        let mut g = ::tch::Tensor::run_backward(&[root], &inputs, false, false).into_iter();
-        for node in ops.parents {
-            let grad = g.next().expect("one gradient per input");
-            if let Some(node) = node {
-                grads.register::<Tch>(node.id, TchTensor::new(grad));
-            }
+        let tracked: Vec<_> = ops.parents.into_iter().zip(&leaves).filter_map(|(node, leaf)| Some((node?, &leaf.tensor))).collect();
+        let inputs: Vec<&::tch::Tensor> = tracked.iter().map(|(_, t)| *t).collect();
+        let g = ::tch::Tensor::run_backward(&[root], &inputs, false, false);
+        for ((node, _), grad) in tracked.iter().zip(g) {
+            grads.register::<Tch>(node.id, TchTensor::new(grad));
         }
     }
 }
 
 /// Runs `call(inputs)` as one autodiff node: on leaves that share the
 /// inputs' memory when tracked (`from_existing` keeps burn-tch from writing
-/// into it in place while the graph holds it), directly when not. `call`
-/// returns the output and whatever else it computes.
+/// into it in place while the graph holds it; only the inputs that need a
+/// gradient ask libtorch for one), directly when not. `call` returns the
+/// output and whatever else it computes.
 fn one_node<const N: usize, T>(
     inputs: [AutodiffTensor; N],
     call: impl Fn([&::tch::Tensor; N]) -> (::tch::Tensor, T),
@@ -58,7 +60,7 @@ fn one_node<const N: usize, T>(
         OpsKind::Tracked(prep) => {
             let leaves = inputs
                 .each_ref()
-                .map(|t| TchTensor::from_existing(t.primitive.tensor.detach().set_requires_grad(true), t.primitive.storage.clone()));
+                .map(|t| TchTensor::from_existing(t.primitive.tensor.detach().set_requires_grad(!t.node.requirement.is_none()), t.primitive.storage.clone()));
             let (y, extra) = call(leaves.each_ref().map(|l| &l.tensor));
             let out = TchTensor::new(y.detach());
             (prep.finish((leaves, TchTensor::new(y)), out), extra)
@@ -102,6 +104,16 @@ pub(super) fn layer_norm_autodiff<const D: usize>(x: Tensor<A, D>, g: Tensor<A, 
     let n = x.dims()[D - 1] as i64;
     let inputs = [x.into_primitive().tensor(), g.into_primitive().tensor(), b.into_primitive().tensor()];
     float(one_node(inputs, |[x, g, b]| (x.layer_norm([n], Some(g), Some(b), eps, false), ())).0)
+}
+
+/// The convolution of `x` `[n, c, h, w]` by `w` `[co, c, kh, kw]` (one
+/// group, symmetric padding): libtorch's `conv2d` (oneDNN on a CPU, cuDNN
+/// on CUDA) and its `convolution_backward`.
+pub(super) fn conv2d_autodiff(x: Tensor<A, 4>, w: Tensor<A, 4>, g: Conv2dGeometry) -> Tensor<A, 4> {
+    let to_i64 = |v: [usize; 2]| v.map(|v| v as i64);
+    let (stride, padding, dilation) = (to_i64(g.stride), to_i64([g.padding[0], g.padding[1]]), to_i64(g.dilation));
+    let inputs = [x.into_primitive().tensor(), w.into_primitive().tensor()];
+    float(one_node(inputs, |[x, w]| (x.conv2d(w, None::<&::tch::Tensor>, stride, padding, dilation, 1), ())).0)
 }
 
 /// Attention of `qkv` `[b, n, 3c]` with `heads` heads: the q, k and v views,
