@@ -342,3 +342,46 @@ fn relu_and_its_gradient() {
     let grads = (y * tensor(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])).sum().backward();
     assert_eq!(values(x.grad(&grads).expect("a gradient")), vec![0.0, 0.0, 3.0, 0.0, 5.0, 0.0]);
 }
+
+/// The linear layer (`functional::linear`, one autodiff operation on flex)
+/// against a direct f64 computation: the output, and the gradients of the
+/// input, weight and bias; with and without bias, on a 3-D input.
+#[test]
+fn linear_and_its_gradients_match_a_direct_computation() {
+    use burn::nn::LinearConfig;
+    fn check(rows: usize, tokens: usize, d_in: usize, d_out: usize, bias: bool) {
+        let m = rows * tokens;
+        let xs: Vec<f32> = (0..m * d_in).map(|i| ((i * 31 % 47) as f32 - 23.0) * 0.04).collect();
+        let gs: Vec<f32> = (0..m * d_out).map(|i| ((i * 17 % 29) as f32 - 14.0) * 0.03).collect();
+        let layer = LinearConfig::new(d_in, d_out).with_bias(bias).init::<B>(&device());
+        let ws = values(layer.weight.val());
+        let bs = layer.bias.as_ref().map_or_else(|| vec![0.0; d_out], |b| values(b.val()));
+        let (mut y, mut dx, mut dw, mut db) = (vec![0f64; m * d_out], vec![0f64; m * d_in], vec![0f64; d_in * d_out], vec![0f64; d_out]);
+        for r in 0..m {
+            for o in 0..d_out {
+                let g = f64::from(gs[r * d_out + o]);
+                y[r * d_out + o] = f64::from(bs[o]) + (0..d_in).map(|i| f64::from(xs[r * d_in + i]) * f64::from(ws[i * d_out + o])).sum::<f64>();
+                db[o] += g;
+                for i in 0..d_in {
+                    dx[r * d_in + i] += g * f64::from(ws[i * d_out + o]);
+                    dw[i * d_out + o] += g * f64::from(xs[r * d_in + i]);
+                }
+            }
+        }
+        let f32s = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<_>>();
+        let x = tensor(xs, [rows, tokens, d_in]).require_grad();
+        let out = selfsup::layers::functional::linear(&layer, x.clone());
+        let what = format!("linear {rows}×{tokens}×{d_in} → {d_out}, bias {bias}");
+        assert_eq!(out.dims(), [rows, tokens, d_out], "{what}");
+        assert_close(&what, &values(out.clone()), &f32s(y), 1e-5, 1e-6);
+        let grads = (out * tensor(gs, [rows, tokens, d_out])).sum().backward();
+        assert_close(&format!("{what}: input gradient"), &values(x.grad(&grads).expect("a gradient")), &f32s(dx), 1e-4, 1e-6);
+        assert_close(&format!("{what}: weight gradient"), &values(layer.weight.val().grad(&grads).expect("a gradient")), &f32s(dw), 1e-4, 1e-6);
+        if let Some(b) = &layer.bias {
+            assert_close(&format!("{what}: bias gradient"), &values(b.val().grad(&grads).expect("a gradient")), &f32s(db), 1e-4, 1e-6);
+        }
+    }
+    check(2, 5, 7, 3, true);
+    check(3, 11, 16, 24, false);
+    check(1, 70, 33, 65, true);
+}

@@ -33,7 +33,20 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
         &x,
         operands,
         |(x, w, b), dt| (x.cast(dt), w.cast(dt), b.map(|b| b.cast(dt))),
-        |(x, w, b)| burn::tensor::module::linear(x, w, b),
+        |(x, w, b)| {
+            let dims = x.dims();
+            if D != 2 {
+                return burn::tensor::module::linear(x, w, b);
+            }
+            match crate::fused::linear(x.reshape([dims[0], dims[1]]), w, b) {
+                Ok(y) => {
+                    let mut out = dims;
+                    out[1] = y.dims()[1];
+                    y.reshape(out)
+                }
+                Err((x, w, b)) => burn::tensor::module::linear(x.reshape(dims), w, b),
+            }
+        },
     )
 }
 

@@ -222,6 +222,28 @@ pub fn conv2d<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, geometry: Conv2
     Err((x, weight))
 }
 
+/// `x·W + b` for `x` `[m, in]` and burn's `W` `[in, out]`: on burn-flex
+/// (float32) one autodiff operation, a multi-threaded `gemm` each way with
+/// no transposed copies (`fused/flex_linear.rs`). `Err` hands the operands
+/// back on every other backend and dtype.
+#[allow(unused_mut, clippy::type_complexity)]
+pub fn linear<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>, b: Option<Tensor<B, 1>>) -> Result<Tensor<B, 2>, (Tensor<B, 2>, Tensor<B, 2>, Option<Tensor<B, 1>>)> {
+    let mut x = x;
+    #[cfg(feature = "flex")]
+    if x.dtype() == burn::tensor::DType::F32 && w.dtype() == burn::tensor::DType::F32 && b.as_ref().is_none_or(|b| b.dtype() == burn::tensor::DType::F32) {
+        type A = burn_autodiff::Autodiff<burn_flex::Flex>;
+        x = match cast::<Tensor<B, 2>, Tensor<A, 2>>(x) {
+            Ok(x) => return Ok(same(flex_linear::linear_autodiff(x, same(w), b.map(same)))),
+            Err(x) => x,
+        };
+        x = match cast::<Tensor<B, 2>, Tensor<burn_flex::Flex, 2>>(x) {
+            Ok(x) => return Ok(same(flex_linear::linear_inner(x, same(w), b.map(same)))),
+            Err(x) => x,
+        };
+    }
+    Err((x, w, b))
+}
+
 /// `gelu(x)` (the `erf` form, PyTorch's default): burn's, as one
 /// multi-threaded autodiff operation on burn-flex (`fused/flex_gelu.rs`);
 /// every other backend (libtorch has one kernel each way already) takes
@@ -354,6 +376,8 @@ mod flex_conv;
 mod flex_gelu;
 #[cfg(feature = "flex")]
 mod flex_gemm;
+#[cfg(feature = "flex")]
+mod flex_linear;
 #[cfg(feature = "flex")]
 mod flex_norm;
 #[cfg(feature = "tch")]
