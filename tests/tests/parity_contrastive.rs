@@ -588,7 +588,8 @@ fn conv2d_gradients_match_a_direct_computation() {
                     let go = gs[yi] as f64;
                     for c in 0..ci {
                         for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
-                            let (iy, ix) = ((oy * stride + ky * dil) as isize - pad as isize, (ox * stride + kx * dil) as isize - pad as isize);
+                            let (iy, ix) =
+                                ((oy * stride + ky * dil) as isize - pad as isize, (ox * stride + kx * dil) as isize - pad as isize);
                             if iy < 0 || ix < 0 || iy >= s as isize || ix >= s as isize {
                                 continue;
                             }
@@ -609,8 +610,7 @@ fn conv2d_gradients_match_a_direct_computation() {
             ("output", ys, yr, y_abs),
             ("input gradient", values(x.grad(&grads).unwrap()), dx, dx_abs),
             ("weight gradient", values(w.grad(&grads).unwrap()), dw, dw_abs),
-        ]
-        {
+        ] {
             let worst = ours
                 .iter()
                 .zip(&reference)

@@ -193,7 +193,11 @@ pub struct Conv2dGeometry {
 /// back on every other backend and dtype.
 #[allow(unused_mut)]
 #[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(unused_variables))]
-pub fn conv2d<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, geometry: Conv2dGeometry) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
+pub fn conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    geometry: Conv2dGeometry,
+) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
     let (mut x, mut weight) = (x, weight);
     #[cfg(feature = "flex")]
     if x.dtype() == burn::tensor::DType::F32 && weight.dtype() == burn::tensor::DType::F32 {
@@ -211,7 +215,12 @@ pub fn conv2d<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, geometry: Conv2
     {
         let [top, left, bottom, right] = geometry.padding;
         let pointwise = weight.dims()[2..] == [1, 1] && geometry.stride == [1, 1] && geometry.padding == [0; 4];
-        if x.dtype() == burn::tensor::DType::F32 && weight.dtype() == burn::tensor::DType::F32 && top == bottom && left == right && !pointwise {
+        if x.dtype() == burn::tensor::DType::F32
+            && weight.dtype() == burn::tensor::DType::F32
+            && top == bottom
+            && left == right
+            && !pointwise
+        {
             type A = burn_autodiff::Autodiff<burn_tch::LibTorch<f32>>;
             x = match cast::<Tensor<B, 4>, Tensor<A, 4>>(x) {
                 Ok(x) => return Ok(same(tch_norm::conv2d_autodiff(x, same(weight), geometry))),
@@ -227,10 +236,17 @@ pub fn conv2d<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, geometry: Conv2
 /// no transposed copies (`fused/flex_linear.rs`). `Err` hands the operands
 /// back on every other backend and dtype.
 #[allow(unused_mut, clippy::type_complexity)]
-pub fn linear<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>, b: Option<Tensor<B, 1>>) -> Result<Tensor<B, 2>, (Tensor<B, 2>, Tensor<B, 2>, Option<Tensor<B, 1>>)> {
+pub fn linear<B: Backend>(
+    x: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    b: Option<Tensor<B, 1>>,
+) -> Result<Tensor<B, 2>, (Tensor<B, 2>, Tensor<B, 2>, Option<Tensor<B, 1>>)> {
     let mut x = x;
     #[cfg(feature = "flex")]
-    if x.dtype() == burn::tensor::DType::F32 && w.dtype() == burn::tensor::DType::F32 && b.as_ref().is_none_or(|b| b.dtype() == burn::tensor::DType::F32) {
+    if x.dtype() == burn::tensor::DType::F32
+        && w.dtype() == burn::tensor::DType::F32
+        && b.as_ref().is_none_or(|b| b.dtype() == burn::tensor::DType::F32)
+    {
         type A = burn_autodiff::Autodiff<burn_flex::Flex>;
         x = match cast::<Tensor<B, 2>, Tensor<A, 2>>(x) {
             Ok(x) => return Ok(same(flex_linear::linear_autodiff(x, same(w), b.map(same)))),
@@ -379,6 +395,8 @@ mod flex_gemm;
 #[cfg(feature = "flex")]
 mod flex_linear;
 #[cfg(feature = "flex")]
+mod flex_math;
+#[cfg(feature = "flex")]
 mod flex_norm;
 #[cfg(feature = "tch")]
 mod tch_norm;
@@ -451,16 +469,12 @@ mod flex {
         let ys = y.storage_mut::<f32>();
         let chunk = rows_per_task(n) * n;
         ys.par_chunks_mut(chunk).zip(xs.par_chunks(chunk)).for_each(|(ys, xs)| {
-            for (y, x) in ys.chunks_mut(n).zip(xs.chunks(n)) {
-                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0f32;
-                for (yi, xi) in y.iter_mut().zip(x) {
-                    *yi = (xi - max).exp();
-                    sum += *yi;
+            super::flex_math::vectorized(|| {
+                for (y, x) in ys.chunks_mut(n).zip(xs.chunks(n)) {
+                    y.copy_from_slice(x);
+                    super::flex_math::softmax_row(y);
                 }
-                let inv = 1.0 / sum;
-                y.iter_mut().for_each(|yi| *yi *= inv);
-            }
+            })
         });
         y
     }

@@ -23,6 +23,7 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::flex_gemm::{gemm, tensor, Dst, SharedPtr};
+use super::flex_math::{softmax_row, vectorized};
 
 /// The sizes of one call: batch, tokens, heads, head width.
 #[derive(Debug, Clone, Copy)]
@@ -68,16 +69,11 @@ fn forward(qkv: &[f32], dims: Dims, scale: f32) -> (Vec<f32>, Vec<f32>) {
 }
 
 fn softmax_rows(p: &mut [f32], n: usize) {
-    for r in p.chunks_mut(n) {
-        let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for v in r.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
+    vectorized(|| {
+        for r in p.chunks_mut(n) {
+            softmax_row(r);
         }
-        let inv = 1.0 / sum;
-        r.iter_mut().for_each(|v| *v *= inv);
-    }
+    })
 }
 
 /// Backward: `d qkv` `[b, n, 3c]` from `dy` `[b, n, c]`.

@@ -164,7 +164,20 @@ fn forward(x: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
             &col[..]
         };
         // SAFETY: W is co×k, the columns k×p, and image b's output block co×p is this task's alone.
-        unsafe { gemm((d.co, p, k), out.get().add(b * d.co * p), (p, 1), w.as_ptr(), (k, 1), cols.as_ptr(), (p, 1), 1.0, Dst::Overwrite, parallel) };
+        unsafe {
+            gemm(
+                (d.co, p, k),
+                out.get().add(b * d.co * p),
+                (p, 1),
+                w.as_ptr(),
+                (k, 1),
+                cols.as_ptr(),
+                (p, 1),
+                1.0,
+                Dst::Overwrite,
+                parallel,
+            )
+        };
     });
     y
 }
@@ -207,7 +220,20 @@ fn grad_weight(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
                 &col[..]
             };
             // SAFETY: dy's block is co×p, colᵀ is p×k through the columns' strides, dw co×k is local.
-            unsafe { gemm((d.co, k, p), dw.as_mut_ptr(), (k, 1), dy[b * d.co * p..].as_ptr(), (p, 1), cols.as_ptr(), (1, p), 1.0, Dst::Accumulate, parallel) };
+            unsafe {
+                gemm(
+                    (d.co, k, p),
+                    dw.as_mut_ptr(),
+                    (k, 1),
+                    dy[b * d.co * p..].as_ptr(),
+                    (p, 1),
+                    cols.as_ptr(),
+                    (1, p),
+                    1.0,
+                    Dst::Accumulate,
+                    parallel,
+                )
+            };
         }
         dw
     };
@@ -259,7 +285,11 @@ fn run(x: &FlexTensor, w: &FlexTensor, g: Conv2dGeometry) -> (FlexTensor, Dims) 
 }
 
 /// The convolution of `x` `[n, c, h, w]` by `weight` `[co, c, kh, kw]`.
-pub(crate) fn conv2d_autodiff(x: Tensor<Autodiff<Flex>, 4>, weight: Tensor<Autodiff<Flex>, 4>, g: Conv2dGeometry) -> Tensor<Autodiff<Flex>, 4> {
+pub(crate) fn conv2d_autodiff(
+    x: Tensor<Autodiff<Flex>, 4>,
+    weight: Tensor<Autodiff<Flex>, 4>,
+    g: Conv2dGeometry,
+) -> Tensor<Autodiff<Flex>, 4> {
     let x = x.into_primitive().tensor();
     let w = weight.into_primitive().tensor();
     let (xc, wc) = (x.primitive.to_contiguous(), w.primitive.to_contiguous());

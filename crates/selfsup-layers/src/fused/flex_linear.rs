@@ -73,10 +73,13 @@ fn grad_bias(dy: &[f32], n: usize) -> FlexTensor {
             block.chunks(n).for_each(|r| s.iter_mut().zip(r).for_each(|(s, v)| *s += v));
             s
         })
-        .reduce(|| vec![0f32; n], |mut a, b| {
-            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-            a
-        });
+        .reduce(
+            || vec![0f32; n],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
     tensor(db, vec![n])
 }
 

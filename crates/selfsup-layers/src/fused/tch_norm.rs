@@ -58,9 +58,12 @@ fn one_node<const N: usize, T>(
     let nodes = inputs.each_ref().map(|t| t.node.clone());
     match TorchNodeBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
-            let leaves = inputs
-                .each_ref()
-                .map(|t| TchTensor::from_existing(t.primitive.tensor.detach().set_requires_grad(!t.node.requirement.is_none()), t.primitive.storage.clone()));
+            let leaves = inputs.each_ref().map(|t| {
+                TchTensor::from_existing(
+                    t.primitive.tensor.detach().set_requires_grad(!t.node.requirement.is_none()),
+                    t.primitive.storage.clone(),
+                )
+            });
             let (y, extra) = call(leaves.each_ref().map(|l| &l.tensor));
             let out = TchTensor::new(y.detach());
             (prep.finish((leaves, TchTensor::new(y)), out), extra)
