@@ -119,6 +119,55 @@ pub(super) fn conv2d_autodiff(x: Tensor<A, 4>, w: Tensor<A, 4>, g: Conv2dGeometr
     float(one_node(inputs, |[x, w]| (x.conv2d(w, None::<&::tch::Tensor>, stride, padding, dilation, 1), ())).0)
 }
 
+/// The backward of a 1×1, stride-1, unpadded convolution as products.
+#[derive(Debug)]
+struct PointwiseBackward;
+
+impl Backward<Tch, 2> for PointwiseBackward {
+    /// The input `[n, c, h, w]` and weight `[co, c, 1, 1]`.
+    type State = (TchTensor, TchTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (x, w) = ops.state;
+        let dy = grads.consume::<Tch>(&ops.node);
+        let (xs, ws) = (x.tensor.size(), w.tensor.size());
+        let (n, c, co) = (xs[0], xs[1], ws[0]);
+        let x3 = x.tensor.reshape([n, c, -1]);
+        let w2 = w.tensor.reshape([co, c]);
+        let dy3 = dy.tensor.reshape([n, co, -1]);
+        let [x_node, w_node] = ops.parents;
+        if let Some(node) = w_node {
+            // dW = Σ_images dy·xᵀ, accumulated in place: no [n, co, c] stack to sum.
+            let mut dw = ::tch::Tensor::zeros([co, c], (::tch::Kind::Float, w.tensor.device()));
+            for i in 0..n {
+                let _ = dw.addmm_(&dy3.get(i), &x3.get(i).tr());
+            }
+            grads.register::<Tch>(node.id, TchTensor::new(dw.reshape(ws.as_slice())));
+        }
+        if let Some(node) = x_node {
+            grads.register::<Tch>(node.id, TchTensor::new(w2.tr().matmul(&dy3).reshape(xs.as_slice())));
+        }
+    }
+}
+
+/// A 1×1, stride-1, unpadded convolution of `x` `[n, c, h, w]` by `w`
+/// `[co, c, 1, 1]` as `W·x[i]` for every image `i` (one batched MKL
+/// product, which measured faster here than oneDNN's 1×1 convolution),
+/// with a backward that sums the weight gradient in place over the images.
+pub(super) fn pointwise_conv_autodiff(x: Tensor<A, 4>, w: Tensor<A, 4>) -> Tensor<A, 4> {
+    let [n, _, h, wd] = x.dims().map(|d| d as i64);
+    let x = x.into_primitive().tensor();
+    let w = w.into_primitive().tensor();
+    let (co, c) = (w.primitive.tensor.size()[0], w.primitive.tensor.size()[1]);
+    let y = w.primitive.tensor.reshape([co, c]).matmul(&x.primitive.tensor.reshape([n, c, h * wd])).reshape([n, co, h, wd]);
+    let y = TchTensor::new(y);
+    let out = match PointwiseBackward.prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, w.primitive), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    float(out)
+}
+
 /// Attention of `qkv` `[b, n, 3c]` with `heads` heads: the q, k and v views,
 /// `scaled_dot_product_attention`, and the heads back side by side.
 pub(super) fn qkv_attention_autodiff(qkv: Tensor<A, 3>, heads: usize, scale: f64) -> Tensor<A, 3> {
