@@ -131,6 +131,9 @@ fn ensure_torchvision(venv: &Path) -> Result<()> {
     if Command::new(&python).args(["-c", "import torchvision"]).status().is_ok_and(|s| s.success()) {
         return Ok(());
     }
+    if super::bypass_version_check() {
+        bail!("torchvision is missing from {}: install the one built for its torch", venv.display());
+    }
     eprintln!("installing torchvision {TORCHVISION_VERSION} into {}", venv.display());
     if !run(Command::new(&python).args(["-m", "pip", "install", "-q", &format!("torchvision=={TORCHVISION_VERSION}")]))? {
         bail!("pip could not install torchvision {TORCHVISION_VERSION}");

@@ -105,6 +105,11 @@ fn torch_venv(install: bool) -> Result<PathBuf> {
     if python.exists() && has_torch(&python) {
         return Ok(venv);
     }
+    // A GPU machine's own torch (2.11 with CUDA 13 builds with tch 0.22):
+    // taken as it is, never replaced.
+    if bypass_version_check() && python.exists() {
+        return Ok(venv);
+    }
     if !install {
         bail!("torch {TORCH_VERSION} is not installed in {}; run `cargo xtask setup-torch`", venv.display());
     }
@@ -116,6 +121,12 @@ fn torch_venv(install: bool) -> Result<PathBuf> {
         bail!("pip could not install torch {TORCH_VERSION}");
     }
     Ok(venv)
+}
+
+/// `LIBTORCH_BYPASS_VERSION_CHECK` is set: torch-sys builds against
+/// whatever torch the venv has, and so do we.
+fn bypass_version_check() -> bool {
+    env::var_os("LIBTORCH_BYPASS_VERSION_CHECK").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn torch_lib(venv: &Path) -> Result<PathBuf> {
