@@ -70,10 +70,11 @@ pub fn l2_normalize<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> 
 /// pixels on the stride grid) and cost the same, but burn-wgpu 0.21
 /// computes the input gradient of a strided 1×1 convolution wrongly
 /// (`conv2d_gradients_match_a_direct_computation`), which corrupted every
-/// ResNet gradient below the last stage on wgpu. On burn-flex, ungrouped
-/// convolutions are one fused operation ([`crate::fused::conv2d`]);
-/// elsewhere ungrouped 1×1 convolutions run as matrix products
-/// (`pointwise`) and other convolutions go straight to burn's `conv2d`.
+/// ResNet gradient below the last stage on wgpu. On burn-flex and
+/// burn-tch, ungrouped convolutions are one fused operation
+/// ([`crate::fused::conv2d`]); elsewhere ungrouped 1×1 convolutions run as
+/// matrix products (`pointwise`) and other convolutions go straight to
+/// burn's `conv2d`.
 /// Runs in the autocast dtype when autocast is on.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let like = x.clone();
